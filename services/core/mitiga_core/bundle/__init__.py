@@ -1,0 +1,26 @@
+"""Model bundles: a Keras model with its manifest, reference sample and training data."""
+
+from mitiga_core.bundle.io import (
+    TrainingData,
+    import_archive,
+    load_keras,
+    read_manifest,
+    read_reference,
+    read_training,
+    save_bundle,
+)
+from mitiga_core.bundle.manifest import Lineage, ModelManifest, Scaler, TrainingInfo
+
+__all__ = [
+    "Lineage",
+    "ModelManifest",
+    "Scaler",
+    "TrainingData",
+    "TrainingInfo",
+    "import_archive",
+    "load_keras",
+    "read_manifest",
+    "read_reference",
+    "read_training",
+    "save_bundle",
+]

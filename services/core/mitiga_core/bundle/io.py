@@ -1,0 +1,184 @@
+"""Reading and writing model bundles in a :class:`~mitiga_core.store.ModelStore`.
+
+A version folder holds ``model.keras``, ``manifest.json``, and optionally ``reference.npy``
+(training inputs for drift detection) and ``training.npz`` (the training data, for retraining).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from mitiga_core.bundle.manifest import Lineage, ModelManifest, Scaler
+from mitiga_core.errors import BundleError
+
+if TYPE_CHECKING:
+    import keras
+
+    from mitiga_core.store import ModelStore
+    from mitiga_core.types import FloatArray
+
+MODEL_FILE = "model.keras"
+MANIFEST_FILE = "manifest.json"
+REFERENCE_FILE = "reference.npy"
+TRAINING_FILE = "training.npz"
+
+
+@dataclass
+class TrainingData:
+    """Training rows in original units: inputs, targets, and a date (ISO string) per row."""
+
+    x: FloatArray
+    y: FloatArray
+    dates: np.ndarray[Any, np.dtype[np.str_]]
+
+
+def load_keras(path: Path) -> keras.Model:
+    """Load a ``.keras`` file with ``safe_mode=True``; any failure is a BundleError."""
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # keras raises many kinds on a bad file
+        raise BundleError(f"model file could not be loaded: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, keras.Model):
+        raise BundleError("model file does not hold a Keras model")
+    return model
+
+
+def save_bundle(
+    store: ModelStore,
+    manifest: ModelManifest,
+    model: keras.Model,
+    reference: FloatArray | None = None,
+    training: TrainingData | None = None,
+) -> ModelManifest:
+    """Write a new version atomically and return its manifest, version filled in."""
+    written: list[ModelManifest] = []
+
+    def populate(folder: Path, version: str) -> None:
+        final = manifest.model_copy(update={"version": version, "reference_rows": 0 if reference is None else len(reference)})
+        model.save(folder / MODEL_FILE)
+        if reference is not None:
+            np.save(folder / REFERENCE_FILE, np.asarray(reference, np.float32))
+        if training is not None:
+            np.savez(folder / TRAINING_FILE, x=training.x, y=training.y, dates=training.dates)
+        (folder / MANIFEST_FILE).write_text(final.model_dump_json(indent=2))
+        written.append(final)
+
+    store.write_version(manifest.name, populate)
+    return written[-1]
+
+
+def read_manifest(folder: Path) -> ModelManifest:
+    try:
+        return ModelManifest.model_validate_json((folder / MANIFEST_FILE).read_text())
+    except (OSError, ValidationError) as exc:
+        raise BundleError(f"invalid manifest in {folder.name}: {exc}") from exc
+
+
+def read_reference(folder: Path) -> FloatArray | None:
+    path = folder / REFERENCE_FILE
+    return np.load(path).astype(np.float32) if path.exists() else None
+
+
+def read_training(folder: Path) -> TrainingData | None:
+    path = folder / TRAINING_FILE
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        return TrainingData(x=data["x"], y=data["y"], dates=data["dates"])
+
+
+def manifest_for_plain_model(
+    name: str,
+    model: keras.Model,
+    *,
+    task: str | None = None,
+    features: list[str] | None = None,
+    input_scaler: Scaler | None = None,
+    output_scaler: Scaler | None = None,
+) -> ModelManifest:
+    """Describe a ``.keras`` file made elsewhere: shape from the model, names defaulted, scalers explicit."""
+    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
+    if shape is None:
+        raise BundleError("models with several inputs are not supported")
+    dims = [d for d in shape[1:]]
+    if any(d is None for d in dims):
+        raise BundleError(f"model input shape {shape} has an undefined dimension besides the batch")
+    if task is None:
+        task = "forecast" if len(dims) == 2 and dims[1] == 1 else "regression"
+    try:
+        if task == "forecast":
+            if len(dims) not in (1, 2) or (len(dims) == 2 and dims[1] != 1):
+                raise BundleError(f"a forecast model takes (window, 1) inputs; this one takes {shape[1:]}")
+            return ModelManifest(
+                name=name, task="forecast", features=features or ["value"], window=int(dims[0]),
+                input_scaler=input_scaler or Scaler(), output_scaler=output_scaler or Scaler(),
+                lineage=Lineage(trigger="import"),
+            )
+        if len(dims) != 1:
+            raise BundleError(f"a regression model takes (features,) inputs; this one takes {shape[1:]}")
+        n = int(dims[0])
+        names = features or [f"f{i}" for i in range(n)]
+        if len(names) != n:
+            raise BundleError(f"{len(names)} feature names given for a model with {n} inputs")
+        return ModelManifest(
+            name=name, task="regression", features=names,
+            input_scaler=input_scaler or Scaler(), output_scaler=output_scaler or Scaler(),
+            lineage=Lineage(trigger="import"),
+        )
+    except ValidationError as exc:
+        raise BundleError(f"invalid model description: {exc}") from exc
+
+
+def import_archive(store: ModelStore, name: str, data: bytes, **plain: Any) -> ModelManifest:
+    """Register an uploaded ``.keras`` file or a bundle zip (``model.keras`` + ``manifest.json`` [+ arrays]).
+
+    The model is loaded (safe mode) and checked before anything is written; on any error nothing is registered.
+    """
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise BundleError("upload is neither a .keras file nor a bundle zip")
+    with tempfile.TemporaryDirectory(prefix="mitiga-upload-") as tmp:
+        folder = Path(tmp)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            if MANIFEST_FILE in names and MODEL_FILE in names:
+                for member in (MODEL_FILE, MANIFEST_FILE, REFERENCE_FILE, TRAINING_FILE):
+                    if member in names:
+                        (folder / member).write_bytes(archive.read(member))
+            else:
+                (folder / MODEL_FILE).write_bytes(data)
+        model = load_keras(folder / MODEL_FILE)
+        if (folder / MANIFEST_FILE).exists():
+            try:
+                raw = json.loads((folder / MANIFEST_FILE).read_text())
+                manifest = ModelManifest.model_validate({**raw, "name": name})
+            except (ValueError, ValidationError) as exc:
+                raise BundleError(f"invalid manifest: {exc}") from exc
+            check_model_matches(manifest, model)
+        else:
+            manifest = manifest_for_plain_model(name, model, **plain)
+        reference = read_reference(folder)
+        training = read_training(folder)
+        if reference is not None and reference.shape[-1] != (1 if manifest.task == "forecast" else len(manifest.features)):
+            raise BundleError(f"reference.npy has {reference.shape[-1]} columns; the manifest expects {len(manifest.features)}")
+        return save_bundle(store, manifest, model, reference, training)
+
+
+def check_model_matches(manifest: ModelManifest, model: keras.Model) -> None:
+    """The manifest's input shape must fit the model's."""
+    dims = list(model.input_shape[1:])
+    expected = [manifest.window, 1] if manifest.task == "forecast" else [len(manifest.features)]
+    if manifest.task == "forecast" and dims == [manifest.window]:
+        return
+    if dims != expected:
+        raise BundleError(f"manifest describes inputs {expected} but the model takes {dims}")

@@ -1,0 +1,124 @@
+"""The manifest of a model version: what it takes, what it returns, how it was made."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mitiga_core.types import FloatArray  # noqa: TC001 - used at run time by pydantic
+
+Task = Literal["forecast", "regression"]
+
+
+class Scaler(BaseModel):
+    """An affine transform fitted on training data only: ``scaled = (x - offset) / scale``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["none", "minmax", "standard"] = "none"
+    offset: list[float] = Field(default_factory=list)
+    scale: list[float] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Scaler:
+        if self.kind == "none" and (self.offset or self.scale):
+            raise ValueError("a 'none' scaler takes no offset or scale")
+        if self.kind != "none":
+            if not self.offset or len(self.offset) != len(self.scale):
+                raise ValueError("offset and scale must be non-empty and of equal length")
+            if any(s == 0 or not np.isfinite(s) for s in self.scale):
+                raise ValueError("scale values must be finite and non-zero")
+        return self
+
+    @classmethod
+    def fit(cls, kind: Literal["none", "minmax", "standard"], data: FloatArray) -> Scaler:
+        """Fit per column on ``data`` (rows x columns); a constant column gets scale 1."""
+        if kind == "none":
+            return cls()
+        cols = np.asarray(data, dtype=np.float64).reshape(len(data), -1)
+        if kind == "minmax":
+            offset, span = cols.min(axis=0), cols.max(axis=0) - cols.min(axis=0)
+        else:
+            offset, span = cols.mean(axis=0), cols.std(axis=0)
+        span = np.where(span == 0, 1.0, span)
+        return cls(kind=kind, offset=offset.tolist(), scale=span.tolist())
+
+    def transform(self, x: FloatArray) -> FloatArray:
+        if self.kind == "none":
+            return x
+        return ((x - np.asarray(self.offset, np.float32)) / np.asarray(self.scale, np.float32)).astype(np.float32)
+
+    def inverse(self, y: FloatArray) -> FloatArray:
+        if self.kind == "none":
+            return y
+        return (y * np.asarray(self.scale, np.float32) + np.asarray(self.offset, np.float32)).astype(np.float32)
+
+
+class TrainingInfo(BaseModel):
+    architecture: str = "unknown"
+    data_start: str | None = None
+    data_end: str | None = None
+    rows: int = 0
+    epochs: int = 0
+    metrics: dict[str, float] = Field(default_factory=dict)
+    """Training and validation metrics, e.g. ``val_mae``, ``val_r2``, in original units."""
+
+
+class Lineage(BaseModel):
+    parent: str | None = None
+    trigger: str = "initial"
+    """initial | import | informed | blind | manual"""
+    episode_id: str | None = None
+    strategy: str | None = None
+    mode: str | None = None
+
+
+class ModelManifest(BaseModel):
+    """Stored as ``manifest.json`` next to ``model.keras`` in each version folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str = "0"
+    task: Task
+    features: list[str]
+    """Input column names. A forecast model has one: the series it forecasts."""
+    window: int | None = None
+    """Forecast models: how many past values form one input row."""
+    outputs: list[str] = Field(default_factory=lambda: ["prediction"])
+    input_scaler: Scaler = Field(default_factory=Scaler)
+    output_scaler: Scaler = Field(default_factory=Scaler)
+    training: TrainingInfo = Field(default_factory=TrainingInfo)
+    lineage: Lineage = Field(default_factory=Lineage)
+    reference_rows: int = 0
+    """Rows in ``reference.npy``: training inputs (original units) that drift is tested against."""
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    """Per-model overrides of the detector's alert levels."""
+    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelManifest:
+        if not self.features:
+            raise ValueError("features must not be empty")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError("feature names must be unique")
+        if self.task == "forecast":
+            if self.window is None or self.window < 1:
+                raise ValueError("a forecast model needs a positive window")
+            if len(self.features) != 1:
+                raise ValueError("a forecast model has exactly one feature (its series)")
+        elif self.window is not None:
+            raise ValueError("a regression model has no window")
+        return self
+
+    @property
+    def input_shape(self) -> list[int]:
+        """The OIP input tensor shape, -1 for the batch dimension."""
+        return [-1, self.window] if self.task == "forecast" and self.window else [-1, len(self.features)]
+
+    @property
+    def input_name(self) -> str:
+        return "window" if self.task == "forecast" else "features"

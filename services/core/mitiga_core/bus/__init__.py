@@ -1,0 +1,6 @@
+"""Message bus: the interface and its embedded implementation (Kafka comes beside it)."""
+
+from mitiga_core.bus.base import Bus, Consumer, Record
+from mitiga_core.bus.memory import InMemoryBus
+
+__all__ = ["Bus", "Consumer", "InMemoryBus", "Record"]

@@ -1,0 +1,56 @@
+"""The message bus interface: publish, and consume with a consumer group, committing after handling."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mitiga_core.events import Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A consumed message with its position."""
+
+    topic: str
+    partition: int
+    offset: int
+    envelope: Envelope
+
+
+class Consumer(abc.ABC):
+    """A member of a consumer group. Offsets advance for the group only on :meth:`commit`."""
+
+    @abc.abstractmethod
+    def poll(self, timeout_s: float = 1.0, max_records: int = 500) -> list[Record]:
+        """Return up to ``max_records`` records, waiting at most ``timeout_s`` for the first."""
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Commit the positions of every record returned so far."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Leave the group. Uncommitted records are delivered again to the group."""
+
+
+class Bus(abc.ABC):
+    """Publishes envelopes to topics and hands out consumers."""
+
+    @abc.abstractmethod
+    def publish(self, topic: str, envelope: Envelope) -> None:
+        """Send one envelope. Raises on a failure the caller must count."""
+
+    @abc.abstractmethod
+    def subscribe(self, topics: Sequence[str], group_id: str) -> Consumer:
+        """Join ``group_id`` on ``topics``."""
+
+    def flush(self, timeout_s: float = 10.0) -> None:  # noqa: B027 - optional hook
+        """Wait until published envelopes are delivered."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,79 @@
+"""An in-memory bus for the standalone mode and unit tests: one partition per topic, offsets per group."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from mitiga_core.bus.base import Bus, Consumer, Record
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mitiga_core.events import Envelope
+
+
+class InMemoryBus(Bus):
+    """Append-only topic logs shared by every consumer in the process."""
+
+    def __init__(self) -> None:
+        self._logs: dict[str, list[Envelope]] = {}
+        self._committed: dict[tuple[str, str], int] = {}
+        self._cond = threading.Condition()
+
+    def publish(self, topic: str, envelope: Envelope) -> None:
+        with self._cond:
+            self._logs.setdefault(topic, []).append(envelope)
+            self._cond.notify_all()
+
+    def subscribe(self, topics: Sequence[str], group_id: str) -> Consumer:
+        return _InMemoryConsumer(self, list(topics), group_id)
+
+    def messages(self, topic: str) -> list[Envelope]:
+        """A copy of a topic's log (for tests and reports)."""
+        with self._cond:
+            return list(self._logs.get(topic, []))
+
+    # used by the consumer
+    def _read(self, positions: dict[str, int], max_records: int) -> list[Record]:
+        records: list[Record] = []
+        for topic, start in positions.items():
+            log = self._logs.get(topic, [])
+            for offset in range(start, min(len(log), start + max_records - len(records))):
+                records.append(Record(topic, 0, offset, log[offset]))
+        return records
+
+
+class _InMemoryConsumer(Consumer):
+    def __init__(self, bus: InMemoryBus, topics: list[str], group_id: str) -> None:
+        self._bus = bus
+        self._group = group_id
+        with bus._cond:
+            self._positions = {t: bus._committed.get((group_id, t), 0) for t in topics}
+        self._closed = False
+
+    def poll(self, timeout_s: float = 1.0, max_records: int = 500) -> list[Record]:
+        deadline = time.monotonic() + timeout_s
+        with self._bus._cond:
+            while not self._closed:
+                records = self._bus._read(self._positions, max_records)
+                if records:
+                    for record in records:
+                        self._positions[record.topic] = record.offset + 1
+                    return records
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._bus._cond.wait(remaining)
+        return []
+
+    def commit(self) -> None:
+        with self._bus._cond:
+            for topic, position in self._positions.items():
+                self._bus._committed[(self._group, topic)] = position
+
+    def close(self) -> None:
+        with self._bus._cond:
+            self._closed = True
+            self._bus._cond.notify_all()

@@ -1,0 +1,184 @@
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DriftLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DRIFT_LEVEL_UNSPECIFIED: _ClassVar[DriftLevel]
+    DRIFT_LEVEL_NONE: _ClassVar[DriftLevel]
+    DRIFT_LEVEL_WARNING: _ClassVar[DriftLevel]
+    DRIFT_LEVEL_CRITICAL: _ClassVar[DriftLevel]
+
+class DriftType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DRIFT_TYPE_UNSPECIFIED: _ClassVar[DriftType]
+    DRIFT_TYPE_DATA: _ClassVar[DriftType]
+    DRIFT_TYPE_PREDICTION: _ClassVar[DriftType]
+    DRIFT_TYPE_CONCEPT: _ClassVar[DriftType]
+DRIFT_LEVEL_UNSPECIFIED: DriftLevel
+DRIFT_LEVEL_NONE: DriftLevel
+DRIFT_LEVEL_WARNING: DriftLevel
+DRIFT_LEVEL_CRITICAL: DriftLevel
+DRIFT_TYPE_UNSPECIFIED: DriftType
+DRIFT_TYPE_DATA: DriftType
+DRIFT_TYPE_PREDICTION: DriftType
+DRIFT_TYPE_CONCEPT: DriftType
+
+class Matrix(_message.Message):
+    __slots__ = ("shape", "data")
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    data: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, shape: _Optional[_Iterable[int]] = ..., data: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class InferenceEvent(_message.Message):
+    __slots__ = ("event_id", "request_id", "model_name", "model_version", "time", "feature_names", "inputs", "outputs", "output_names", "data_time")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    DATA_TIME_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    request_id: str
+    model_name: str
+    model_version: str
+    time: _timestamp_pb2.Timestamp
+    feature_names: _containers.RepeatedScalarFieldContainer[str]
+    inputs: Matrix
+    outputs: Matrix
+    output_names: _containers.RepeatedScalarFieldContainer[str]
+    data_time: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Union[Matrix, _Mapping]] = ..., outputs: _Optional[_Union[Matrix, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., data_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Feedback(_message.Message):
+    __slots__ = ("request_id", "ground_truth")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    ground_truth: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, request_id: _Optional[str] = ..., ground_truth: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class FeedbackEvent(_message.Message):
+    __slots__ = ("event_id", "model_name", "time", "items")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    model_name: str
+    time: _timestamp_pb2.Timestamp
+    items: _containers.RepeatedCompositeFieldContainer[Feedback]
+    def __init__(self, event_id: _Optional[str] = ..., model_name: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., items: _Optional[_Iterable[_Union[Feedback, _Mapping]]] = ...) -> None: ...
+
+class FeatureDrift(_message.Message):
+    __slots__ = ("feature", "p_value", "statistic", "wasserstein", "jensen_shannon", "psi", "drifted")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    STATISTIC_FIELD_NUMBER: _ClassVar[int]
+    WASSERSTEIN_FIELD_NUMBER: _ClassVar[int]
+    JENSEN_SHANNON_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
+    DRIFTED_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    p_value: float
+    statistic: float
+    wasserstein: float
+    jensen_shannon: float
+    psi: float
+    drifted: bool
+    def __init__(self, feature: _Optional[str] = ..., p_value: _Optional[float] = ..., statistic: _Optional[float] = ..., wasserstein: _Optional[float] = ..., jensen_shannon: _Optional[float] = ..., psi: _Optional[float] = ..., drifted: bool = ...) -> None: ...
+
+class DriftEvent(_message.Message):
+    __slots__ = ("event_id", "episode_id", "model_name", "model_version", "window_start", "window_end", "window_size", "level", "drift_types", "share_drifted", "top_features", "metrics", "time")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EPISODE_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_START_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_END_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    SHARE_DRIFTED_FIELD_NUMBER: _ClassVar[int]
+    TOP_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    episode_id: str
+    model_name: str
+    model_version: str
+    window_start: _timestamp_pb2.Timestamp
+    window_end: _timestamp_pb2.Timestamp
+    window_size: int
+    level: DriftLevel
+    drift_types: _containers.RepeatedScalarFieldContainer[DriftType]
+    share_drifted: float
+    top_features: _containers.RepeatedCompositeFieldContainer[FeatureDrift]
+    metrics: _containers.ScalarMap[str, float]
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., episode_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., window_start: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., window_size: _Optional[int] = ..., level: _Optional[_Union[DriftLevel, str]] = ..., drift_types: _Optional[_Iterable[_Union[DriftType, str]]] = ..., share_drifted: _Optional[float] = ..., top_features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RetrainRequest(_message.Message):
+    __slots__ = ("request_id", "model_name", "base_version", "episode_id", "trigger", "strategy", "mode", "time", "options")
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    EPISODE_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    model_name: str
+    base_version: str
+    episode_id: str
+    trigger: str
+    strategy: str
+    mode: str
+    time: _timestamp_pb2.Timestamp
+    options: _containers.ScalarMap[str, str]
+    def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., base_version: _Optional[str] = ..., episode_id: _Optional[str] = ..., trigger: _Optional[str] = ..., strategy: _Optional[str] = ..., mode: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ModelRollout(_message.Message):
+    __slots__ = ("event_id", "model_name", "version", "previous_version", "reason", "request_id", "time")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    model_name: str
+    version: str
+    previous_version: str
+    reason: str
+    request_id: str
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., model_name: _Optional[str] = ..., version: _Optional[str] = ..., previous_version: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,26 @@
+"""The state store interface: bytes by key, with optional time to live and an atomic set-if-absent."""
+
+from __future__ import annotations
+
+import abc
+
+
+class StateStore(abc.ABC):
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """The value, or ``None`` when absent or expired."""
+
+    @abc.abstractmethod
+    def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        """Store ``value``; it expires after ``ttl_s`` seconds when given."""
+
+    @abc.abstractmethod
+    def set_if_absent(self, key: str, value: bytes, ttl_s: float | None = None) -> bool:
+        """Store only if the key is absent (a lock). True when this call stored it."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> bool:
+        """Remove the key. True when it existed."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,53 @@
+"""An in-process state store with expiry, for the standalone mode and unit tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from mitiga_core.state.base import StateStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+class InMemoryStateStore(StateStore):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def _live(self, key: str) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        value, expires = item
+        if expires is not None and self._clock() >= expires:
+            del self._data[key]
+            return None
+        return value
+
+    def _expiry(self, ttl_s: float | None) -> float | None:
+        if ttl_s is not None and ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        return None if ttl_s is None else self._clock() + ttl_s
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._live(key)
+
+    def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        with self._lock:
+            self._data[key] = (value, self._expiry(ttl_s))
+
+    def set_if_absent(self, key: str, value: bytes, ttl_s: float | None = None) -> bool:
+        with self._lock:
+            if self._live(key) is not None:
+                return False
+            self._data[key] = (value, self._expiry(ttl_s))
+            return True
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            return self._data.pop(key, None) is not None and True
