@@ -1,0 +1,26 @@
+"""Entrypoint: ``python -m mitiga_inference`` (or ``mitiga-inference``)."""
+
+from __future__ import annotations
+
+import os
+
+
+def main() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import uvicorn
+
+    from mitiga_core.adapters import build_bus, build_model_store
+    from mitiga_core.logging import configure_logging
+    from mitiga_inference.app import create_app
+    from mitiga_inference.settings import InferenceSettings
+
+    settings = InferenceSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    app = create_app(settings, bus=build_bus(settings), store=build_model_store(settings))
+    # uvicorn stops accepting on SIGTERM, lets in-flight requests finish, then runs the lifespan shutdown
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
+                timeout_graceful_shutdown=int(settings.shutdown_grace_s))
+
+
+if __name__ == "__main__":
+    main()

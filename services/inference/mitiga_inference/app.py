@@ -1,0 +1,67 @@
+"""The inference service's app factory: wires settings, adapters, the data plane and the REST transport."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from mitiga_core import __version__
+from mitiga_core.errors import MitigaError
+from mitiga_core.publisher import EventPublisher
+from mitiga_inference.dataplane import DataPlane
+from mitiga_inference.metrics import InferenceMetrics
+from mitiga_inference.repository import ModelRepository
+from mitiga_inference.rest import BodyLimitMiddleware, build_router, install_error_handlers
+from mitiga_inference.rollouts import RolloutListener
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from mitiga_core.bus import Bus
+    from mitiga_core.store import ModelStore
+    from mitiga_inference.settings import InferenceSettings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> FastAPI:
+    metrics = InferenceMetrics()
+    publisher = EventPublisher(bus, source=settings.service_name, maxsize=settings.event_buffer_size,
+                               registry=metrics.registry)
+    repository = ModelRepository(store, settings, metrics)
+    plane = DataPlane(settings=settings, repository=repository, store=store, bus=bus, publisher=publisher,
+                      metrics=metrics)
+    plane.expected_models = list(settings.models) or store.list_models()
+    listener = RolloutListener(bus, store, repository, plane.expected_models)
+
+    async def load_initial() -> None:
+        for name in plane.expected_models:
+            try:
+                await repository.load(name)
+            except MitigaError as exc:
+                log.error("model failed to load", extra={"model": name, "reason": str(exc)})
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        publisher.start()
+        loading = asyncio.create_task(load_initial())  # live at once, ready when loaded
+        listener.start(asyncio.get_running_loop())
+        yield
+        listener.stop()
+        await loading
+        await repository.close()
+        publisher.stop()
+
+    app = FastAPI(title="mitiga inference", version=__version__, lifespan=lifespan,
+                  description="Open Inference Protocol v2 over REST, with feedback and a model repository.")
+    install_error_handlers(app)
+    app.include_router(build_router(plane, metrics, settings.admin_token))
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes, upload_limit=settings.max_upload_bytes)
+    app.state.plane = plane
+    app.state.metrics = metrics
+    app.state.publisher = publisher
+    return app

@@ -1,0 +1,116 @@
+"""Adaptive micro-batching: concurrent requests to one model run as one model call.
+
+One task per model version takes everything queued (up to ``max_rows``), runs it on a worker thread,
+and splits the result. Requests that arrive while a batch runs form the next batch, so under load
+batches grow by themselves and a lone request never waits. ``max_wait_s`` adds an optional wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mitiga_core.errors import MitigaError, ModelNotReady
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mitiga_core.types import FloatArray
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        fn: Callable[[FloatArray], FloatArray],
+        *,
+        max_rows: int,
+        max_wait_s: float = 0.0,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._fn = fn
+        self._max_rows = max_rows
+        self._max_wait_s = max_wait_s
+        self._on_batch = on_batch
+        self._queue: deque[tuple[FloatArray, asyncio.Future[FloatArray]]] = deque()
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def submit(self, x: FloatArray) -> FloatArray:
+        if self._closed:
+            raise ModelNotReady("model version is being unloaded")
+        future: asyncio.Future[FloatArray] = asyncio.get_running_loop().create_future()
+        self._queue.append((x, future))
+        self._wakeup.set()
+        return await future
+
+    def _take(self) -> list[tuple[FloatArray, asyncio.Future[FloatArray]]]:
+        batch = [self._queue.popleft()]
+        rows = len(batch[0][0])
+        while self._queue and rows + len(self._queue[0][0]) <= self._max_rows:
+            item = self._queue.popleft()
+            batch.append(item)
+            rows += len(item[0])
+        return batch
+
+    async def _gather(self) -> list[tuple[FloatArray, asyncio.Future[FloatArray]]]:
+        batch = self._take()
+        if self._max_wait_s <= 0:
+            return batch
+        deadline = time.monotonic() + self._max_wait_s
+        while sum(len(x) for x, _ in batch) < self._max_rows and (remaining := deadline - time.monotonic()) > 0:
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                break
+            rows = sum(len(x) for x, _ in batch)
+            while self._queue and rows + len(self._queue[0][0]) <= self._max_rows:
+                item = self._queue.popleft()
+                batch.append(item)
+                rows += len(item[0])
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                if self._closed:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = await self._gather()
+            inputs = batch[0][0] if len(batch) == 1 else np.concatenate([x for x, _ in batch])
+            try:
+                outputs = await loop.run_in_executor(self._executor, self._fn, inputs)
+            except Exception as exc:
+                error = exc if isinstance(exc, MitigaError) else MitigaError(f"model execution failed: {exc}")
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            if self._on_batch is not None:
+                self._on_batch(len(inputs))
+            start = 0
+            for x, future in batch:
+                if not future.done():
+                    future.set_result(outputs[start : start + len(x)])
+                start += len(x)
+
+    async def close(self) -> None:
+        """Finish what is queued, then stop."""
+        self._closed = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,170 @@
+"""The inference data plane: every transport (REST now, gRPC later) calls this one object."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mitiga_core import __version__
+from mitiga_core.bundle import Scaler, import_archive
+from mitiga_core.errors import InvalidInput, MitigaError, ModelNotFound, ModelNotReady
+from mitiga_core.events import Topic, encode, new_id
+from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_inference import codec
+from mitiga_inference.metrics import UNKNOWN
+
+if TYPE_CHECKING:
+    from mitiga_core.bus import Bus
+    from mitiga_core.bundle import ModelManifest
+    from mitiga_core.publisher import EventPublisher
+    from mitiga_core.store import ModelStore
+    from mitiga_core.types import FloatArray
+    from mitiga_inference.metrics import InferenceMetrics
+    from mitiga_inference.repository import ModelRepository
+    from mitiga_inference.settings import InferenceSettings
+
+
+def _matrix(arr: FloatArray) -> pb.Matrix:
+    return pb.Matrix(shape=list(arr.shape), data=arr.reshape(-1).tolist())
+
+
+def _data_time(parameters: dict[str, Any] | None) -> datetime | None:
+    value = (parameters or {}).get("data_time")
+    if value is None:
+        return None
+    try:
+        stamp = datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise InvalidInput(f"parameters.data_time: {value!r} is not an ISO 8601 date or time") from exc
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+
+
+class DataPlane:
+    def __init__(
+        self,
+        *,
+        settings: InferenceSettings,
+        repository: ModelRepository,
+        store: ModelStore,
+        bus: Bus,
+        publisher: EventPublisher,
+        metrics: InferenceMetrics,
+    ) -> None:
+        self._settings = settings
+        self._repo = repository
+        self._store = store
+        self._bus = bus
+        self._publisher = publisher
+        self._metrics = metrics
+        self.expected_models: list[str] = []
+
+    # --- health and metadata ---
+    def ready(self) -> bool:
+        return all(self._repo.peek(name) is not None for name in self.expected_models)
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": "mitiga", "version": __version__, "extensions": ["model_repository", "feedback", "upload"]}
+
+    def model_metadata(self, name: str, version: str | None) -> codec.MetadataModelResponse:
+        loaded = self._repo.acquire(name, version)
+        loaded.release()
+        return codec.metadata(loaded.manifest, self._store.list_versions(name))
+
+    def model_ready(self, name: str, version: str | None) -> bool:
+        try:
+            self._repo.acquire(name, version).release()
+        except ModelNotReady:
+            return False
+        return True
+
+    # --- inference ---
+    async def infer(self, name: str, version: str | None, request: codec.InferenceRequest) -> codec.InferenceResponse:
+        start = time.perf_counter()
+        labels = ("", "")
+        try:
+            loaded = self._repo.acquire(name, version)
+            labels = (name, loaded.version)
+            try:
+                x = codec.decode_inputs(request, loaded.manifest)
+                data_time = _data_time(request.parameters)
+                y = await loaded.batcher.submit(x)
+                outputs = codec.encode_outputs(y, loaded.manifest, request.outputs)
+            finally:
+                loaded.release()
+        except MitigaError as exc:
+            model_label = name if labels[1] or self._repo.peek(name) is not None else UNKNOWN
+            self._metrics.errors.labels(model_label, labels[1], str(exc.status_code)).inc()
+            raise
+        request_id = request.id or str(uuid.uuid4())
+        if self._settings.publish_events:
+            self._publish_inference(request_id, loaded.manifest, x, y, data_time)
+        self._metrics.requests.labels(*labels).inc()
+        self._metrics.request_rows.labels(*labels).observe(len(x))
+        self._metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+        return codec.InferenceResponse(model_name=name, model_version=loaded.version, id=request_id,
+                                       parameters=request.parameters, outputs=outputs)
+
+    def _publish_inference(self, request_id: str, manifest: ModelManifest, x: FloatArray, y: FloatArray,
+                           data_time: datetime | None) -> None:
+        now = datetime.now(timezone.utc)
+
+        def build() -> pb.InferenceEvent:
+            event = pb.InferenceEvent(
+                event_id=new_id(), request_id=request_id, model_name=manifest.name, model_version=manifest.version,
+                feature_names=manifest.features, inputs=_matrix(x), outputs=_matrix(y), output_names=manifest.outputs,
+            )
+            event.time.FromDatetime(now)
+            if data_time is not None:
+                event.data_time.FromDatetime(data_time)
+            return event
+
+        self._publisher.offer(Topic.INFERENCE, manifest.name, build)
+
+    # --- feedback ---
+    def feedback(self, name: str, request: codec.FeedbackRequest) -> int:
+        if not self._store.list_versions(name):
+            raise ModelNotFound(f"model {name!r} not found")
+        event = pb.FeedbackEvent(
+            event_id=new_id(), model_name=name,
+            items=[pb.Feedback(request_id=i.request_id, ground_truth=i.ground_truth) for i in request.items],
+        )
+        event.time.GetCurrentTime()
+        # Ground truth is scarce: publish synchronously so a failure reaches the client instead of a drop.
+        try:
+            self._bus.publish(Topic.FEEDBACK, encode(event, source=self._settings.service_name, key=name))
+        except Exception as exc:
+            raise ModelNotReady(f"feedback could not be published, retry later: {exc}") from exc
+        self._metrics.feedback.labels(name).inc(len(request.items))
+        return len(request.items)
+
+    # --- model repository ---
+    def repository_index(self) -> list[dict[str, str]]:
+        return self._repo.index()
+
+    async def load(self, name: str, version: str | None) -> str:
+        return (await self._repo.load(name, version)).version
+
+    async def unload(self, name: str) -> None:
+        await self._repo.unload(name)
+
+    async def upload(self, name: str, data: bytes, *, task: str | None, features: list[str] | None,
+                     input_scaler: Scaler | None, output_scaler: Scaler | None, champion: bool) -> str:
+        """Register an uploaded model as a new version; as champion, serve it and announce the rollout."""
+        manifest = await asyncio.to_thread(
+            import_archive, self._store, name, data, task=task, features=features,
+            input_scaler=input_scaler, output_scaler=output_scaler,
+        )
+        if champion:
+            previous = self._store.champion(name) or ""
+            self._store.set_champion(name, manifest.version)
+            await self._repo.load(name, manifest.version)
+            rollout = pb.ModelRollout(event_id=new_id(), model_name=name, version=manifest.version,
+                                      previous_version=previous, reason="upload")
+            rollout.time.GetCurrentTime()
+            self._publisher.offer(Topic.ROLLOUT, name, lambda: rollout)
+        return manifest.version

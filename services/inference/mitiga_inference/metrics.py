@@ -1,0 +1,32 @@
+"""Prometheus metrics of the inference service, on a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+UNKNOWN = "_unknown"
+"""Label used for the model of a request naming a model that does not exist (bounded cardinality)."""
+
+
+class InferenceMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        labels = ["model", "version"]
+        self.requests = Counter("mitiga_inference_requests", "Inference requests served.", labels,
+                                registry=self.registry)
+        self.errors = Counter("mitiga_inference_errors", "Inference requests that failed, by HTTP status.",
+                              [*labels, "code"], registry=self.registry)
+        self.latency = Histogram("mitiga_inference_request_duration_seconds", "Time to serve an inference request.",
+                                 labels, buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.request_rows = Histogram("mitiga_inference_request_rows", "Rows per inference request.", labels,
+                                      buckets=ROW_BUCKETS, registry=self.registry)
+        self.batch_rows = Histogram("mitiga_inference_batch_rows", "Rows per executed micro-batch.", labels,
+                                    buckets=ROW_BUCKETS, registry=self.registry)
+        self.served_version = Gauge("mitiga_inference_model_info", "1 for the version each model serves.", labels,
+                                    registry=self.registry)
+        self.swaps = Counter("mitiga_inference_model_swaps", "Model versions switched in.", ["model"],
+                             registry=self.registry)
+        self.feedback = Counter("mitiga_inference_feedback_items", "Ground-truth items accepted.", ["model"],
+                                registry=self.registry)

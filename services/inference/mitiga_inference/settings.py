@@ -1,0 +1,50 @@
+"""Settings of the inference service (``MITIGA_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from mitiga_core.settings import CoreSettings
+
+
+class InferenceSettings(CoreSettings):
+    service_name: str = "mitiga-inference"
+
+    # --- server ---
+    host: str = "0.0.0.0"  # noqa: S104 - a container listens on all interfaces
+    """Address to listen on."""
+
+    port: int = Field(default=8080, ge=1, le=65535)
+    """HTTP port of the Open Inference Protocol REST API."""
+
+    shutdown_grace_s: float = Field(default=20.0, ge=0)
+    """On SIGTERM, how long in-flight requests may take to finish."""
+
+    # --- models ---
+    models: list[str] = Field(default_factory=list)
+    """Models to serve (their champion versions). Empty: every model in the store."""
+
+    # --- batching ---
+    max_batch_rows: int = Field(default=256, ge=1)
+    """Largest micro-batch, in rows. A single larger request runs alone."""
+
+    max_batch_wait_ms: float = Field(default=0.0, ge=0)
+    """Extra wait for more rows once a batch has begun forming. 0 = adaptive: requests that
+    arrive while a batch runs form the next one, and a lone request never waits."""
+
+    # --- events ---
+    publish_events: bool = True
+    """Publish an InferenceEvent for every served request."""
+
+    event_buffer_size: int = Field(default=10_000, ge=1)
+    """Events held while the bus is slow; past it they are dropped and counted."""
+
+    # --- limits and admin ---
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Largest request body (413 above it)."""
+
+    max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    """Largest model upload (413 above it)."""
+
+    admin_token: SecretStr | None = None
+    """Bearer token for the admin endpoints (upload, load, unload). Unset: they answer 403."""
