@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from mitiga_core.bundle import ModelManifest, Scaler, import_archive, read_manifest
+from mitiga_core.errors import BundleError
+from mitiga_core.store import FilesystemModelStore
+
+
+def test_scaler_fits_transforms_and_inverts() -> None:
+    data = np.array([[0.0, 10.0], [5.0, 20.0], [10.0, 30.0]], np.float32)
+    mm = Scaler.fit("minmax", data)
+    np.testing.assert_allclose(mm.transform(data), [[0, 0], [0.5, 0.5], [1, 1]])
+    st = Scaler.fit("standard", data)
+    np.testing.assert_allclose(st.transform(data).mean(axis=0), [0, 0], atol=1e-6)
+    np.testing.assert_allclose(st.inverse(st.transform(data)), data, rtol=1e-6)
+    assert Scaler.fit("minmax", np.ones((3, 1), np.float32)).scale == [1.0]  # constant column
+    with pytest.raises(ValidationError, match="non-zero"):
+        Scaler(kind="minmax", offset=[0.0], scale=[0.0])
+
+
+@pytest.mark.parametrize(("fields", "needle"), [
+    ({"task": "forecast", "features": ["a"]}, "positive window"),
+    ({"task": "forecast", "features": ["a", "b"], "window": 5}, "exactly one feature"),
+    ({"task": "regression", "features": ["a"], "window": 5}, "no window"),
+    ({"task": "regression", "features": ["a", "a"]}, "unique"),
+    ({"task": "regression", "features": []}, "must not be empty"),
+])
+def test_manifest_validation(fields: dict[str, object], needle: str) -> None:
+    with pytest.raises(ValidationError, match=needle):
+        ModelManifest(name="m", **fields)  # type: ignore[arg-type]
+
+
+def test_plain_forecaster_import_infers_the_window(tmp_path: Path) -> None:
+    import keras
+
+    inputs = keras.Input(shape=(7, 1))
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs)))
+    model.save(tmp_path / "f.keras")
+    store = FilesystemModelStore(tmp_path / "store")
+    manifest = import_archive(store, "fc", (tmp_path / "f.keras").read_bytes())
+    assert manifest.task == "forecast" and manifest.window == 7 and manifest.features == ["value"]
+    assert manifest.lineage.trigger == "import" and manifest.input_scaler.kind == "none"
+    assert read_manifest(store.path("fc", "1")) == manifest
+
+
+def test_multi_input_models_are_refused(tmp_path: Path) -> None:
+    import keras
+
+    a, b = keras.Input(shape=(2,)), keras.Input(shape=(3,))
+    model = keras.Model([a, b], keras.layers.Dense(1)(keras.layers.Concatenate()([a, b])))
+    model.save(tmp_path / "two.keras")
+    store = FilesystemModelStore(tmp_path / "store")
+    with pytest.raises(BundleError, match="several inputs"):
+        import_archive(store, "two", (tmp_path / "two.keras").read_bytes())
+    assert store.list_versions("two") == []

@@ -1,0 +1,166 @@
+"""Admin endpoints: bearer token, upload of .keras files and bundles, load and unload."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mitiga_core.events import Topic
+from tests.inference.conftest import ADMIN, start_service
+
+pytestmark = pytest.mark.slow
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def plain_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("plain")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, str(HERE / "make_plain_model.py"), str(out)], check=True, env=env)
+    return out
+
+
+@pytest.fixture(scope="module")
+def admin_service(reference_store: Path, tmp_path_factory: pytest.TempPathFactory):
+    import shutil
+
+    root = tmp_path_factory.mktemp("admin-store")
+    shutil.copytree(reference_store, root, dirs_exist_ok=True)
+    svc = start_service(root)
+    yield svc
+    svc.running.stop()
+
+
+@pytest.fixture
+def admin(admin_service):
+    with admin_service.client() as c:
+        yield c
+
+
+def test_admin_needs_a_bearer_token(admin) -> None:
+    r = admin.post("/v2/repository/models/lstm/unload")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert admin.post("/v2/repository/models/lstm/unload", headers={"Authorization": "Basic abc"}).status_code == 401
+    r = admin.post("/v2/repository/models/lstm/unload", headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 403 and "invalid" in r.json()["error"]
+    assert admin.get("/v2/models/lstm/ready").status_code == 200  # nothing happened
+
+
+def test_plain_keras_upload_serves_keras_predictions(admin_service, admin, plain_model: Path) -> None:
+    data = (plain_model / "plain.keras").read_bytes()
+    r = admin.post("/v2/repository/models/plain/upload", content=data, headers=ADMIN,
+                   params={"features": "a,b,c"})
+    assert r.status_code == 201, r.text
+    assert r.json() == {"name": "plain", "version": "1"}
+    meta = admin.get("/v2/models/plain").json()
+    assert meta["inputs"][0]["shape"] == [-1, 3] and meta["parameters"]["features"] == ["a", "b", "c"]
+    expected = np.load(plain_model / "expected.npz")
+    body = {"inputs": [{"name": "features", "shape": [5, 3], "datatype": "FP32", "data": expected["x"].tolist()}]}
+    out = admin.post("/v2/models/plain/infer", json=body).json()
+    np.testing.assert_allclose(out["outputs"][0]["data"], expected["y"].reshape(-1), rtol=1e-5, atol=1e-6)
+    assert admin_service.store.champion("plain") == "1"
+    assert any(e.key == "plain" for e in admin_service.bus.messages(Topic.ROLLOUT))
+
+
+def test_default_feature_names_and_explicit_scaler(admin, plain_model: Path) -> None:
+    data = (plain_model / "plain.keras").read_bytes()
+    scaler = json.dumps({"kind": "standard", "offset": [1.0], "scale": [2.0]})
+    r = admin.post("/v2/repository/models/scaled/upload", content=data, headers=ADMIN,
+                   params={"output_scaler": scaler})
+    assert r.status_code == 201, r.text
+    meta = admin.get("/v2/models/scaled").json()
+    assert meta["parameters"]["features"] == ["f0", "f1", "f2"]
+    expected = np.load(plain_model / "expected.npz")
+    body = {"inputs": [{"name": "features", "shape": [5, 3], "datatype": "FP32", "data": expected["x"].tolist()}]}
+    out = admin.post("/v2/models/scaled/infer", json=body).json()
+    np.testing.assert_allclose(out["outputs"][0]["data"], expected["y"].reshape(-1) * 2 + 1, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("content", "params", "needle"), [
+    (b"this is not a model", {}, "neither a .keras file nor a bundle"),
+    (b"PK\x03\x04garbage-zip", {}, "neither"),
+    (None, {"features": "a,b"}, "2 feature names"),
+    (None, {"input_scaler": '{"kind": "minmax", "offset": [0], "scale": [0]}'}, "input_scaler"),
+    (None, {"task": "forecast", "features": "a,b"}, "exactly one feature"),
+])
+def test_bad_uploads_register_nothing(admin_service, admin, plain_model: Path, content, params, needle) -> None:
+    data = content if content is not None else (plain_model / "plain.keras").read_bytes()
+    before = admin_service.store.list_versions("broken")
+    r = admin.post("/v2/repository/models/broken/upload", content=data, headers=ADMIN, params=params)
+    assert r.status_code in (400, 422), r.text
+    assert needle in r.json()["error"]
+    assert admin_service.store.list_versions("broken") == before == []
+    assert not list((admin_service.store.root / "broken").glob(".staging-*")) if (admin_service.store.root / "broken").exists() else True
+
+
+def test_unsafe_lambda_model_is_refused(admin_service, admin, tmp_path: Path) -> None:
+    import keras
+
+    inputs = keras.Input(shape=(2,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
+    model.save(tmp_path / "lambda.keras")
+    r = admin.post("/v2/repository/models/unsafe/upload", content=(tmp_path / "lambda.keras").read_bytes(), headers=ADMIN)
+    assert r.status_code == 422 and "could not be loaded" in r.json()["error"]
+    assert admin_service.store.list_versions("unsafe") == []
+
+
+def test_bundle_zip_upload_keeps_manifest_and_reference(admin_service, admin) -> None:
+    folder = admin_service.store.path("air", "1")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member in ("model.keras", "manifest.json", "reference.npy"):
+            archive.write(folder / member, member)
+    r = admin.post("/v2/repository/models/air2/upload", content=buffer.getvalue(), headers=ADMIN)
+    assert r.status_code == 201, r.text
+    meta = admin.get("/v2/models/air2").json()
+    assert meta["outputs"][0]["name"] == "CO(GT)" and meta["parameters"]["task"] == "regression"
+    assert (admin_service.store.path("air2", "1") / "reference.npy").exists()
+
+
+def test_bad_model_name_and_empty_body(admin) -> None:
+    r = admin.post("/v2/repository/models/bad name!/upload", content=b"x", headers=ADMIN)
+    assert r.status_code == 400 and "name" in r.json()["error"]
+    r = admin.post("/v2/repository/models/empty/upload", content=b"", headers=ADMIN)
+    assert r.status_code == 400 and "empty" in r.json()["error"]
+
+
+def test_upload_over_the_limit_is_413(admin) -> None:
+    r = admin.post("/v2/repository/models/huge/upload", content=b"0" * (5 * 1024 * 1024), headers=ADMIN)
+    assert r.status_code == 413
+
+
+def test_unload_then_load(admin) -> None:
+    assert admin.post("/v2/repository/models/air/unload", headers=ADMIN).json()["state"] == "UNAVAILABLE"
+    features = 8
+    body = {"inputs": [{"name": "features", "shape": [1, features], "datatype": "FP32", "data": [1.0] * features}]}
+    r = admin.post("/v2/models/air/infer", json=body)
+    assert r.status_code == 503 and "not loaded" in r.json()["error"]
+    assert admin.get("/v2/health/ready").status_code == 503
+    assert admin.post("/v2/repository/models/air/load", headers=ADMIN).json() == {"name": "air", "version": "1"}
+    assert admin.post("/v2/models/air/infer", json=body).status_code == 200
+    assert admin.post("/v2/repository/models/air/load", params={"version": "7"}, headers=ADMIN).status_code == 404
+
+
+def test_admin_disabled_without_token(reference_store: Path, tmp_path: Path) -> None:
+    from mitiga_core.bus import InMemoryBus
+    from mitiga_inference.app import create_app
+    from mitiga_inference.settings import InferenceSettings
+    from mitiga_core.store import FilesystemModelStore
+    from tests.conftest import serve
+    import httpx
+
+    settings = InferenceSettings(model_store_path=tmp_path, models=[])
+    running = serve(create_app(settings, bus=InMemoryBus(), store=FilesystemModelStore(tmp_path)))
+    try:
+        r = httpx.post(f"{running.url}/v2/repository/models/x/upload", content=b"x", headers=ADMIN)
+        assert r.status_code == 403 and "MITIGA_ADMIN_TOKEN" in r.json()["error"]
+    finally:
+        running.stop()
