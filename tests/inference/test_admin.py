@@ -150,12 +150,13 @@ def test_unload_then_load(admin) -> None:
 
 
 def test_admin_disabled_without_token(reference_store: Path, tmp_path: Path) -> None:
+    import httpx
+
     from mitiga_core.bus import InMemoryBus
+    from mitiga_core.store import FilesystemModelStore
     from mitiga_inference.app import create_app
     from mitiga_inference.settings import InferenceSettings
-    from mitiga_core.store import FilesystemModelStore
     from tests.conftest import serve
-    import httpx
 
     settings = InferenceSettings(model_store_path=tmp_path, models=[])
     running = serve(create_app(settings, bus=InMemoryBus(), store=FilesystemModelStore(tmp_path)))

@@ -44,7 +44,7 @@ def test_full_buffer_drops_are_counted_and_requests_succeed(store_copy: Path) ->
             assert codes == [200] * 10
             text = client.get("/metrics").text
             dropped = _metric(text, "mitiga_events_dropped_total", topic=Topic.INFERENCE, reason="buffer_full")
-            assert 7 <= dropped <= 8
+            assert 5 <= dropped <= 8  # 10 served, 2 buffered, 1-3 taken by the publisher thread
             assert re.search(r"^mitiga_event_buffer_depth 2\.0$", text, re.M)
             bus.gate.set()
             deadline = time.monotonic() + 10

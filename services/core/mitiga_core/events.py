@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from google.protobuf.message import DecodeError, Message
@@ -83,7 +83,7 @@ def encode(message: Message, *, source: str, key: str | None = None, event_id: s
         "ce_type": ce_type_of(message),
         "ce_source": source,
         "ce_specversion": SPEC_VERSION,
-        "ce_time": datetime.now(timezone.utc).isoformat(),
+        "ce_time": datetime.now(UTC).isoformat(),
         "content-type": CONTENT_TYPE,
     }
     return Envelope(payload=message.SerializeToString(), headers=headers, key=key)

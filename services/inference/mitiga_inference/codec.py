@@ -172,8 +172,11 @@ def _decode_tabular(request: InferenceRequest, manifest: ModelManifest) -> Float
     return np.stack(columns, axis=1)
 
 
-def encode_outputs(outputs: FloatArray, manifest: ModelManifest, requested: list[RequestOutput] | None) -> list[ResponseOutput]:
-    names = manifest.outputs if len(manifest.outputs) == outputs.shape[1] else [f"output_{i}" for i in range(outputs.shape[1])]
+def encode_outputs(
+    outputs: FloatArray, manifest: ModelManifest, requested: list[RequestOutput] | None
+) -> list[ResponseOutput]:
+    width = outputs.shape[1]
+    names = manifest.outputs if len(manifest.outputs) == width else [f"output_{i}" for i in range(width)]
     wanted = [o.name for o in requested] if requested else names
     unknown = sorted(set(wanted) - set(names))
     if unknown:

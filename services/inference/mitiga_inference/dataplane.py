@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from mitiga_core import __version__
 from mitiga_core.bundle import Scaler, import_archive
@@ -19,8 +17,8 @@ from mitiga_inference import codec
 from mitiga_inference.metrics import UNKNOWN
 
 if TYPE_CHECKING:
-    from mitiga_core.bus import Bus
     from mitiga_core.bundle import ModelManifest
+    from mitiga_core.bus import Bus
     from mitiga_core.publisher import EventPublisher
     from mitiga_core.store import ModelStore
     from mitiga_core.types import FloatArray
@@ -41,7 +39,7 @@ def _data_time(parameters: dict[str, Any] | None) -> datetime | None:
         stamp = datetime.fromisoformat(str(value))
     except ValueError as exc:
         raise InvalidInput(f"parameters.data_time: {value!r} is not an ISO 8601 date or time") from exc
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
 class DataPlane:
@@ -111,7 +109,7 @@ class DataPlane:
 
     def _publish_inference(self, request_id: str, manifest: ModelManifest, x: FloatArray, y: FloatArray,
                            data_time: datetime | None) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
 
         def build() -> pb.InferenceEvent:
             event = pb.InferenceEvent(

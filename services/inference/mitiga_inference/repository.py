@@ -79,7 +79,7 @@ class ModelRepository:
 
     # --- loading and swapping ---
     def _build(self, name: str, version: str) -> LoadedModel:
-        compiled = CompiledModel(self._store.path(name, version))
+        compiled = CompiledModel(self._store.path(name, version), xla_max_rows=self._settings.xla_max_rows)
         compiled.warm_up(self._settings.max_batch_rows)
         observe = self._metrics.batch_rows.labels(name, version).observe
         batcher = MicroBatcher(compiled, max_rows=self._settings.max_batch_rows,

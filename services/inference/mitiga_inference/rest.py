@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from mitiga_core.bundle import Scaler
 from mitiga_core.errors import Forbidden, InvalidInput, MitigaError, Unauthorized
-from mitiga_inference import codec
+from mitiga_inference import codec  # noqa: TC001 - FastAPI reads the route types at run time
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -3,46 +3,84 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mitiga_core.bundle import load_keras, read_manifest
 from mitiga_core.bundle.io import MODEL_FILE
-from mitiga_inference.batching import MicroBatcher
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from mitiga_core.bundle import ModelManifest
     from mitiga_core.types import FloatArray
+    from mitiga_inference.batching import MicroBatcher
+
+
+log = logging.getLogger(__name__)
+
+
+def _buckets(limit: int) -> list[int]:
+    """Powers of two up to ``limit``: the batch sizes the XLA path is compiled for."""
+    sizes, size = [], 1
+    while size <= limit:
+        sizes.append(size)
+        size *= 2
+    return sizes
 
 
 class CompiledModel:
-    """The Keras model behind one ``tf.function`` with a fixed input signature (no retracing), plus the
-    manifest's scalers: original units in, original units out."""
+    """The Keras model behind compiled calls, plus the manifest's scalers: original units in and out.
 
-    def __init__(self, folder: Path) -> None:
+    Small batches run through an XLA-compiled function, padded up to a power of two so that only a few
+    shapes are ever compiled (all of them during warm-up); larger batches run through a graph function
+    with a fixed input signature, which never retraces. ``xla_max_rows=0`` turns XLA off.
+    """
+
+    def __init__(self, folder: Path, xla_max_rows: int = 32) -> None:
         import tensorflow as tf
 
         self.manifest: ModelManifest = read_manifest(folder)
         model = load_keras(folder / MODEL_FILE)
         self._model_shape = tuple(int(d) for d in model.input_shape[1:])
-        spec = tf.TensorSpec((None, *self._model_shape), tf.float32)
-        self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        spec = [tf.TensorSpec((None, *self._model_shape), tf.float32)]
+
+        def call(x: object) -> object:
+            return model(x, training=False)
+
+        self._graph = tf.function(call, input_signature=spec, autograph=False)
+        self._xla = tf.function(call, input_signature=spec, autograph=False, jit_compile=True)
+        self._buckets = _buckets(xla_max_rows)
         self._tf = tf
+
+    def _run(self, scaled: FloatArray) -> FloatArray:
+        rows = len(scaled)
+        bucket = next((b for b in self._buckets if b >= rows), None)
+        if bucket is None:
+            return np.asarray(self._graph(self._tf.constant(scaled)))
+        if bucket > rows:
+            scaled = np.concatenate([scaled, np.zeros((bucket - rows, *scaled.shape[1:]), np.float32)])
+        return np.asarray(self._xla(self._tf.constant(scaled)))[:rows]
 
     def __call__(self, x: FloatArray) -> FloatArray:
         """``x`` is (rows, window) for forecasts or (rows, features); returns (rows, outputs)."""
         m = self.manifest
         scaled = m.input_scaler.transform(x[..., None] if m.task == "forecast" else x)
-        y = self._fn(self._tf.constant(scaled.reshape(len(x), *self._model_shape))).numpy()
+        y = self._run(scaled.reshape(len(x), *self._model_shape))
         return m.output_scaler.inverse(np.asarray(y, np.float32).reshape(len(x), -1))
 
     def warm_up(self, max_rows: int) -> None:
+        """Compile every shape the model will see, so the first requests are not slow."""
         width = self.manifest.window if self.manifest.task == "forecast" else len(self.manifest.features)
-        for rows in (1, max_rows):
-            self(np.zeros((rows, width or 1), np.float32))
+        try:
+            for rows in self._buckets:
+                self(np.zeros((rows, width or 1), np.float32))
+        except Exception as exc:  # a layer XLA cannot compile: serve it with the graph function alone
+            log.warning("XLA compilation failed; using the graph function", extra={"reason": str(exc)})
+            self._buckets = []
+        self(np.zeros((max(max_rows, (self._buckets or [0])[-1] + 1), width or 1), np.float32))
 
 
 class LoadedModel:

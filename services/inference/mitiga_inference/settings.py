@@ -32,6 +32,10 @@ class InferenceSettings(CoreSettings):
     """Extra wait for more rows once a batch has begun forming. 0 = adaptive: requests that
     arrive while a batch runs form the next one, and a lone request never waits."""
 
+    xla_max_rows: int = Field(default=32, ge=0, le=1024)
+    """Batches up to this many rows run XLA-compiled (padded to a power of two); larger ones run as a
+    plain graph. 0 turns XLA off. Warm-up compiles each power of two once per loaded version."""
+
     # --- events ---
     publish_events: bool = True
     """Publish an InferenceEvent for every served request."""

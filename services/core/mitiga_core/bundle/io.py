@@ -65,7 +65,8 @@ def save_bundle(
     written: list[ModelManifest] = []
 
     def populate(folder: Path, version: str) -> None:
-        final = manifest.model_copy(update={"version": version, "reference_rows": 0 if reference is None else len(reference)})
+        rows = 0 if reference is None else len(reference)
+        final = manifest.model_copy(update={"version": version, "reference_rows": rows})
         model.save(folder / MODEL_FILE)
         if reference is not None:
             np.save(folder / REFERENCE_FILE, np.asarray(reference, np.float32))
@@ -169,8 +170,9 @@ def import_archive(store: ModelStore, name: str, data: bytes, **plain: Any) -> M
             manifest = manifest_for_plain_model(name, model, **plain)
         reference = read_reference(folder)
         training = read_training(folder)
-        if reference is not None and reference.shape[-1] != (1 if manifest.task == "forecast" else len(manifest.features)):
-            raise BundleError(f"reference.npy has {reference.shape[-1]} columns; the manifest expects {len(manifest.features)}")
+        columns = 1 if manifest.task == "forecast" else len(manifest.features)
+        if reference is not None and reference.shape[-1] != columns:
+            raise BundleError(f"reference.npy has {reference.shape[-1]} columns; the manifest expects {columns}")
         return save_bundle(store, manifest, model, reference, training)
 
 

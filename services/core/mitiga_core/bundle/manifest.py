@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
@@ -97,7 +97,7 @@ class ModelManifest(BaseModel):
     """Rows in ``reference.npy``: training inputs (original units) that drift is tested against."""
     thresholds: dict[str, float] = Field(default_factory=dict)
     """Per-model overrides of the detector's alert levels."""
-    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     @model_validator(mode="after")
     def _check(self) -> ModelManifest:

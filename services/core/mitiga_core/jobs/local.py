@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -42,8 +43,6 @@ class LocalSubprocessLauncher(JobLauncher):
     def wait(self, name: str, timeout_s: float) -> JobState:
         with self._lock:
             proc = self._procs[name]
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            pass
         return self.state(name)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import keras
 from keras import layers
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def build_lstm(window: int = 50) -> keras.Model:

@@ -14,12 +14,12 @@ app = typer.Typer(add_completion=False, help=__doc__)
 def main(
     arch: Annotated[str, typer.Option(help="lstm | rnn | transformer | regressor")] = "lstm",
     name: Annotated[str | None, typer.Option(help="Model name (default: the architecture)")] = None,
-    dataset: Annotated[str, typer.Option(help="amzn | goog for forecasters; air_quality for the regressor")] = "amzn",
+    dataset: Annotated[str, typer.Option(help="amzn | goog (forecasters); the regressor uses air quality")] = "amzn",
     column: Annotated[str, typer.Option(help="Price column to forecast")] = "open",
     start: Annotated[str, typer.Option(help="First day of training data")] = "2000-01-01",
     end: Annotated[str, typer.Option(help="Last day of training data")] = "2003-12-31",
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs")] = 5,
-    store: Annotated[Path, typer.Option(envvar="MITIGA_MODEL_STORE_PATH", help="Model store root")] = Path("var/models"),
+    store: Annotated[Path, typer.Option(envvar="MITIGA_MODEL_STORE_PATH", help="Model store")] = Path("var/models"),
     champion: Annotated[bool, typer.Option(help="Make the new version the champion")] = True,
 ) -> None:
     from mitiga_core.bundle import save_bundle

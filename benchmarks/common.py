@@ -1,0 +1,103 @@
+"""Helpers shared by the benchmarks: a cached trained model store, servers as subprocesses, wrk, reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mitiga" / "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def lstm_store() -> Path:
+    """A model store holding the research LSTM (Amazon Open 2000-2003), trained once and cached."""
+    store = CACHE / "store"
+    if not (store / "lstm" / "champion.json").exists():
+        shutil.rmtree(store, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "mitiga_core.modelzoo.cli", "--arch", "lstm", "--epochs", "3",
+                        "--store", str(store)], check=True)
+    return store
+
+
+def start(args: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    log = open(Path(tempfile.gettempdir()) / f"mitiga-bench-{port}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(args, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server {args} did not become ready; see {log.name}")
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise RuntimeError(f"wrk latency not understood: {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def wrk(url: str, body: dict[str, Any], *, connections: int, seconds: int, threads: int = 1) -> dict[str, float]:
+    """Run wrk (C, one thread) against ``url`` POSTing ``body``; requests/s, p50/p99 ms, non-2xx count."""
+    with tempfile.TemporaryDirectory() as tmp:
+        payload = Path(tmp) / "body.json"
+        payload.write_text(json.dumps(body))
+        script = Path(tmp) / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f'local f = io.open("{payload}", "r")\nwrk.body = f:read("*a")\nf:close()\n'
+        )
+        out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "30s",
+                              "-s", str(script), url], check=True, capture_output=True, text=True).stdout
+    if "Requests/sec" not in out or "50%" not in out:
+        raise RuntimeError(f"wrk output not understood:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failed = int(errors.group(1)) if errors else 0
+    if socket_errors:
+        failed += sum(int(g) for g in socket_errors.groups())
+    return {"requests_per_s": rps, "p50_ms": p50, "p99_ms": p99, "failed": failed}
+
+
+def write_report(name: str, results: dict[str, Any], markdown: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / f"{name}.md").write_text(markdown)
+    print(markdown)

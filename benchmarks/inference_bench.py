@@ -1,0 +1,103 @@
+"""Inference throughput and latency: mitiga against the seed-style baseline and the in-process compiled model.
+
+Measures 1-row and 256-row requests on the research LSTM, with wrk over loopback, in one run.
+Targets: 1-row throughput >= 30x the baseline at p99 <= 50 ms; 256-row rows/s >= 60% of in-process compiled.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from common import free_port, lstm_store, start, stop, wrk, write_report
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+
+
+def body(rows: int, window: int = 50) -> dict[str, Any]:
+    data = np.linspace(30, 40, rows * window).round(3).tolist()
+    return {"inputs": [{"name": "window", "shape": [rows, window], "datatype": "FP32", "data": data}]}
+
+
+def in_process(folder: Any) -> dict[str, float]:
+    from mitiga_inference.runtime import CompiledModel
+
+    model = CompiledModel(folder)
+    model.warm_up(256)
+    out: dict[str, float] = {}
+    for rows in (1, 256):
+        x = np.linspace(30, 40, rows * 50, dtype=np.float32).reshape(rows, 50)
+        calls, start_t = 0, time.perf_counter()
+        while time.perf_counter() - start_t < 3:
+            model(x)
+            calls += 1
+        elapsed = time.perf_counter() - start_t
+        out[f"rows_per_s_{rows}"] = calls * rows / elapsed
+        out[f"ms_per_call_{rows}"] = elapsed / calls * 1000
+    return out
+
+
+def main() -> None:
+    store = lstm_store()
+    folder = store / "lstm" / "versions" / (store / "lstm" / "versions").iterdir().__next__().name
+    compiled = in_process(folder)
+    cases = {"1-row x1": (body(1), 1), "1-row": (body(1), 16), "256-row": (body(256), 4)}
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                               "seconds_per_case": SECONDS, "in_process_compiled": compiled, "servers": {}}
+
+    mitiga_port, base_port = free_port(), free_port()
+    servers = {
+        "mitiga": ([sys.executable, "-m", "mitiga_inference"], mitiga_port,
+                   {"MITIGA_MODEL_STORE_PATH": str(store), "MITIGA_PORT": str(mitiga_port),
+                    "MITIGA_HOST": "127.0.0.1", "MITIGA_LOG_LEVEL": "WARNING", "MITIGA_MODELS": '["lstm"]'}),
+        "baseline": ([sys.executable, os.path.join(os.path.dirname(__file__), "baseline_server.py"), str(folder),
+                      str(base_port)], base_port, {}),
+    }
+    for name, (args, port, env) in servers.items():
+        proc = start(args, port, env)
+        try:
+            url = f"http://127.0.0.1:{port}/v2/models/lstm/infer"
+            results["servers"][name] = {}
+            for case, (payload, connections) in cases.items():
+                wrk(url, payload, connections=connections, seconds=2)  # warm-up
+                results["servers"][name][case] = wrk(url, payload, connections=connections, seconds=SECONDS)
+                results["servers"][name][case]["connections"] = connections
+        finally:
+            stop(proc)
+
+    m, b = results["servers"]["mitiga"], results["servers"]["baseline"]
+    baseline_best = max(b["1-row"]["requests_per_s"], b["1-row x1"]["requests_per_s"])
+    ratio_1 = m["1-row"]["requests_per_s"] / baseline_best
+    rows_256 = m["256-row"]["requests_per_s"] * 256
+    share_256 = rows_256 / compiled["rows_per_s_256"]
+    results["summary"] = {
+        "one_row_speedup_vs_baseline": ratio_1,
+        "one_row_p99_ms": m["1-row"]["p99_ms"],
+        "rows_256_per_s": rows_256,
+        "rows_256_share_of_in_process": share_256,
+        "targets_met": {"one_row_30x": ratio_1 >= 30, "one_row_p99_50ms": m["1-row"]["p99_ms"] <= 50,
+                        "rows_256_60pct": share_256 >= 0.6},
+    }
+    lines = ["# Inference benchmark", "",
+             f"LSTM (window 50), wrk over loopback, {SECONDS} s per case, {os.cpu_count()} CPUs.", "",
+             "| server | case | conns | req/s | rows/s | p50 ms | p99 ms | failed |", "|---|---|---|---|---|---|---|---|"]
+    for name, by_case in results["servers"].items():
+        for case, r in by_case.items():
+            rows = 256 if case == "256-row" else 1
+            lines.append(f"| {name} | {case} | {r['connections']} | {r['requests_per_s']:.1f} | "
+                         f"{r['requests_per_s'] * rows:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['failed']} |")
+    lines += ["", f"In-process compiled: {compiled['rows_per_s_256']:.0f} rows/s at 256 rows "
+                  f"({compiled['ms_per_call_256']:.2f} ms/call), {compiled['ms_per_call_1']:.2f} ms per 1-row call.", "",
+              f"- 1-row throughput (16 connections) vs the baseline's best: **{ratio_1:.1f}x** (target >= 30x), "
+              f"p99 {m['1-row']['p99_ms']:.1f} ms "
+              "(target <= 50 ms)",
+              f"- 256-row rows/s vs in-process compiled: **{share_256:.0%}** (target >= 60%)", ""]
+    write_report("inference", results, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
