@@ -1,0 +1,54 @@
+# mitiga: every target does its own setup on a fresh machine (venv, pinned packages, tools).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+# downloads are cached outside the repository
+export PIP_CACHE_DIR ?= $(HOME)/.cache/mitiga/pip
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: help setup test lint protos demo bench lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv with the pinned packages and mitiga in editable mode
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "mitiga needs Python 3.11 (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+lint: setup ## ruff and mypy (strict)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: setup lint ## lint, then the whole test suite
+	$(PY) -m pytest
+
+protos: setup ## regenerate the protobuf code from protos/
+	$(PY) protos/generate.py
+
+demo: setup ## the standalone loop on the shipped Amazon data
+	$(PY) -m mitiga_standalone.demo
+
+bench: setup ## benchmarks; results in benchmarks/results/*.json and *.md
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	cd benchmarks && ../$(PY) inference_bench.py
+
+lock: ## re-resolve every pin in one resolver run into requirements.lock
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q -e '.[dev]'
+	{ echo '# Every pin from one resolver run (pip, Python 3.11, CPU). Regenerate with `make lock`.'; \
+	  .venv-lock/bin/pip freeze --exclude-editable; } > requirements.lock
+	rm -rf .venv-lock
+
+clean: ## remove the venv and generated output
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
