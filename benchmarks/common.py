@@ -81,7 +81,8 @@ def wrk(url: str, body: dict[str, Any], *, connections: int, seconds: int, threa
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
             f'local f = io.open("{payload}", "r")\nwrk.body = f:read("*a")\nf:close()\n'
         )
-        out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "30s",
+        command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "30s"]
+        out = subprocess.run([*command,
                               "-s", str(script), url], check=True, capture_output=True, text=True).stdout
     if "Requests/sec" not in out or "50%" not in out:
         raise RuntimeError(f"wrk output not understood:\n{out}")

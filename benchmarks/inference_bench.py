@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import numpy as np
-from common import free_port, lstm_store, start, stop, wrk, write_report
+from common import free_port, lstm_store, start, stop, write_report, wrk
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 
@@ -84,14 +84,16 @@ def main() -> None:
     }
     lines = ["# Inference benchmark", "",
              f"LSTM (window 50), wrk over loopback, {SECONDS} s per case, {os.cpu_count()} CPUs.", "",
-             "| server | case | conns | req/s | rows/s | p50 ms | p99 ms | failed |", "|---|---|---|---|---|---|---|---|"]
+             "| server | case | conns | req/s | rows/s | p50 ms | p99 ms | failed |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, by_case in results["servers"].items():
         for case, r in by_case.items():
             rows = 256 if case == "256-row" else 1
             lines.append(f"| {name} | {case} | {r['connections']} | {r['requests_per_s']:.1f} | "
                          f"{r['requests_per_s'] * rows:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['failed']} |")
     lines += ["", f"In-process compiled: {compiled['rows_per_s_256']:.0f} rows/s at 256 rows "
-                  f"({compiled['ms_per_call_256']:.2f} ms/call), {compiled['ms_per_call_1']:.2f} ms per 1-row call.", "",
+                  f"({compiled['ms_per_call_256']:.2f} ms/call), "
+                  f"{compiled['ms_per_call_1']:.2f} ms per 1-row call.", "",
               f"- 1-row throughput (16 connections) vs the baseline's best: **{ratio_1:.1f}x** (target >= 30x), "
               f"p99 {m['1-row']['p99_ms']:.1f} ms "
               "(target <= 50 ms)",

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
@@ -24,7 +25,7 @@ def _steps(dates: Any, start: str, months: int) -> list[tuple[Any, Any]]:
     import pandas as pd
 
     edges = pd.date_range(start, dates[-1] + pd.offsets.MonthBegin(1), freq=f"{months}MS")
-    return [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    return list(itertools.pairwise(edges))
 
 
 @app.command()
@@ -39,8 +40,8 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    from mitiga_core.bus import InMemoryBus
     from mitiga_core.bundle import save_bundle
+    from mitiga_core.bus import InMemoryBus
     from mitiga_core.datasets import load_prices, sliding_windows
     from mitiga_core.metrics import regression_metrics
     from mitiga_core.modelzoo.training import train_forecaster
