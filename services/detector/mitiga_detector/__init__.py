@@ -1,0 +1,1 @@
+"""The drift-detector service: tests live windows against the training reference and decides when to retrain."""

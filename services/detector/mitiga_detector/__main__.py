@@ -1,0 +1,26 @@
+"""Entrypoint: ``python -m mitiga_detector``."""
+
+from __future__ import annotations
+
+import os
+
+
+def main() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import uvicorn
+
+    from mitiga_core.adapters import build_bus, build_model_store, build_state
+    from mitiga_core.jobs import LocalSubprocessLauncher
+    from mitiga_core.logging import configure_logging
+    from mitiga_detector.app import create_app
+    from mitiga_detector.settings import DetectorSettings
+
+    settings = DetectorSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    app = create_app(settings, bus=build_bus(settings), store=build_model_store(settings),
+                     state=build_state(settings), launcher=LocalSubprocessLauncher())
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The detector's app factory: the bus consumer plus health, metrics and report endpoints."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from mitiga_core import __version__
+from mitiga_core.publisher import EventPublisher
+from mitiga_detector.consumer import DetectorConsumer
+from mitiga_detector.core import DetectorCore
+from mitiga_detector.metrics import DetectorMetrics
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from mitiga_core.bus import Bus
+    from mitiga_core.jobs import JobLauncher
+    from mitiga_core.state import StateStore
+    from mitiga_core.store import ModelStore
+    from mitiga_detector.settings import DetectorSettings
+
+
+def create_app(settings: DetectorSettings, *, bus: Bus, store: ModelStore, state: StateStore,
+               launcher: JobLauncher | None) -> FastAPI:
+    metrics = DetectorMetrics()
+    publisher = EventPublisher(bus, source=settings.service_name, maxsize=10_000, registry=metrics.registry)
+    core = DetectorCore(settings, store=store, state=state, publisher=publisher, metrics=metrics, launcher=launcher)
+    consumer = DetectorConsumer(bus, core, settings.consumer_group)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        publisher.start()
+        consumer.start()
+        yield
+        consumer.stop()
+        publisher.stop()
+
+    app = FastAPI(title="mitiga drift detector", version=__version__, lifespan=lifespan)
+
+    @app.get("/v2/health/live")
+    async def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    async def ready() -> Response:
+        return JSONResponse({"ready": consumer.alive}, status_code=200 if consumer.alive else 503)
+
+    @app.get("/v1/models/{name}/drift")
+    async def drift(name: str) -> dict[str, Any]:
+        state_ = core.state_of(name)
+        if state_["windows"] == 0 and name not in store.list_models():
+            return JSONResponse({"error": f"model {name!r} not found"}, status_code=404)  # type: ignore[return-value]
+        return state_
+
+    @app.get("/v1/models/{name}/drift/report", response_class=HTMLResponse)
+    async def report(name: str) -> Response:
+        from mitiga_detector.reports import render
+
+        try:
+            return HTMLResponse(render(core, name))
+        except KeyError:
+            return JSONResponse({"error": f"model {name!r} has no tested window yet"}, status_code=404)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.state.core = core
+    app.state.consumer = consumer
+    app.state.publisher = publisher
+    return app

@@ -1,0 +1,251 @@
+"""The detector's core: events in, windows tested, levels decided, drift events and retrain requests out.
+
+Transports (the bus consumer, the HTTP app) are thin adapters around :class:`DetectorCore`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mitiga_core.errors import EventDecodeError, MitigaError
+from mitiga_core.events import Topic, decode, new_id
+from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_detector.distances import feature_distances
+from mitiga_detector.levels import EpisodeTracker, Severity, window_severity
+from mitiga_detector.monitor import ModelMonitor, build_monitor, input_features
+from mitiga_detector.performance import FeedbackJoiner
+from mitiga_detector.trigger import RetrainTrigger
+
+if TYPE_CHECKING:
+    from mitiga_core.events import Envelope
+    from mitiga_core.jobs import JobLauncher
+    from mitiga_core.publisher import EventPublisher
+    from mitiga_core.state import StateStore
+    from mitiga_core.store import ModelStore
+    from mitiga_core.types import AnyArray
+    from mitiga_detector.engines import UnivariateResult
+    from mitiga_detector.metrics import DetectorMetrics
+    from mitiga_detector.settings import DetectorSettings
+    from mitiga_detector.windows import Window
+
+log = logging.getLogger(__name__)
+TYPE_NAMES: dict[int, str] = {
+    pb.DRIFT_TYPE_DATA: "data", pb.DRIFT_TYPE_PREDICTION: "prediction", pb.DRIFT_TYPE_CONCEPT: "concept",
+}
+
+
+def _matrix(m: pb.Matrix, what: str) -> AnyArray:
+    shape = list(m.shape)
+    if len(shape) != 2 or shape[0] * shape[1] != len(m.data):
+        raise EventDecodeError(f"{what}: shape {shape} does not match {len(m.data)} values")
+    return np.asarray(m.data, np.float32).reshape(shape)
+
+
+class DetectorCore:
+    def __init__(self, settings: DetectorSettings, *, store: ModelStore, state: StateStore,
+                 publisher: EventPublisher, metrics: DetectorMetrics, launcher: JobLauncher | None) -> None:
+        self.settings = settings
+        self._store = store
+        self._state = state
+        self._publisher = publisher
+        self.metrics = metrics
+        self._joiner = FeedbackJoiner(state, settings.feedback_ttl_s)
+        self._trigger = RetrainTrigger(settings, state, launcher, publisher)
+        self._monitors: dict[tuple[str, str], ModelMonitor] = {}
+        self._episodes: dict[str, EpisodeTracker] = {}
+        self.history: dict[str, deque[dict[str, Any]]] = {}
+        self.last_window: dict[str, tuple[ModelMonitor, Window]] = {}
+        self.lock = threading.Lock()  # the HTTP app reads what the consumer thread writes
+
+    # --- events in ---
+    def handle(self, envelope: Envelope) -> None:
+        """Process one bus message; raises EventDecodeError for anything that belongs in the dead-letter topic."""
+        message = decode(envelope)
+        seen_key = f"mitiga:seen:{envelope.headers['ce_id']}"
+        if self._state.get(seen_key) is not None:
+            self.metrics.duplicates.inc()
+            return
+        start = time.perf_counter()
+        with self.lock:
+            if isinstance(message, pb.InferenceEvent):
+                self._on_inference(message)
+            elif isinstance(message, pb.FeedbackEvent):
+                self._on_feedback(message)
+            else:
+                raise EventDecodeError(f"the detector does not consume {message.DESCRIPTOR.name}")
+        self._state.set(seen_key, b"1", ttl_s=self.settings.feedback_ttl_s)
+        self.metrics.events.labels(message.DESCRIPTOR.name).inc()
+        self.metrics.seconds.labels("event").observe(time.perf_counter() - start)
+
+    def monitor(self, name: str, version: str) -> ModelMonitor:
+        key = (name, version)
+        if key not in self._monitors:
+            try:
+                monitor = build_monitor(self._store, name, version, self.settings)
+            except (MitigaError, ValueError) as exc:  # ValueError: an invalid model name
+                raise EventDecodeError(f"unknown model: {exc}") from exc
+            if self.settings.online != "none":
+                from mitiga_detector.multivariate import OnlineDetector
+
+                monitor.online = OnlineDetector(self.settings.online, monitor.reference, ert=self.settings.online_ert,
+                                                window=self.settings.online_window)
+            self._monitors[key] = monitor
+        return self._monitors[key]
+
+    def _on_inference(self, event: pb.InferenceEvent) -> None:
+        monitor = self.monitor(event.model_name, event.model_version)
+        inputs, outputs = _matrix(event.inputs, "inputs"), _matrix(event.outputs, "outputs")
+        expected = monitor.manifest.window if monitor.manifest.task == "forecast" else len(monitor.feature_names)
+        if inputs.shape[1] != expected or inputs.shape[0] != outputs.shape[0]:
+            raise EventDecodeError(f"inputs {list(inputs.shape)} / outputs {list(outputs.shape)} do not fit "
+                                   f"model {event.model_name!r} version {event.model_version}")
+        if event.request_id:
+            self._joiner.remember(event.model_name, event.request_id, event.model_version, outputs)
+        when = (event.data_time if event.HasField("data_time") else event.time).ToDatetime(tzinfo=UTC)
+        features = input_features(monitor.manifest, inputs)
+        if monitor.online is not None and monitor.online.update(features):
+            self.metrics.online_alarms.labels(event.model_name).inc()
+        window = monitor.window.add(features, outputs, when)
+        if window is not None:
+            self._evaluate(monitor, window)
+
+    def _on_feedback(self, event: pb.FeedbackEvent) -> None:
+        for item in event.items:
+            stored = self._joiner.take(event.model_name, item.request_id)
+            if stored is None:
+                self.metrics.unmatched.labels(event.model_name, "no_prediction").inc()
+                continue
+            truth = np.asarray(item.ground_truth, np.float32)
+            if truth.size != stored.outputs.size:
+                self.metrics.unmatched.labels(event.model_name, "size_mismatch").inc()
+                continue
+            monitor = self.monitor(event.model_name, stored.version)
+            scaler = monitor.manifest.output_scaler
+            monitor.performance.add(truth.reshape(stored.outputs.shape), stored.outputs, scaler)
+            self.metrics.joined.labels(event.model_name).inc()
+
+    # --- decisions ---
+    def _performance(self, monitor: ModelMonitor, labels: tuple[str, str]) -> dict[str, float]:
+        perf = monitor.performance
+        self.metrics.perf_rows.labels(*labels).set(len(perf))
+        by_units = perf.metrics(monitor.manifest.output_scaler)
+        for units, values in by_units.items():
+            for metric, value in values.items():
+                self.metrics.perf.labels(*labels, metric, units).set(value)
+        if len(perf) < self.settings.min_performance_rows:
+            return {}
+        return by_units.get(self.settings.metric_units, {})
+
+    def _evaluate(self, monitor: ModelMonitor, window: Window) -> None:
+        start = time.perf_counter()
+        m, name, version = self.metrics, monitor.manifest.name, monitor.manifest.version
+        labels = (name, version)
+        uni = monitor.inputs.run(window.features)
+        dist = feature_distances(monitor.reference, window.features)
+        for j, feature in enumerate(monitor.feature_names):
+            fl = (*labels, feature)
+            m.p_value.labels(*fl).set(uni.p_values[j])
+            m.statistic.labels(*fl).set(uni.statistics[j])
+            m.wasserstein.labels(*fl).set(dist["wasserstein"][j])
+            m.jensen_shannon.labels(*fl).set(dist["jensen_shannon"][j])
+            m.psi.labels(*fl).set(dist["psi"][j])
+        share = float(uni.drifted.mean())
+        m.share.labels(*labels).set(share)
+        m.min_p.labels(*labels).set(float(uni.p_values.min()))
+        m.window_rows.labels(*labels).set(len(window))
+        m.detected.labels(*labels, "univariate").set(int(uni.is_drift))
+        prediction_drift = False
+        if monitor.outputs is not None:
+            prediction_drift = monitor.outputs.run(window.outputs).is_drift
+            m.detected.labels(*labels, "prediction").set(int(prediction_drift))
+        monitor.windows_seen += 1
+        mmd: dict[str, float] = {}
+        if self.settings.mmd_every and monitor.windows_seen % self.settings.mmd_every == 0:
+            from mitiga_detector.multivariate import mmd_test
+
+            rows = window.features if monitor.manifest.task != "forecast" else None
+            if rows is not None:
+                mmd = mmd_test(monitor.mmd_reference, rows, self.settings.p_val)
+                m.mmd_p.labels(*labels).set(mmd["p_value"])
+                m.detected.labels(*labels, "mmd").set(mmd["is_drift"])
+        perf = self._performance(monitor, labels)
+        concept_alarm, monitor.performance.concept_alarm = monitor.performance.concept_alarm, False
+        if concept_alarm:
+            m.concept_alarms.labels(name).inc()
+        values = {"drift_flag": float(uni.is_drift), "share_drifted": share, "ks_p_value": float(uni.p_values.min()),
+                  **perf}
+        levels = monitor.levels(self.settings.thresholds)
+        severity = window_severity(values, levels, self.settings.level_metrics)
+        perf_metrics = [name for name in self.settings.level_metrics if name in ("mae", "rmse", "r2")]
+        perf_severity = window_severity(perf, levels, perf_metrics)
+        types: list[int] = []
+        if uni.is_drift or mmd.get("is_drift"):
+            types.append(pb.DRIFT_TYPE_DATA)
+        if prediction_drift:
+            types.append(pb.DRIFT_TYPE_PREDICTION)
+        if not uni.is_drift and (perf_severity >= Severity.WARNING or concept_alarm):
+            types.append(pb.DRIFT_TYPE_CONCEPT)
+            severity = max(severity, Severity.WARNING if concept_alarm else severity)
+        self._decide(monitor, window, severity, types, values, uni, dist)
+        self.last_window[name] = (monitor, window)
+        m.seconds.labels("window").observe(time.perf_counter() - start)
+
+    def _decide(self, monitor: ModelMonitor, window: Window, severity: Severity, types: list[int],
+                values: dict[str, float], uni: UnivariateResult, dist: dict[str, AnyArray]) -> None:
+        name, version = monitor.manifest.name, monitor.manifest.version
+        tracker = self._episodes.setdefault(name, EpisodeTracker(self.settings.persistence, self.settings.clear_after))
+        before = tracker.level
+        episode_before = tracker.episode_id
+        level, opened, closed = tracker.update(severity)
+        for type_code, type_name in TYPE_NAMES.items():
+            active = level >= Severity.WARNING and type_code in types
+            self.metrics.level.labels(name, type_name).set(int(level) - 1 if active else 0)
+        record = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat(), "rows": len(window),
+                  "version": version, "observed": severity.name.lower(), "level": level.name.lower(),
+                  "episode_id": tracker.episode_id or episode_before, "types": [TYPE_NAMES[t] for t in types],
+                  "p_values": dict(zip(monitor.feature_names, uni.p_values.tolist(), strict=True)),
+                  "psi": dict(zip(monitor.feature_names, dist["psi"].tolist(), strict=True)), **values}
+        self.history.setdefault(name, deque(maxlen=self.settings.history)).append(record)
+        if opened:
+            self.metrics.episodes.labels(name, level.name.lower()).inc()
+        if opened or closed or level != before:
+            self._publish_drift(monitor, window, level, types, values, uni, dist, tracker.episode_id or episode_before)
+        if level == Severity.CRITICAL and before != Severity.CRITICAL and tracker.episode_id:
+            outcome = self._trigger.fire(name, version, tracker.episode_id)
+            self.metrics.triggers.labels(name, outcome).inc()
+            record["trigger"] = outcome
+
+    def _publish_drift(self, monitor: ModelMonitor, window: Window, level: Severity, types: list[int],
+                       values: dict[str, float], uni: UnivariateResult, dist: dict[str, AnyArray],
+                       episode_id: str | None) -> None:
+        order = np.argsort(uni.p_values)[:5]
+        top = [pb.FeatureDrift(feature=monitor.feature_names[j], p_value=float(uni.p_values[j]),
+                               statistic=float(uni.statistics[j]), wasserstein=float(dist["wasserstein"][j]),
+                               jensen_shannon=float(dist["jensen_shannon"][j]), psi=float(dist["psi"][j]),
+                               drifted=bool(uni.drifted[j])) for j in order]
+        event = pb.DriftEvent(event_id=new_id(), episode_id=episode_id or "", model_name=monitor.manifest.name,
+                              model_version=monitor.manifest.version, window_size=len(window),
+                              share_drifted=values["share_drifted"], top_features=top,
+                              metrics={k: float(v) for k, v in values.items()})
+        event.level = int(level)  # type: ignore[assignment]
+        event.drift_types.extend(types)  # type: ignore[arg-type]
+        event.window_start.FromDatetime(window.start)
+        event.window_end.FromDatetime(window.end)
+        event.time.FromDatetime(datetime.now(UTC))
+        self._publisher.offer(Topic.DRIFT, monitor.manifest.name, lambda: event)
+
+    # --- state for the API ---
+    def state_of(self, name: str) -> dict[str, Any]:
+        with self.lock:
+            tracker = self._episodes.get(name)
+            history = list(self.history.get(name, []))
+        return {"model": name, "level": tracker.level.name.lower() if tracker else "none",
+                "episode_id": tracker.episode_id if tracker else None,
+                "last_window": history[-1] if history else None, "windows": len(history)}

@@ -1,0 +1,49 @@
+"""Prometheus metrics of the detector: values, not only flags. Prefix ``mitiga_``, base units, ``_total`` counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+MV = ["model", "version"]
+MVF = ["model", "version", "feature"]
+
+
+class DetectorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.p_value = Gauge("mitiga_drift_p_value", "Per-feature p-value of the univariate test.", MVF, registry=r)
+        self.statistic = Gauge("mitiga_drift_statistic", "Per-feature test statistic.", MVF, registry=r)
+        self.wasserstein = Gauge("mitiga_drift_wasserstein", "Per-feature Wasserstein distance.", MVF, registry=r)
+        self.jensen_shannon = Gauge("mitiga_drift_jensen_shannon", "Per-feature Jensen-Shannon distance (base 2).",
+                                    MVF, registry=r)
+        self.psi = Gauge("mitiga_drift_psi", "Per-feature population stability index.", MVF, registry=r)
+        self.detected = Gauge("mitiga_drift_detected", "1 when the test flagged drift in the last window.",
+                              [*MV, "test"], registry=r)
+        self.share = Gauge("mitiga_drift_share_features", "Share of features that drifted (0..1).", MV, registry=r)
+        self.min_p = Gauge("mitiga_drift_ks_p_value_min", "Smallest per-feature p-value in the last window.", MV,
+                           registry=r)
+        self.level = Gauge("mitiga_drift_level", "Confirmed level: 0 none, 1 warning, 2 critical.",
+                           ["model", "drift_type"], registry=r)
+        self.mmd_p = Gauge("mitiga_drift_mmd_p_value", "p-value of the multivariate MMD test.", MV, registry=r)
+        self.perf = Gauge("mitiga_model_performance", "Error metrics on the labelled window (mae, mse, rmse, r2).",
+                          [*MV, "metric", "units"], registry=r)
+        self.window_rows = Gauge("mitiga_drift_window_rows", "Rows in the last tested window.", MV, registry=r)
+        self.perf_rows = Gauge("mitiga_performance_window_rows", "Labelled rows in the performance window.", MV,
+                               registry=r)
+        self.events = Counter("mitiga_detector_events", "Events processed.", ["type"], registry=r)
+        self.rejected = Counter("mitiga_detector_events_rejected", "Events sent to the dead-letter topic.",
+                                ["reason"], registry=r)
+        self.duplicates = Counter("mitiga_detector_events_duplicate", "Redelivered events skipped.", registry=r)
+        self.seconds = Histogram("mitiga_detector_processing_seconds", "Processing time.", ["stage"],
+                                 buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5), registry=r)
+        self.joined = Counter("mitiga_feedback_joined", "Feedback items joined to their prediction.", ["model"],
+                              registry=r)
+        self.unmatched = Counter("mitiga_feedback_unmatched", "Feedback items that found no prediction.",
+                                 ["model", "reason"], registry=r)
+        self.episodes = Counter("mitiga_drift_episodes", "Drift episodes opened.", ["model", "level"], registry=r)
+        self.concept_alarms = Counter("mitiga_concept_drift_alarms", "Change alarms on the error stream.", ["model"],
+                                      registry=r)
+        self.online_alarms = Counter("mitiga_drift_online_alarms", "Alarms of the online detector.", ["model"],
+                                     registry=r)
+        self.triggers = Counter("mitiga_retrain_triggers", "Retraining trigger decisions.", ["model", "outcome"],
+                                registry=r)

@@ -1,0 +1,79 @@
+"""What the detector knows about one served model version: its reference, its tests and its open window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mitiga_core.bundle import read_manifest, read_reference, read_training
+from mitiga_detector.engines import UnivariateEngine, make_engine
+from mitiga_detector.performance import PerformanceWindow
+from mitiga_detector.windows import WindowBuffer
+
+if TYPE_CHECKING:
+    from mitiga_core.bundle import ModelManifest
+    from mitiga_core.store import ModelStore
+    from mitiga_core.types import FloatArray
+    from mitiga_detector.settings import DetectorSettings, Level
+
+
+def input_features(manifest: ModelManifest, inputs: FloatArray) -> FloatArray:
+    """The columns tested for data drift. For a forecast model each request row is a window of the series; its
+    newest value is the series' new observation, so the series' value distribution is tested against the
+    training series. Tabular models are tested column by column."""
+    return inputs[:, -1:] if manifest.task == "forecast" else inputs
+
+
+@dataclass
+class ModelMonitor:
+    manifest: ModelManifest
+    reference: FloatArray
+    inputs: UnivariateEngine
+    outputs: UnivariateEngine | None
+    window: WindowBuffer
+    performance: PerformanceWindow
+    mmd_reference: FloatArray
+    mmd: Any = None
+    online: Any = None
+    windows_seen: int = 0
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.manifest.features
+
+    def levels(self, defaults: dict[str, Level]) -> dict[str, Level]:
+        """Settings' levels with the manifest's per-model overrides (``{"mae.critical": 0.4, ...}``)."""
+        merged = {name: level.model_copy() for name, level in defaults.items()}
+        for key, value in self.manifest.thresholds.items():
+            metric, _, which = key.partition(".")
+            if metric in merged and which in ("warning", "critical"):
+                merged[metric] = merged[metric].model_copy(update={which: value})
+        return merged
+
+
+def build_monitor(store: ModelStore, name: str, version: str, settings: DetectorSettings) -> ModelMonitor:
+    """Load a version's manifest and reference sample; raises ModelNotFound or BundleError."""
+    folder = store.path(name, version)
+    manifest = read_manifest(folder)
+    reference = read_reference(folder)
+    training = read_training(folder)
+    if reference is None:
+        if training is None:
+            from mitiga_core.errors import BundleError
+
+            raise BundleError(f"model {name!r} version {version} has no reference sample to test drift against")
+        reference = input_features(manifest, training.x)
+    engine_args = {"test": settings.test, "p_val": settings.p_val, "correction": settings.correction}
+    inputs = make_engine(settings.engine, reference, **engine_args)  # type: ignore[arg-type]
+    outputs = make_engine(settings.engine, training.y, **engine_args) if training is not None else None  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
+    pool = training.x if training is not None else reference
+    mmd_reference = pool[rng.choice(len(pool), size=min(len(pool), 500), replace=False)]
+    return ModelMonitor(
+        manifest=manifest, reference=reference, inputs=inputs, outputs=outputs,
+        window=WindowBuffer(settings.window_size, settings.window_seconds, settings.min_window_rows),
+        performance=PerformanceWindow(settings.performance_window, settings.concept_detector),
+        mmd_reference=mmd_reference,
+    )

@@ -1,0 +1,99 @@
+"""Ground truth joined to predictions by request id, and the error metrics over a rolling window.
+
+Predictions wait in the StateStore (with a TTL) until their feedback arrives, so a restarted detector, or another
+replica, can still join them. Feedback that finds no prediction is counted, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from mitiga_core.metrics import regression_metrics
+
+if TYPE_CHECKING:
+    from mitiga_core.bundle import Scaler
+    from mitiga_core.state import StateStore
+    from mitiga_core.types import AnyArray, FloatArray
+
+
+@dataclass(frozen=True)
+class StoredPrediction:
+    version: str
+    outputs: FloatArray
+
+
+class FeedbackJoiner:
+    def __init__(self, state: StateStore, ttl_s: float) -> None:
+        self._state = state
+        self._ttl_s = ttl_s
+
+    @staticmethod
+    def _key(model: str, request_id: str) -> str:
+        return f"mitiga:pred:{model}:{request_id}"
+
+    def remember(self, model: str, request_id: str, version: str, outputs: FloatArray) -> None:
+        body = {"v": version, "shape": list(outputs.shape), "y": np.asarray(outputs, np.float64).reshape(-1).tolist()}
+        self._state.set(self._key(model, request_id), json.dumps(body).encode(), ttl_s=self._ttl_s)
+
+    def take(self, model: str, request_id: str) -> StoredPrediction | None:
+        key = self._key(model, request_id)
+        raw = self._state.get(key)
+        if raw is None:
+            return None
+        self._state.delete(key)
+        body = json.loads(raw)
+        return StoredPrediction(str(body["v"]), np.asarray(body["y"], np.float32).reshape(body["shape"]))
+
+
+class ErrorStreamDetector:
+    """river's ADWIN or Page-Hinkley on the absolute-error stream: a change in the error level is concept drift."""
+
+    def __init__(self, kind: Literal["adwin", "page_hinkley", "none"]) -> None:
+        from river import drift
+
+        self._detector = None if kind == "none" else (drift.ADWIN() if kind == "adwin" else drift.PageHinkley())
+        self.alarms = 0
+
+    def update(self, abs_errors: AnyArray) -> bool:
+        if self._detector is None:
+            return False
+        changed = False
+        for value in abs_errors:
+            self._detector.update(float(value))
+            changed = changed or bool(self._detector.drift_detected)
+        self.alarms += int(changed)
+        return changed
+
+
+class PerformanceWindow:
+    """The most recent labelled rows of one model version."""
+
+    def __init__(self, size: int, concept: Literal["adwin", "page_hinkley", "none"]) -> None:
+        self._truth: deque[AnyArray] = deque(maxlen=size)
+        self._pred: deque[AnyArray] = deque(maxlen=size)
+        self.errors = ErrorStreamDetector(concept)
+        self.concept_alarm = False
+
+    def __len__(self) -> int:
+        return len(self._truth)
+
+    def add(self, truth: FloatArray, pred: FloatArray, scaler: Scaler) -> None:
+        for t, p in zip(truth, pred, strict=True):
+            self._truth.append(t)
+            self._pred.append(p)
+        abs_scaled = np.abs(scaler.transform(truth) - scaler.transform(pred)).mean(axis=1)
+        if self.errors.update(abs_scaled):
+            self.concept_alarm = True
+
+    def metrics(self, scaler: Scaler) -> dict[str, dict[str, float]]:
+        """MAE, MSE, RMSE, R² in ``original`` units and in the model's ``scaled`` units."""
+        if not self._truth:
+            return {}
+        truth, pred = np.stack(self._truth), np.stack(self._pred)
+        return {"original": regression_metrics(truth, pred),
+                "scaled": regression_metrics(scaler.transform(truth), scaler.transform(pred))}

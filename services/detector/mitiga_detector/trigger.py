@@ -1,0 +1,74 @@
+"""The retraining trigger: at most one retrain in flight per model, a cooldown, one request per episode.
+
+Keys in the StateStore::
+
+    mitiga:retrain:lock:MODEL        held while a retrain runs (SET NX with a TTL); the retrainer deletes it
+    mitiga:retrain:cooldown:MODEL    present for ``cooldown_s`` after a request
+    mitiga:retrain:request:ID        the idempotent request id of an episode, once requested
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING
+
+from mitiga_core.events import Topic
+from mitiga_core.jobs import JobSpec
+from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+
+if TYPE_CHECKING:
+    from mitiga_core.jobs import JobLauncher
+    from mitiga_core.publisher import EventPublisher
+    from mitiga_core.state import StateStore
+    from mitiga_detector.settings import DetectorSettings
+
+log = logging.getLogger(__name__)
+
+
+def job_name(model: str, episode_id: str) -> str:
+    """A deterministic, DNS-safe job name per model and episode (at most 63 characters)."""
+    safe = re.sub(r"[^a-z0-9-]", "-", model.lower()).strip("-")[:40] or "model"
+    return f"retrain-{safe}-{episode_id[:12]}"
+
+
+class RetrainTrigger:
+    def __init__(self, settings: DetectorSettings, state: StateStore, launcher: JobLauncher | None,
+                 publisher: EventPublisher) -> None:
+        self._settings = settings
+        self._state = state
+        self._launcher = launcher
+        self._publisher = publisher
+
+    def fire(self, model: str, version: str, episode_id: str) -> str:
+        """Request a retrain for a critical episode; returns the outcome (a metric label)."""
+        mode = self._settings.trigger
+        if mode == "off":
+            return "off"
+        if mode == "alert_only":
+            return "alert_only"
+        request_id = job_name(model, episode_id)
+        if self._state.get(f"mitiga:retrain:request:{request_id}") is not None:
+            return "duplicate"
+        if self._state.get(f"mitiga:retrain:cooldown:{model}") is not None:
+            return "cooldown"
+        if not self._state.set_if_absent(f"mitiga:retrain:lock:{model}", request_id.encode(),
+                                         ttl_s=self._settings.lock_ttl_s):
+            return "locked"
+        self._state.set(f"mitiga:retrain:request:{request_id}", b"1", ttl_s=max(self._settings.lock_ttl_s, 86400))
+        if self._settings.cooldown_s > 0:
+            self._state.set(f"mitiga:retrain:cooldown:{model}", b"1", ttl_s=self._settings.cooldown_s)
+        request = pb.RetrainRequest(request_id=request_id, model_name=model, base_version=version,
+                                    episode_id=episode_id, trigger="informed",
+                                    strategy=self._settings.retrain_strategy, mode=self._settings.retrain_mode)
+        request.time.GetCurrentTime()
+        self._publisher.offer(Topic.RETRAIN, model, lambda: request)
+        if self._launcher is not None:
+            args = [self._settings.retrain_module, "--model", model, "--base-version", version,
+                    "--strategy", request.strategy, "--mode", request.mode, "--request-id", request_id,
+                    "--episode-id", episode_id, "--trigger", "informed"]
+            labels = {"mitiga.io/model": model, "mitiga.io/episode": episode_id[:12], "mitiga.io/trigger": "informed"}
+            if not self._launcher.launch(JobSpec(name=request_id, args=args, labels=labels)):
+                return "duplicate"
+        log.info("retrain requested", extra={"model": model, "request_id": request_id, "episode": episode_id})
+        return "requested"

@@ -1,0 +1,58 @@
+"""Windows of recent inputs and outputs per model version, closed by count or by event time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mitiga_core.types import FloatArray  # noqa: TC001
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+
+@dataclass
+class Window:
+    features: FloatArray
+    outputs: FloatArray
+    start: datetime
+    end: datetime
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+@dataclass
+class WindowBuffer:
+    size: int
+    seconds: float
+    min_rows: int
+    _features: list[FloatArray] = field(default_factory=list)
+    _outputs: list[FloatArray] = field(default_factory=list)
+    _rows: int = 0
+    _start: datetime | None = None
+    _end: datetime | None = None
+
+    def add(self, features: FloatArray, outputs: FloatArray, when: datetime) -> Window | None:
+        """Add rows; returns the closed window when this addition closes one."""
+        self._features.append(features)
+        self._outputs.append(outputs)
+        self._rows += len(features)
+        self._start = when if self._start is None else min(self._start, when)
+        self._end = when if self._end is None else max(self._end, when)
+        span = (self._end - self._start).total_seconds()
+        if self._rows >= self.size or (self.seconds > 0 and span >= self.seconds and self._rows >= self.min_rows):
+            return self._take()
+        return None
+
+    def _take(self) -> Window:
+        assert self._start is not None and self._end is not None
+        window = Window(np.concatenate(self._features), np.concatenate(self._outputs), self._start, self._end)
+        self._features, self._outputs, self._rows, self._start, self._end = [], [], 0, None, None
+        return window
+
+    @property
+    def rows(self) -> int:
+        return self._rows

@@ -1,0 +1,199 @@
+"""The detector core on event streams: detection, attribution, false alarms, feedback joins, drift types, triggers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mitiga_core.errors import EventDecodeError
+from mitiga_core.events import Topic
+from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from tests.detector.conftest import Harness, feedback, inference, write_bundle
+
+
+def stream(h: Harness, rng: np.random.Generator, windows: int, *, shift: dict[int, float] | None = None,
+           batch: int = 10, error: float = 0.0, label: bool = False) -> None:
+    """Send ``windows`` windows of inputs (optionally shifted), predictions = a + b + c, and optionally feedback
+    whose truth differs from the prediction by ``error`` (plus small noise)."""
+    for _ in range(windows * h.settings.window_size // batch):
+        x = rng.normal(size=(batch, 3)).astype(np.float32)
+        for j, delta in (shift or {}).items():
+            x[:, j] += delta
+        y = x.sum(axis=1, keepdims=True)
+        rid = f"r{rng.integers(1 << 62)}"
+        h.core.handle(inference(x, y, request_id=rid))
+        if label:
+            truth = y[:, 0] + error + rng.normal(scale=0.05, size=batch)
+            h.core.handle(feedback([(rid, truth.tolist())]))
+
+
+def test_mean_shift_on_one_feature_is_detected_and_attributed(harness: Harness) -> None:
+    rng = np.random.default_rng(1)
+    stream(harness, rng, 3)
+    stream(harness, rng, 3, shift={1: 1.0})
+    events = harness.drift_events()
+    assert events, "no drift event"
+    first = events[0]
+    assert pb.DRIFT_TYPE_DATA in first.drift_types
+    assert first.top_features[0].feature == "b" and first.top_features[0].drifted
+    assert [f.feature for f in first.top_features if f.drifted] == ["b"]
+    assert first.share_drifted == pytest.approx(1 / 3)
+    assert first.top_features[0].psi > 0.2
+    assert harness.value("mitiga_drift_p_value", model="tab", version="1", feature="b") < 1e-3
+    assert harness.value("mitiga_drift_share_features", model="tab", version="1") == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("engine", ["scipy", "alibi"])
+def test_false_alarms_on_a_stationary_stream_stay_within_the_rate(tmp_path: Path, engine: str) -> None:
+    h = Harness(tmp_path, engine=engine, p_val=0.05, window_size=50)
+    write_bundle(h.store, seed=3)
+    stream(h, np.random.default_rng(7), 200, batch=50)
+    flagged = [r["drift_flag"] for r in h.core.history["tab"]]
+    assert len(flagged) == 200
+    rate = sum(flagged) / len(flagged)
+    # Bonferroni over 3 features keeps the per-window rate at or below p_val; allow binomial noise (3 sigma)
+    assert rate <= 0.05 + 3 * (0.05 * 0.95 / 200) ** 0.5, rate
+    # an episode needs 2 flagged windows in a row: about 200 * 0.05**2 = 0.5 expected
+    assert (h.value("mitiga_drift_episodes_total", model="tab", level="critical") or 0) <= 3
+    h.publisher.stop()
+
+
+def test_feedback_join_and_performance_metrics(harness: Harness) -> None:
+    rng = np.random.default_rng(5)
+    truths, preds = [], []
+    for i in range(6):
+        x = rng.normal(size=(10, 3)).astype(np.float32)
+        y = x.sum(axis=1, keepdims=True)
+        harness.core.handle(inference(x, y, request_id=f"q{i}"))
+        truth = (y[:, 0] + rng.normal(scale=0.5, size=10)).astype(np.float32)
+        truths.append(truth)
+        preds.append(y[:, 0])
+        harness.core.handle(feedback([(f"q{i}", truth.tolist())]))
+    harness.core.handle(feedback([("never-served", [1.0])]))
+    harness.core.handle(feedback([("q0", [1.0] * 10)]))  # already joined: the prediction is gone
+    harness.core.handle(inference(np.zeros((2, 3), np.float32), np.zeros((2, 1), np.float32), request_id="two"))
+    harness.core.handle(feedback([("two", [1.0, 2.0, 3.0])]))  # wrong size
+    stream(harness, rng, 1, batch=10)  # close a window so metrics are computed
+    t, p = np.concatenate(truths), np.concatenate(preds)
+    mae, mse = np.mean(np.abs(p - t)), np.mean((p - t) ** 2)
+    r2 = 1 - np.sum((p - t) ** 2) / np.sum((t - t.mean()) ** 2)
+    get = harness.value
+    assert get("mitiga_model_performance", model="tab", version="1", metric="mae", units="original") == pytest.approx(mae, rel=1e-5)
+    assert get("mitiga_model_performance", model="tab", version="1", metric="rmse", units="original") == pytest.approx(mse**0.5, rel=1e-5)
+    assert get("mitiga_model_performance", model="tab", version="1", metric="r2", units="original") == pytest.approx(r2, rel=1e-5)
+    scale = harness.core.monitor("tab", "1").manifest.output_scaler.scale[0]
+    assert get("mitiga_model_performance", model="tab", version="1", metric="mae", units="scaled") == pytest.approx(mae / scale, rel=1e-4)
+    assert get("mitiga_feedback_joined_total", model="tab") == 6
+    assert get("mitiga_feedback_unmatched_total", model="tab", reason="no_prediction") == 2
+    assert get("mitiga_feedback_unmatched_total", model="tab", reason="size_mismatch") == 1
+    assert get("mitiga_performance_window_rows", model="tab", version="1") == 60
+
+
+def test_error_only_change_is_typed_concept(harness: Harness) -> None:
+    rng = np.random.default_rng(11)
+    stream(harness, rng, 3, label=True, error=0.0)
+    assert harness.drift_events() == []
+    stream(harness, rng, 4, label=True, error=3.0)
+    events = harness.drift_events()
+    assert events and events[-1].level == pb.DRIFT_LEVEL_CRITICAL
+    for event in events:
+        assert pb.DRIFT_TYPE_CONCEPT in event.drift_types and pb.DRIFT_TYPE_DATA not in event.drift_types
+    assert harness.value("mitiga_concept_drift_alarms_total", model="tab") >= 1
+    assert harness.core.state_of("tab")["last_window"]["types"] == ["concept"]
+
+
+def test_trigger_is_deduplicated_under_repeated_critical_windows(harness: Harness) -> None:
+    rng = np.random.default_rng(2)
+    stream(harness, rng, 2)
+    stream(harness, rng, 8, shift={0: 2.0, 1: 2.0, 2: 2.0})
+    assert len(harness.launcher.specs) == 1
+    spec = next(iter(harness.launcher.specs.values()))
+    assert spec.args[:3] == ["mitiga_retrainer", "--model", "tab"] and spec.labels["mitiga.io/trigger"] == "informed"
+    # the episode closes, a new one opens inside the cooldown: no second retrain
+    stream(harness, rng, 4)
+    stream(harness, rng, 6, shift={0: 2.0, 1: 2.0, 2: 2.0})
+    assert len(harness.launcher.specs) == 1
+    assert harness.value("mitiga_retrain_triggers_total", model="tab", outcome="requested") == 1
+    assert harness.value("mitiga_retrain_triggers_total", model="tab", outcome="cooldown") == 1
+    harness.publisher.stop()
+    requests = harness.bus.messages(Topic.RETRAIN)
+    assert len(requests) == 1 and requests[0].headers["ce_type"] == "io.mitiga.retrain.v1"
+
+
+def test_lock_holds_when_cooldown_is_off(tmp_path: Path) -> None:
+    h = Harness(tmp_path, cooldown_s=0)
+    write_bundle(h.store)
+    rng = np.random.default_rng(4)
+    for _ in range(2):
+        stream(h, rng, 4)
+        stream(h, rng, 6, shift={0: 2.0, 1: 2.0, 2: 2.0})
+    assert len(h.launcher.specs) == 1
+    assert h.value("mitiga_retrain_triggers_total", model="tab", outcome="locked") == 1
+    h.state.delete("mitiga:retrain:lock:tab")  # the retrainer finished
+    stream(h, rng, 4)
+    stream(h, rng, 6, shift={0: 2.0, 1: 2.0, 2: 2.0})
+    assert len(h.launcher.specs) == 2
+    h.publisher.stop()
+
+
+@pytest.mark.parametrize(("mode", "outcome"), [("alert_only", "alert_only"), ("off", "off")])
+def test_trigger_modes(tmp_path: Path, mode: str, outcome: str) -> None:
+    h = Harness(tmp_path, trigger=mode)
+    write_bundle(h.store)
+    stream(h, np.random.default_rng(2), 5, shift={0: 2.0, 1: 2.0, 2: 2.0})
+    assert h.launcher.specs == {}
+    assert h.value("mitiga_retrain_triggers_total", model="tab", outcome=outcome) == 1
+    assert h.drift_events()  # alerts still flow
+    h.publisher.stop()
+
+
+def test_manifest_thresholds_override_settings(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    write_bundle(h.store, thresholds={"mae.critical": 0.05, "mae.warning": 0.01})
+    levels = h.core.monitor("tab", "1").levels(h.settings.thresholds)
+    assert levels["mae"].critical == 0.05 and levels["rmse"].critical == 1.0
+    h.publisher.stop()
+
+
+def test_redelivered_events_change_nothing(harness: Harness) -> None:
+    x = np.ones((5, 3), np.float32)
+    envelope = inference(x, x.sum(axis=1, keepdims=True), request_id="dup", event_id="same")
+    harness.core.handle(envelope)
+    harness.core.handle(envelope)
+    assert harness.core.monitor("tab", "1").window.rows == 5
+    assert harness.value("mitiga_detector_events_duplicate_total") == 1
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: inference(np.ones((2, 3), np.float32), np.ones((2, 1), np.float32), name="ghost"),
+    lambda: inference(np.ones((2, 4), np.float32), np.ones((2, 1), np.float32)),
+    lambda: inference(np.ones((2, 3), np.float32), np.ones((3, 1), np.float32)),
+])
+def test_unusable_events_raise_decode_errors(harness: Harness, bad) -> None:
+    with pytest.raises(EventDecodeError):
+        harness.core.handle(bad())
+
+
+def test_forecast_models_test_the_series_values(tmp_path: Path) -> None:
+    from mitiga_core.bundle import ModelManifest, Scaler
+
+    h = Harness(tmp_path, window_size=40)
+    series = np.random.default_rng(0).normal(10, 1, size=(600, 1)).astype(np.float32)
+    manifest = ModelManifest(name="fc", task="forecast", features=["open"], window=5,
+                             input_scaler=Scaler(), output_scaler=Scaler())
+
+    def populate(folder: Path, version: str) -> None:
+        np.save(folder / "reference.npy", series)
+        (folder / "manifest.json").write_text(manifest.model_copy(update={"version": version}).model_dump_json())
+
+    h.store.write_version("fc", populate)
+    rng = np.random.default_rng(1)
+    for level in (10.0, 10.0, 14.0, 14.0):
+        x = rng.normal(level, 1, size=(40, 5)).astype(np.float32)
+        h.core.handle(inference(x, x[:, -1:], name="fc"))
+    history = list(h.core.history["fc"])
+    assert [r["drift_flag"] for r in history] == [0.0, 0.0, 1.0, 1.0]
+    assert list(history[-1]["p_values"]) == ["open"]
+    h.publisher.stop()

@@ -1,0 +1,94 @@
+"""The detector as a service on 127.0.0.1: the consumer on the bus, dead letters, metrics, state and report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from mitiga_core.bus import InMemoryBus
+from mitiga_core.events import Envelope, Topic, encode
+from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_core.state import InMemoryStateStore
+from mitiga_core.store import FilesystemModelStore
+from mitiga_detector.app import create_app
+from mitiga_detector.settings import DetectorSettings
+from tests.conftest import serve
+from tests.detector.conftest import RecordingLauncher, feedback, inference, write_bundle
+
+
+@pytest.fixture
+def service(tmp_path: Path):
+    store = FilesystemModelStore(tmp_path)
+    write_bundle(store)
+    bus = InMemoryBus()
+    app = create_app(DetectorSettings(window_size=30, engine="alibi"), bus=bus, store=store,
+                     state=InMemoryStateStore(), launcher=RecordingLauncher())
+    running = serve(app)
+    yield running.url, bus
+    running.stop()
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_bad_events_go_to_the_dead_letter_topic_and_the_consumer_keeps_going(service) -> None:
+    url, bus = service
+    good = inference(np.zeros((3, 3), np.float32), np.zeros((3, 1), np.float32), request_id="ok")
+    bad = [
+        Envelope(payload=b"\x00garbage", headers={**good.headers, "ce_id": "g1"}, key="tab"),
+        Envelope(payload=good.payload, headers={**good.headers, "ce_id": "g2", "ce_type": "io.other.v1"}),
+        Envelope(payload=good.payload, headers={"ce_id": "g3"}),
+        inference(np.ones((2, 3), np.float32), np.ones((2, 1), np.float32), name="ghost"),
+        inference(np.ones((2, 5), np.float32), np.ones((2, 1), np.float32)),
+        encode(pb.ModelRollout(event_id="ro", model_name="tab"), source="t"),
+    ]
+    for envelope in bad:
+        bus.publish(Topic.INFERENCE, envelope)
+    bus.publish(Topic.FEEDBACK, Envelope(payload=b"\xff", headers={**good.headers, "ce_id": "g4"}))
+    bus.publish(Topic.INFERENCE, good)
+    wait_for(lambda: len(bus.messages(Topic.DLQ)) == 7)
+    reasons = [e.headers["mitiga_dlq_reason"] for e in bus.messages(Topic.DLQ)]
+    assert any("not a valid InferenceEvent" in r for r in reasons)
+    assert any("unknown ce_type" in r for r in reasons)
+    assert any("unknown model" in r and "ghost" in r for r in reasons)
+    assert any("do not fit" in r for r in reasons)
+    assert bus.messages(Topic.DLQ)[-1].headers["mitiga_dlq_topic"] == Topic.FEEDBACK
+    wait_for(lambda: 'mitiga_detector_events_total{type="InferenceEvent"} 1.0' in httpx.get(f"{url}/metrics").text)
+    assert 'mitiga_detector_events_rejected_total{reason="invalid"} 7.0' in httpx.get(f"{url}/metrics").text
+
+
+def test_metrics_state_and_report(service) -> None:
+    url, bus = service
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        x = rng.normal(size=(10, 3)).astype(np.float32) + (2.0 if i >= 6 else 0.0)
+        y = x.sum(axis=1, keepdims=True)
+        bus.publish(Topic.INFERENCE, inference(x, y, request_id=f"s{i}"))
+        bus.publish(Topic.FEEDBACK, feedback([(f"s{i}", (y[:, 0] + 0.1).tolist())]))
+        if i == 5:  # let the first half be joined before the windows of the second half close
+            wait_for(lambda: 'mitiga_feedback_joined_total{model="tab"} 6.0' in httpx.get(f"{url}/metrics").text)
+    wait_for(lambda: httpx.get(f"{url}/v1/models/tab/drift").json()["windows"] == 4)
+    state = httpx.get(f"{url}/v1/models/tab/drift").json()
+    assert state["level"] == "critical" and state["episode_id"]
+    assert state["last_window"]["types"][0] == "data" and state["last_window"]["mae"] >= 0
+    text = httpx.get(f"{url}/metrics").text
+    for name in ("mitiga_drift_p_value", "mitiga_drift_statistic", "mitiga_drift_wasserstein", "mitiga_drift_psi",
+                 "mitiga_drift_jensen_shannon", "mitiga_drift_detected", "mitiga_drift_share_features",
+                 "mitiga_model_performance", "mitiga_drift_window_rows", "mitiga_detector_processing_seconds_bucket",
+                 "mitiga_feedback_joined_total", "mitiga_drift_episodes_total", "mitiga_retrain_triggers_total",
+                 "mitiga_drift_level"):
+        assert name in text, name
+    assert 'mitiga_drift_level{drift_type="data",model="tab"} 2.0' in text
+    report = httpx.get(f"{url}/v1/models/tab/drift/report")
+    assert report.status_code == 200 and report.text.count("data:image/png;base64,") == 3
+    assert httpx.get(f"{url}/v1/models/nope/drift").status_code == 404
+    assert httpx.get(f"{url}/v1/models/nope/drift/report").status_code == 404
+    assert httpx.get(f"{url}/v2/health/ready").json() == {"ready": True}
