@@ -197,3 +197,29 @@ def test_forecast_models_test_the_series_values(tmp_path: Path) -> None:
     assert [r["drift_flag"] for r in history] == [0.0, 0.0, 1.0, 1.0]
     assert list(history[-1]["p_values"]) == ["open"]
     h.publisher.stop()
+
+
+@pytest.mark.slow
+def test_mmd_runs_at_its_cadence_and_flags_a_shift(tmp_path: Path) -> None:
+    h = Harness(tmp_path, mmd_every=2, window_size=60)
+    write_bundle(h.store)
+    rng = np.random.default_rng(8)
+    stream(h, rng, 2)
+    assert h.value("mitiga_drift_mmd_p_value", model="tab", version="1") > 0.01
+    stream(h, rng, 2, shift={0: 1.0, 2: 1.0})
+    assert h.value("mitiga_drift_mmd_p_value", model="tab", version="1") < 0.01
+    assert h.value("mitiga_drift_detected", model="tab", version="1", test="mmd") == 1
+    h.publisher.stop()
+
+
+@pytest.mark.slow
+def test_online_detector_alarms_on_a_shift(tmp_path: Path) -> None:
+    h = Harness(tmp_path, online="cvm", online_ert=50, online_window=10, online_bootstraps=600)
+    write_bundle(h.store, rows=300)
+    rng = np.random.default_rng(3)
+    stream(h, rng, 2)  # 100 stable rows: about 2 alarms expected at an ERT of 50
+    stable = h.value("mitiga_drift_online_alarms_total", model="tab") or 0
+    stream(h, rng, 2, shift={0: 2.0, 1: 2.0, 2: 2.0})
+    shifted = (h.value("mitiga_drift_online_alarms_total", model="tab") or 0) - stable
+    assert shifted >= stable + 4, (stable, shifted)
+    h.publisher.stop()

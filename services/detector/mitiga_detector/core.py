@@ -95,7 +95,8 @@ class DetectorCore:
                 from mitiga_detector.multivariate import OnlineDetector
 
                 monitor.online = OnlineDetector(self.settings.online, monitor.reference, ert=self.settings.online_ert,
-                                                window=self.settings.online_window)
+                                                window=self.settings.online_window,
+                                                bootstraps=self.settings.online_bootstraps)
             self._monitors[key] = monitor
         return self._monitors[key]
 

@@ -89,6 +89,10 @@ class DetectorSettings(CoreSettings):
     online_window: int = Field(default=50, ge=5)
     """Window size of the online detector."""
 
+    online_bootstraps: int = Field(default=2000, ge=100)
+    """Simulations that calibrate the online detector to ``online_ert``; it must be well above the ERT. Calibration
+    runs once per model version and takes tens of seconds at the default."""
+
     concept_detector: Literal["adwin", "page_hinkley", "none"] = "adwin"
     """river change detector on the absolute-error stream."""
 
