@@ -59,6 +59,7 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> F
         await loading
         await repository.close()
         publisher.stop()
+        log.info("shutdown complete", extra={"events_undelivered": publisher.pending()})
 
     app = FastAPI(title="mitiga inference", version=__version__, lifespan=lifespan,
                   description="Open Inference Protocol v2 over REST, with feedback and a model repository.")

@@ -1,0 +1,72 @@
+"""The service as an operator runs it: a process configured from the environment, JSON logs, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.inference.conftest import window_request
+
+pytestmark = pytest.mark.slow
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(store_copy: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "MITIGA_MODEL_STORE_PATH": str(store_copy), "MITIGA_PORT": str(port),
+           "MITIGA_HOST": "127.0.0.1", "MITIGA_MODELS": '["lstm"]', "TF_CPP_MIN_LOG_LEVEL": "3"}
+    log = (tmp_path / "stderr.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "mitiga_inference"], env=env, stderr=log, stdout=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "service did not start"
+            time.sleep(0.2)
+        statuses: list[int] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                while not stop.is_set():
+                    try:
+                        statuses.append(client.post("/v2/models/lstm/infer", json=window_request(64)).status_code)
+                    except httpx.TransportError:
+                        return  # the listener closed: no response, not a failed one
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn drains, runs the lifespan shutdown, then re-raises the signal: the exit is by SIGTERM
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        assert statuses and set(statuses) == {200}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    lines = [line for line in (tmp_path / "stderr.log").read_text().splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    assert any(r["message"] == "model serving" and r["model"] == "lstm" for r in records)
+    done = [r for r in records if r["message"] == "shutdown complete"]
+    assert len(done) == 1 and done[0]["events_undelivered"] == 0
+    assert all({"time", "level", "service", "message"} <= set(r) for r in records)
+    assert records[0]["service"] == "mitiga-inference"
