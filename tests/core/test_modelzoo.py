@@ -51,3 +51,19 @@ def test_too_little_data_is_a_clear_error() -> None:
     series = pd.Series(np.arange(20, dtype=np.float32), index=pd.date_range("2000-01-01", periods=20), name="open")
     with pytest.raises(ValueError, match="need more than 50 values"):
         train_forecaster(series, name="x", arch="lstm", epochs=1)
+
+
+def test_saved_bundle_reads_back_without_pickle(tmp_path) -> None:
+    from mitiga_core.bundle import read_manifest, read_reference, read_training, save_bundle
+    from mitiga_core.store import FilesystemModelStore
+
+    series = load_prices("amzn")["open"].loc["2003-01-01":"2003-06-30"]
+    trained = train_forecaster(series, name="lstm", arch="lstm", window=10, epochs=1)
+    store = FilesystemModelStore(tmp_path)
+    manifest = save_bundle(store, trained.manifest, trained.model, trained.reference, trained.training)
+    folder = store.path("lstm", manifest.version)
+    training = read_training(folder)
+    assert training is not None and training.dates[0] == trained.training.dates[0]
+    np.testing.assert_array_equal(training.x, trained.training.x)
+    assert read_reference(folder).shape == trained.reference.shape
+    assert read_manifest(folder).reference_rows == len(trained.reference)

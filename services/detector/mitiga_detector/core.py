@@ -89,8 +89,10 @@ class DetectorCore:
         if key not in self._monitors:
             try:
                 monitor = build_monitor(self._store, name, version, self.settings)
-            except (MitigaError, ValueError) as exc:  # ValueError: an invalid model name
+            except MitigaError as exc:
                 raise EventDecodeError(f"unknown model: {exc}") from exc
+            except ValueError as exc:  # an invalid model name, or unreadable reference arrays
+                raise EventDecodeError(f"model {name!r} version {version!r} cannot be monitored: {exc}") from exc
             if self.settings.online != "none":
                 from mitiga_detector.multivariate import OnlineDetector
 

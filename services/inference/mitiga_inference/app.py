@@ -36,7 +36,6 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> F
     repository = ModelRepository(store, settings, metrics)
     plane = DataPlane(settings=settings, repository=repository, store=store, bus=bus, publisher=publisher,
                       metrics=metrics)
-    plane.expected_models = list(settings.models) or store.list_models()
     listener = RolloutListener(bus, store, repository, plane.expected_models)
 
     async def load_initial() -> None:
@@ -51,6 +50,8 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> F
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # read at start-up, not when the app is built: the store may have been filled in between
+        plane.expected_models[:] = list(settings.models) or store.list_models()
         publisher.start()
         loading = asyncio.create_task(load_initial())  # live at once, ready when loaded
         listener.start(asyncio.get_running_loop())

@@ -71,7 +71,8 @@ def save_bundle(
         if reference is not None:
             np.save(folder / REFERENCE_FILE, np.asarray(reference, np.float32))
         if training is not None:
-            np.savez(folder / TRAINING_FILE, x=training.x, y=training.y, dates=training.dates)
+            # dates as fixed-width unicode: an object array would need pickle to load, which is never allowed
+            np.savez(folder / TRAINING_FILE, x=training.x, y=training.y, dates=np.asarray(training.dates, dtype=str))
         (folder / MANIFEST_FILE).write_text(final.model_dump_json(indent=2))
         written.append(final)
 

@@ -1,0 +1,56 @@
+"""The standalone stack: inference and detector in one process on the embedded adapters (no Kafka, Redis or
+cluster). It is the composition root: the one place that imports several services."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from mitiga_core.bus import InMemoryBus
+from mitiga_core.state import InMemoryStateStore
+from mitiga_core.store import FilesystemModelStore
+from mitiga_detector.app import create_app as create_detector
+from mitiga_detector.settings import DetectorSettings
+from mitiga_inference.app import create_app as create_inference
+from mitiga_inference.settings import InferenceSettings
+from mitiga_standalone.server import BackgroundServer
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mitiga_detector.core import DetectorCore
+
+
+class StandaloneStack:
+    def __init__(self, store_root: Path, *, detector: dict[str, Any] | None = None) -> None:
+        self.bus = InMemoryBus()
+        self.state = InMemoryStateStore()
+        self.store = FilesystemModelStore(store_root)
+        inference_settings = InferenceSettings(model_store_path=store_root, log_level="WARNING")
+        detector_settings = DetectorSettings(model_store_path=store_root, log_level="WARNING",
+                                             **{"trigger": "alert_only", **(detector or {})})
+        self.inference = BackgroundServer(create_inference(inference_settings, bus=self.bus, store=self.store))
+        detector_app = create_detector(detector_settings, bus=self.bus, store=self.store, state=self.state,
+                                       launcher=None)
+        self.detector_core: DetectorCore = detector_app.state.core
+        self.detector = BackgroundServer(detector_app)
+
+    def start(self) -> None:
+        self.inference.start()
+        self.detector.start()
+
+    def stop(self) -> None:
+        self.inference.stop()
+        self.detector.stop()
+
+    def processed(self, kind: str) -> float:
+        """How many events of ``kind`` (``InferenceEvent``, ``FeedbackEvent``) the detector has handled."""
+        value = self.detector_core.metrics.registry.get_sample_value("mitiga_detector_events_total", {"type": kind})
+        return value or 0.0
+
+    def wait_processed(self, kind: str, count: float, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.processed(kind) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the detector did not process {count:g} {kind}s in {timeout_s:g} s")
+            time.sleep(0.01)
