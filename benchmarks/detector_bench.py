@@ -101,13 +101,10 @@ def stock() -> Scenario:
                     np.concatenate([y_stable, y_late]), _apply(coef, x), ["open"])
 
 
-def mitiga_alarms(sc: Scenario, persistence: int) -> list[int]:
-    """Window ends where the detector opened a drift episode, and the first window end after the onset where it is
-    in an alarm state (an episode still open from a false alarm counts as alarming there)."""
+def _core(sc: Scenario, tmp: str, **settings: Any) -> Any:
+    """A detector core on embedded adapters, watching a model whose reference is the scenario's."""
     from mitiga_core.bundle import ModelManifest
     from mitiga_core.bus import InMemoryBus
-    from mitiga_core.events import encode
-    from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
     from mitiga_core.publisher import EventPublisher
     from mitiga_core.state import InMemoryStateStore
     from mitiga_core.store import FilesystemModelStore
@@ -115,20 +112,29 @@ def mitiga_alarms(sc: Scenario, persistence: int) -> list[int]:
     from mitiga_detector.metrics import DetectorMetrics
     from mitiga_detector.settings import DetectorSettings
 
+    store = FilesystemModelStore(Path(tmp))
+    manifest = ModelManifest(name="m", task="regression", features=sc.features)
+
+    def populate(folder: Path, version: str) -> None:
+        np.save(folder / "reference.npy", sc.reference.astype(np.float32))
+        (folder / "manifest.json").write_text(manifest.model_copy(update={"version": version}).model_dump_json())
+
+    store.write_version("m", populate)
+    metrics = DetectorMetrics()
+    publisher = EventPublisher(InMemoryBus(), source="bench", maxsize=100_000, registry=metrics.registry)
+    return DetectorCore(DetectorSettings(trigger="off", **settings), store=store, state=InMemoryStateStore(),
+                        publisher=publisher, metrics=metrics, launcher=None)
+
+
+def mitiga_alarms(sc: Scenario, persistence: int) -> list[int]:
+    """Window ends where the detector opened a drift episode, and the first window end after the onset where it is
+    in an alarm state (an episode still open from a false alarm counts as alarming there)."""
+    from mitiga_core.events import encode
+    from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+
     with tempfile.TemporaryDirectory() as tmp:
-        store = FilesystemModelStore(Path(tmp))
-        manifest = ModelManifest(name="m", task="regression", features=sc.features)
-
-        def populate(folder: Path, version: str) -> None:
-            np.save(folder / "reference.npy", sc.reference.astype(np.float32))
-            (folder / "manifest.json").write_text(manifest.model_copy(update={"version": version}).model_dump_json())
-
-        store.write_version("m", populate)
-        metrics = DetectorMetrics()
-        publisher = EventPublisher(InMemoryBus(), source="bench", maxsize=100_000, registry=metrics.registry)
-        settings = DetectorSettings(window_size=WINDOW, persistence=persistence, trigger="off")
-        core = DetectorCore(settings, store=store, state=InMemoryStateStore(), publisher=publisher, metrics=metrics,
-                            launcher=None)
+        core = _core(sc, tmp, window_size=WINDOW, persistence=persistence)
+        metrics = core.metrics
         alarms: list[int] = []
         opened = 0.0
         for start in range(0, len(sc.stream) - WINDOW + 1, WINDOW):
@@ -197,31 +203,11 @@ def throughput() -> dict[str, float]:
 
 
 def _feed_events(sc: Scenario, rows: int) -> int:
-    from mitiga_core.bundle import ModelManifest
-    from mitiga_core.bus import InMemoryBus
     from mitiga_core.events import encode
     from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
-    from mitiga_core.publisher import EventPublisher
-    from mitiga_core.state import InMemoryStateStore
-    from mitiga_core.store import FilesystemModelStore
-    from mitiga_detector.core import DetectorCore
-    from mitiga_detector.metrics import DetectorMetrics
-    from mitiga_detector.settings import DetectorSettings
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = FilesystemModelStore(Path(tmp))
-        manifest = ModelManifest(name="m", task="regression", features=sc.features)
-
-        def populate(folder: Path, version: str) -> None:
-            np.save(folder / "reference.npy", sc.reference.astype(np.float32))
-            (folder / "manifest.json").write_text(manifest.model_copy(update={"version": version}).model_dump_json())
-
-        store.write_version("m", populate)
-        metrics = DetectorMetrics()
-        core = DetectorCore(DetectorSettings(trigger="off"), store=store, state=InMemoryStateStore(),
-                            publisher=EventPublisher(InMemoryBus(), source="b", maxsize=100_000,
-                                                     registry=metrics.registry),
-                            metrics=metrics, launcher=None)
+        core = _core(sc, tmp)
         envelopes = []
         for i, start in enumerate(range(0, len(sc.stream) - rows + 1, rows)):
             x = sc.stream[start : start + rows].astype(np.float32)

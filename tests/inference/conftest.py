@@ -56,13 +56,18 @@ def store_copy(reference_store: Path, tmp_path: Path) -> Path:
     return target
 
 
-@pytest.fixture(scope="module")
-def service(reference_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def service_on_a_copy(reference_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A running service on its own copy of the reference store (for module-scoped fixtures)."""
     root = tmp_path_factory.mktemp("store")
     shutil.copytree(reference_store, root, dirs_exist_ok=True)
     svc = start_service(root)
     yield svc
     svc.running.stop()
+
+
+@pytest.fixture(scope="module")
+def service(reference_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    yield from service_on_a_copy(reference_store, tmp_path_factory)
 
 
 @pytest.fixture

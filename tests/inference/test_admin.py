@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mitiga_core.events import Topic
-from tests.inference.conftest import ADMIN, start_service
+from tests.inference.conftest import ADMIN, service_on_a_copy
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
@@ -30,13 +30,7 @@ def plain_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def admin_service(reference_store: Path, tmp_path_factory: pytest.TempPathFactory):
-    import shutil
-
-    root = tmp_path_factory.mktemp("admin-store")
-    shutil.copytree(reference_store, root, dirs_exist_ok=True)
-    svc = start_service(root)
-    yield svc
-    svc.running.stop()
+    yield from service_on_a_copy(reference_store, tmp_path_factory)
 
 
 @pytest.fixture
