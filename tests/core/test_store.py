@@ -64,3 +64,11 @@ def test_concurrent_writers_get_distinct_versions(tmp_path: Path) -> None:
 def test_bad_model_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="invalid model name"):
         FilesystemModelStore(tmp_path).list_versions(name)
+
+
+def test_decisions_are_appended_and_read_back(tmp_path: Path) -> None:
+    store = FilesystemModelStore(tmp_path)
+    assert store.decisions("m") == []
+    store.record_decision("m", {"promote": False, "challenger": 0.5})
+    store.record_decision("m", {"promote": True, "challenger": 0.2})
+    assert [d["promote"] for d in store.decisions("m")] == [False, True]

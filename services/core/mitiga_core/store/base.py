@@ -44,3 +44,11 @@ class ModelStore(abc.ABC):
     @abc.abstractmethod
     def champion_history(self, name: str) -> list[str]:
         """Every version that has been champion, oldest first."""
+
+    @abc.abstractmethod
+    def record_decision(self, name: str, decision: dict[str, object]) -> None:
+        """Append a gate decision (promoted or not) to the model's registry log."""
+
+    @abc.abstractmethod
+    def decisions(self, name: str) -> list[dict[str, object]]:
+        """The model's gate decisions, oldest first."""

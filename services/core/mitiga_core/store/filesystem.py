@@ -4,6 +4,7 @@ Layout::
 
     ROOT/NAME/versions/N/...      one folder per version, created by an atomic rename
     ROOT/NAME/champion.json       {"version": "N", "history": [...]}, replaced atomically
+    ROOT/NAME/decisions.jsonl     gate decisions, one JSON object a line, appended
     ROOT/NAME/.staging-*/         in-progress writes, never read
 """
 
@@ -115,3 +116,21 @@ class FilesystemModelStore(ModelStore):
     def champion_history(self, name: str) -> list[str]:
         history = self._pointer(name)["history"]
         return [str(v) for v in history] if isinstance(history, list) else []
+
+    def record_decision(self, name: str, decision: dict[str, object]) -> None:
+        folder = self.root / check_model_name(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(decision, default=str) + "\n").encode()
+        with self._lock:
+            fd = os.open(folder / "decisions.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def decisions(self, name: str) -> list[dict[str, object]]:
+        path = self.root / check_model_name(name) / "decisions.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,130 @@
+"""One retraining run: data → strategy → challenger → gate → registration → rollout event.
+
+Nothing is registered unless the gate promotes the challenger, and then atomically (the model store writes a
+version in one rename). The decision is recorded in the registry either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mitiga_core.bundle import (
+    Lineage,
+    TrainingData,
+    TrainingInfo,
+    load_keras,
+    read_manifest,
+    read_training,
+    save_bundle,
+)
+from mitiga_core.bundle.io import MODEL_FILE
+from mitiga_core.events import new_id
+from mitiga_core.metrics import regression_metrics
+from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_retrainer.challenger import Mode, predict, train_challenger
+from mitiga_retrainer.gate import GateDecision, Metric, decide
+from mitiga_retrainer.strategies import Strategy, build_training_set, combine, split_holdout
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mitiga_core.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrainOptions:
+    strategy: Strategy = "sliding_window"
+    mode: Mode = "warm_start"
+    epochs: int = 5
+    holdout_rows: int = 60
+    """The most recent labelled rows, kept for the gate and never trained on."""
+    margin: float = 0.0
+    """Relative improvement the challenger needs over the champion (0.05 = 5% lower error)."""
+    metric: Metric = "mae"
+    window_rows: int | None = 500
+    window_days: int | None = None
+    half_life: float | None = None
+    min_rows: int = 50
+    trigger: str = "manual"
+    episode_id: str = ""
+    request_id: str = ""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    decision: GateDecision
+    version: str | None
+    """The registered version when promoted."""
+
+
+def retrain(
+    store: ModelStore,
+    name: str,
+    base_version: str,
+    production: TrainingData | None,
+    options: RetrainOptions,
+    *,
+    publish: Callable[[pb.ModelRollout], None] | None = None,
+    report: Callable[[dict[str, float]], None] | None = None,
+) -> RetrainResult:
+    """Raises ValueError (bad options, too little data) or a MitigaError (missing model) before writing anything."""
+    folder = store.path(name, base_version)
+    manifest = read_manifest(folder)
+    original = read_training(folder)
+    if original is None:
+        raise ValueError(f"{name} version {base_version} keeps no training data to retrain from")
+    data = combine(original, production)
+    train_part, holdout = split_holdout(data, options.holdout_rows)
+    train_set = build_training_set(train_part, options.strategy, window_rows=options.window_rows,
+                                   window_days=options.window_days, half_life=options.half_life,
+                                   min_rows=options.min_rows)
+    champion_pred = predict(load_keras(folder / MODEL_FILE), manifest.task, manifest.input_scaler,
+                            manifest.output_scaler, holdout.x)
+    challenger, in_scaler, out_scaler = train_challenger(
+        load_keras(folder / MODEL_FILE), manifest, train_set, mode=options.mode, epochs=options.epochs,
+        seed=options.seed, report=report)
+    challenger_pred = predict(challenger, manifest.task, in_scaler, out_scaler, holdout.x)
+    decision = decide(holdout.y, champion_pred, challenger_pred, metric=options.metric, margin=options.margin)
+    record: dict[str, object] = {
+        **decision.as_dict(), "time": datetime.now(UTC).isoformat(), "base_version": base_version,
+        "request_id": options.request_id, "episode_id": options.episode_id, "trigger": options.trigger,
+        "strategy": options.strategy, "mode": options.mode, "train_start": train_set.start, "train_end": train_set.end,
+        "train_rows": len(train_set), "holdout_start": str(holdout.dates[0]), "holdout_end": str(holdout.dates[-1]),
+    }
+    log.info("gate decision", extra={"model": name, **record})
+    if not decision.promote:
+        store.record_decision(name, {**record, "version": None})
+        return RetrainResult(decision, None)
+
+    train_pred = predict(challenger, manifest.task, in_scaler, out_scaler, train_set.x)
+    metrics = {f"train_{k}": v for k, v in regression_metrics(train_set.y, train_pred).items()}
+    metrics |= {f"holdout_{k}": v for k, v in regression_metrics(holdout.y, challenger_pred).items()}
+    new = manifest.model_copy(update={
+        "version": "0", "input_scaler": in_scaler, "output_scaler": out_scaler,
+        "training": TrainingInfo(architecture=manifest.training.architecture, data_start=train_set.start,
+                                 data_end=train_set.end, rows=len(train_set), epochs=options.epochs, metrics=metrics),
+        "lineage": Lineage(parent=base_version, trigger=options.trigger, episode_id=options.episode_id or None,
+                           strategy=options.strategy, mode=options.mode),
+        "created_at": datetime.now(UTC).isoformat(),
+    })
+    reference = train_set.x[:, -1:] if manifest.task == "forecast" else train_set.x
+    saved = save_bundle(store, new, challenger, np.asarray(reference, np.float32), data)
+    store.record_decision(name, {**record, "version": saved.version})
+    previous = store.champion(name) or base_version
+    store.set_champion(name, saved.version)
+    if publish is not None:
+        rollout = pb.ModelRollout(event_id=new_id(), model_name=name, version=saved.version,
+                                  previous_version=previous, reason=f"retrain ({options.trigger})",
+                                  request_id=options.request_id)
+        rollout.time.GetCurrentTime()
+        publish(rollout)
+    log.info("challenger promoted", extra={"model": name, "version": saved.version, "parent": base_version})
+    return RetrainResult(decision, saved.version)

@@ -1,0 +1,95 @@
+"""A retraining run end to end on a small real Keras model: gate, registration, lineage, rollout, failures."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mitiga_core.bundle import ModelManifest, Scaler, TrainingData, read_manifest, save_bundle
+from mitiga_core.store import FilesystemModelStore
+from mitiga_retrainer.flow import RetrainOptions, retrain
+
+pytestmark = pytest.mark.slow
+
+
+def days(start: date, n: int) -> np.ndarray:
+    return np.asarray([(start + timedelta(days=i)).isoformat() for i in range(n)])
+
+
+def relation(x: np.ndarray, slope: float) -> np.ndarray:
+    return (slope * x.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FilesystemModelStore:
+    """Version 1: a dense regressor trained on y = sum(x), with its training data."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3)).astype(np.float32)
+    y = relation(x, 1.0)
+    inputs = keras.Input(shape=(3,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(16, activation="relu")(inputs)))
+    in_s, out_s = Scaler.fit("standard", x), Scaler.fit("standard", y)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(in_s.transform(x), out_s.transform(y), epochs=30, verbose=0)
+    manifest = ModelManifest(name="m", task="regression", features=["a", "b", "c"], input_scaler=in_s,
+                             output_scaler=out_s)
+    store = FilesystemModelStore(tmp_path)
+    saved = save_bundle(store, manifest, model, x, TrainingData(x=x, y=y, dates=days(date(2020, 1, 1), 400)))
+    store.set_champion("m", saved.version)
+    return store
+
+
+def production(slope: float, n: int = 300, seed: int = 1) -> TrainingData:
+    x = np.random.default_rng(seed).normal(size=(n, 3)).astype(np.float32)
+    return TrainingData(x=x, y=relation(x, slope), dates=days(date(2021, 1, 1), n))
+
+
+def test_concept_change_is_retrained_promoted_and_rolled_out(store: FilesystemModelStore) -> None:
+    rollouts, progress = [], []
+    options = RetrainOptions(strategy="sliding_window", window_rows=200, mode="warm_start", epochs=20,
+                             holdout_rows=60, trigger="informed", episode_id="ep1", request_id="req1")
+    result = retrain(store, "m", "1", production(slope=-1.0), options, publish=rollouts.append,
+                     report=progress.append)
+    assert result.decision.promote and result.version == "2"
+    assert result.decision.challenger < result.decision.champion
+    assert store.champion("m") == "2" and store.champion_history("m") == ["1", "2"]
+    manifest = read_manifest(store.path("m", "2"))
+    assert manifest.lineage.parent == "1" and manifest.lineage.trigger == "informed"
+    assert manifest.lineage.episode_id == "ep1" and manifest.lineage.strategy == "sliding_window"
+    assert manifest.training.data_end == days(date(2021, 1, 1), 300)[-61]  # the last row before the holdout
+    assert manifest.training.rows == 200 and "holdout_mae" in manifest.training.metrics
+    assert [r.version for r in rollouts] == ["2"] and rollouts[0].previous_version == "1"
+    assert [p["epoch"] for p in progress] == [float(e) for e in range(1, 21)] and progress[-1]["eta_s"] == 0
+    decision = store.decisions("m")[-1]
+    assert decision["promote"] is True and decision["version"] == "2" and decision["request_id"] == "req1"
+
+
+def test_a_challenger_that_is_not_better_by_the_margin_is_refused(store: FilesystemModelStore) -> None:
+    rollouts = []
+    options = RetrainOptions(strategy="full_history", mode="reset", epochs=2, holdout_rows=60, margin=0.5)
+    result = retrain(store, "m", "1", production(slope=1.0), options, publish=rollouts.append)
+    assert not result.decision.promote and result.version is None
+    assert store.list_versions("m") == ["1"] and store.champion("m") == "1" and rollouts == []
+    decision = store.decisions("m")[-1]
+    assert decision["promote"] is False and decision["version"] is None
+    assert decision["champion"] == pytest.approx(result.decision.champion)
+
+
+@pytest.mark.parametrize(("options", "needle"), [
+    (RetrainOptions(strategy="sliding_window", window_rows=None), "exactly one"),
+    (RetrainOptions(holdout_rows=5000), "holdout"),
+    (RetrainOptions(window_rows=20, min_rows=50), "at least 50"),
+    (RetrainOptions(mode="bogus", epochs=1), "unknown mode"),  # type: ignore[arg-type]
+    (RetrainOptions(margin=1.5, epochs=1), "margin"),
+])
+def test_bad_options_fail_before_anything_is_registered(store: FilesystemModelStore, options: RetrainOptions,
+                                                        needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        retrain(store, "m", "1", production(slope=-1.0), options)
+    assert store.list_versions("m") == ["1"] and store.champion("m") == "1"
