@@ -154,6 +154,8 @@ def test_manifest_thresholds_override_settings(tmp_path: Path) -> None:
     write_bundle(h.store, thresholds={"mae.critical": 0.05, "mae.warning": 0.01})
     levels = h.core.monitor("tab", "1").levels(h.settings.thresholds)
     assert levels["mae"].critical == 0.05 and levels["rmse"].critical == 1.0
+    levels = h.core.monitor("tab", "1").levels(h.settings.thresholds, {"mae.critical": 0.07, "r2.critical": 0.68})
+    assert levels["mae"].critical == 0.07 and levels["mae"].warning == 0.01 and levels["r2"].critical == 0.68
     h.publisher.stop()
 
 

@@ -184,7 +184,7 @@ class DetectorCore:
             m.concept_alarms.labels(name).inc()
         values = {"drift_flag": float(uni.is_drift), "share_drifted": share, "ks_p_value": float(uni.p_values.min()),
                   **perf}
-        levels = monitor.levels(self.settings.thresholds)
+        levels = monitor.levels(self.settings.thresholds, self.settings.model_thresholds.get(name))
         severity = window_severity(values, levels, self.settings.level_metrics)
         perf_metrics = [name for name in self.settings.level_metrics if name in ("mae", "rmse", "r2")]
         perf_severity = window_severity(perf, levels, perf_metrics)

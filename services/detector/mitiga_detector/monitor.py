@@ -43,10 +43,11 @@ class ModelMonitor:
     def feature_names(self) -> list[str]:
         return self.manifest.features
 
-    def levels(self, defaults: dict[str, Level]) -> dict[str, Level]:
-        """Settings' levels with the manifest's per-model overrides (``{"mae.critical": 0.4, ...}``)."""
+    def levels(self, defaults: dict[str, Level], overrides: dict[str, float] | None = None) -> dict[str, Level]:
+        """Settings' levels, then the manifest's per-model overrides (``{"mae.critical": 0.4, ...}``), then the
+        settings' per-model overrides."""
         merged = {name: level.model_copy() for name, level in defaults.items()}
-        for key, value in self.manifest.thresholds.items():
+        for key, value in {**self.manifest.thresholds, **(overrides or {})}.items():
             metric, _, which = key.partition(".")
             if metric in merged and which in ("warning", "critical"):
                 merged[metric] = merged[metric].model_copy(update={which: value})

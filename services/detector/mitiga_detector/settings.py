@@ -100,6 +100,9 @@ class DetectorSettings(CoreSettings):
     thresholds: dict[str, Level] = Field(default_factory=research_thresholds)
     """Warning and critical levels per metric (JSON). A model's manifest may override them."""
 
+    model_thresholds: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Per-model overrides, e.g. ``{"air": {"r2.critical": 0.68}}``. They win over the manifest's ``thresholds``."""
+
     level_metrics: list[str] = Field(default_factory=lambda: ["drift_flag", "share_drifted", "mae", "rmse"])
     """Metrics whose levels decide a window's level (and so episodes and retraining). ``r2`` and ``ks_p_value`` are
     exported with their levels but left out by default: with the research levels, R² below 1 holds for any
