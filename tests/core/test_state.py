@@ -31,3 +31,29 @@ def test_ttl_expiry_and_lock_semantics() -> None:
 def test_ttl_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         InMemoryStateStore().set("k", b"v", ttl_s=0)
+
+
+def test_bounded_lists() -> None:
+    state = InMemoryStateStore()
+    assert state.items("l") == []
+    for i in range(5):
+        state.append("l", str(i).encode(), max_items=3)
+    assert state.items("l") == [b"2", b"3", b"4"]
+    assert state.delete("l") is True and state.items("l") == []
+
+
+def test_labelled_log_roundtrip_and_date_filter() -> None:
+    import numpy as np
+
+    from mitiga_core.labelled import LabelledLog
+
+    log = LabelledLog(InMemoryStateStore(), max_requests=10)
+    assert log.read("m") is None
+    log.append("m", np.ones((2, 3)), np.array([[1.0], [2.0]]), "2004-01-05")
+    log.append("m", np.zeros((1, 3)), np.array([[3.0]]), "2004-03-01")
+    data = log.read("m")
+    assert data is not None and data.x.shape == (3, 3) and data.y[:, 0].tolist() == [1.0, 2.0, 3.0]
+    assert list(data.dates) == ["2004-01-05", "2004-01-05", "2004-03-01"]
+    only_march = log.read("m", start="2004-02-01")
+    assert only_march is not None and len(only_march.x) == 1
+    assert log.read("m", end="2003-12-31") is None

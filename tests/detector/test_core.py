@@ -225,3 +225,15 @@ def test_online_detector_alarms_on_a_shift(tmp_path: Path) -> None:
     shifted = (h.value("mitiga_drift_online_alarms_total", model="tab") or 0) - stable
     assert shifted >= stable + 4, (stable, shifted)
     h.publisher.stop()
+
+
+def test_joined_feedback_is_kept_as_labelled_rows_for_the_retrainer(harness: Harness) -> None:
+    from mitiga_core.labelled import LabelledLog
+
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    harness.core.handle(inference(x, x.sum(axis=1, keepdims=True), request_id="lab"))
+    harness.core.handle(feedback([("lab", [5.0, 11.0])]))
+    data = LabelledLog(harness.state).read("tab")
+    assert data is not None
+    np.testing.assert_array_equal(data.x, x)
+    assert data.y[:, 0].tolist() == [5.0, 11.0] and data.dates[0].startswith("2024-")

@@ -16,6 +16,7 @@ import numpy as np
 
 from mitiga_core.errors import EventDecodeError, MitigaError
 from mitiga_core.events import Topic, decode, new_id
+from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_detector.distances import feature_distances
 from mitiga_detector.levels import EpisodeTracker, Severity, window_severity
@@ -57,6 +58,7 @@ class DetectorCore:
         self._publisher = publisher
         self.metrics = metrics
         self._joiner = FeedbackJoiner(state, settings.feedback_ttl_s)
+        self._labelled = LabelledLog(state, settings.labelled_max_requests)
         self._trigger = RetrainTrigger(settings, state, launcher, publisher)
         self._monitors: dict[tuple[str, str], ModelMonitor] = {}
         self._episodes: dict[str, EpisodeTracker] = {}
@@ -109,9 +111,10 @@ class DetectorCore:
         if inputs.shape[1] != expected or inputs.shape[0] != outputs.shape[0]:
             raise EventDecodeError(f"inputs {list(inputs.shape)} / outputs {list(outputs.shape)} do not fit "
                                    f"model {event.model_name!r} version {event.model_version}")
-        if event.request_id:
-            self._joiner.remember(event.model_name, event.request_id, event.model_version, outputs)
         when = (event.data_time if event.HasField("data_time") else event.time).ToDatetime(tzinfo=UTC)
+        if event.request_id:
+            self._joiner.remember(event.model_name, event.request_id, event.model_version, inputs, outputs,
+                                  when.isoformat())
         features = input_features(monitor.manifest, inputs)
         if monitor.online is not None and monitor.online.update(features):
             self.metrics.online_alarms.labels(event.model_name).inc()
@@ -131,7 +134,9 @@ class DetectorCore:
                 continue
             monitor = self.monitor(event.model_name, stored.version)
             scaler = monitor.manifest.output_scaler
-            monitor.performance.add(truth.reshape(stored.outputs.shape), stored.outputs, scaler)
+            truth = truth.reshape(stored.outputs.shape)
+            monitor.performance.add(truth, stored.outputs, scaler)
+            self._labelled.append(event.model_name, stored.inputs, truth, stored.when)
             self.metrics.joined.labels(event.model_name).inc()
 
     # --- decisions ---

@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class StoredPrediction:
     version: str
+    inputs: FloatArray
     outputs: FloatArray
+    when: str
+    """The request's date (its ``data_time`` when given), ISO 8601."""
 
 
 class FeedbackJoiner:
@@ -36,8 +39,10 @@ class FeedbackJoiner:
     def _key(model: str, request_id: str) -> str:
         return f"mitiga:pred:{model}:{request_id}"
 
-    def remember(self, model: str, request_id: str, version: str, outputs: FloatArray) -> None:
-        body = {"v": version, "shape": list(outputs.shape), "y": np.asarray(outputs, np.float64).reshape(-1).tolist()}
+    def remember(self, model: str, request_id: str, version: str, inputs: FloatArray, outputs: FloatArray,
+                 when: str) -> None:
+        body = {"v": version, "t": when, "x": np.asarray(inputs, np.float64).tolist(),
+                "y": np.asarray(outputs, np.float64).tolist()}
         self._state.set(self._key(model, request_id), json.dumps(body).encode(), ttl_s=self._ttl_s)
 
     def take(self, model: str, request_id: str) -> StoredPrediction | None:
@@ -47,7 +52,8 @@ class FeedbackJoiner:
             return None
         self._state.delete(key)
         body = json.loads(raw)
-        return StoredPrediction(str(body["v"]), np.asarray(body["y"], np.float32).reshape(body["shape"]))
+        return StoredPrediction(str(body["v"]), np.asarray(body["x"], np.float32), np.asarray(body["y"], np.float32),
+                                str(body["t"]))
 
 
 class ErrorStreamDetector:

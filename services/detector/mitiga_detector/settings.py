@@ -128,6 +128,9 @@ class DetectorSettings(CoreSettings):
     feedback_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
     """How long a prediction waits for its ground truth."""
 
+    labelled_max_requests: int = Field(default=2000, ge=1)
+    """Joined requests (inputs with their ground truth) kept per model in the state store for the retrainer."""
+
     # --- retraining trigger ---
     trigger: Literal["auto", "alert_only", "off"] = "auto"
     """On a critical episode: launch a retrain job (auto), only publish events (alert_only), or nothing."""

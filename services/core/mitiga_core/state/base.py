@@ -1,4 +1,5 @@
-"""The state store interface: bytes by key, with optional time to live and an atomic set-if-absent."""
+"""The state store interface: bytes by key, with optional time to live and an atomic set-if-absent, and
+bounded append-only lists."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> bool:
         """Remove the key. True when it existed."""
+
+    @abc.abstractmethod
+    def append(self, key: str, value: bytes, max_items: int | None = None) -> None:
+        """Append to the list at ``key``, keeping only the newest ``max_items``."""
+
+    @abc.abstractmethod
+    def items(self, key: str) -> list[bytes]:
+        """The list at ``key``, oldest first (empty when absent)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

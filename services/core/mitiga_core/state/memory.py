@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 class InMemoryStateStore(StateStore):
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._lists: dict[str, list[bytes]] = {}
         self._lock = threading.Lock()
         self._clock = clock
 
@@ -50,4 +51,16 @@ class InMemoryStateStore(StateStore):
 
     def delete(self, key: str) -> bool:
         with self._lock:
-            return self._data.pop(key, None) is not None and True
+            found = self._data.pop(key, None) is not None
+            return self._lists.pop(key, None) is not None or found
+
+    def append(self, key: str, value: bytes, max_items: int | None = None) -> None:
+        with self._lock:
+            items = self._lists.setdefault(key, [])
+            items.append(value)
+            if max_items is not None and len(items) > max_items:
+                del items[: len(items) - max_items]
+
+    def items(self, key: str) -> list[bytes]:
+        with self._lock:
+            return list(self._lists.get(key, []))
