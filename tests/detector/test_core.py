@@ -116,7 +116,7 @@ def test_trigger_is_deduplicated_under_repeated_critical_windows(harness: Harnes
     stream(harness, rng, 6, shift={0: 2.0, 1: 2.0, 2: 2.0})
     assert len(harness.launcher.specs) == 1
     assert harness.value("mitiga_retrain_triggers_total", model="tab", outcome="requested") == 1
-    assert harness.value("mitiga_retrain_triggers_total", model="tab", outcome="cooldown") == 1
+    assert harness.value("mitiga_retrain_triggers_total", model="tab", outcome="cooldown") >= 2
     harness.publisher.stop()
     requests = harness.bus.messages(Topic.RETRAIN)
     assert len(requests) == 1 and requests[0].headers["ce_type"] == "io.mitiga.retrain.v1"
@@ -130,7 +130,7 @@ def test_lock_holds_when_cooldown_is_off(tmp_path: Path) -> None:
         stream(h, rng, 4)
         stream(h, rng, 6, shift={0: 2.0, 1: 2.0, 2: 2.0})
     assert len(h.launcher.specs) == 1
-    assert h.value("mitiga_retrain_triggers_total", model="tab", outcome="locked") == 1
+    assert h.value("mitiga_retrain_triggers_total", model="tab", outcome="locked") >= 2
     h.state.delete("mitiga:retrain:lock:tab")  # the retrainer finished
     stream(h, rng, 4)
     stream(h, rng, 6, shift={0: 2.0, 1: 2.0, 2: 2.0})
@@ -144,7 +144,7 @@ def test_trigger_modes(tmp_path: Path, mode: str, outcome: str) -> None:
     write_bundle(h.store)
     stream(h, np.random.default_rng(2), 5, shift={0: 2.0, 1: 2.0, 2: 2.0})
     assert h.launcher.specs == {}
-    assert h.value("mitiga_retrain_triggers_total", model="tab", outcome=outcome) == 1
+    assert h.value("mitiga_retrain_triggers_total", model="tab", outcome=outcome) >= 1
     assert h.drift_events()  # alerts still flow
     h.publisher.stop()
 
@@ -237,3 +237,31 @@ def test_joined_feedback_is_kept_as_labelled_rows_for_the_retrainer(harness: Har
     assert data is not None
     np.testing.assert_array_equal(data.x, x)
     assert data.y[:, 0].tolist() == [5.0, 11.0] and data.dates[0].startswith("2024-")
+
+
+def test_a_new_version_starts_a_fresh_episode(harness: Harness) -> None:
+    rng = np.random.default_rng(6)
+    stream(harness, rng, 3, shift={0: 2.0, 1: 2.0, 2: 2.0})
+    assert harness.core.state_of("tab")["level"] == "critical"
+    write_bundle(harness.store, seed=1)  # version 2, as a promoted challenger would be
+    for _ in range(harness.settings.window_size // 10):
+        x = rng.normal(size=(10, 3)).astype(np.float32)
+        harness.core.handle(inference(x, x.sum(axis=1, keepdims=True), version="2"))
+    state = harness.core.state_of("tab")
+    assert state["level"] == "none" and state["episode_id"] is None
+    assert state["last_window"]["version"] == "2"
+
+
+def test_a_still_critical_episode_retries_until_its_attempts_run_out(tmp_path: Path) -> None:
+    h = Harness(tmp_path, cooldown_s=0, max_attempts=3)
+    write_bundle(h.store)
+    rng = np.random.default_rng(12)
+    for _ in range(8):  # each retrain "finishes" (releases the lock) but does not help
+        stream(h, rng, 1, shift={0: 2.0, 1: 2.0, 2: 2.0})
+        h.state.delete("mitiga:retrain:lock:tab")
+    names = sorted(h.launcher.specs)
+    assert len(names) == 3
+    episode = h.core.state_of("tab")["episode_id"][:12]
+    assert sorted(names) == sorted([f"retrain-tab-{episode}", f"retrain-tab-{episode}-1", f"retrain-tab-{episode}-2"])
+    assert h.value("mitiga_retrain_triggers_total", model="tab", outcome="exhausted") >= 1
+    h.publisher.stop()

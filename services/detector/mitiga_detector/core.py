@@ -61,7 +61,8 @@ class DetectorCore:
         self._labelled = LabelledLog(state, settings.labelled_max_requests)
         self._trigger = RetrainTrigger(settings, state, launcher, publisher)
         self._monitors: dict[tuple[str, str], ModelMonitor] = {}
-        self._episodes: dict[str, EpisodeTracker] = {}
+        self._episodes: dict[str, tuple[str, EpisodeTracker]] = {}
+        """Per model: the version the episode is about, and its tracker. A new version starts afresh."""
         self.history: dict[str, deque[dict[str, Any]]] = {}
         self.last_window: dict[str, tuple[ModelMonitor, Window]] = {}
         self.lock = threading.Lock()  # the HTTP app reads what the consumer thread writes
@@ -208,7 +209,10 @@ class DetectorCore:
     def _decide(self, monitor: ModelMonitor, window: Window, severity: Severity, types: list[int],
                 values: dict[str, float], uni: UnivariateResult, dist: dict[str, AnyArray]) -> None:
         name, version = monitor.manifest.name, monitor.manifest.version
-        tracker = self._episodes.setdefault(name, EpisodeTracker(self.settings.persistence, self.settings.clear_after))
+        tracked_version, tracker = self._episodes.get(name, (version, None))
+        if tracker is None or tracked_version != version:
+            tracker = EpisodeTracker(self.settings.persistence, self.settings.clear_after)
+            self._episodes[name] = (version, tracker)
         before = tracker.level
         episode_before = tracker.episode_id
         level, opened, closed = tracker.update(severity)
@@ -225,7 +229,7 @@ class DetectorCore:
             self.metrics.episodes.labels(name, level.name.lower()).inc()
         if opened or closed or level != before:
             self._publish_drift(monitor, window, level, types, values, uni, dist, tracker.episode_id or episode_before)
-        if level == Severity.CRITICAL and before != Severity.CRITICAL and tracker.episode_id:
+        if level == Severity.CRITICAL and tracker.episode_id:
             outcome = self._trigger.fire(name, version, tracker.episode_id)
             self.metrics.triggers.labels(name, outcome).inc()
             record["trigger"] = outcome
@@ -252,7 +256,7 @@ class DetectorCore:
     # --- state for the API ---
     def state_of(self, name: str) -> dict[str, Any]:
         with self.lock:
-            tracker = self._episodes.get(name)
+            tracker = self._episodes[name][1] if name in self._episodes else None
             history = list(self.history.get(name, []))
         return {"model": name, "level": tracker.level.name.lower() if tracker else "none",
                 "episode_id": tracker.episode_id if tracker else None,

@@ -138,6 +138,9 @@ class DetectorSettings(CoreSettings):
     cooldown_s: float = Field(default=3600.0, ge=0)
     """After a retrain request, no other for the same model for this long."""
 
+    max_attempts: int = Field(default=3, ge=1)
+    """Retrain requests one episode may make (a refused or unhelpful retrain is retried after the cooldown)."""
+
     lock_ttl_s: float = Field(default=6 * 3600, gt=0)
     """How long a retrain lock is held if the job never reports back."""
 

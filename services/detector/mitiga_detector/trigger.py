@@ -1,10 +1,17 @@
-"""The retraining trigger: at most one retrain in flight per model, a cooldown, one request per episode.
+"""The retraining trigger: at most one retrain in flight per model, a cooldown, idempotent requests.
+
+The core calls :meth:`RetrainTrigger.fire` for every window whose confirmed level is critical. The first call of an
+episode requests a retrain; repeated calls are absorbed by the lock (a retrain is running) and the cooldown. If the
+episode is still critical once both have passed (the gate refused the challenger, or it did not help), the next
+call makes the episode's next attempt. Request ids are deterministic per episode and attempt, so a redelivered
+window or a restarted detector never requests the same attempt twice.
 
 Keys in the StateStore::
 
-    mitiga:retrain:lock:MODEL        held while a retrain runs (SET NX with a TTL); the retrainer deletes it
-    mitiga:retrain:cooldown:MODEL    present for ``cooldown_s`` after a request
-    mitiga:retrain:request:ID        the idempotent request id of an episode, once requested
+    mitiga:retrain:lock:MODEL          held while a retrain runs (SET NX with a TTL); the retrainer deletes it
+    mitiga:retrain:cooldown:MODEL      present for ``cooldown_s`` after a request
+    mitiga:retrain:attempts:EPISODE    how many requests the episode has made
+    mitiga:retrain:request:ID          a request id, once requested
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def job_name(model: str, episode_id: str) -> str:
-    """A deterministic, DNS-safe job name per model and episode (at most 63 characters)."""
-    safe = re.sub(r"[^a-z0-9-]", "-", model.lower()).strip("-")[:40] or "model"
-    return f"retrain-{safe}-{episode_id[:12]}"
+def job_name(model: str, episode_id: str, attempt: int = 0) -> str:
+    """A deterministic, DNS-safe job name per model, episode and attempt (at most 63 characters)."""
+    safe = re.sub(r"[^a-z0-9-]", "-", model.lower()).strip("-")[:36] or "model"
+    name = f"retrain-{safe}-{episode_id[:12]}"
+    return f"{name}-{attempt}" if attempt else name
 
 
 class RetrainTrigger:
@@ -47,15 +55,21 @@ class RetrainTrigger:
             return "off"
         if mode == "alert_only":
             return "alert_only"
-        request_id = job_name(model, episode_id)
-        if self._state.get(f"mitiga:retrain:request:{request_id}") is not None:
-            return "duplicate"
         if self._state.get(f"mitiga:retrain:cooldown:{model}") is not None:
             return "cooldown"
+        attempts_key = f"mitiga:retrain:attempts:{episode_id}"
+        keep_s = max(self._settings.lock_ttl_s, 7 * 86400)
+        attempt = int(self._state.get(attempts_key) or b"0")
+        if attempt >= self._settings.max_attempts:
+            return "exhausted"
+        request_id = job_name(model, episode_id, attempt)
+        if self._state.get(f"mitiga:retrain:request:{request_id}") is not None:
+            return "duplicate"
         if not self._state.set_if_absent(f"mitiga:retrain:lock:{model}", request_id.encode(),
                                          ttl_s=self._settings.lock_ttl_s):
             return "locked"
-        self._state.set(f"mitiga:retrain:request:{request_id}", b"1", ttl_s=max(self._settings.lock_ttl_s, 86400))
+        self._state.set(f"mitiga:retrain:request:{request_id}", b"1", ttl_s=keep_s)
+        self._state.set(attempts_key, str(attempt + 1).encode(), ttl_s=keep_s)
         if self._settings.cooldown_s > 0:
             self._state.set(f"mitiga:retrain:cooldown:{model}", b"1", ttl_s=self._settings.cooldown_s)
         request = pb.RetrainRequest(request_id=request_id, model_name=model, base_version=version,

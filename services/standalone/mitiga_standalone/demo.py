@@ -1,12 +1,11 @@
-"""``make demo``: the research's production simulation, replayed through mitiga's REST API.
+"""``make demo``: the research's production simulation with mitiga closing the loop, through the REST API.
 
 1. Train the research LSTM on Amazon's daily Open price, 2000-01-01 to 2003-12-31.
-2. Serve it with the inference service and watch it with the drift detector (embedded adapters, one process).
-3. Replay 2004-2017 in 3-month steps through ``/v2/models/lstm/infer`` as a client would, and send the
-   true prices to ``/v2/models/lstm/feedback``.
-4. Print the MAE, drift level and drift type per step and write a JSON summary and a PNG chart.
-
-The retrainer is not part of the loop yet: the detector runs with ``trigger=alert_only``.
+2. Run the standalone stack: inference, drift detector and in-process retrainer jobs on the embedded adapters.
+3. Replay 2004-2017 in 3-month steps through ``/v2/models/lstm/infer`` as a client would, and send the true
+   prices to ``/v2/models/lstm/feedback``. A retraining started in a step finishes before the next step begins.
+4. Print, per step, the MAE of the frozen model and of the model mitiga serves, the drift level and type, and the
+   retrains; write ``summary.json`` and ``demo.png``.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import itertools
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,46 +30,42 @@ def _steps(dates: Any, start: str, months: int) -> list[tuple[Any, Any]]:
     return list(itertools.pairwise(edges))
 
 
-@app.command()
-def main(
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the LSTM")] = 8,
-    step_months: Annotated[int, typer.Option(min=1, help="Months per replay step")] = 3,
-    window_rows: Annotated[int, typer.Option(min=5, help="Rows per drift-test window")] = 60,
-    out: Annotated[Path, typer.Option(help="Where the summary and chart go")] = Path("out/demo"),
-) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: int, start: str = "2004-01-01",
+           end: str | None = None) -> dict[str, Any]:
+    """Run the simulation and return the per-step rows and the summary (used by the demo and its test)."""
     import httpx
     import numpy as np
-    from rich.console import Console
-    from rich.table import Table
 
     from mitiga_core.bundle import save_bundle
     from mitiga_core.datasets import load_prices, sliding_windows
     from mitiga_core.metrics import regression_metrics
     from mitiga_core.modelzoo.training import train_forecaster
+    from mitiga_inference.runtime import CompiledModel
     from mitiga_standalone.stack import StandaloneStack
 
-    console = Console()
     prices = load_prices("amzn")["open"]
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mitiga-demo-") as tmp:
-        stack = StandaloneStack(Path(tmp) / "models", detector={"window_size": window_rows})
+        stack = StandaloneStack(
+            Path(tmp) / "models",
+            detector={"window_size": window_rows, "trigger": "auto", "cooldown_s": 0},
+            retrainer={"epochs": retrain_epochs, "strategy": "sliding_window", "window_rows": 500,
+                       "holdout_rows": 60},
+        )
         store = stack.store
-        with console.status("training the LSTM on 2000-2003 ..."):
-            trained = train_forecaster(prices.loc["2000-01-01":"2003-12-31"], name="lstm", arch="lstm", epochs=epochs)
-            manifest = save_bundle(store, trained.manifest, trained.model, trained.reference, trained.training)
-            store.set_champion("lstm", manifest.version)
-        console.print(f"trained lstm v{manifest.version}: validation MAE {manifest.training.metrics['val_mae']:.3f}")
-
-        stack.start()
-        window = manifest.window or 50
+        trained = train_forecaster(prices.loc["2000-01-01":"2003-12-31"], name="lstm", arch="lstm", epochs=epochs)
+        first = save_bundle(store, trained.manifest, trained.model, trained.reference, trained.training)
+        store.set_champion("lstm", first.version)
+        frozen = CompiledModel(store.path("lstm", first.version))
+        window = first.window or 50
         x_all, y_all = sliding_windows(prices.to_numpy(np.float32), window)
         target_dates = prices.index[window:]
-        rows: list[dict[str, Any]] = []
+        stack.start()
         try:
-            with httpx.Client(base_url=stack.inference.url, timeout=60) as client:
+            with httpx.Client(base_url=stack.inference.url, timeout=120) as client:
                 while client.get("/v2/health/ready").status_code != 200:
-                    pass
-                for lo, hi in _steps(target_dates, "2004-01-01", step_months):
+                    time.sleep(0.05)
+                for lo, hi in _steps(target_dates[target_dates <= (end or target_dates[-1])], start, step_months):
                     mask = (target_dates >= lo) & (target_dates < hi)
                     if not mask.any():
                         continue
@@ -86,30 +82,85 @@ def main(
                     client.post("/v2/models/lstm/feedback",
                                 json={"request_id": served["id"], "ground_truth": y.tolist()}).raise_for_status()
                     stack.wait_processed("FeedbackEvent", len(rows) + 1)
-                    metrics = regression_metrics(y, pred)
                     drift = stack.detector_core.state_of("lstm")
+                    stack.launcher.wait_all()
+                    champion = store.champion("lstm")
+                    while client.get("/v2/models/lstm").json()["parameters"]["version"] != champion:
+                        time.sleep(0.05)
                     last = drift["last_window"] or {}
-                    rows.append({"step": str(lo.date()), "rows": int(mask.sum()), "version": served["model_version"],
-                                 "mae": metrics["mae"], "rmse": metrics["rmse"], "level": drift["level"],
-                                 "types": last.get("types", []), "episode_id": drift["episode_id"],
-                                 "dates": [d.date().isoformat() for d in target_dates[mask]],
-                                 "actual": y.tolist(), "predicted": pred.tolist()})
+                    rows.append({
+                        "step": str(lo.date()), "rows": int(mask.sum()), "version": served["model_version"],
+                        "mae_frozen": regression_metrics(y, frozen(x)[:, 0])["mae"],
+                        "mae_served": regression_metrics(y, pred)["mae"], "level": drift["level"],
+                        "types": last.get("types", []), "episode_id": drift["episode_id"],
+                        "retrain": last.get("trigger"), "next_version": champion,
+                        "dates": [d.date().isoformat() for d in target_dates[mask]],
+                        "actual": y.tolist(), "served": pred.tolist(), "frozen": frozen(x)[:, 0].tolist(),
+                    })
         finally:
             stack.stop()
+        decisions = store.decisions("lstm")
+    return {"rows": rows, "decisions": decisions, "summary": summarize(rows, decisions)}
 
-    table = Table(title="Amazon Open, LSTM trained on 2000-2003, served 2004-2017")
-    for column in ("step", "rows", "serving", "MAE frozen", "RMSE", "drift level", "drift type"):
+
+def summarize(rows: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> dict[str, Any]:
+    import numpy as np
+
+    weights = np.asarray([r["rows"] for r in rows], np.float64)
+    frozen = float(np.average([r["mae_frozen"] for r in rows], weights=weights))
+    served = float(np.average([r["mae_served"] for r in rows], weights=weights))
+    mitigations = []
+    for i, row in enumerate(rows):
+        if row["next_version"] != row["version"]:
+            critical = next((j for j in range(i, -1, -1) if rows[j]["level"] != "critical"), -1) + 1
+            mitigations.append({"episode_id": row["episode_id"], "first_critical_step": rows[critical]["step"],
+                                "serving_from_step": rows[i + 1]["step"] if i + 1 < len(rows) else None,
+                                "steps": i + 1 - critical, "version": row["next_version"]})
+    return {"mae_frozen": frozen, "mae_served": served, "ratio": served / frozen if frozen else None,
+            "retrains_requested": len(decisions), "promoted": sum(1 for d in decisions if d.get("promote")),
+            "mitigations": mitigations}
+
+
+@app.command()
+def main(
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the first LSTM")] = 8,
+    retrain_epochs: Annotated[int, typer.Option(min=1, help="Epochs of each retraining")] = 5,
+    step_months: Annotated[int, typer.Option(min=1, help="Months per replay step")] = 3,
+    window_rows: Annotated[int, typer.Option(min=5, help="Rows per drift-test window")] = 60,
+    out: Annotated[Path, typer.Option(help="Where the summary and chart go")] = Path("out/demo"),
+) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    started = time.monotonic()
+    with console.status("training the LSTM on 2000-2003, then replaying 2004-2017 ..."):
+        result = replay(epochs=epochs, step_months=step_months, window_rows=window_rows,
+                        retrain_epochs=retrain_epochs)
+    rows, summary = result["rows"], result["summary"]
+    table = Table(title="Amazon Open: LSTM trained on 2000-2003, served 2004-2017 by mitiga")
+    for column in ("step", "serving", "MAE frozen", "MAE mitiga", "drift", "type", "retrain"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(row["step"], str(row["rows"]), f"v{row['version']}", f"{row['mae']:.2f}", f"{row['rmse']:.2f}",
-                      row["level"], ", ".join(row["types"]) or "-")
+        retrain = "" if row["next_version"] == row["version"] else f"→ v{row['next_version']}"
+        if row["retrain"] and not retrain:
+            retrain = str(row["retrain"])
+        table.add_row(row["step"], f"v{row['version']}", f"{row['mae_frozen']:.2f}", f"{row['mae_served']:.2f}",
+                      row["level"], ",".join(row["types"]) or "-", retrain)
     console.print(table)
+    console.print(f"MAE over the whole period: frozen {summary['mae_frozen']:.2f}, mitiga {summary['mae_served']:.2f} "
+                  f"({summary['ratio']:.0%} of frozen); retrains requested {summary['retrains_requested']}, "
+                  f"promoted {summary['promoted']}.")
+    for m in summary["mitigations"]:
+        console.print(f"episode {str(m['episode_id'])[:8]}: critical from {m['first_critical_step']}, "
+                      f"v{m['version']} serving from {m['serving_from_step']} ({m['steps']} step(s))")
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"model": "lstm", "trained_on": ["2000-01-01", "2003-12-31"], "epochs": epochs,
-               "steps": [{k: v for k, v in r.items() if k not in ("dates", "actual", "predicted")} for r in rows]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    light = [{k: v for k, v in r.items() if k not in ("dates", "actual", "served", "frozen")} for r in rows]
+    (out / "summary.json").write_text(json.dumps({**summary, "steps": light, "decisions": result["decisions"],
+                                                  "seconds": time.monotonic() - started}, indent=2, default=str))
     _chart(rows, out / "demo.png")
-    console.print(f"wrote {out / 'summary.json'} and {out / 'demo.png'}")
+    console.print(f"wrote {out / 'summary.json'} and {out / 'demo.png'} in {time.monotonic() - started:.0f} s")
 
 
 def _chart(rows: list[dict[str, Any]], path: Path) -> None:
@@ -122,11 +173,19 @@ def _chart(rows: list[dict[str, Any]], path: Path) -> None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
     dates = pd.to_datetime([d for r in rows for d in r["dates"]])
     top.plot(dates, [v for r in rows for v in r["actual"]], label="actual", lw=1)
-    top.plot(dates, [v for r in rows for v in r["predicted"]], label="served (frozen)", lw=1)
+    top.plot(dates, [v for r in rows for v in r["frozen"]], label="frozen model", lw=1)
+    top.plot(dates, [v for r in rows for v in r["served"]], label="served by mitiga", lw=1)
     top.set_ylabel("Open price (USD)")
     top.legend()
-    bottom.bar(pd.to_datetime([r["step"] for r in rows]), [r["mae"] for r in rows], width=60)
+    steps = pd.to_datetime([r["step"] for r in rows])
+    bottom.plot(steps, [r["mae_frozen"] for r in rows], marker="o", label="frozen")
+    bottom.plot(steps, [r["mae_served"] for r in rows], marker="o", label="mitiga")
+    for r in rows:
+        if r["next_version"] != r["version"]:
+            bottom.axvline(pd.Timestamp(r["step"]), color="grey", lw=0.5)
     bottom.set_ylabel("MAE per step")
+    bottom.set_yscale("log")
+    bottom.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

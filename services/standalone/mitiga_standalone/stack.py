@@ -13,6 +13,7 @@ from mitiga_detector.app import create_app as create_detector
 from mitiga_detector.settings import DetectorSettings
 from mitiga_inference.app import create_app as create_inference
 from mitiga_inference.settings import InferenceSettings
+from mitiga_standalone.launcher import InProcessLauncher
 from mitiga_standalone.server import BackgroundServer
 
 if TYPE_CHECKING:
@@ -22,16 +23,19 @@ if TYPE_CHECKING:
 
 
 class StandaloneStack:
-    def __init__(self, store_root: Path, *, detector: dict[str, Any] | None = None) -> None:
+    """``detector`` and ``retrainer`` override their settings; retraining jobs run in this process."""
+
+    def __init__(self, store_root: Path, *, detector: dict[str, Any] | None = None,
+                 retrainer: dict[str, Any] | None = None) -> None:
         self.bus = InMemoryBus()
         self.state = InMemoryStateStore()
         self.store = FilesystemModelStore(store_root)
         inference_settings = InferenceSettings(model_store_path=store_root, log_level="WARNING")
-        detector_settings = DetectorSettings(model_store_path=store_root, log_level="WARNING",
-                                             **{"trigger": "alert_only", **(detector or {})})
+        detector_settings = DetectorSettings(model_store_path=store_root, log_level="WARNING", **(detector or {}))
+        self.launcher = InProcessLauncher(store=self.store, state=self.state, bus=self.bus, defaults=retrainer)
         self.inference = BackgroundServer(create_inference(inference_settings, bus=self.bus, store=self.store))
         detector_app = create_detector(detector_settings, bus=self.bus, store=self.store, state=self.state,
-                                       launcher=None)
+                                       launcher=self.launcher)
         self.detector_core: DetectorCore = detector_app.state.core
         self.detector = BackgroundServer(detector_app)
 

@@ -1,0 +1,63 @@
+"""A retraining job with its adapters: read labelled data, retrain, announce the rollout, release the lock."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from mitiga_core.errors import MitigaError
+from mitiga_core.events import Topic, encode
+from mitiga_core.labelled import LabelledLog
+from mitiga_retrainer.flow import RetrainOptions, RetrainResult, retrain
+
+if TYPE_CHECKING:
+    from mitiga_core.bus import Bus
+    from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+    from mitiga_core.state import StateStore
+    from mitiga_core.store import ModelStore
+    from mitiga_retrainer.settings import RetrainerSettings
+
+log = logging.getLogger(__name__)
+
+
+class JobFailed(Exception):
+    """A retraining job that cannot run: bad options, no such model, too little data."""
+
+
+def lock_key(model: str) -> str:
+    """The detector's retrain lock for ``model`` (see ``mitiga_detector.trigger``)."""
+    return f"mitiga:retrain:lock:{model}"
+
+
+def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore, bus: Bus) -> RetrainResult:
+    """Run one retraining; raises JobFailed with a clear message. The model's retrain lock is released at the end
+    when this run holds it."""
+    name = settings.model
+    try:
+        if not name:
+            raise JobFailed("no model given (--model or MITIGA_MODEL)")
+        base = settings.base_version or store.champion(name)
+        if base is None:
+            raise JobFailed(f"model {name!r} has no champion and no --base-version was given")
+        production = LabelledLog(state).read(name, start=settings.data_start, end=settings.data_end)
+        options = RetrainOptions(
+            strategy=settings.strategy, mode=settings.mode, epochs=settings.epochs, holdout_rows=settings.holdout_rows,
+            margin=settings.margin, metric=settings.metric,
+            window_rows=settings.window_rows if settings.window_days is None else None,
+            window_days=settings.window_days, half_life=settings.half_life, min_rows=settings.min_rows,
+            trigger=settings.trigger, episode_id=settings.episode_id, request_id=settings.request_id)
+
+        def publish(rollout: pb.ModelRollout) -> None:
+            bus.publish(Topic.ROLLOUT, encode(rollout, source=settings.service_name, key=name))
+            bus.flush()
+
+        log.info("retraining", extra={"model": name, "base_version": base, "strategy": settings.strategy,
+                                      "mode": settings.mode, "labelled_rows": 0 if production is None
+                                      else len(production.x)})
+        return retrain(store, name, base, production, options, publish=publish)
+    except (ValueError, MitigaError) as exc:
+        raise JobFailed(str(exc)) from exc
+    finally:
+        held = state.get(lock_key(name)) if name else None
+        if held is not None and (not settings.request_id or held.decode() == settings.request_id):
+            state.delete(lock_key(name))

@@ -1,0 +1,64 @@
+"""Settings of a retraining run (``MITIGA_*`` environment variables; the command's options override them)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from mitiga_core.settings import CoreSettings
+
+
+class RetrainerSettings(CoreSettings):
+    service_name: str = "mitiga-retrainer"
+
+    model: str = ""
+    """The model to retrain."""
+
+    base_version: str | None = None
+    """The version to start from (default: the champion)."""
+
+    strategy: Literal["full_history", "sliding_window", "gradual_forgetting"] = "sliding_window"
+    """How the training set is built from the original and the labelled production data."""
+
+    mode: Literal["warm_start", "reset"] = "warm_start"
+    """Fine-tune the base weights, or train the same architecture from new weights."""
+
+    epochs: int = Field(default=5, ge=1)
+    """Training epochs."""
+
+    window_rows: int | None = Field(default=500, ge=1)
+    """sliding_window: keep the newest rows (unset it to use ``window_days``)."""
+
+    window_days: int | None = Field(default=None, ge=1)
+    """sliding_window: keep the newest days instead of rows."""
+
+    half_life: float | None = Field(default=250.0, gt=0)
+    """gradual_forgetting: a row's weight halves every ``half_life`` rows of age."""
+
+    holdout_rows: int = Field(default=60, ge=1)
+    """The most recent labelled rows, kept for the gate and never trained on."""
+
+    margin: float = Field(default=0.0, ge=0, lt=1)
+    """Relative improvement over the champion the challenger needs to be promoted."""
+
+    metric: Literal["mae", "rmse", "mse"] = "mae"
+    """The gate's error metric."""
+
+    min_rows: int = Field(default=50, ge=2)
+    """Fewest rows the strategy must leave to train on."""
+
+    data_start: str | None = None
+    """Only labelled production rows from this date (ISO)."""
+
+    data_end: str | None = None
+    """Only labelled production rows up to this date (ISO)."""
+
+    request_id: str = ""
+    """The idempotent request id (the job name when triggered by the detector)."""
+
+    episode_id: str = ""
+    """The drift episode that triggered the run, if any."""
+
+    trigger: Literal["informed", "blind", "manual"] = "manual"
+    """What started the run."""
