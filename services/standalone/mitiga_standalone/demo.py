@@ -139,15 +139,16 @@ def main(
         result = replay(epochs=epochs, step_months=step_months, window_rows=window_rows,
                         retrain_epochs=retrain_epochs)
     rows, summary = result["rows"], result["summary"]
-    table = Table(title="Amazon Open: LSTM trained on 2000-2003, served 2004-2017 by mitiga")
+    table = Table(title="Amazon Open: LSTM trained on 2000-2003, served 2004-2017 by mitiga",
+                  caption="drift type: d = data, p = prediction, c = concept")
     for column in ("step", "serving", "MAE frozen", "MAE mitiga", "drift", "type", "retrain"):
         table.add_column(column, justify="right")
     for row in rows:
-        retrain = "" if row["next_version"] == row["version"] else f"→ v{row['next_version']}"
+        retrain = "" if row["next_version"] == row["version"] else f"v{row['next_version']}"
         if row["retrain"] and not retrain:
-            retrain = str(row["retrain"])
+            retrain = "refused" if row["retrain"] == "requested" else str(row["retrain"])
         table.add_row(row["step"], f"v{row['version']}", f"{row['mae_frozen']:.2f}", f"{row['mae_served']:.2f}",
-                      row["level"], ",".join(row["types"]) or "-", retrain)
+                      row["level"], "".join(t[0] for t in row["types"]) or "-", retrain)
     console.print(table)
     console.print(f"MAE over the whole period: frozen {summary['mae_frozen']:.2f}, mitiga {summary['mae_served']:.2f} "
                   f"({summary['ratio']:.0%} of frozen); retrains requested {summary['retrains_requested']}, "
