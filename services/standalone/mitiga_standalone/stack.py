@@ -26,18 +26,19 @@ class StandaloneStack:
     """``detector`` and ``retrainer`` override their settings; retraining jobs run in this process."""
 
     def __init__(self, store_root: Path, *, detector: dict[str, Any] | None = None,
-                 retrainer: dict[str, Any] | None = None) -> None:
+                 retrainer: dict[str, Any] | None = None, inference_port: int = 0, detector_port: int = 0) -> None:
         self.bus = InMemoryBus()
         self.state = InMemoryStateStore()
         self.store = FilesystemModelStore(store_root)
         inference_settings = InferenceSettings(model_store_path=store_root, log_level="WARNING")
         detector_settings = DetectorSettings(model_store_path=store_root, log_level="WARNING", **(detector or {}))
         self.launcher = InProcessLauncher(store=self.store, state=self.state, bus=self.bus, defaults=retrainer)
-        self.inference = BackgroundServer(create_inference(inference_settings, bus=self.bus, store=self.store))
+        self.inference = BackgroundServer(create_inference(inference_settings, bus=self.bus, store=self.store),
+                                          port=inference_port)
         detector_app = create_detector(detector_settings, bus=self.bus, store=self.store, state=self.state,
                                        launcher=self.launcher)
         self.detector_core: DetectorCore = detector_app.state.core
-        self.detector = BackgroundServer(detector_app)
+        self.detector = BackgroundServer(detector_app, port=detector_port)
 
     def start(self) -> None:
         self.inference.start()

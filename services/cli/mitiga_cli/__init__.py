@@ -1,0 +1,1 @@
+"""``mitiga``: the operator's command-line tool (typer + rich)."""

@@ -1,0 +1,130 @@
+"""``mitiga models``: the registry in the model store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, help="List, inspect, upload and roll back model versions.",
+                  no_args_is_help=True)
+console = Console()
+
+StoreOption = Annotated[Path, typer.Option(envvar="MITIGA_MODEL_STORE_PATH", help="Model store root")]
+UrlOption = Annotated[str, typer.Option(envvar="MITIGA_INFERENCE_URL", help="Inference service URL")]
+TokenOption = Annotated[str | None, typer.Option(envvar="MITIGA_ADMIN_TOKEN", help="Admin bearer token")]
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(2)
+
+
+def _store(path: Path):  # type: ignore[no-untyped-def]
+    from mitiga_core.store import FilesystemModelStore
+
+    if not path.is_dir():
+        raise fail(f"no model store at {path}")
+    return FilesystemModelStore(path)
+
+
+@app.command("list")
+def list_models(store: StoreOption = Path("var/models")) -> None:
+    """Every model with its champion and versions."""
+    models = _store(store)
+    table = Table("model", "champion", "versions", "decisions", "last decision")
+    for name in models.list_models():
+        decisions = models.decisions(name)
+        last = decisions[-1] if decisions else {}
+        verdict = ("promoted v" + str(last.get("version"))) if last.get("promote") else ("refused" if last else "-")
+        table.add_row(name, str(models.champion(name) or "-"), ", ".join(models.list_versions(name)),
+                      str(len(decisions)), verdict)
+    console.print(table)
+
+
+@app.command()
+def show(name: str, version: Annotated[str | None, typer.Option(help="Default: the champion")] = None,
+         store: StoreOption = Path("var/models")) -> None:
+    """A version's manifest: task, features, training window and metrics, lineage."""
+    from mitiga_core.bundle import read_manifest
+    from mitiga_core.errors import MitigaError
+
+    models = _store(store)
+    version = version or models.champion(name) or (models.list_versions(name) or [None])[-1]
+    if version is None:
+        raise fail(f"model {name!r} not found")
+    try:
+        manifest = read_manifest(models.path(name, version))
+    except MitigaError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"[bold]{name}[/bold] v{version} ({manifest.task}, {manifest.training.architecture})"
+                  f"{'  [green]champion[/green]' if models.champion(name) == version else ''}")
+    console.print(f"features: {', '.join(manifest.features)}" + (f", window {manifest.window}" if manifest.window
+                                                                   else ""))
+    console.print(f"trained on {manifest.training.data_start} .. {manifest.training.data_end} "
+                  f"({manifest.training.rows} rows, {manifest.training.epochs} epochs)")
+    for key, value in sorted(manifest.training.metrics.items()):
+        console.print(f"  {key}: {value:.4g}")
+    lineage = manifest.lineage
+    console.print(f"lineage: parent {lineage.parent or '-'}, trigger {lineage.trigger}, episode "
+                  f"{lineage.episode_id or '-'}, strategy {lineage.strategy or '-'}, mode {lineage.mode or '-'}")
+    console.print(f"champion history: {' → '.join(models.champion_history(name)) or '-'}")
+
+
+@app.command()
+def upload(name: str, file: Path, url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = None,
+           features: Annotated[str | None, typer.Option(help="Comma-separated feature names")] = None) -> None:
+    """Upload a .keras file or a bundle zip as a new version, through the inference service's admin API."""
+    import httpx
+
+    if not file.is_file():
+        raise fail(f"no such file: {file}")
+    params = {"features": features} if features else {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.post(f"{url}/v2/repository/models/{name}/upload", content=file.read_bytes(),
+                              params=params, headers=headers, timeout=300)
+    except httpx.HTTPError as exc:
+        raise fail(f"cannot reach {url}: {exc}") from None
+    if response.status_code >= 400:
+        raise fail(response.json().get("error", response.text))
+    console.print(f"uploaded {name} version {response.json()['version']}")
+
+
+@app.command()
+def rollback(name: str, to: Annotated[str | None, typer.Option(help="Version to return to")] = None,
+             store: StoreOption = Path("var/models"), url: UrlOption = "",
+             token: TokenOption = None) -> None:
+    """Make the previous champion (or --to) the champion again; with --url the service loads it at once."""
+    from mitiga_core.errors import ModelNotFound
+
+    models = _store(store)
+    current = models.champion(name)
+    if current is None:
+        raise fail(f"model {name!r} has no champion")
+    target = to or next((v for v in reversed(models.champion_history(name)) if v != current), None)
+    if target is None:
+        raise fail(f"model {name!r} has no earlier champion to return to")
+    try:
+        models.set_champion(name, target)
+    except ModelNotFound as exc:
+        raise fail(str(exc)) from None
+    models.record_decision(name, {"rollback": True, "from": current, "version": target, "promote": True})
+    console.print(f"{name}: champion {current} → {target}")
+    if url:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = httpx.post(f"{url}/v2/repository/models/{name}/load", params={"version": target},
+                              headers=headers, timeout=300)
+        if response.status_code >= 400:
+            raise fail(f"the store changed, but the service did not load it: {response.json().get('error')}")
+        console.print(f"{url} serves {name} v{target}")
+
+
+def dump(obj: object) -> str:
+    return json.dumps(obj, indent=2, default=str)

@@ -1,0 +1,67 @@
+"""The ``mitiga`` command: registry listing, inspection and rollback; clear errors for user mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mitiga_cli.__main__ import app
+from mitiga_core.store import FilesystemModelStore
+from tests.detector.conftest import write_bundle
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FilesystemModelStore:
+    models = FilesystemModelStore(tmp_path)
+    for seed in range(3):
+        write_bundle(models, seed=seed)  # versions 1, 2, 3; each becomes champion
+    return models
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_models_list_and_show(store: FilesystemModelStore) -> None:
+    code, out = run("models", "list", "--store", str(store.root))
+    assert code == 0 and "tab" in out and "1, 2, 3" in out
+    code, out = run("models", "show", "tab", "--store", str(store.root))
+    assert code == 0 and "v3" in out and "champion" in out and "1 → 2 → 3" in out
+    code, out = run("models", "show", "tab", "--version", "1", "--store", str(store.root))
+    assert code == 0 and "tab v1" in out
+
+
+def test_rollback_returns_to_the_previous_champion(store: FilesystemModelStore) -> None:
+    code, out = run("models", "rollback", "tab", "--store", str(store.root))
+    assert code == 0 and "3 → 2" in out
+    assert store.champion("tab") == "2"
+    assert store.decisions("tab")[-1]["rollback"] is True
+    code, _ = run("models", "rollback", "tab", "--to", "1", "--store", str(store.root))
+    assert code == 0 and store.champion("tab") == "1"
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["models", "rollback", "tab", "--to", "9"], "no version '9'"),
+    (["models", "rollback", "ghost"], "has no champion"),
+    (["models", "show", "ghost"], "not found"),
+])
+def test_user_mistakes_are_short_errors_and_change_nothing(store: FilesystemModelStore, args: list[str],
+                                                           needle: str) -> None:
+    code, out = run(*args, "--store", str(store.root))
+    assert code == 2 and needle in out and "Traceback" not in out
+    assert store.champion("tab") == "3"
+
+
+def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    code, out = run("models", "list", "--store", str(tmp_path / "nowhere"))
+    assert code == 2 and "no model store" in out
+
+
+def test_status_without_a_detector_still_lists_models(store: FilesystemModelStore) -> None:
+    code, out = run("status", "--store", str(store.root), "--detector", "http://127.0.0.1:9")
+    assert code == 0 and "tab" in out and "unreachable" in out
