@@ -43,3 +43,16 @@ def test_poll_wakes_on_publish() -> None:
     timer.start()
     records = consumer.poll(5.0)
     assert [r.envelope.payload for r in records] == [b"9"]
+
+
+def test_retention_bounds_each_topic_and_late_consumers_skip_ahead() -> None:
+    bus = InMemoryBus(retention=3)
+    slow = bus.subscribe(["t"], "slow")
+    for i in range(10):
+        bus.publish("t", env(i))
+    kept = bus.messages("t")
+    assert 3 <= len(kept) <= 6 and kept[-1].payload == b"9"
+    records = slow.poll(0.1)
+    assert records[0].offset == 10 - len(kept) and records[-1].offset == 9
+    assert [r.envelope.payload for r in records] == [e.payload for e in kept]
+    assert bus.expired == 10 - len(kept)

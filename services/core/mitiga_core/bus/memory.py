@@ -1,4 +1,9 @@
-"""An in-memory bus for the standalone mode and unit tests: one partition per topic, offsets per group."""
+"""An in-memory bus for the standalone mode and unit tests: one partition per topic, offsets per group.
+
+Each topic keeps its newest ``retention`` messages (like a size-based Kafka retention), so a long-running standalone
+stack does not grow without bound. A consumer that fell behind the retained range resumes at its start; the skipped
+messages are counted in ``expired``.
+"""
 
 from __future__ import annotations
 
@@ -17,31 +22,45 @@ if TYPE_CHECKING:
 class InMemoryBus(Bus):
     """Append-only topic logs shared by every consumer in the process."""
 
-    def __init__(self) -> None:
+    def __init__(self, retention: int = 100_000) -> None:
+        if retention < 1:
+            raise ValueError("retention must be positive")
+        self._retention = retention
         self._logs: dict[str, list[Envelope]] = {}
+        self._base: dict[str, int] = {}
+        """Offset of each topic's oldest retained message."""
         self._committed: dict[tuple[str, str], int] = {}
         self._cond = threading.Condition()
+        self.expired = 0
 
     def publish(self, topic: str, envelope: Envelope) -> None:
         with self._cond:
-            self._logs.setdefault(topic, []).append(envelope)
+            log = self._logs.setdefault(topic, [])
+            log.append(envelope)
+            if len(log) > 2 * self._retention:  # trim in bulk: amortised O(1) per message
+                drop = len(log) - self._retention
+                del log[:drop]
+                self._base[topic] = self._base.get(topic, 0) + drop
             self._cond.notify_all()
 
     def subscribe(self, topics: Sequence[str], group_id: str) -> Consumer:
         return _InMemoryConsumer(self, list(topics), group_id)
 
     def messages(self, topic: str) -> list[Envelope]:
-        """A copy of a topic's log (for tests and reports)."""
+        """A copy of a topic's retained log (for tests and reports)."""
         with self._cond:
             return list(self._logs.get(topic, []))
 
-    # used by the consumer
+    # used by the consumer, under the condition's lock
     def _read(self, positions: dict[str, int], max_records: int) -> list[Record]:
         records: list[Record] = []
         for topic, start in positions.items():
-            log = self._logs.get(topic, [])
-            for offset in range(start, min(len(log), start + max_records - len(records))):
-                records.append(Record(topic, 0, offset, log[offset]))
+            log, base = self._logs.get(topic, []), self._base.get(topic, 0)
+            if start < base:
+                self.expired += base - start
+                start = positions[topic] = base
+            for offset in range(start, min(base + len(log), start + max_records - len(records))):
+                records.append(Record(topic, 0, offset, log[offset - base]))
         return records
 
 
