@@ -92,3 +92,61 @@ def test_metrics_state_and_report(service) -> None:
     assert httpx.get(f"{url}/v1/models/nope/drift").status_code == 404
     assert httpx.get(f"{url}/v1/models/nope/drift/report").status_code == 404
     assert httpx.get(f"{url}/v2/health/ready").json() == {"ready": True}
+
+
+@pytest.fixture
+def admin_service(tmp_path: Path):
+    store = FilesystemModelStore(tmp_path)
+    write_bundle(store)
+    state = InMemoryStateStore()
+    launcher = RecordingLauncher()
+    app = create_app(DetectorSettings(admin_token="tok"), bus=InMemoryBus(), store=store, state=state,
+                     launcher=launcher)
+    running = serve(app)
+    yield running.url, store, state, launcher
+    running.stop()
+
+
+AUTH = {"Authorization": "Bearer tok"}
+
+
+def test_manual_retrain_launches_a_job_with_the_options(admin_service) -> None:
+    from mitiga_core.labelled import LabelledLog
+    from mitiga_core.progress import write_progress
+
+    url, _store, state, launcher = admin_service
+    body = {"strategy": "full_history", "epochs": 3, "data_start": "2024-01-01",
+            "dataset": {"x": [[1, 2, 3], [4, 5, 6]], "y": [[6], [15]], "dates": ["2024-02-01", "2024-02-02"]}}
+    r = httpx.post(f"{url}/v1/models/tab/retrain", json=body, headers=AUTH)
+    assert r.status_code == 202, r.text
+    request_id = r.json()["request_id"]
+    spec = launcher.specs[request_id]
+    args = dict(zip(spec.args[1::2], spec.args[2::2], strict=True))
+    assert args["--strategy"] == "full_history" and args["--epochs"] == "3" and args["--trigger"] == "manual"
+    assert args["--data-start"] == "2024-01-01" and args["--base-version"] == "1"
+    labelled = LabelledLog(state).read("tab")
+    assert labelled is not None and labelled.y[:, 0].tolist() == [6.0, 15.0]
+    # a second request while the first holds the lock
+    r = httpx.post(f"{url}/v1/models/tab/retrain", json={}, headers=AUTH)
+    assert r.status_code == 503 and "already running" in r.json()["error"]
+    assert httpx.get(f"{url}/v1/retrains/{request_id}").status_code == 404
+    write_progress(state, request_id, status="running", epoch=1, epochs=3)
+    assert httpx.get(f"{url}/v1/retrains/{request_id}").json()["epoch"] == 1
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "needle"), [
+    ({}, {}, 401, "bearer"),
+    ({}, {"Authorization": "Bearer nope"}, 403, "invalid"),
+    ({"strategy": "bogus"}, AUTH, 422, "strategy"),
+    ({"epochs": 0}, AUTH, 422, "epochs"),
+    ({"surprise": 1}, AUTH, 422, "surprise"),
+    ({"dataset": {"x": [[1, 2]], "y": [[1]], "dates": ["2024-01-01"]}}, AUTH, 400, "dataset.x"),
+    ({"dataset": {"x": [[1, 2, 3]], "y": [[1]], "dates": []}}, AUTH, 422, "dataset.dates"),
+    ({"base_version": "9"}, AUTH, 404, "no version"),
+])
+def test_bad_manual_retrains_fail_clearly_and_launch_nothing(admin_service, body, headers, status, needle) -> None:
+    url, store, _state, launcher = admin_service
+    r = httpx.post(f"{url}/v1/models/tab/retrain", json=body, headers=headers)
+    assert r.status_code == status, r.text
+    assert needle in r.json()["error"]
+    assert launcher.specs == {} and store.list_versions("tab") == ["1"]

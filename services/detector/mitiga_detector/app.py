@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mitiga_core import __version__
+from mitiga_core.http import install_error_handlers
 from mitiga_core.publisher import EventPublisher
+from mitiga_detector.api import build_router
 from mitiga_detector.consumer import DetectorConsumer
 from mitiga_detector.core import DetectorCore
 from mitiga_detector.metrics import DetectorMetrics
@@ -50,21 +52,8 @@ def create_app(settings: DetectorSettings, *, bus: Bus, store: ModelStore, state
     async def ready() -> Response:
         return JSONResponse({"ready": consumer.alive}, status_code=200 if consumer.alive else 503)
 
-    @app.get("/v1/models/{name}/drift")
-    async def drift(name: str) -> dict[str, Any]:
-        state_ = core.state_of(name)
-        if state_["windows"] == 0 and name not in store.list_models():
-            return JSONResponse({"error": f"model {name!r} not found"}, status_code=404)  # type: ignore[return-value]
-        return state_
-
-    @app.get("/v1/models/{name}/drift/report", response_class=HTMLResponse)
-    async def report(name: str) -> Response:
-        from mitiga_detector.reports import render
-
-        try:
-            return HTMLResponse(render(core, name))
-        except KeyError:
-            return JSONResponse({"error": f"model {name!r} has no tested window yet"}, status_code=404)
+    install_error_handlers(app)
+    app.include_router(build_router(core, settings, store, state))
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

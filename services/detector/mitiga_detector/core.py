@@ -253,6 +253,11 @@ class DetectorCore:
         event.time.FromDatetime(datetime.now(UTC))
         self._publisher.offer(Topic.DRIFT, monitor.manifest.name, lambda: event)
 
+    def manual_retrain(self, name: str, version: str, options: dict[str, str]) -> tuple[str, str]:
+        outcome, request_id = self._trigger.manual(name, version, options)
+        self.metrics.triggers.labels(name, f"manual_{outcome}").inc()
+        return outcome, request_id
+
     # --- state for the API ---
     def state_of(self, name: str) -> dict[str, Any]:
         with self.lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from mitiga_core.settings import CoreSettings
 
@@ -50,6 +50,9 @@ class DetectorSettings(CoreSettings):
 
     port: int = Field(default=8081, ge=1, le=65535)
     """HTTP port."""
+
+    admin_token: SecretStr | None = None
+    """Bearer token for the manual retrain endpoint. Unset: it answers 403."""
 
     consumer_group: str = "mitiga-detector"
     """Consumer group on the inference and feedback topics."""

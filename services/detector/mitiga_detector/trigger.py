@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from typing import TYPE_CHECKING
 
 from mitiga_core.events import Topic
@@ -86,3 +87,25 @@ class RetrainTrigger:
                 return "duplicate"
         log.info("retrain requested", extra={"model": model, "request_id": request_id, "episode": episode_id})
         return "requested"
+
+    def manual(self, model: str, version: str, options: dict[str, str]) -> tuple[str, str]:
+        """An operator's request: no cooldown, but the lock holds. Returns (outcome, request id)."""
+        request_id = job_name(model, "manual-" + uuid.uuid4().hex[:8])
+        if not self._state.set_if_absent(f"mitiga:retrain:lock:{model}", request_id.encode(),
+                                         ttl_s=self._settings.lock_ttl_s):
+            return "locked", ""
+        request = pb.RetrainRequest(request_id=request_id, model_name=model, base_version=version, trigger="manual",
+                                    strategy=options.get("strategy", self._settings.retrain_strategy),
+                                    mode=options.get("mode", self._settings.retrain_mode), options=options)
+        request.time.GetCurrentTime()
+        self._publisher.offer(Topic.RETRAIN, model, lambda: request)
+        if self._launcher is not None:
+            args = [self._settings.retrain_module, "--model", model, "--base-version", version,
+                    "--strategy", request.strategy, "--mode", request.mode, "--request-id", request_id,
+                    "--trigger", "manual"]
+            for key, value in sorted(options.items()):
+                if key not in ("strategy", "mode"):
+                    args += [f"--{key.replace('_', '-')}", value]
+            labels = {"mitiga.io/model": model, "mitiga.io/trigger": "manual"}
+            self._launcher.launch(JobSpec(name=request_id, args=args, labels=labels))
+        return "requested", request_id

@@ -12,11 +12,12 @@ from fastapi import FastAPI
 
 from mitiga_core import __version__
 from mitiga_core.errors import MitigaError
+from mitiga_core.http import install_error_handlers
 from mitiga_core.publisher import EventPublisher
 from mitiga_inference.dataplane import DataPlane
 from mitiga_inference.metrics import InferenceMetrics
 from mitiga_inference.repository import ModelRepository
-from mitiga_inference.rest import BodyLimitMiddleware, build_router, install_error_handlers
+from mitiga_inference.rest import BodyLimitMiddleware, build_router
 from mitiga_inference.rollouts import RolloutListener
 
 if TYPE_CHECKING:

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from mitiga_core.bundle import Scaler
-from mitiga_core.errors import Forbidden, InvalidInput, MitigaError, Unauthorized
+from mitiga_core.errors import InvalidInput
+from mitiga_core.http import admin_guard
 from mitiga_inference import codec  # noqa: TC001 - FastAPI reads the route types at run time
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
 
     from pydantic import SecretStr
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -78,43 +76,6 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    async def on_mitiga(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, MitigaError)
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-        return _error(exc.status_code, str(exc), headers)
-
-    async def on_validation(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        parts = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-        return _error(422, "; ".join(parts))
-
-    app.add_exception_handler(MitigaError, on_mitiga)
-    app.add_exception_handler(RequestValidationError, on_validation)
-
-
-def admin_guard(token: SecretStr | None) -> Callable[..., Awaitable[None]]:
-    async def check(authorization: Annotated[str | None, Header()] = None) -> None:
-        if token is None:
-            raise Forbidden("admin endpoints are disabled: set MITIGA_ADMIN_TOKEN")
-        if not authorization:
-            raise Unauthorized("missing bearer token in the Authorization header")
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not value:
-            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        if not hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
-            raise Forbidden("invalid admin token")
-
-    return check
 
 
 def _scaler(field: str, raw: str | None) -> Scaler | None:

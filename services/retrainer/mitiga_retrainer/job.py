@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from mitiga_core.errors import MitigaError
 from mitiga_core.events import Topic, encode
 from mitiga_core.labelled import LabelledLog
+from mitiga_core.progress import write_progress
 from mitiga_retrainer.flow import RetrainOptions, RetrainResult, retrain
 
 if TYPE_CHECKING:
@@ -54,9 +55,21 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
         log.info("retraining", extra={"model": name, "base_version": base, "strategy": settings.strategy,
                                       "mode": settings.mode, "labelled_rows": 0 if production is None
                                       else len(production.x)})
-        return retrain(store, name, base, production, options, publish=publish)
-    except (ValueError, MitigaError) as exc:
-        raise JobFailed(str(exc)) from exc
+        progress_id = settings.request_id or f"{name}-manual"
+        write_progress(state, progress_id, model=name, status="running", epoch=0, epochs=settings.epochs)
+
+        def report(progress: dict[str, float]) -> None:
+            write_progress(state, progress_id, **progress)
+
+        result = retrain(store, name, base, production, options, publish=publish, report=report)
+        write_progress(state, progress_id, status="promoted" if result.version else "refused",
+                       version=result.version, reason=result.decision.reason)
+        return result
+    except (ValueError, MitigaError, JobFailed) as exc:
+        if name:
+            write_progress(state, settings.request_id or f"{name}-manual", model=name, status="failed",
+                           reason=str(exc))
+        raise exc if isinstance(exc, JobFailed) else JobFailed(str(exc)) from exc
     finally:
         held = state.get(lock_key(name)) if name else None
         if held is not None and (not settings.request_id or held.decode() == settings.request_id):

@@ -1,0 +1,55 @@
+"""HTTP conventions shared by the services: errors as ``{"error": message}`` with the error's status, and the
+bearer-token guard of admin endpoints."""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from mitiga_core.errors import Forbidden, MitigaError, Unauthorized
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from pydantic import SecretStr
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_mitiga(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, MitigaError)
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return _error(exc.status_code, str(exc), headers)
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+        return _error(422, "; ".join(parts))
+
+    app.add_exception_handler(MitigaError, on_mitiga)
+    app.add_exception_handler(RequestValidationError, on_validation)
+
+
+def admin_guard(token: SecretStr | None) -> Callable[..., Awaitable[None]]:
+    async def check(authorization: Annotated[str | None, Header()] = None) -> None:
+        if token is None:
+            raise Forbidden("admin endpoints are disabled: set MITIGA_ADMIN_TOKEN")
+        if not authorization:
+            raise Unauthorized("missing bearer token in the Authorization header")
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value:
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        if not hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
+            raise Forbidden("invalid admin token")
+
+    return check

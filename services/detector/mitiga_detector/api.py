@@ -1,0 +1,106 @@
+"""The detector's HTTP routes: drift state and report, manual retraining, retrain progress."""
+
+from __future__ import annotations
+
+import math
+from datetime import date  # noqa: TC003 - pydantic reads it at run time
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mitiga_core.errors import InvalidInput, ModelNotFound, ModelNotReady
+from mitiga_core.http import admin_guard
+from mitiga_core.labelled import LabelledLog
+from mitiga_core.progress import read_progress
+
+if TYPE_CHECKING:
+    from mitiga_core.state import StateStore
+    from mitiga_core.store import ModelStore
+    from mitiga_detector.core import DetectorCore
+    from mitiga_detector.settings import DetectorSettings
+
+
+class Dataset(BaseModel):
+    """Labelled rows to add before retraining: inputs, ground truth and a date per row."""
+
+    x: list[list[float]] = Field(min_length=1)
+    y: list[list[float]] = Field(min_length=1)
+    dates: list[date] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Dataset:
+        if not len(self.x) == len(self.y) == len(self.dates):
+            raise ValueError("x, y and dates need the same number of rows")
+        if any(not math.isfinite(v) for row in self.x + self.y for v in row):
+            raise ValueError("x and y must be finite numbers")
+        return self
+
+
+class RetrainBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["full_history", "sliding_window", "gradual_forgetting"] | None = None
+    mode: Literal["warm_start", "reset"] | None = None
+    epochs: int | None = Field(default=None, ge=1, le=1000)
+    base_version: str | None = None
+    data_start: date | None = None
+    data_end: date | None = None
+    dataset: Dataset | None = None
+
+
+def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelStore, state: StateStore) -> APIRouter:
+    router = APIRouter()
+    admin = [Depends(admin_guard(settings.admin_token))]
+
+    @router.get("/v1/models/{name}/drift")
+    async def drift(name: str) -> dict[str, Any]:
+        current = core.state_of(name)
+        if current["windows"] == 0 and name not in store.list_models():
+            raise ModelNotFound(f"model {name!r} not found")
+        return current
+
+    @router.get("/v1/models/{name}/drift/report", response_class=HTMLResponse)
+    async def report(name: str) -> Response:
+        from mitiga_detector.reports import render
+
+        try:
+            return HTMLResponse(render(core, name))
+        except KeyError:
+            return JSONResponse({"error": f"model {name!r} has no tested window yet"}, status_code=404)
+
+    @router.post("/v1/models/{name}/retrain", dependencies=admin, status_code=202)
+    async def retrain(name: str, body: RetrainBody) -> dict[str, str]:
+        """Manual retraining: optional strategy, mode, epochs, date range and extra labelled rows."""
+        version = body.base_version or store.champion(name)
+        if version is None or version not in store.list_versions(name):
+            raise ModelNotFound(f"model {name!r} has no version {version or '(champion)'}")
+        if body.dataset is not None:
+            monitor = core.monitor(name, version)
+            width = monitor.manifest.window if monitor.manifest.task == "forecast" else len(monitor.feature_names)
+            x, y = np.asarray(body.dataset.x, np.float32), np.asarray(body.dataset.y, np.float32)
+            if x.ndim != 2 or x.shape[1] != width:
+                raise InvalidInput(f"dataset.x: rows must have {width} values for model {name!r}")
+            if y.ndim != 2 or y.shape[1] != len(monitor.manifest.outputs):
+                raise InvalidInput(f"dataset.y: rows must have {len(monitor.manifest.outputs)} values")
+            log = LabelledLog(state, settings.labelled_max_requests)
+            days = np.asarray([d.isoformat() for d in body.dataset.dates])
+            for day in sorted(set(days)):
+                log.append(name, x[days == day], y[days == day], day)
+        options = {k: str(v) for k, v in body.model_dump(exclude={"dataset", "base_version"}).items()
+                   if v is not None}
+        outcome, request_id = core.manual_retrain(name, version, options)
+        if outcome == "locked":
+            raise ModelNotReady(f"a retrain of {name!r} is already running; try again when it ends")
+        return {"request_id": request_id, "model": name, "base_version": version}
+
+    @router.get("/v1/retrains/{request_id}")
+    async def progress(request_id: str) -> dict[str, Any]:
+        found = read_progress(state, request_id)
+        if found is None:
+            raise ModelNotFound(f"no retrain {request_id!r} has reported progress")
+        return found
+
+    return router
