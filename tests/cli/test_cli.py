@@ -65,3 +65,24 @@ def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
 def test_status_without_a_detector_still_lists_models(store: FilesystemModelStore) -> None:
     code, out = run("status", "--store", str(store.root), "--detector", "http://127.0.0.1:9")
     assert code == 0 and "tab" in out and "unreachable" in out
+
+
+@pytest.mark.slow
+def test_retrain_follows_a_manual_run_to_the_gate(tmp_path: Path) -> None:
+    from mitiga_standalone.stack import StandaloneStack
+    from tests.retrainer.conftest import regressor_store
+
+    regressor_store(tmp_path, name="m")
+    stack = StandaloneStack(tmp_path, detector={"admin_token": "tok"})
+    stack.start()
+    try:
+        code, out = run("retrain", "m", "--detector", stack.detector.url, "--token", "tok", "--epochs", "3",
+                        "--strategy", "full_history")
+        assert code == 0, (out, stack.launcher.results)
+        assert "requested" in out and ("promoted as version 2" in out or "refused" in out)
+        decision = stack.store.decisions("m")[-1]
+        assert decision["trigger"] == "manual" and decision["strategy"] == "full_history"
+        code, out = run("retrain", "m", "--detector", stack.detector.url, "--token", "wrong")
+        assert code == 2 and "invalid admin token" in out
+    finally:
+        stack.stop()

@@ -2,47 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mitiga_core.bundle import ModelManifest, Scaler, TrainingData, read_manifest, save_bundle
+from mitiga_core.bundle import TrainingData, read_manifest
 from mitiga_core.store import FilesystemModelStore
 from mitiga_retrainer.flow import RetrainOptions, retrain
+from tests.retrainer.conftest import days, regressor_store, relation
 
 pytestmark = pytest.mark.slow
 
 
-def days(start: date, n: int) -> np.ndarray:
-    return np.asarray([(start + timedelta(days=i)).isoformat() for i in range(n)])
-
-
-def relation(x: np.ndarray, slope: float) -> np.ndarray:
-    return (slope * x.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> FilesystemModelStore:
-    """Version 1: a dense regressor trained on y = sum(x), with its training data."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(400, 3)).astype(np.float32)
-    y = relation(x, 1.0)
-    inputs = keras.Input(shape=(3,))
-    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(16, activation="relu")(inputs)))
-    in_s, out_s = Scaler.fit("standard", x), Scaler.fit("standard", y)
-    model.compile(optimizer="adam", loss="mse")
-    model.fit(in_s.transform(x), out_s.transform(y), epochs=30, verbose=0)
-    manifest = ModelManifest(name="m", task="regression", features=["a", "b", "c"], input_scaler=in_s,
-                             output_scaler=out_s)
-    store = FilesystemModelStore(tmp_path)
-    saved = save_bundle(store, manifest, model, x, TrainingData(x=x, y=y, dates=days(date(2020, 1, 1), 400)))
-    store.set_champion("m", saved.version)
-    return store
+    return regressor_store(tmp_path)
 
 
 def production(slope: float, n: int = 300, seed: int = 1) -> TrainingData:

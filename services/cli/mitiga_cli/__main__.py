@@ -54,6 +54,61 @@ def report(name: str, out: Annotated[Path, typer.Option(help="HTML file to write
 
 
 @app.command()
+def retrain(
+    name: str,
+    strategy: Annotated[str | None, typer.Option(help="full_history | sliding_window | gradual_forgetting")] = None,
+    mode: Annotated[str | None, typer.Option(help="warm_start | reset")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs")] = None,
+    data_start: Annotated[str | None, typer.Option(help="First date of labelled data (ISO)")] = None,
+    data_end: Annotated[str | None, typer.Option(help="Last date of labelled data (ISO)")] = None,
+    detector: DetectorUrl = "http://127.0.0.1:8081",
+    token: models.TokenOption = None,
+    follow: Annotated[bool, typer.Option(help="Follow the run with a progress bar")] = True,
+    timeout_s: Annotated[float, typer.Option(help="Give up following after this long")] = 3600,
+) -> None:
+    """Retrain a model now, and follow the run: epochs, loss, time left, and the gate's verdict."""
+    import time
+
+    import httpx
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    body = {k: v for k, v in {"strategy": strategy, "mode": mode, "epochs": epochs, "data_start": data_start,
+                              "data_end": data_end}.items() if v is not None}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.post(f"{detector}/v1/models/{name}/retrain", json=body, headers=headers, timeout=60)
+    except httpx.HTTPError as exc:
+        raise models.fail(f"cannot reach {detector}: {exc}") from None
+    if response.status_code >= 400:
+        raise models.fail(response.json().get("error", response.text))
+    request_id = response.json()["request_id"]
+    console.print(f"retrain {request_id} requested (base version {response.json()['base_version']})")
+    if not follow:
+        return
+    deadline = time.monotonic() + timeout_s
+    state: dict[str, object] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
+               TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(name, total=1, loss="-")
+        while time.monotonic() < deadline:
+            found = httpx.get(f"{detector}/v1/retrains/{request_id}", timeout=10)
+            state = found.json() if found.status_code == 200 else {}
+            if state:
+                loss = state.get("loss")
+                bar.update(task, total=float(str(state.get("epochs", 1))), completed=float(str(state.get("epoch", 0))),
+                           loss=f"{float(str(loss)):.4g}" if loss is not None else "-")
+            if state.get("status") in ("promoted", "refused", "failed"):
+                break
+            time.sleep(0.5)
+    status = state.get("status", "unknown")
+    console.print(f"{name}: {status}" + (f" as version {state['version']}" if state.get("version") else "")
+                  + (f" ({state['reason']})" if state.get("reason") else ""))
+    if status not in ("promoted", "refused"):
+        raise typer.Exit(1)
+
+
+@app.command()
 def up(store: models.StoreOption = Path("var/models"), inference_port: int = 8080, detector_port: int = 8081) -> None:
     """Run inference, detector and retrainer jobs together on this machine with the embedded adapters."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
