@@ -265,3 +265,21 @@ def test_a_still_critical_episode_retries_until_its_attempts_run_out(tmp_path: P
     assert sorted(names) == sorted([f"retrain-tab-{episode}", f"retrain-tab-{episode}-1", f"retrain-tab-{episode}-2"])
     assert h.value("mitiga_retrain_triggers_total", model="tab", outcome="exhausted") >= 1
     h.publisher.stop()
+
+
+def test_blind_retraining_follows_the_data_time_schedule(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    h = Harness(tmp_path, trigger="off", blind_every="month", window_size=20)
+    write_bundle(h.store)
+    rng = np.random.default_rng(0)
+    for month, windows in ((1, 2), (2, 2), (3, 1)):
+        for _ in range(windows):
+            x = rng.normal(size=(20, 3)).astype(np.float32)
+            h.core.handle(inference(x, x.sum(axis=1, keepdims=True), when=datetime(2004, month, 10, tzinfo=UTC)))
+            h.state.delete("mitiga:retrain:lock:tab")  # each job ends before the next window
+    assert sorted(h.launcher.specs) == ["retrain-tab-blind-2004-02", "retrain-tab-blind-2004-03"]
+    spec = h.launcher.specs["retrain-tab-blind-2004-02"]
+    assert spec.args[spec.args.index("--trigger") + 1] == "blind" and "--episode-id" not in spec.args
+    assert h.value("mitiga_retrain_triggers_total", model="tab", outcome="blind_requested") == 2
+    h.publisher.stop()

@@ -204,7 +204,27 @@ class DetectorCore:
             severity = max(severity, Severity.WARNING if concept_alarm else severity)
         self._decide(monitor, window, severity, types, values, uni, dist)
         self.last_window[name] = (monitor, window)
+        self._blind(name, version, window.end)
         m.seconds.labels("window").observe(time.perf_counter() - start)
+
+    def _blind(self, name: str, version: str, when: datetime) -> None:
+        """Scheduled retraining: once the windows' data time enters a new period, request a retrain."""
+        every = self.settings.blind_every
+        if every == "none":
+            return
+        period = {"month": f"{when:%Y-%m}", "quarter": f"{when.year}-q{(when.month - 1) // 3 + 1}",
+                  "year": f"{when:%Y}"}[every]
+        key = f"mitiga:retrain:blind:{name}"
+        last = self._state.get(key)
+        if last is None:
+            self._state.set(key, period.encode())
+            return
+        if last.decode() == period:
+            return
+        outcome = self._trigger.blind(name, version, period)
+        self.metrics.triggers.labels(name, f"blind_{outcome}").inc()
+        if outcome in ("requested", "duplicate"):
+            self._state.set(key, period.encode())
 
     def _decide(self, monitor: ModelMonitor, window: Window, severity: Severity, types: list[int],
                 values: dict[str, float], uni: UnivariateResult, dist: dict[str, AnyArray]) -> None:

@@ -147,6 +147,10 @@ class DetectorSettings(CoreSettings):
     lock_ttl_s: float = Field(default=6 * 3600, gt=0)
     """How long a retrain lock is held if the job never reports back."""
 
+    blind_every: Literal["none", "month", "quarter", "year"] = "none"
+    """Blind retraining on a schedule in data time (the windows' event or ``data_time``), whatever the drift; it
+    stands in for a CronJob. Independent of ``trigger``, which governs informed retraining."""
+
     retrain_strategy: str = "sliding_window"
     """Strategy passed to the retrainer."""
 

@@ -73,20 +73,29 @@ class RetrainTrigger:
         self._state.set(attempts_key, str(attempt + 1).encode(), ttl_s=keep_s)
         if self._settings.cooldown_s > 0:
             self._state.set(f"mitiga:retrain:cooldown:{model}", b"1", ttl_s=self._settings.cooldown_s)
+        if not self._launch(model, version, request_id, "informed", episode_id):
+            return "duplicate"
+        return "requested"
+
+    def _launch(self, model: str, version: str, request_id: str, trigger: str, episode_id: str) -> bool:
+        """Publish the RetrainRequest and start the job; False when a job of that name already exists."""
         request = pb.RetrainRequest(request_id=request_id, model_name=model, base_version=version,
-                                    episode_id=episode_id, trigger="informed",
+                                    episode_id=episode_id, trigger=trigger,
                                     strategy=self._settings.retrain_strategy, mode=self._settings.retrain_mode)
         request.time.GetCurrentTime()
         self._publisher.offer(Topic.RETRAIN, model, lambda: request)
-        if self._launcher is not None:
-            args = [self._settings.retrain_module, "--model", model, "--base-version", version,
-                    "--strategy", request.strategy, "--mode", request.mode, "--request-id", request_id,
-                    "--episode-id", episode_id, "--trigger", "informed"]
-            labels = {"mitiga.io/model": model, "mitiga.io/episode": episode_id[:12], "mitiga.io/trigger": "informed"}
-            if not self._launcher.launch(JobSpec(name=request_id, args=args, labels=labels)):
-                return "duplicate"
-        log.info("retrain requested", extra={"model": model, "request_id": request_id, "episode": episode_id})
-        return "requested"
+        log.info("retrain requested", extra={"model": model, "request_id": request_id, "trigger": trigger})
+        if self._launcher is None:
+            return True
+        args = [self._settings.retrain_module, "--model", model, "--base-version", version,
+                "--strategy", request.strategy, "--mode", request.mode, "--request-id", request_id,
+                "--trigger", trigger]
+        if episode_id:
+            args += ["--episode-id", episode_id]
+        labels = {"mitiga.io/model": model, "mitiga.io/trigger": trigger}
+        if episode_id:
+            labels["mitiga.io/episode"] = episode_id[:12]
+        return self._launcher.launch(JobSpec(name=request_id, args=args, labels=labels))
 
     def manual(self, model: str, version: str, options: dict[str, str]) -> tuple[str, str]:
         """An operator's request: no cooldown, but the lock holds. Returns (outcome, request id)."""
@@ -109,3 +118,15 @@ class RetrainTrigger:
             labels = {"mitiga.io/model": model, "mitiga.io/trigger": "manual"}
             self._launcher.launch(JobSpec(name=request_id, args=args, labels=labels))
         return "requested", request_id
+
+    def blind(self, model: str, version: str, period: str) -> str:
+        """A scheduled retrain for ``period`` (e.g. ``2004-07``): one per period, no cooldown, the lock holds."""
+        request_id = f"retrain-{re.sub(r'[^a-z0-9-]', '-', model.lower()).strip('-')[:36]}-blind-{period}"
+        if self._state.get(f"mitiga:retrain:request:{request_id}") is not None:
+            return "duplicate"
+        if not self._state.set_if_absent(f"mitiga:retrain:lock:{model}", request_id.encode(),
+                                         ttl_s=self._settings.lock_ttl_s):
+            return "locked"
+        self._state.set(f"mitiga:retrain:request:{request_id}", b"1", ttl_s=max(self._settings.lock_ttl_s, 7 * 86400))
+        self._launch(model, version, request_id, "blind", "")
+        return "requested"
