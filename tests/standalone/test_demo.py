@@ -19,3 +19,11 @@ def test_closed_loop_serves_a_lower_mae_than_the_frozen_model() -> None:
     assert all(d["challenger"] < d["champion"] for d in promoted)
     assert all(d["trigger"] == "informed" and d["episode_id"] for d in result["decisions"])
     assert summary["mitigations"] and all(m["steps"] >= 1 for m in summary["mitigations"])
+
+
+def test_blind_policy_retrains_on_schedule() -> None:
+    result = replay(epochs=2, step_months=3, window_rows=60, retrain_epochs=2, start="2004-01-01", end="2004-12-31",
+                    policy="blind", blind_every="quarter")
+    decisions = result["decisions"]
+    assert decisions and all(d["trigger"] == "blind" for d in decisions)
+    assert len(decisions) == len(result["rows"]) - 1  # one per quarter after the first

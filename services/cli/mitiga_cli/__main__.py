@@ -108,6 +108,54 @@ def retrain(
         raise typer.Exit(1)
 
 
+experiment = typer.Typer(add_completion=False, help="The research's tests as commands, with plots.",
+                         no_args_is_help=True)
+app.add_typer(experiment, name="experiment")
+
+
+@experiment.command("incremental")
+def experiment_incremental(
+    repeats: Annotated[int, typer.Option(min=1, help="Trainings per step (seeds)")] = 3,
+    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("out/experiments"),
+) -> None:
+    """Test 1: train on 50%..90% of the Amazon series, MSE on the next 10%, for LSTM, RNN and Transformer."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mitiga_standalone import experiments
+
+    result = experiments.incremental(repeats=repeats, epochs=epochs)
+    out.mkdir(parents=True, exist_ok=True)
+    experiments.write(result, out / "incremental.json")
+    experiments.plot_incremental(result, out / "incremental.png")
+    table = Table("arch", *[f"{int(s['train_fraction'] * 100)}%" for s in next(iter(result["archs"].values()))])
+    for arch, steps in result["archs"].items():
+        table.add_row(arch, *[f"{s['mse_mean']:.3g} ± {s['mse_std']:.2g}" for s in steps])
+    console.print(table)
+    console.print(f"wrote {out / 'incremental.json'} and {out / 'incremental.png'}")
+
+
+@experiment.command("production")
+def experiment_production(
+    step_months: Annotated[int, typer.Option(min=1, help="Months per replay step")] = 1,
+    blind_every: Annotated[str, typer.Option(help="month | quarter | year")] = "month",
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("out/experiments"),
+) -> None:
+    """Test 2: frozen vs blind scheduled vs informed retraining on the Amazon replay, MAE and retrains."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mitiga_standalone import experiments
+
+    result = experiments.production(step_months=step_months, blind_every=blind_every)
+    out.mkdir(parents=True, exist_ok=True)
+    experiments.write(result, out / "production.json")
+    experiments.plot_production(result, out / "production.png")
+    table = Table("policy", "MAE 2004-2017", "retrains")
+    for policy, row in result["summary"].items():
+        if policy != "targets":
+            table.add_row(policy, f"{row['mae']:.2f}", str(row["retrains"]))
+    console.print(table)
+    console.print(result["summary"]["targets"])
+
+
 @app.command()
 def up(store: models.StoreOption = Path("var/models"), inference_port: int = 8080, detector_port: int = 8081) -> None:
     """Run inference, detector and retrainer jobs together on this machine with the embedded adapters."""

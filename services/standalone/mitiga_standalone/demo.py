@@ -31,8 +31,9 @@ def _steps(dates: Any, start: str, months: int) -> list[tuple[Any, Any]]:
 
 
 def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: int, start: str = "2004-01-01",
-           end: str | None = None) -> dict[str, Any]:
-    """Run the simulation and return the per-step rows and the summary (used by the demo and its test)."""
+           end: str | None = None, policy: str = "informed", blind_every: str = "month") -> dict[str, Any]:
+    """Run the simulation and return the per-step rows and the summary (used by the demo, the experiments and the
+    test). ``policy``: ``informed`` (mitiga's drift-triggered retraining) or ``blind`` (on a data-time schedule)."""
     import httpx
     import numpy as np
 
@@ -45,10 +46,11 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
 
     prices = load_prices("amzn")["open"]
     rows: list[dict[str, Any]] = []
+    triggers = {"trigger": "auto"} if policy == "informed" else {"trigger": "off", "blind_every": blind_every}
     with tempfile.TemporaryDirectory(prefix="mitiga-demo-") as tmp:
         stack = StandaloneStack(
             Path(tmp) / "models",
-            detector={"window_size": window_rows, "trigger": "auto", "cooldown_s": 0},
+            detector={"window_size": window_rows, "cooldown_s": 0, **triggers},
             retrainer={"epochs": retrain_epochs, "strategy": "sliding_window", "window_rows": 500,
                        "holdout_rows": 60},
         )
@@ -111,7 +113,7 @@ def summarize(rows: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> di
     served = float(np.average([r["mae_served"] for r in rows], weights=weights))
     mitigations = []
     for i, row in enumerate(rows):
-        if row["next_version"] != row["version"]:
+        if row["next_version"] != row["version"] and row["level"] == "critical":  # an informed retrain
             critical = next((j for j in range(i, -1, -1) if rows[j]["level"] != "critical"), -1) + 1
             mitigations.append({"episode_id": row["episode_id"], "first_critical_step": rows[critical]["step"],
                                 "serving_from_step": rows[i + 1]["step"] if i + 1 < len(rows) else None,

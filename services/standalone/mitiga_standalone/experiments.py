@@ -1,0 +1,113 @@
+"""The research's two tests as commands, with plots.
+
+- ``incremental`` (Test 1): train on 50%, 60% ... 90% of a series and evaluate on the next 10%, repeated with
+  different seeds; the MSE per step with its spread, for the LSTM, RNN and Transformer.
+- ``production`` (Test 2): the demo's replay under three policies on the same stream: the frozen model, blind
+  retraining on a schedule, and mitiga's informed retraining; MAE over the whole period and retrains for each.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def incremental(*, ticker: str = "amzn", archs: tuple[str, ...] = ("lstm", "rnn", "transformer"), repeats: int = 3,
+                epochs: int = 3, fractions: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)) -> dict[str, Any]:
+    from mitiga_core.datasets import load_prices, sliding_windows
+    from mitiga_core.metrics import regression_metrics
+    from mitiga_core.modelzoo.training import train_forecaster
+
+    series = load_prices(ticker)["open"]  # type: ignore[arg-type]
+    n = len(series)
+    results: dict[str, Any] = {}
+    for arch in archs:
+        per_step = []
+        for fraction in fractions:
+            train_end, test_end = int(n * fraction), min(n, int(n * (fraction + 0.1)))
+            scores = []
+            for seed in range(repeats):
+                trained = train_forecaster(series.iloc[:train_end], name=arch, arch=arch, epochs=epochs, seed=seed)
+                window = trained.manifest.window or 1
+                x, y = sliding_windows(series.iloc[train_end - window : test_end].to_numpy(np.float32), window)
+                m = trained.manifest
+                pred = m.output_scaler.inverse(np.asarray(trained.model.predict(
+                    m.input_scaler.transform(x[..., None]), verbose=0, batch_size=256)).reshape(-1, 1))
+                scores.append(regression_metrics(y, pred[:, 0])["mse"])
+            per_step.append({"train_fraction": fraction, "mse_mean": float(np.mean(scores)),
+                             "mse_std": float(np.std(scores)), "mse": scores})
+        results[arch] = per_step
+    return {"ticker": ticker, "epochs": epochs, "repeats": repeats, "archs": results}
+
+
+def production(*, epochs: int = 8, retrain_epochs: int = 5, step_months: int = 1, window_rows: int = 20,
+               blind_every: str = "month", end: str | None = None) -> dict[str, Any]:
+    from mitiga_standalone.demo import replay
+
+    runs = {policy: replay(epochs=epochs, step_months=step_months, window_rows=window_rows,
+                           retrain_epochs=retrain_epochs, end=end, policy=policy, blind_every=blind_every)
+            for policy in ("informed", "blind")}
+    informed, blind = runs["informed"]["summary"], runs["blind"]["summary"]
+    summary = {
+        "frozen": {"mae": informed["mae_frozen"], "retrains": 0},
+        "blind": {"mae": blind["mae_served"], "retrains": blind["retrains_requested"]},
+        "informed": {"mae": informed["mae_served"], "retrains": informed["retrains_requested"]},
+    }
+    summary["targets"] = {
+        "informed_mae_le_30pct_of_frozen": informed["mae_served"] <= 0.3 * informed["mae_frozen"],
+        "informed_within_10pct_of_blind": informed["mae_served"] <= 1.1 * blind["mae_served"],
+        "informed_retrains_le_third_of_blind": informed["retrains_requested"] * 3 <= blind["retrains_requested"],
+    }
+    return {"summary": summary, "runs": {p: {k: v for k, v in r.items() if k != "rows"} | {
+        "steps": [{k: v for k, v in row.items() if k not in ("dates", "actual", "served", "frozen")}
+                  for row in r["rows"]]} for p, r in runs.items()}}
+
+
+def plot_incremental(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for arch, steps in result["archs"].items():
+        x = [s["train_fraction"] for s in steps]
+        ax.errorbar(x, [s["mse_mean"] for s in steps], yerr=[s["mse_std"] for s in steps], marker="o", label=arch,
+                    capsize=3)
+    ax.set_xlabel("share of the series trained on")
+    ax.set_ylabel("MSE on the next 10%")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_production(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    informed = result["runs"]["informed"]["steps"]
+    ax.plot([s["step"] for s in informed], [s["mae_frozen"] for s in informed], label="frozen")
+    for policy in ("blind", "informed"):
+        steps = result["runs"][policy]["steps"]
+        ax.plot([s["step"] for s in steps], [s["mae_served"] for s in steps], label=policy)
+    ax.set_yscale("log")
+    ax.set_ylabel("MAE per step")
+    ax.set_xticks(ax.get_xticks()[:: max(1, len(informed) // 10)])
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write(result: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(result, indent=2, default=str))
