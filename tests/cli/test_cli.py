@@ -86,3 +86,29 @@ def test_retrain_follows_a_manual_run_to_the_gate(tmp_path: Path) -> None:
         assert code == 2 and "invalid admin token" in out
     finally:
         stack.stop()
+
+
+@pytest.mark.slow
+def test_forecast_a_date_range_from_a_csv(reference_store: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from mitiga_core.datasets import load_prices
+    from tests.inference.conftest import start_service
+
+    root = tmp_path / "store"
+    shutil.copytree(reference_store, root)
+    service = start_service(root, models=["lstm"])
+    csv = tmp_path / "amzn.csv"
+    load_prices("amzn").loc["2003-06-01":"2004-06-30"].rename(columns=str.title).rename_axis("Date").to_csv(csv)
+    try:
+        out = tmp_path / "chart.png"
+        code, text = run("forecast", "lstm", str(csv), "--start", "2004-01-01", "--end", "2004-03-31",
+                         "--url", service.url, "--out", str(out))
+        assert code == 0, text
+        assert "2004-01-02 .. 2004-03-31" in text and "MAE" in text and out.stat().st_size > 1000
+        code, text = run("forecast", "lstm", str(csv), "--column", "Nope", "--url", service.url)
+        assert code == 2 and "'Nope'" in text
+        code, text = run("forecast", "lstm", str(csv), "--start", "2030-01-01", "--url", service.url)
+        assert code == 2 and "no dates" in text
+    finally:
+        service.running.stop()

@@ -11,9 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from mitiga_cli import models
+from mitiga_cli.forecast import forecast
 
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(models.app, name="models")
+app.command()(forecast)
 console = Console()
 DetectorUrl = Annotated[str, typer.Option(envvar="MITIGA_DETECTOR_URL", help="Drift detector URL")]
 
