@@ -32,6 +32,7 @@ class Topic:
     DRIFT: Final = "mitiga.drift.events"
     RETRAIN: Final = "mitiga.retrain.requests"
     ROLLOUT: Final = "mitiga.model.rollouts"
+    PROGRESS: Final = "mitiga.retrain.progress"
     DLQ: Final = "mitiga.dlq"
 
 
@@ -41,6 +42,7 @@ EVENT_TYPES: Final[dict[str, type[Message]]] = {
     "io.mitiga.drift.v1": pb.DriftEvent,
     "io.mitiga.retrain.v1": pb.RetrainRequest,
     "io.mitiga.rollout.v1": pb.ModelRollout,
+    "io.mitiga.retrain.progress.v1": pb.RetrainProgress,
 }
 _TYPE_OF: Final = {cls.DESCRIPTOR.full_name: ce_type for ce_type, cls in EVENT_TYPES.items()}
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mitiga_core.errors import MitigaError
-from mitiga_core.events import Topic, encode
+from mitiga_core.events import Topic, encode, new_id
 from mitiga_core.labelled import LabelledLog
-from mitiga_core.progress import write_progress
+from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_core.progress import read_progress, write_progress
 from mitiga_retrainer.flow import RetrainOptions, RetrainResult, retrain
 
 if TYPE_CHECKING:
     from mitiga_core.bus import Bus
-    from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
     from mitiga_core.state import StateStore
     from mitiga_core.store import ModelStore
     from mitiga_retrainer.settings import RetrainerSettings
@@ -28,6 +28,33 @@ class JobFailed(Exception):
 def lock_key(model: str) -> str:
     """The detector's retrain lock for ``model`` (see ``mitiga_detector.trigger``)."""
     return f"mitiga:retrain:lock:{model}"
+
+
+class _Progress:
+    """Reports a run's progress twice: in the state store (for APIs and ``mitiga retrain``) and as a
+    ``RetrainProgress`` event on the bus (for anything that listens)."""
+
+    def __init__(self, settings: RetrainerSettings, state: StateStore, bus: Bus) -> None:
+        self._settings = settings
+        self._state = state
+        self._bus = bus
+        self._id = settings.request_id or f"{settings.model}-manual"
+
+    def __call__(self, **fields: Any) -> None:
+        write_progress(self._state, self._id, model=self._settings.model, **fields)
+        current = read_progress(self._state, self._id) or {}
+        event = pb.RetrainProgress(
+            event_id=new_id(), request_id=self._id, model_name=self._settings.model,
+            status=str(current.get("status", "running")), epoch=int(current.get("epoch", 0)),
+            epochs=int(current.get("epochs", 0)), loss=float(current.get("loss", 0.0)),
+            elapsed_seconds=float(current.get("elapsed_s", 0.0)), eta_seconds=float(current.get("eta_s", 0.0)),
+            version=str(current.get("version") or ""), reason=str(current.get("reason", "")))
+        event.time.GetCurrentTime()
+        try:
+            self._bus.publish(Topic.PROGRESS, encode(event, source=self._settings.service_name,
+                                                     key=self._settings.model))
+        except Exception:  # progress is informative: a bus hiccup must not fail the run
+            log.warning("progress event not published", exc_info=True)
 
 
 def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore, bus: Bus) -> RetrainResult:
@@ -55,20 +82,19 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
         log.info("retraining", extra={"model": name, "base_version": base, "strategy": settings.strategy,
                                       "mode": settings.mode, "labelled_rows": 0 if production is None
                                       else len(production.x)})
-        progress_id = settings.request_id or f"{name}-manual"
-        write_progress(state, progress_id, model=name, status="running", epoch=0, epochs=settings.epochs)
+        announce = _Progress(settings, state, bus)
+        announce(status="running", epoch=0, epochs=settings.epochs)
 
         def report(progress: dict[str, float]) -> None:
-            write_progress(state, progress_id, **progress)
+            announce(**progress)
 
         result = retrain(store, name, base, production, options, publish=publish, report=report)
-        write_progress(state, progress_id, status="promoted" if result.version else "refused",
-                       version=result.version, reason=result.decision.reason)
+        announce(status="promoted" if result.version else "refused", version=result.version or "",
+                 reason=result.decision.reason)
         return result
     except (ValueError, MitigaError, JobFailed) as exc:
         if name:
-            write_progress(state, settings.request_id or f"{name}-manual", model=name, status="failed",
-                           reason=str(exc))
+            _Progress(settings, state, bus)(status="failed", reason=str(exc))
         raise exc if isinstance(exc, JobFailed) else JobFailed(str(exc)) from exc
     finally:
         held = state.get(lock_key(name)) if name else None

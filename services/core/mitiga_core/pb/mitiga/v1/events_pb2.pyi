@@ -165,6 +165,34 @@ class RetrainRequest(_message.Message):
     options: _containers.ScalarMap[str, str]
     def __init__(self, request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., base_version: _Optional[str] = ..., episode_id: _Optional[str] = ..., trigger: _Optional[str] = ..., strategy: _Optional[str] = ..., mode: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class RetrainProgress(_message.Message):
+    __slots__ = ("event_id", "request_id", "model_name", "status", "epoch", "epochs", "loss", "elapsed_seconds", "eta_seconds", "version", "reason", "time")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    request_id: str
+    model_name: str
+    status: str
+    epoch: int
+    epochs: int
+    loss: float
+    elapsed_seconds: float
+    eta_seconds: float
+    version: str
+    reason: str
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., status: _Optional[str] = ..., epoch: _Optional[int] = ..., epochs: _Optional[int] = ..., loss: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., version: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class ModelRollout(_message.Message):
     __slots__ = ("event_id", "model_name", "version", "previous_version", "reason", "request_id", "time")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
