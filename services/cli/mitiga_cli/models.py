@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -125,6 +124,3 @@ def rollback(name: str, to: Annotated[str | None, typer.Option(help="Version to 
             raise fail(f"the store changed, but the service did not load it: {response.json().get('error')}")
         console.print(f"{url} serves {name} v{target}")
 
-
-def dump(obj: object) -> str:
-    return json.dumps(obj, indent=2, default=str)

@@ -34,10 +34,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _dns_safe(model: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", model.lower()).strip("-")[:36] or "model"
+
+
 def job_name(model: str, episode_id: str, attempt: int = 0) -> str:
     """A deterministic, DNS-safe job name per model, episode and attempt (at most 63 characters)."""
-    safe = re.sub(r"[^a-z0-9-]", "-", model.lower()).strip("-")[:36] or "model"
-    name = f"retrain-{safe}-{episode_id[:12]}"
+    name = f"retrain-{_dns_safe(model)}-{episode_id[:12]}"
     return f"{name}-{attempt}" if attempt else name
 
 
@@ -77,11 +80,15 @@ class RetrainTrigger:
             return "duplicate"
         return "requested"
 
-    def _launch(self, model: str, version: str, request_id: str, trigger: str, episode_id: str) -> bool:
-        """Publish the RetrainRequest and start the job; False when a job of that name already exists."""
+    def _launch(self, model: str, version: str, request_id: str, trigger: str, episode_id: str,
+                options: dict[str, str] | None = None) -> bool:
+        """Publish the RetrainRequest and start the job; False when a job of that name already exists. ``options``
+        (strategy, mode, epochs, dates, ...) override the settings and are passed to the retrainer."""
+        options = options or {}
         request = pb.RetrainRequest(request_id=request_id, model_name=model, base_version=version,
-                                    episode_id=episode_id, trigger=trigger,
-                                    strategy=self._settings.retrain_strategy, mode=self._settings.retrain_mode)
+                                    episode_id=episode_id, trigger=trigger, options=options,
+                                    strategy=options.get("strategy", self._settings.retrain_strategy),
+                                    mode=options.get("mode", self._settings.retrain_mode))
         request.time.GetCurrentTime()
         self._publisher.offer(Topic.RETRAIN, model, lambda: request)
         log.info("retrain requested", extra={"model": model, "request_id": request_id, "trigger": trigger})
@@ -92,6 +99,9 @@ class RetrainTrigger:
                 "--trigger", trigger]
         if episode_id:
             args += ["--episode-id", episode_id]
+        for key, value in sorted(options.items()):
+            if key not in ("strategy", "mode"):
+                args += [f"--{key.replace('_', '-')}", value]
         labels = {"mitiga.io/model": model, "mitiga.io/trigger": trigger}
         if episode_id:
             labels["mitiga.io/episode"] = episode_id[:12]
@@ -103,25 +113,12 @@ class RetrainTrigger:
         if not self._state.set_if_absent(f"mitiga:retrain:lock:{model}", request_id.encode(),
                                          ttl_s=self._settings.lock_ttl_s):
             return "locked", ""
-        request = pb.RetrainRequest(request_id=request_id, model_name=model, base_version=version, trigger="manual",
-                                    strategy=options.get("strategy", self._settings.retrain_strategy),
-                                    mode=options.get("mode", self._settings.retrain_mode), options=options)
-        request.time.GetCurrentTime()
-        self._publisher.offer(Topic.RETRAIN, model, lambda: request)
-        if self._launcher is not None:
-            args = [self._settings.retrain_module, "--model", model, "--base-version", version,
-                    "--strategy", request.strategy, "--mode", request.mode, "--request-id", request_id,
-                    "--trigger", "manual"]
-            for key, value in sorted(options.items()):
-                if key not in ("strategy", "mode"):
-                    args += [f"--{key.replace('_', '-')}", value]
-            labels = {"mitiga.io/model": model, "mitiga.io/trigger": "manual"}
-            self._launcher.launch(JobSpec(name=request_id, args=args, labels=labels))
+        self._launch(model, version, request_id, "manual", "", options)
         return "requested", request_id
 
     def blind(self, model: str, version: str, period: str) -> str:
         """A scheduled retrain for ``period`` (e.g. ``2004-07``): one per period, no cooldown, the lock holds."""
-        request_id = f"retrain-{re.sub(r'[^a-z0-9-]', '-', model.lower()).strip('-')[:36]}-blind-{period}"
+        request_id = f"retrain-{_dns_safe(model)}-blind-{period}"
         if self._state.get(f"mitiga:retrain:request:{request_id}") is not None:
             return "duplicate"
         if not self._state.set_if_absent(f"mitiga:retrain:lock:{model}", request_id.encode(),

@@ -79,6 +79,7 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
                     response.raise_for_status()
                     served = response.json()
                     pred = np.asarray(served["outputs"][0]["data"], np.float32)
+                    frozen_pred = frozen(x)[:, 0]
                     # ground truth arrives after the prediction, as it would in production
                     stack.wait_processed("InferenceEvent", len(rows) + 1)
                     client.post("/v2/models/lstm/feedback",
@@ -92,12 +93,12 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
                     last = drift["last_window"] or {}
                     rows.append({
                         "step": str(lo.date()), "rows": int(mask.sum()), "version": served["model_version"],
-                        "mae_frozen": regression_metrics(y, frozen(x)[:, 0])["mae"],
+                        "mae_frozen": regression_metrics(y, frozen_pred)["mae"],
                         "mae_served": regression_metrics(y, pred)["mae"], "level": drift["level"],
                         "types": last.get("types", []), "episode_id": drift["episode_id"],
                         "retrain": last.get("trigger"), "next_version": champion,
                         "dates": [d.date().isoformat() for d in target_dates[mask]],
-                        "actual": y.tolist(), "served": pred.tolist(), "frozen": frozen(x)[:, 0].tolist(),
+                        "actual": y.tolist(), "served": pred.tolist(), "frozen": frozen_pred.tolist(),
                     })
         finally:
             stack.stop()
