@@ -64,3 +64,37 @@ def reference_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         manifest = save_bundle(store, trained.manifest, trained.model, trained.reference, trained.training)
         store.set_champion(manifest.name, manifest.version)
     return root
+
+
+# --- real servers (integration tests) ---
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One real Kafka broker (KRaft) for the session; tests use topics or groups of their own."""
+    from mitiga_devstack.servers import KafkaServer
+
+    server = KafkaServer(tmp_path_factory.mktemp("kafka")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One real Redis (AOF on) for the session."""
+    from mitiga_devstack.servers import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_db(redis_server):  # type: ignore[no-untyped-def]
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server

@@ -1,4 +1,4 @@
-"""Builds the adapter implementations that the settings select."""
+"""Builds the adapter implementations that the settings select: embedded (one process) or real (Kafka, Redis)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,17 @@ if TYPE_CHECKING:
 def build_bus(settings: CoreSettings) -> Bus:
     if settings.bus == "memory":
         return InMemoryBus()
-    raise NotImplementedError("the Kafka bus is not available in this build; use MITIGA_BUS=memory")
+    from mitiga_core.bus.kafka import KafkaBus
+
+    return KafkaBus(settings)
 
 
 def build_state(settings: CoreSettings) -> StateStore:
     if settings.state == "memory":
         return InMemoryStateStore()
-    raise NotImplementedError("the Redis state store is not available in this build; use MITIGA_STATE=memory")
+    from mitiga_core.state.redis import RedisStateStore
+
+    return RedisStateStore(settings.redis_url, settings.redis_retry_s)
 
 
 def build_model_store(settings: CoreSettings) -> ModelStore:

@@ -10,7 +10,8 @@ The hierarchy, drawn once::
      ├── PayloadTooLarge (413)     the body is over the configured limit
      ├── BundleError (422)         a model file or bundle cannot be loaded or is inconsistent
      ├── EventDecodeError (422)    a bus message cannot be decoded (it goes to the dead-letter topic)
-     └── ModelNotReady (503)       the model exists but is not loaded yet
+     ├── ModelNotReady (503)       the model exists but is not loaded yet
+     └── Unavailable (503)         a dependency (Redis, Kafka) is unreachable after retries; try again
 
 Transports map ``status_code`` to their own status and put ``str(error)`` in the body.
 """
@@ -53,4 +54,8 @@ class EventDecodeError(MitigaError):
 
 
 class ModelNotReady(MitigaError):
+    status_code = 503
+
+
+class Unavailable(MitigaError):
     status_code = 503

@@ -30,8 +30,36 @@ class CoreSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     """Kafka bootstrap servers, comma separated (used when ``bus=kafka``)."""
 
+    kafka_bootstrap_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a client waits for the cluster when it connects; after that the call fails and is retried later."""
+
+    kafka_partitions: int = Field(default=3, ge=1)
+    """Partitions of each mitiga topic when it is created (topics are keyed by model name)."""
+
+    kafka_replication: int = Field(default=1, ge=1)
+    """Replication factor of each mitiga topic when it is created."""
+
+    kafka_linger_ms: int = Field(default=5, ge=0)
+    """Producer linger: how long a batch waits for more records."""
+
+    kafka_batch_bytes: int = Field(default=65536, ge=1024)
+    """Producer batch size per partition."""
+
+    kafka_max_pending: int = Field(default=200_000, ge=1)
+    """Records sent but not yet acknowledged that the producer may hold. While the broker is away records wait
+    (up to ``kafka_delivery_timeout_s``); past this bound a send fails and is counted."""
+
+    kafka_delivery_timeout_s: float = Field(default=300.0, gt=0)
+    """How long a record may wait for delivery before it is given up and counted as failed."""
+
+    kafka_max_block_s: float = Field(default=1.0, gt=0)
+    """How long a send may block when the producer buffer is full or metadata is missing; then it fails (counted)."""
+
     redis_url: str = "redis://127.0.0.1:6379/0"
     """Redis URL (used when ``state=redis``)."""
+
+    redis_retry_s: float = Field(default=30.0, ge=0)
+    """How long a state operation keeps retrying (exponential backoff) while Redis is unreachable."""
 
     # --- logging ---
     log_level: str = "INFO"

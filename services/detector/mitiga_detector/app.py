@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 def create_app(settings: DetectorSettings, *, bus: Bus, store: ModelStore, state: StateStore,
                launcher: JobLauncher | None) -> FastAPI:
     metrics = DetectorMetrics()
+    for collector in bus.collectors():
+        metrics.registry.register(collector)
     publisher = EventPublisher(bus, source=settings.service_name, maxsize=10_000, registry=metrics.registry)
     core = DetectorCore(settings, store=store, state=state, publisher=publisher, metrics=metrics, launcher=launcher)
     consumer = DetectorConsumer(bus, core, settings.consumer_group)

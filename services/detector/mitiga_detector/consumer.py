@@ -1,56 +1,54 @@
-"""The bus transport: consumes inference and feedback events into the core, commits after handling.
+"""The bus transport: consumes inference, feedback and retrain-progress events into the core, checkpoints the
+core's state and then commits (see :class:`~mitiga_core.bus.loop.ConsumerLoop`).
 
 An event the core cannot use (undecodable, schema-invalid, for an unknown model) goes to ``mitiga.dlq`` with the
-reason in a header and is counted; the consumer keeps going.
+reason in a header and is counted; the consumer keeps going. When Redis is unreachable the batch is not committed
+and is delivered again once it is back.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from mitiga_core.errors import EventDecodeError
+from mitiga_core.bus.loop import ConsumerLoop
+from mitiga_core.dlq import dead_letter
+from mitiga_core.errors import EventDecodeError, Unavailable
 from mitiga_core.events import Topic
 
 if TYPE_CHECKING:
-    from mitiga_core.bus import Bus, Consumer, Record
+    from mitiga_core.bus import Bus, Record
     from mitiga_detector.core import DetectorCore
 
 log = logging.getLogger(__name__)
+TOPICS = (Topic.INFERENCE, Topic.FEEDBACK, Topic.PROGRESS)
 
 
 class DetectorConsumer:
     def __init__(self, bus: Bus, core: DetectorCore, group_id: str) -> None:
         self._bus = bus
         self._core = core
-        self._group = group_id
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.alive = False
+        self._loop = ConsumerLoop(bus, TOPICS, group_id, self.process, name="detector-consumer",
+                                  after_batch=self._after_batch)
+
+    @property
+    def alive(self) -> bool:
+        return self._loop.alive
 
     def start(self) -> None:
-        consumer = self._bus.subscribe([Topic.INFERENCE, Topic.FEEDBACK], self._group)
-        self._thread = threading.Thread(target=self._run, args=(consumer,), name="detector-consumer", daemon=True)
-        self.alive = True
-        self._thread.start()
+        self._loop.start()
 
-    def _run(self, consumer: Consumer) -> None:
-        try:
-            while not self._stop.is_set():
-                records = consumer.poll(timeout_s=0.5)
-                for record in records:
-                    self.process(record)
-                if records:
-                    consumer.commit()
-        finally:
-            consumer.close()
-            self.alive = False
+    def _after_batch(self) -> None:
+        self._core.checkpoint()
+        lag = self._core.metrics.lag
+        for (topic, partition), value in self._loop.lag.items():
+            lag.labels(topic, str(partition)).set(value)
 
     def process(self, record: Record) -> None:
         try:
             self._core.handle(record.envelope)
+        except Unavailable:
+            raise  # not the event's fault: the loop retries the batch
         except EventDecodeError as exc:
             self._dead_letter(record, "invalid", str(exc))
         except Exception as exc:  # a bug must not stall the stream or lose the event
@@ -59,12 +57,7 @@ class DetectorConsumer:
 
     def _dead_letter(self, record: Record, kind: str, reason: str) -> None:
         self._core.metrics.rejected.labels(kind).inc()
-        headers = {**record.envelope.headers, "mitiga_dlq_reason": reason[:1000], "mitiga_dlq_topic": record.topic,
-                   "mitiga_dlq_offset": str(record.offset)}
-        self._bus.publish(Topic.DLQ, replace(record.envelope, headers=headers))
-        log.warning("event dead-lettered", extra={"topic": record.topic, "reason": reason})
+        dead_letter(self._bus, record, reason)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        self._loop.stop()

@@ -18,8 +18,9 @@ from mitiga_core.errors import EventDecodeError, MitigaError
 from mitiga_core.events import Topic, decode, new_id
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_detector.checkpoint import Checkpoints
 from mitiga_detector.distances import feature_distances
-from mitiga_detector.levels import EpisodeTracker, Severity, window_severity
+from mitiga_detector.levels import METRIC_DRIFT_TYPE, EpisodeTracker, Severity, window_severity
 from mitiga_detector.monitor import ModelMonitor, build_monitor, input_features
 from mitiga_detector.performance import FeedbackJoiner
 from mitiga_detector.trigger import RetrainTrigger
@@ -60,6 +61,9 @@ class DetectorCore:
         self._joiner = FeedbackJoiner(state, settings.feedback_ttl_s)
         self._labelled = LabelledLog(state, settings.labelled_max_requests)
         self._trigger = RetrainTrigger(settings, state, launcher, publisher)
+        self._checkpoints = Checkpoints(state, settings.consumer_group)
+        self._dirty: set[tuple[str, str]] = set()
+        """Model versions whose monitor changed since the last checkpoint."""
         self._monitors: dict[tuple[str, str], ModelMonitor] = {}
         self._episodes: dict[str, tuple[str, EpisodeTracker]] = {}
         """Per model: the version the episode is about, and its tracker. A new version starts afresh."""
@@ -81,6 +85,9 @@ class DetectorCore:
                 self._on_inference(message)
             elif isinstance(message, pb.FeedbackEvent):
                 self._on_feedback(message)
+            elif isinstance(message, pb.RetrainProgress):
+                if message.status in ("promoted", "refused", "failed", "rollout_failed"):
+                    self.metrics.retrain_outcomes.labels(message.model_name, message.status).inc()
             else:
                 raise EventDecodeError(f"the detector does not consume {message.DESCRIPTOR.name}")
         self._state.set(seen_key, b"1", ttl_s=self.settings.feedback_ttl_s)
@@ -102,8 +109,24 @@ class DetectorCore:
                 monitor.online = OnlineDetector(self.settings.online, monitor.reference, ert=self.settings.online_ert,
                                                 window=self.settings.online_window,
                                                 bootstraps=self.settings.online_bootstraps)
+            self._checkpoints.restore_monitor(monitor)
+            for metric, level in monitor.levels(self.settings.thresholds,
+                                                self.settings.model_thresholds.get(name)).items():
+                for severity in ("warning", "critical"):
+                    self.metrics.threshold.labels(name, metric, severity, level.direction,
+                                                  METRIC_DRIFT_TYPE.get(metric, "data")).set(getattr(level, severity))
             self._monitors[key] = monitor
+        self._dirty.add(key)
         return self._monitors[key]
+
+    def checkpoint(self) -> None:
+        """Save what changed since the last call (the consumer calls this before committing offsets)."""
+        with self.lock:
+            for key in sorted(self._dirty):
+                self._checkpoints.save_monitor(self._monitors[key])
+            self._dirty.clear()
+            for name, (version, tracker) in self._episodes.items():
+                self._checkpoints.save_episode(name, version, tracker)
 
     def _on_inference(self, event: pb.InferenceEvent) -> None:
         monitor = self.monitor(event.model_name, event.model_version)
@@ -190,6 +213,8 @@ class DetectorCore:
             m.concept_alarms.labels(name).inc()
         values = {"drift_flag": float(uni.is_drift), "share_drifted": share, "ks_p_value": float(uni.p_values.min()),
                   **perf}
+        for metric, value in values.items():
+            m.metric.labels(*labels, metric).set(value)
         levels = monitor.levels(self.settings.thresholds, self.settings.model_thresholds.get(name))
         severity = window_severity(values, levels, self.settings.level_metrics)
         perf_metrics = [name for name in self.settings.level_metrics if name in ("mae", "rmse", "r2")]
@@ -232,6 +257,7 @@ class DetectorCore:
         tracked_version, tracker = self._episodes.get(name, (version, None))
         if tracker is None or tracked_version != version:
             tracker = EpisodeTracker(self.settings.persistence, self.settings.clear_after)
+            self._checkpoints.restore_episode(name, version, tracker)
             self._episodes[name] = (version, tracker)
         before = tracker.level
         episode_before = tracker.episode_id

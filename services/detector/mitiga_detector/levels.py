@@ -6,12 +6,19 @@ import math
 import uuid
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from mitiga_detector.settings import Level
+
+
+METRIC_DRIFT_TYPE: dict[str, str] = {
+    "drift_flag": "data", "share_drifted": "data", "ks_p_value": "data",
+    "mae": "concept", "mse": "concept", "rmse": "concept", "r2": "concept",
+}
+"""The kind of drift a level on each metric points to: inputs moved (data), or the error grew (concept)."""
 
 
 class Severity(IntEnum):
@@ -56,6 +63,14 @@ class EpisodeTracker:
     episode_id: str | None = None
     _streak: list[Severity] = field(default_factory=list)
     _calm: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"level": int(self.level), "episode_id": self.episode_id, "streak": [int(s) for s in self._streak],
+                "calm": self._calm}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.level, self.episode_id = Severity(data["level"]), data["episode_id"]
+        self._streak, self._calm = [Severity(s) for s in data["streak"]], int(data["calm"])
 
     def update(self, observed: Severity) -> tuple[Severity, bool, bool]:
         """Feed one window's level; returns (confirmed level, episode opened, episode closed)."""

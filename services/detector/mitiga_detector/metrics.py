@@ -45,5 +45,16 @@ class DetectorMetrics:
                                       registry=r)
         self.online_alarms = Counter("mitiga_drift_online_alarms", "Alarms of the online detector.", ["model"],
                                      registry=r)
+        self.metric = Gauge("mitiga_drift_metric", "The leveled metrics of the last window (drift_flag, "
+                            "share_drifted, ks_p_value, and mae/mse/rmse/r2 in the configured units).",
+                            [*MV, "metric"], registry=r)
+        self.threshold = Gauge("mitiga_drift_threshold", "The configured warning/critical level of each metric; "
+                               "direction says which side is bad. Alert rules compare against it.",
+                               ["model", "metric", "severity", "direction", "drift_type"], registry=r)
+        self.lag = Gauge("mitiga_consumer_lag", "Records not yet consumed by the detector.", ["topic", "partition"],
+                         registry=r)
+        self.retrain_outcomes = Counter("mitiga_retrain_outcomes", "Finished retraining runs by outcome (promoted, "
+                                        "refused by the gate, failed, rollout_failed).", ["model", "outcome"],
+                                        registry=r)
         self.triggers = Counter("mitiga_retrain_triggers", "Retraining trigger decisions.", ["model", "outcome"],
                                 registry=r)

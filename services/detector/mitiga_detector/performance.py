@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -95,6 +95,15 @@ class PerformanceWindow:
         abs_scaled = np.abs(scaler.transform(truth) - scaler.transform(pred)).mean(axis=1)
         if self.errors.update(abs_scaled):
             self.concept_alarm = True
+
+    def snapshot(self) -> dict[str, Any]:
+        """The labelled rows as JSON-ready data (the error-stream detector starts afresh after a restore)."""
+        return {"truth": [np.asarray(t).tolist() for t in self._truth],
+                "pred": [np.asarray(p).tolist() for p in self._pred]}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self._truth.extend(np.asarray(t, np.float32) for t in data["truth"])
+        self._pred.extend(np.asarray(p, np.float32) for p in data["pred"])
 
     def metrics(self, scaler: Scaler) -> dict[str, dict[str, float]]:
         """MAE, MSE, RMSE, R² in ``original`` units and in the model's ``scaled`` units."""

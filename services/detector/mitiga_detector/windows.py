@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 
 from mitiga_core.types import FloatArray  # noqa: TC001
-
-if TYPE_CHECKING:
-    from datetime import datetime
 
 
 @dataclass
@@ -56,3 +54,19 @@ class WindowBuffer:
     @property
     def rows(self) -> int:
         return self._rows
+
+    def snapshot(self) -> dict[str, Any]:
+        """The open window as JSON-ready data (for checkpoints)."""
+        if not self._rows:
+            return {}
+        assert self._start is not None and self._end is not None
+        return {"features": np.concatenate(self._features).tolist(), "outputs": np.concatenate(self._outputs).tolist(),
+                "start": self._start.isoformat(), "end": self._end.isoformat()}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        if not data:
+            return
+        features = np.asarray(data["features"], np.float32)
+        self._features, self._outputs = [features], [np.asarray(data["outputs"], np.float32)]
+        self._rows = len(features)
+        self._start, self._end = datetime.fromisoformat(data["start"]), datetime.fromisoformat(data["end"])

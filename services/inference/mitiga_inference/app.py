@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> FastAPI:
     metrics = InferenceMetrics()
+    for collector in bus.collectors():
+        metrics.registry.register(collector)
     publisher = EventPublisher(bus, source=settings.service_name, maxsize=settings.event_buffer_size,
                                registry=metrics.registry)
     repository = ModelRepository(store, settings, metrics)

@@ -1,4 +1,4 @@
-"""Message bus: the interface and its embedded implementation (Kafka comes beside it)."""
+"""Message bus: the interface and its embedded implementation and the Kafka one (imported on use)."""
 
 from mitiga_core.bus.base import Bus, Consumer, Record
 from mitiga_core.bus.memory import InMemoryBus

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from prometheus_client.registry import Collector
+
     from mitiga_core.events import Envelope
 
 
@@ -37,6 +39,10 @@ class Consumer(abc.ABC):
     def close(self) -> None:
         """Leave the group. Uncommitted records are delivered again to the group."""
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet consumed, per (topic, partition), as of the last poll (empty when unknown)."""
+        return {}
+
 
 class Bus(abc.ABC):
     """Publishes envelopes to topics and hands out consumers."""
@@ -54,3 +60,7 @@ class Bus(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    def collectors(self) -> list[Collector]:
+        """Prometheus collectors of this bus (delivery failures), for the service to register."""
+        return []

@@ -92,6 +92,11 @@ class _InMemoryConsumer(Consumer):
             for topic, position in self._positions.items():
                 self._bus._committed[(self._group, topic)] = position
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        with self._bus._cond:
+            return {(t, 0): self._bus._base.get(t, 0) + len(self._bus._logs.get(t, [])) - p
+                    for t, p in self._positions.items()}
+
     def close(self) -> None:
         with self._bus._cond:
             self._closed = True

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# A Kubernetes test control plane built with Go from the module proxy, cached outside the repository
+# (idempotent): kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok and helm.
+# Prints the directory holding the binaries. Override versions with the variables below.
+set -euo pipefail
+K8S_VERSION="${K8S_VERSION:-v1.34.4}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.5}"
+KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+HELM_VERSION="${HELM_VERSION:-v3.19.0}"
+CACHE="${MITIGA_CACHE:-$HOME/.cache/mitiga}"
+BIN="$CACHE/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
+export GOPATH="${GOPATH:-$CACHE/go}" GOMODCACHE="${GOMODCACHE:-$CACHE/go/pkg/mod}"
+export GOCACHE="${GOCACHE:-$CACHE/go-build}" GOFLAGS="-mod=mod" GOTOOLCHAIN=local CGO_ENABLED=0
+have() { [ -x "$BIN/$1" ]; }
+mkdir -p "$BIN"
+work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+
+if ! have kube-apiserver || ! have kube-controller-manager || ! have kube-scheduler; then
+  # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging: a module
+  # that requires it must replace each one with its published v0.X release instead.
+  mkdir -p "$work/k8s" && cd "$work/k8s"
+  minor="${K8S_VERSION#v1.}"; staging="v0.$minor"
+  modfile="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  { echo "module mitiga.dev/k8sbuild"; echo; echo "go 1.24"; echo
+    echo "require k8s.io/kubernetes $K8S_VERSION"; echo
+    grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$modfile" | awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}'
+  } > go.mod
+  pkg=k8s.io/component-base/version
+  ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor%%.*}"
+  ldflags="$ldflags -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    have "$c" || go build -trimpath -ldflags "$ldflags" -o "$BIN/$c" "k8s.io/kubernetes/cmd/$c" >&2
+  done
+fi
+
+if ! have etcd; then
+  mkdir -p "$work/etcd" && cd "$work/etcd"
+  printf 'module mitiga.dev/etcdbuild\n\ngo 1.24\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > go.mod
+  printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' > main.go
+  go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" . >&2
+fi
+
+have kwok || GOBIN="$BIN" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >&2
+have helm || GOBIN="$BIN" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+echo "$BIN"

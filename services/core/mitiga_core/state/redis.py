@@ -1,0 +1,94 @@
+"""The Redis state store: plain keys with ``PX`` expiry, locks with ``SET NX PX``, bounded lists with
+``RPUSH`` + ``LTRIM`` in one transaction.
+
+While Redis is unreachable (a restart, a failover) every call retries with exponential backoff for up to
+``redis_retry_s``; after that it raises :class:`~mitiga_core.errors.Unavailable`, which callers treat as "try
+again later", never as a crash. Redis itself runs with AOF persistence, so keys survive its restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import redis
+from redis.backoff import ExponentialBackoff
+
+from mitiga_core.errors import Unavailable
+from mitiga_core.state.base import StateStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _px(ttl_s: float | None) -> int | None:
+    if ttl_s is None:
+        return None
+    if ttl_s <= 0:
+        raise ValueError("ttl_s must be positive")
+    return max(1, int(ttl_s * 1000))
+
+
+class RedisStateStore(StateStore):
+    def __init__(self, url: str, retry_s: float = 30.0) -> None:
+        self._retry_s = retry_s
+        self._backoff = ExponentialBackoff(cap=2.0, base=0.05)
+        self._client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
+                                                 health_check_interval=10)
+
+    def _call(self, op: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self._retry_s
+        failures = 0
+        while True:
+            try:
+                return op()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                failures += 1
+                pause = self._backoff.compute(failures)
+                if time.monotonic() + pause > deadline:
+                    raise Unavailable(f"redis unreachable after {failures} attempts: {exc}") from exc
+                if failures == 1:
+                    log.warning("redis unreachable, retrying", extra={"reason": str(exc)})
+                time.sleep(pause)
+
+    def get(self, key: str) -> bytes | None:
+        value = self._call(lambda: self._client.get(key))
+        return None if value is None else bytes(value)
+
+    def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        px = _px(ttl_s)
+        self._call(lambda: self._client.set(key, value, px=px))
+
+    def set_if_absent(self, key: str, value: bytes, ttl_s: float | None = None) -> bool:
+        px = _px(ttl_s)
+        return bool(self._call(lambda: self._client.set(key, value, px=px, nx=True)))
+
+    def delete(self, key: str) -> bool:
+        return bool(self._call(lambda: self._client.delete(key)))
+
+    def append(self, key: str, value: bytes, max_items: int | None = None) -> None:
+        def op() -> None:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.rpush(key, value)
+            if max_items is not None:
+                pipe.ltrim(key, -max_items, -1)
+            pipe.execute()
+
+        self._call(op)
+
+    def items(self, key: str) -> list[bytes]:
+        return [bytes(v) for v in self._call(lambda: self._client.lrange(key, 0, -1))]
+
+    def ping(self) -> bool:
+        """True when Redis answers now (no retries): for readiness probes."""
+        try:
+            return bool(self._client.ping())
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        self._client.close()

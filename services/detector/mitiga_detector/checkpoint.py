@@ -1,0 +1,61 @@
+"""Checkpoints of the detector's in-memory state in the state store.
+
+The consumer writes them after each handled batch and before committing its offsets, so a detector that is
+killed and restarted continues where the committed offsets say it stopped. A checkpoint holds:
+- per model version: the open window, the labelled performance window and the count of windows tested;
+- per model: the drift-episode tracker with the version it is about, so an open episode keeps its id (and its
+  retrain request is not made a second time).
+The ADWIN / Page-Hinkley error-stream detectors start afresh. Checkpoints are JSON, never pickles.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mitiga_core.state import StateStore
+    from mitiga_detector.levels import EpisodeTracker
+    from mitiga_detector.monitor import ModelMonitor
+
+
+class Checkpoints:
+    def __init__(self, state: StateStore, namespace: str) -> None:
+        self._state = state
+        self._prefix = f"mitiga:checkpoint:{namespace}"
+
+    def _monitor_key(self, name: str, version: str) -> str:
+        return f"{self._prefix}:monitor:{name}:{version}"
+
+    def _episode_key(self, name: str) -> str:
+        return f"{self._prefix}:episode:{name}"
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        raw = self._state.get(key)
+        return None if raw is None else dict(json.loads(raw))
+
+    def save_monitor(self, monitor: ModelMonitor) -> None:
+        body = {"window": monitor.window.snapshot(), "performance": monitor.performance.snapshot(),
+                "windows_seen": monitor.windows_seen}
+        self._state.set(self._monitor_key(monitor.manifest.name, monitor.manifest.version), json.dumps(body).encode())
+
+    def restore_monitor(self, monitor: ModelMonitor) -> bool:
+        body = self._read(self._monitor_key(monitor.manifest.name, monitor.manifest.version))
+        if body is None:
+            return False
+        monitor.window.restore(body["window"])
+        monitor.performance.restore(body["performance"])
+        monitor.windows_seen = int(body["windows_seen"])
+        return True
+
+    def save_episode(self, name: str, version: str, tracker: EpisodeTracker) -> None:
+        body = {"version": version, "tracker": tracker.snapshot()}
+        self._state.set(self._episode_key(name), json.dumps(body).encode())
+
+    def restore_episode(self, name: str, version: str, tracker: EpisodeTracker) -> bool:
+        """Restore ``tracker`` when the checkpoint is about ``version``."""
+        body = self._read(self._episode_key(name))
+        if body is None or body["version"] != version:
+            return False
+        tracker.restore(body["tracker"])
+        return True

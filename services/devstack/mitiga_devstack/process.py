@@ -1,0 +1,134 @@
+"""A server process on a loopback port: started, probed until ready, stopped by pid (TERM, then KILL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+REPO = Path(__file__).resolve().parents[3]
+"""The repository root (scripts live in ``scripts/``)."""
+
+CACHE = Path(os.environ.get("MITIGA_CACHE", Path.home() / ".cache" / "mitiga"))
+
+
+class ServerError(RuntimeError):
+    """A server that could not be installed or did not become ready."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def run_script(name: str) -> str:
+    """Run an install script from ``scripts/`` and return the last line it printed."""
+    done = subprocess.run(["bash", str(REPO / "scripts" / name)], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    if done.returncode != 0:
+        raise ServerError(f"scripts/{name} failed:\n{done.stderr[-3000:]}")
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+class ServerProcess:
+    """One server. Subclasses give the command, the port and the readiness probe."""
+
+    name = "server"
+    start_timeout_s = 60.0
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- for subclasses ---
+    def command(self) -> Sequence[str]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Write configuration before the first start."""
+
+    def ready(self) -> bool:
+        return port_open(self.port)
+
+    # --- lifecycle ---
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"{self.name}.log"
+
+    def start(self) -> ServerProcess:
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        if port_open(self.port):
+            raise ServerError(f"{self.name}: port {self.port} is already in use")
+        self.prepare()
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(  # noqa: S603
+                list(self.command()), stdout=out, stderr=subprocess.STDOUT, cwd=self.data_dir,
+                start_new_session=True)
+        deadline = time.monotonic() + self.start_timeout_s
+        while not self.ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = self.log_path.read_text(errors="replace")[-3000:]
+                self.stop()
+                raise ServerError(f"{self.name} did not become ready on port {self.port}:\n{tail}")
+            time.sleep(0.2)
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout_s``; waits until the port is free."""
+        if self.proc is None:
+            return
+        stop_pid(self.proc.pid, timeout_s)
+        self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+
+def stop_pid(pid: int, timeout_s: float = 30.0) -> bool:
+    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL. False when it was not running."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:  # reap it when it is our child
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
