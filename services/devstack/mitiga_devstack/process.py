@@ -66,6 +66,10 @@ class ServerProcess:
     def ready(self) -> bool:
         return port_open(self.port)
 
+    def environment(self) -> dict[str, str] | None:
+        """The process's environment (None: this one's)."""
+        return None
+
     # --- lifecycle ---
     @property
     def log_path(self) -> Path:
@@ -80,7 +84,7 @@ class ServerProcess:
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(  # noqa: S603
                 list(self.command()), stdout=out, stderr=subprocess.STDOUT, cwd=self.data_dir,
-                start_new_session=True)
+                env=self.environment(), start_new_session=True)
         deadline = time.monotonic() + self.start_timeout_s
         while not self.ready():
             if self.proc.poll() is not None or time.monotonic() > deadline:

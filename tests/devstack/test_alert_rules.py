@@ -1,0 +1,149 @@
+"""The alert rules: generated from one place, valid for promtool, and each alert unit-tested with
+``promtool test rules`` on scenarios built from the detector's own default levels."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mitiga_detector.levels import METRIC_DRIFT_TYPE
+from mitiga_detector.settings import research_thresholds
+from mitiga_devstack.alerts import RESEARCH_METRICS, render
+
+RULES = Path(__file__).resolve().parents[2] / "charts" / "mitiga" / "files" / "prometheus-rules.yaml"
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    from mitiga_devstack.servers import _binary
+
+    return _binary("promtool")
+
+
+def _rules() -> list[dict]:
+    return [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
+
+
+def test_the_shipped_rules_are_the_generated_ones() -> None:
+    assert RULES.read_text() == render(), "run `python -m mitiga_devstack.alerts > " + str(RULES) + "`"
+
+
+def test_promtool_accepts_the_rules(promtool: str) -> None:
+    done = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _expand(template: str, labels: dict[str, str], value: float | None) -> str:
+    out = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m.group(1), ""), template)
+    return out.replace('{{ $value | printf "%.4g" }}', "%.4g" % value if value is not None else "")
+
+
+def _expected(name: str, labels: dict[str, str], value: float | None = None) -> dict:
+    rule = next(r for r in _rules() if r["alert"] == name)
+    full = {**rule["labels"], **labels}
+    assert {"model", "severity", "drift_type"} <= full.keys(), f"{name} lacks a required label"
+    return {"exp_labels": full,
+            "exp_annotations": {k: _expand(v, full, value) for k, v in rule["annotations"].items()}}
+
+
+def _levels_scenario() -> tuple[list[dict], list[dict]]:
+    """For each research metric, three models: past critical, between the levels, healthy."""
+    series, cases = [], []
+    for metric, level in research_thresholds().items():
+        lo, hi = sorted((level.warning, level.critical))
+        if level.direction == "above":
+            values = {"crit": hi + 0.5, "warn": (lo + hi) / 2, "ok": lo - 0.1}
+        else:
+            values = {"crit": lo - 0.3, "warn": (lo + hi) / 2, "ok": hi}
+        camel = "".join(p.capitalize() for p in metric.split("_"))
+        for model, value in values.items():
+            name = f"{metric}-{model}"
+            series.append({"series": f'mitiga_drift_metric{{model="{name}",version="1",metric="{metric}"}}',
+                           "values": f"{value}x15"})
+            for severity in ("warning", "critical"):
+                threshold = getattr(level, severity)
+                series.append({"series": f'mitiga_drift_threshold{{model="{name}",metric="{metric}",'
+                                         f'severity="{severity}",direction="{level.direction}",'
+                                         f'drift_type="{METRIC_DRIFT_TYPE[metric]}"}}',
+                               "values": f"{threshold}x15"})
+        for severity, fire_on in (("warning", ("crit", "warn")), ("critical", ("crit",))):
+            alerts = [_expected(f"Mitiga{camel}{severity.capitalize()}",
+                                {"model": f"{metric}-{m}", "version": "1", "metric": metric,
+                                 "drift_type": METRIC_DRIFT_TYPE[metric]}, values[m]) for m in fire_on]
+            cases.append({"eval_time": "10m", "alertname": f"Mitiga{camel}{severity.capitalize()}",
+                          "exp_alerts": alerts})
+    return series, cases
+
+
+def _pipeline_scenario() -> tuple[list[dict], list[dict]]:
+    series = [
+        {"series": 'mitiga_drift_level{model="amzn",drift_type="data"}', "values": "2x20"},
+        {"series": 'mitiga_drift_level{model="goog",drift_type="concept"}', "values": "1x20"},
+        {"series": 'mitiga_drift_level{model="calm",drift_type="data"}', "values": "0x20"},
+        {"series": 'mitiga_retrain_outcomes_total{model="amzn",outcome="failed"}', "values": "0 0 1 1 1 1 1 1 1 1 1"},
+        {"series": 'mitiga_retrain_outcomes_total{model="goog",outcome="refused"}', "values": "0 1 1 1 1 1 1 1 1 1 1"},
+        {"series": 'mitiga_retrain_outcomes_total{model="calm",outcome="promoted"}', "values": "0 1 2 2 2 2 2 2 2 2 2"},
+        {"series": 'mitiga_consumer_lag{topic="mitiga.inference.events",partition="0"}', "values": "0+5000x20"},
+        {"series": 'mitiga_consumer_lag{topic="mitiga.feedback",partition="0"}', "values": "20000x20"},
+        {"series": 'mitiga_events_dropped_total{job="mitiga-inference",topic="mitiga.inference.events",'
+                   'reason="buffer_full"}', "values": "0 0 5 5 5 5 5 5 5 5 5"},
+        {"series": 'mitiga_detector_events_rejected_total{reason="invalid"}', "values": "0 0 0 2 2 2 2 2 2 2 2"},
+        {"series": 'mitiga_inference_requests_total{model="amzn",version="1"}', "values": "0+100x20"},
+        {"series": 'mitiga_inference_errors_total{model="amzn",version="1",code="500"}', "values": "0+5x20"},
+        {"series": 'mitiga_inference_errors_total{model="amzn",version="1",code="400"}', "values": "0+50x20"},
+        {"series": 'mitiga_inference_requests_total{model="goog",version="1"}', "values": "0+100x20"},
+        {"series": 'mitiga_inference_request_duration_seconds_bucket{model="goog",version="1",le="0.5"}',
+         "values": "0+10x20"},
+        {"series": 'mitiga_inference_request_duration_seconds_bucket{model="goog",version="1",le="1"}',
+         "values": "0+100x20"},
+        {"series": 'mitiga_inference_request_duration_seconds_bucket{model="goog",version="1",le="+Inf"}',
+         "values": "0+100x20"},
+        {"series": 'up{job="mitiga-detector",instance="127.0.0.1:8081"}', "values": "0x20"},
+        {"series": 'up{job="mitiga-inference",instance="127.0.0.1:8080"}', "values": "1x20"},
+    ]
+    cases = [
+        {"eval_time": "15m", "alertname": "MitigaDriftPersists",
+         "exp_alerts": [_expected("MitigaDriftPersists", {"model": "amzn", "drift_type": "data"})]},
+        {"eval_time": "15m", "alertname": "MitigaDriftWarningPersists",
+         "exp_alerts": [_expected("MitigaDriftWarningPersists", {"model": "goog", "drift_type": "concept"})]},
+        {"eval_time": "5m", "alertname": "MitigaDriftPersists", "exp_alerts": []},  # not held long enough yet
+        {"eval_time": "10m", "alertname": "MitigaRetrainFailed",
+         "exp_alerts": [_expected("MitigaRetrainFailed", {"model": "amzn"})]},
+        {"eval_time": "10m", "alertname": "MitigaRetrainRefused",
+         "exp_alerts": [_expected("MitigaRetrainRefused", {"model": "goog"})]},
+        {"eval_time": "10m", "alertname": "MitigaConsumerLagGrowing",  # a high but steady backlog is not growing
+         "exp_alerts": [_expected("MitigaConsumerLagGrowing", {"topic": "mitiga.inference.events"})]},
+        {"eval_time": "5m", "alertname": "MitigaEventsDropped",
+         "exp_alerts": [_expected("MitigaEventsDropped", {"job": "mitiga-inference",
+                                                          "topic": "mitiga.inference.events"})]},
+        {"eval_time": "5m", "alertname": "MitigaDeadLetters",
+         "exp_alerts": [_expected("MitigaDeadLetters", {"reason": "invalid"})]},
+        {"eval_time": "12m", "alertname": "MitigaInferenceErrors",  # 4xx are the client's; 5xx count
+         "exp_alerts": [_expected("MitigaInferenceErrors", {"model": "amzn"})]},
+        {"eval_time": "12m", "alertname": "MitigaInferenceSlow",
+         "exp_alerts": [_expected("MitigaInferenceSlow", {"model": "goog"})]},
+        {"eval_time": "5m", "alertname": "MitigaServiceDown",
+         "exp_alerts": [_expected("MitigaServiceDown", {"job": "mitiga-detector", "instance": "127.0.0.1:8081"})]},
+    ]
+    return series, cases
+
+
+def test_every_alert_fires_as_specified(promtool: str, tmp_path: Path) -> None:
+    level_series, level_cases = _levels_scenario()
+    pipe_series, pipe_cases = _pipeline_scenario()
+    tested = {c["alertname"] for c in [*level_cases, *pipe_cases]}
+    assert tested == {r["alert"] for r in _rules()}, "every alert needs a unit test"
+    assert set(RESEARCH_METRICS) == set(research_thresholds())
+    spec = {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": [
+        {"interval": "1m", "input_series": level_series, "alert_rule_test": level_cases},
+        {"interval": "1m", "input_series": pipe_series, "alert_rule_test": pipe_cases},
+    ]}
+    test_file = tmp_path / "rules_test.yaml"
+    test_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    done = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
