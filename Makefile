@@ -41,7 +41,7 @@ demo: setup ## the standalone loop on the shipped Amazon data
 
 bench: setup ## benchmarks; results in benchmarks/results/*.json and *.md
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) detector_bench.py
+	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) detector_bench.py && ../$(PY) kafka_bench.py
 
 lock: ## re-resolve every pin in one resolver run into requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

@@ -40,7 +40,7 @@ def test_promtool_accepts_the_rules(promtool: str) -> None:
 
 def _expand(template: str, labels: dict[str, str], value: float | None) -> str:
     out = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m.group(1), ""), template)
-    return out.replace('{{ $value | printf "%.4g" }}', "%.4g" % value if value is not None else "")
+    return out.replace('{{ $value | printf "%.4g" }}', f"{value:.4g}" if value is not None else "")
 
 
 def _expected(name: str, labels: dict[str, str], value: float | None = None) -> dict:

@@ -106,8 +106,9 @@ def test_inference_events_carry_inputs_and_outputs(service: Service, client) -> 
     while len(service.bus.messages(Topic.INFERENCE)) == before and time.monotonic() < deadline:
         time.sleep(0.02)
     envelope = service.bus.messages(Topic.INFERENCE)[before]
-    assert envelope.key == "lstm" and envelope.headers["ce_type"] == "io.mitiga.inference.v1"
-    event = decode_as(envelope, pb.InferenceEvent)
+    # events are sent in batches, one message per model and publishing burst
+    assert envelope.key == "lstm" and envelope.headers["ce_type"] == "io.mitiga.inference.batch.v1"
+    [event] = decode_as(envelope, pb.InferenceEventBatch).events
     assert event.request_id == "evt-1" and event.model_version == "1"
     assert list(event.inputs.shape) == [2, 50]
     np.testing.assert_allclose(event.inputs.data, body["inputs"][0]["data"], rtol=1e-6)

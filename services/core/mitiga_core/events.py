@@ -38,6 +38,7 @@ class Topic:
 
 EVENT_TYPES: Final[dict[str, type[Message]]] = {
     "io.mitiga.inference.v1": pb.InferenceEvent,
+    "io.mitiga.inference.batch.v1": pb.InferenceEventBatch,
     "io.mitiga.feedback.v1": pb.FeedbackEvent,
     "io.mitiga.drift.v1": pb.DriftEvent,
     "io.mitiga.retrain.v1": pb.RetrainRequest,

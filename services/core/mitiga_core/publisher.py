@@ -2,7 +2,8 @@
 
 ``offer`` never blocks the caller. When the buffer is full the event is dropped and counted in
 ``mitiga_events_dropped_total{topic,reason="buffer_full"}``; a bus error counts ``reason="publish_error"``.
-The event is built (protobuf) on the publisher thread, off the request path.
+The event is built (protobuf) on the publisher thread, off the request path. Topics listed in ``batch_as`` are
+sent as one batch message per burst and key (at most ``max_batch`` events each); the counters still count events.
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ class _Pending:
 
 class EventPublisher:
     def __init__(self, bus: Bus, *, source: str, maxsize: int, registry: CollectorRegistry,
-                 linger_s: float = 0.02) -> None:
+                 linger_s: float = 0.02, batch_as: dict[str, Callable[[list[Message]], Message]] | None = None,
+                 max_batch: int = 256) -> None:
         self._bus = bus
+        self._batch_as = batch_as or {}
+        self._max_batch = max_batch
         self._linger_s = linger_s
         self._source = source
         self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=maxsize)
@@ -76,18 +80,35 @@ class EventPublisher:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            for item in batch:
-                if item is None:
-                    return
-                self._publish(item)
+            items = [item for item in batch if item is not None]
+            self._publish_burst(items)
+            if len(items) < len(batch):
+                return
             time.sleep(self._linger_s)
 
-    def _publish(self, item: _Pending) -> None:
+    def _publish_burst(self, items: list[_Pending]) -> None:
+        groups: dict[tuple[str, str | None], list[_Pending]] = {}
+        for item in items:
+            if item.topic in self._batch_as:
+                groups.setdefault((item.topic, item.key), []).append(item)
+            else:
+                self._publish(item)
+        for (topic, key), group in groups.items():
+            for lo in range(0, len(group), self._max_batch):
+                chunk = group[lo:lo + self._max_batch]
+                wrap = self._batch_as[topic]
+
+                def build(c: list[_Pending] = chunk, w: Callable[[list[Message]], Message] = wrap) -> Message:
+                    return w([i.build() for i in c])
+
+                self._publish(_Pending(topic, key, build), len(chunk))
+
+    def _publish(self, item: _Pending, events: int = 1) -> None:
         try:
             self._bus.publish(item.topic, encode(item.build(), source=self._source, key=item.key))
-            self.published.labels(item.topic).inc()
+            self.published.labels(item.topic).inc(events)
         except Exception:
-            self.dropped.labels(item.topic, "publish_error").inc()
+            self.dropped.labels(item.topic, "publish_error").inc(events)
             log.exception("event publish failed", extra={"topic": item.topic})
 
     def stop(self, timeout_s: float = 10.0) -> None:

@@ -81,8 +81,13 @@ class DetectorCore:
             return
         start = time.perf_counter()
         with self.lock:
-            if isinstance(message, pb.InferenceEvent):
-                self._on_inference(message)
+            if isinstance(message, pb.InferenceEvent | pb.InferenceEventBatch):
+                events = message.events if isinstance(message, pb.InferenceEventBatch) else [message]
+                checked = [self._check(event) for event in events]  # a bad event sends the whole batch to the DLQ
+                pending: list[Any] = []
+                for event, (monitor, inputs, outputs) in zip(events, checked, strict=True):
+                    self._on_inference(event, monitor, inputs, outputs, pending)
+                self._joiner.remember_many(pending)
             elif isinstance(message, pb.FeedbackEvent):
                 self._on_feedback(message)
             elif isinstance(message, pb.RetrainProgress):
@@ -91,7 +96,10 @@ class DetectorCore:
             else:
                 raise EventDecodeError(f"the detector does not consume {message.DESCRIPTOR.name}")
         self._state.set(seen_key, b"1", ttl_s=self.settings.feedback_ttl_s)
-        self.metrics.events.labels(message.DESCRIPTOR.name).inc()
+        if isinstance(message, pb.InferenceEventBatch):  # counted as the events it carries
+            self.metrics.events.labels("InferenceEvent").inc(len(message.events))
+        else:
+            self.metrics.events.labels(message.DESCRIPTOR.name).inc()
         self.metrics.seconds.labels("event").observe(time.perf_counter() - start)
 
     def monitor(self, name: str, version: str) -> ModelMonitor:
@@ -128,17 +136,21 @@ class DetectorCore:
             for name, (version, tracker) in self._episodes.items():
                 self._checkpoints.save_episode(name, version, tracker)
 
-    def _on_inference(self, event: pb.InferenceEvent) -> None:
+    def _check(self, event: pb.InferenceEvent) -> tuple[ModelMonitor, AnyArray, AnyArray]:
         monitor = self.monitor(event.model_name, event.model_version)
         inputs, outputs = _matrix(event.inputs, "inputs"), _matrix(event.outputs, "outputs")
         expected = monitor.manifest.window if monitor.manifest.task == "forecast" else len(monitor.feature_names)
         if inputs.shape[1] != expected or inputs.shape[0] != outputs.shape[0]:
             raise EventDecodeError(f"inputs {list(inputs.shape)} / outputs {list(outputs.shape)} do not fit "
                                    f"model {event.model_name!r} version {event.model_version}")
+        return monitor, inputs, outputs
+
+    def _on_inference(self, event: pb.InferenceEvent, monitor: ModelMonitor, inputs: AnyArray, outputs: AnyArray,
+                      pending: list[Any]) -> None:
         when = (event.data_time if event.HasField("data_time") else event.time).ToDatetime(tzinfo=UTC)
         if event.request_id:
-            self._joiner.remember(event.model_name, event.request_id, event.model_version, inputs, outputs,
-                                  when.isoformat())
+            pending.append((event.model_name, event.request_id, event.model_version, inputs, outputs,
+                            when.isoformat()))
         features = input_features(monitor.manifest, inputs)
         if monitor.online is not None and monitor.online.update(features):
             self.metrics.online_alarms.labels(event.model_name).inc()

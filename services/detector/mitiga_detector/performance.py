@@ -41,9 +41,15 @@ class FeedbackJoiner:
 
     def remember(self, model: str, request_id: str, version: str, inputs: FloatArray, outputs: FloatArray,
                  when: str) -> None:
-        body = {"v": version, "t": when, "x": np.asarray(inputs, np.float64).tolist(),
-                "y": np.asarray(outputs, np.float64).tolist()}
-        self._state.set(self._key(model, request_id), json.dumps(body).encode(), ttl_s=self._ttl_s)
+        self.remember_many([(model, request_id, version, inputs, outputs, when)])
+
+    def remember_many(self, predictions: list[tuple[str, str, str, FloatArray, FloatArray, str]]) -> None:
+        """Keep predictions until their feedback arrives: (model, request id, version, inputs, outputs, when)."""
+        items = {self._key(model, request_id): json.dumps({
+            "v": version, "t": when, "x": np.asarray(inputs, np.float64).tolist(),
+            "y": np.asarray(outputs, np.float64).tolist()}).encode()
+            for model, request_id, version, inputs, outputs, when in predictions}
+        self._state.set_many(items, ttl_s=self._ttl_s)
 
     def take(self, model: str, request_id: str) -> StoredPrediction | None:
         key = self._key(model, request_id)

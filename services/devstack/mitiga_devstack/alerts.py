@@ -153,7 +153,7 @@ def build_rules(s: AlertSettings | None = None) -> dict[str, Any]:
                        {"name": "mitiga-pipeline", "rules": pipeline}, {"name": "mitiga-service", "rules": service}]}
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
     pass
 
 

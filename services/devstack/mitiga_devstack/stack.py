@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 from urllib.request import urlopen
@@ -20,6 +19,7 @@ from mitiga_devstack.servers import AlertmanagerServer, KafkaServer, PrometheusS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from mitiga_devstack.webhook import WebhookReceiver
 
@@ -64,7 +64,7 @@ class WebhookProcess(ServerProcess):
 
 
 class DevStack:
-    def __init__(self, root: Path, model_store: Path, *, admin_token: str = "dev-admin-token",
+    def __init__(self, root: Path, model_store: Path, *, admin_token: str = "dev-admin-token",  # noqa: S107
                  detector_env: dict[str, str] | None = None, inference_env: dict[str, str] | None = None,
                  alerts: AlertSettings | None = None, interval: str = "5s", group_wait: str = "30s",
                  webhook: WebhookReceiver | None = None, webhook_url: str | None = None,

@@ -12,7 +12,9 @@ from fastapi import FastAPI
 
 from mitiga_core import __version__
 from mitiga_core.errors import MitigaError
+from mitiga_core.events import Topic
 from mitiga_core.http import install_error_handlers
+from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.publisher import EventPublisher
 from mitiga_inference.dataplane import DataPlane
 from mitiga_inference.metrics import InferenceMetrics
@@ -23,6 +25,8 @@ from mitiga_inference.rollouts import RolloutListener
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from google.protobuf.message import Message
+
     from mitiga_core.bus import Bus
     from mitiga_core.store import ModelStore
     from mitiga_inference.settings import InferenceSettings
@@ -30,12 +34,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _inference_batch(events: list[Message]) -> Message:
+    return pb.InferenceEventBatch(events=events)  # type: ignore[arg-type] # the publisher gives InferenceEvents
+
+
 def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> FastAPI:
     metrics = InferenceMetrics()
     for collector in bus.collectors():
         metrics.registry.register(collector)
     publisher = EventPublisher(bus, source=settings.service_name, maxsize=settings.event_buffer_size,
-                               registry=metrics.registry)
+                               registry=metrics.registry, linger_s=settings.event_linger_s,
+                               batch_as={Topic.INFERENCE: _inference_batch})
     repository = ModelRepository(store, settings, metrics)
     plane = DataPlane(settings=settings, repository=repository, store=store, bus=bus, publisher=publisher,
                       metrics=metrics)

@@ -43,6 +43,10 @@ class InferenceSettings(CoreSettings):
     event_buffer_size: int = Field(default=10_000, ge=1)
     """Events held while the bus is slow; past it they are dropped and counted."""
 
+    event_linger_s: float = Field(default=0.1, gt=0, le=5)
+    """The event publisher sends one batch per model at most this often: fewer, larger bus messages cost the
+    request path less (the Kafka client runs in this process and competes for the GIL)."""
+
     # --- limits and admin ---
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Largest request body (413 above it)."""

@@ -10,6 +10,7 @@ Consumers: consumer groups, no auto-commit, offsets committed by the caller afte
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -70,10 +71,8 @@ class KafkaBus(Bus):
             missing = [NewTopic(t, self._settings.kafka_partitions, self._settings.kafka_replication)
                        for t in self._topics if t not in existing]
             if missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):  # another service won the race
                     admin.create_topics(missing)
-                except TopicAlreadyExistsError:  # another service won the race
-                    pass
                 log.info("kafka topics created", extra={"topics": [t.name for t in missing]})
         finally:
             admin.close()

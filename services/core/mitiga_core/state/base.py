@@ -4,6 +4,10 @@ bounded append-only lists."""
 from __future__ import annotations
 
 import abc
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class StateStore(abc.ABC):
@@ -18,6 +22,11 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def set_if_absent(self, key: str, value: bytes, ttl_s: float | None = None) -> bool:
         """Store only if the key is absent (a lock). True when this call stored it."""
+
+    def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> None:
+        """Store several keys (one round trip where the store allows it)."""
+        for key, value in items.items():
+            self.set(key, value, ttl_s)
 
     @abc.abstractmethod
     def delete(self, key: str) -> bool:

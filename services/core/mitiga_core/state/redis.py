@@ -19,7 +19,7 @@ from mitiga_core.errors import Unavailable
 from mitiga_core.state.base import StateStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,6 +66,18 @@ class RedisStateStore(StateStore):
     def set_if_absent(self, key: str, value: bytes, ttl_s: float | None = None) -> bool:
         px = _px(ttl_s)
         return bool(self._call(lambda: self._client.set(key, value, px=px, nx=True)))
+
+    def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> None:
+        px = _px(ttl_s)
+
+        def op() -> None:
+            pipe = self._client.pipeline(transaction=False)
+            for key, value in items.items():
+                pipe.set(key, value, px=px)
+            pipe.execute()
+
+        if items:
+            self._call(op)
 
     def delete(self, key: str) -> bool:
         return bool(self._call(lambda: self._client.delete(key)))

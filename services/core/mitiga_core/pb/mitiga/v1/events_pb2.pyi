@@ -61,6 +61,12 @@ class InferenceEvent(_message.Message):
     data_time: _timestamp_pb2.Timestamp
     def __init__(self, event_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Union[Matrix, _Mapping]] = ..., outputs: _Optional[_Union[Matrix, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., data_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class InferenceEventBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[InferenceEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[InferenceEvent, _Mapping]]] = ...) -> None: ...
+
 class Feedback(_message.Message):
     __slots__ = ("request_id", "ground_truth")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
