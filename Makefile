@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 export PIP_CACHE_DIR ?= $(HOME)/.cache/mitiga/pip
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup test lint protos demo bench lock clean
+.PHONY: help setup infra test lint protos demo up down bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,7 +30,11 @@ lint: setup ## ruff and mypy (strict)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: setup lint ## lint, then the whole test suite
+infra: ## install the real servers the tests use (Debian packages, Kafka jars), cached outside the repo
+	bash scripts/install-debs.sh
+	bash scripts/install-kafka.sh >/dev/null
+
+test: setup lint infra ## lint, then the whole test suite (starts real Kafka, Redis, Prometheus, Alertmanager)
 	$(PY) -m pytest
 
 protos: setup ## regenerate the protobuf code from protos/
@@ -38,6 +42,12 @@ protos: setup ## regenerate the protobuf code from protos/
 
 demo: setup ## the standalone loop on the shipped Amazon data
 	$(PY) -m mitiga_standalone.demo
+
+up: setup infra ## the multi-process stack: Kafka, Redis, Prometheus, Alertmanager, inference, detector
+	$(PY) -m mitiga_devstack up
+
+down: ## stop exactly what `make up` started
+	$(PY) -m mitiga_devstack down
 
 bench: setup ## benchmarks; results in benchmarks/results/*.json and *.md
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }

@@ -66,3 +66,23 @@ def test_a_restart_keeps_keys_and_calls_wait_for_it(tmp_path) -> None:
     assert store.set_if_absent("mitiga:retrain:lock:m", b"req-2") is False
     store.close()
     server.stop()
+
+
+def test_champion_pointers_are_cached_in_redis_and_the_store_stays_the_truth(redis_db, tmp_path) -> None:
+    from mitiga_core.store import FilesystemModelStore
+    from mitiga_core.store.cached import ChampionCachedStore, champion_key
+
+    files = FilesystemModelStore(tmp_path)
+    for _ in range(2):
+        files.write_version("m", lambda folder, version: (folder / "x").write_text(version))
+    files.set_champion("m", "1")
+    state = RedisStateStore(redis_db.url)
+    cached = ChampionCachedStore(files, state, ttl_s=0.5)
+    assert cached.champion("m") == "1" and state.get(champion_key("m")) == b"1"  # a miss fills the cache
+    cached.set_champion("m", "2")
+    assert files.champion("m") == "2" and state.get(champion_key("m")) == b"2"
+    files.set_champion("m", "1")  # behind the cache's back: stale until the entry expires
+    assert cached.champion("m") == "2"
+    time.sleep(0.7)
+    assert cached.champion("m") == "1"
+    assert cached.champion("unknown") is None and state.get(champion_key("unknown")) is not None

@@ -14,7 +14,8 @@ from mitiga_detector.levels import METRIC_DRIFT_TYPE
 from mitiga_detector.settings import research_thresholds
 from mitiga_devstack.alerts import RESEARCH_METRICS, render
 
-RULES = Path(__file__).resolve().parents[2] / "charts" / "mitiga" / "files" / "prometheus-rules.yaml"
+FILES = Path(__file__).resolve().parents[2] / "charts" / "mitiga" / "files"
+RULES = FILES / "prometheus-rules.yaml"
 pytestmark = pytest.mark.integration
 
 
@@ -31,6 +32,15 @@ def _rules() -> list[dict]:
 
 def test_the_shipped_rules_are_the_generated_ones() -> None:
     assert RULES.read_text() == render(), "run `python -m mitiga_devstack.alerts > " + str(RULES) + "`"
+
+
+def test_the_shipped_dashboard_is_the_generated_one() -> None:
+    from mitiga_devstack.dashboard import build, render
+
+    assert (FILES / "grafana-dashboard.json").read_text() == render()
+    titles = [p["title"] for p in build()["panels"]]
+    for research_panel in ("Drift detected", "Drifted features", "MAE", "RMSE", "R²", "KS p-value"):
+        assert any(t.startswith(research_panel) for t in titles), research_panel
 
 
 def test_promtool_accepts_the_rules(promtool: str) -> None:
@@ -147,3 +157,17 @@ def test_every_alert_fires_as_specified(promtool: str, tmp_path: Path) -> None:
     test_file.write_text(yaml.safe_dump(spec, sort_keys=False))
     done = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+
+
+def test_amtool_accepts_the_alertmanager_config_and_the_stack_uses_it(tmp_path: Path) -> None:
+    from mitiga_devstack.configs import ALERTMANAGER, alertmanager_config
+    from mitiga_devstack.servers import _binary
+
+    amtool = _binary("amtool")
+    generated = alertmanager_config(tmp_path / "am.yml", webhook_url="http://127.0.0.1:1/alerts", group_wait="1s")
+    for config in (ALERTMANAGER, generated):
+        done = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    shipped, used = yaml.safe_load(ALERTMANAGER.read_text()), yaml.safe_load(generated.read_text())
+    assert used["inhibit_rules"] == shipped["inhibit_rules"]
+    assert used["receivers"][0]["webhook_configs"][0]["url"] == "http://127.0.0.1:1/alerts"

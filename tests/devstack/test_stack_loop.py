@@ -65,6 +65,19 @@ def test_the_drift_alert_reaches_the_alertmanager_webhook(loop) -> None:  # type
     assert any(a["labels"]["alertname"] == "MitigaDriftFlagCritical" for a in firing)
 
 
+def test_every_dashboard_query_runs_on_prometheus_and_the_research_panels_have_data(loop) -> None:  # type: ignore[no-untyped-def]
+    from mitiga_devstack.dashboard import queries
+
+    stack = loop[0]
+    empty = []
+    for expr in queries():
+        answer = httpx.get(f"{stack.prometheus.url}/api/v1/query", params={"query": expr}, timeout=10).json()
+        assert answer["status"] == "success", (expr, answer)
+        if "mitiga_drift_metric" in expr and not answer["data"]["result"]:
+            empty.append(expr)
+    assert empty == []
+
+
 def test_malformed_messages_on_each_topic_go_to_the_dlq_and_consumers_keep_going(loop) -> None:  # type: ignore[no-untyped-def]
     stack, traffic, _, _ = loop
     from mitiga_core.bus.kafka import KafkaBus

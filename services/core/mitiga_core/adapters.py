@@ -28,5 +28,11 @@ def build_state(settings: CoreSettings) -> StateStore:
     return RedisStateStore(settings.redis_url, settings.redis_retry_s)
 
 
-def build_model_store(settings: CoreSettings) -> ModelStore:
-    return FilesystemModelStore(settings.model_store_path)
+def build_model_store(settings: CoreSettings, state: StateStore | None = None) -> ModelStore:
+    """The filesystem store; with Redis state, its champion pointers are cached there (the store stays the truth)."""
+    store = FilesystemModelStore(settings.model_store_path)
+    if state is None or settings.state == "memory":
+        return store
+    from mitiga_core.store.cached import ChampionCachedStore
+
+    return ChampionCachedStore(store, state, settings.champion_cache_ttl_s)

@@ -58,6 +58,9 @@ class CoreSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     """Redis URL (used when ``state=redis``)."""
 
+    champion_cache_ttl_s: float = Field(default=30.0, gt=0)
+    """How long a champion pointer cached in Redis is trusted before the model store is read again."""
+
     redis_retry_s: float = Field(default=30.0, ge=0)
     """How long a state operation keeps retrying (exponential backoff) while Redis is unreachable."""
 

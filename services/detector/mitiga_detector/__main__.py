@@ -17,8 +17,9 @@ def main() -> None:
 
     settings = DetectorSettings()
     configure_logging(settings.service_name, settings.log_level)
-    app = create_app(settings, bus=build_bus(settings), store=build_model_store(settings),
-                     state=build_state(settings), launcher=LocalSubprocessLauncher())
+    state = build_state(settings)
+    app = create_app(settings, bus=build_bus(settings), store=build_model_store(settings, state), state=state,
+                     launcher=LocalSubprocessLauncher())
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
 
 

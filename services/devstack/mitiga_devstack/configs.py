@@ -6,8 +6,12 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from mitiga_devstack.process import REPO
+
 if TYPE_CHECKING:
     from pathlib import Path
+
+ALERTMANAGER = REPO / "manifests" / "alertmanager" / "alertmanager.yml"
 
 
 def prometheus_config(path: Path, *, rules: Path, alertmanager: str, targets: dict[str, str],
@@ -26,15 +30,11 @@ def prometheus_config(path: Path, *, rules: Path, alertmanager: str, targets: di
 
 def alertmanager_config(path: Path, *, webhook_url: str, group_wait: str = "30s", group_interval: str = "5m",
                         repeat_interval: str = "4h") -> Path:
-    """One webhook receiver; a critical alert silences the warning of the same model and metric. See
-    ``manifests/alertmanager/alertmanager.yml`` for Slack and e-mail receivers."""
-    config = {
-        "route": {"receiver": "webhook", "group_by": ["alertname", "model"], "group_wait": group_wait,
-                  "group_interval": group_interval, "repeat_interval": repeat_interval},
-        "receivers": [{"name": "webhook", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
-        "inhibit_rules": [{"source_matchers": ['severity="critical"', 'metric=~".+"'],
-                           "target_matchers": ['severity="warning"', 'metric=~".+"'],
-                           "equal": ["model", "metric"]}],
-    }
+    """``manifests/alertmanager/alertmanager.yml`` (routes, inhibition; Slack and e-mail examples in its comments)
+    with the webhook URL and timings of this stack."""
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    config["route"].update(group_wait=group_wait, group_interval=group_interval, repeat_interval=repeat_interval)
+    [receiver] = [r for r in config["receivers"] if r["name"] == "webhook"]
+    receiver["webhook_configs"][0]["url"] = webhook_url
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

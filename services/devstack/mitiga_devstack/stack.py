@@ -14,7 +14,7 @@ from urllib.request import urlopen
 
 from mitiga_devstack.alerts import AlertSettings, render
 from mitiga_devstack.configs import alertmanager_config, prometheus_config
-from mitiga_devstack.process import ServerProcess, free_port, stop_pid
+from mitiga_devstack.process import ServerProcess, free_port, preferred_port, stop_pid
 from mitiga_devstack.servers import AlertmanagerServer, KafkaServer, PrometheusServer, RedisServer
 
 if TYPE_CHECKING:
@@ -68,29 +68,30 @@ class DevStack:
                  detector_env: dict[str, str] | None = None, inference_env: dict[str, str] | None = None,
                  alerts: AlertSettings | None = None, interval: str = "5s", group_wait: str = "30s",
                  webhook: WebhookReceiver | None = None, webhook_url: str | None = None,
-                 monitoring: bool = True) -> None:
+                 monitoring: bool = True, well_known_ports: bool = False) -> None:
         self.root = root
         self.model_store = model_store
         self.admin_token = admin_token
-        self.kafka = KafkaServer(root / "kafka")
-        self.redis = RedisServer(root / "redis")
+        port = preferred_port if well_known_ports else (lambda _: free_port())
+        self.kafka = KafkaServer(root / "kafka", port(9092))
+        self.redis = RedisServer(root / "redis", port(6379))
         self.webhook = webhook
         self._extra: list[ServerProcess] = []
         self.monitoring = monitoring
-        self.webhook_url = webhook_url or (webhook.url if webhook else f"http://127.0.0.1:{free_port()}/alerts")
+        self.webhook_url = webhook_url or (webhook.url if webhook else f"http://127.0.0.1:{port(9095)}/alerts")
         base = {"MITIGA_BUS": "kafka", "MITIGA_STATE": "redis", "MITIGA_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
                 "MITIGA_REDIS_URL": self.redis.url, "MITIGA_MODEL_STORE_PATH": str(model_store),
                 "MITIGA_ADMIN_TOKEN": admin_token, "TF_CPP_MIN_LOG_LEVEL": "2"}
         self.inference = ServiceProcess("inference", "mitiga_inference", root / "inference",
-                                        {**base, **(inference_env or {})})
+                                        {**base, **(inference_env or {})}, port(8080))
         self.detector = ServiceProcess("detector", "mitiga_detector", root / "detector",
-                                       {**base, **(detector_env or {})})
+                                       {**base, **(detector_env or {})}, port(8081))
         rules = root / "prometheus-rules.yaml"
         rules.write_text(render(alerts))
-        self.alertmanager = AlertmanagerServer(root / "alertmanager", root / "alertmanager.yml")
+        self.alertmanager = AlertmanagerServer(root / "alertmanager", root / "alertmanager.yml", port(9093))
         alertmanager_config(self.alertmanager.config, webhook_url=self.webhook_url, group_wait=group_wait,
                             group_interval="5s" if group_wait != "30s" else "5m")
-        self.prometheus = PrometheusServer(root / "prometheus", root / "prometheus.yml")
+        self.prometheus = PrometheusServer(root / "prometheus", root / "prometheus.yml", port(9090))
         prometheus_config(self.prometheus.config, rules=rules, alertmanager=f"127.0.0.1:{self.alertmanager.port}",
                           targets={"mitiga-inference": f"127.0.0.1:{self.inference.port}",
                                    "mitiga-detector": f"127.0.0.1:{self.detector.port}"}, interval=interval)

@@ -49,8 +49,8 @@ def main(
         raise typer.Exit(2) from None
     configure_logging(settings.service_name, settings.log_level)
     try:
-        result = run_job(settings, store=build_model_store(settings), state=build_state(settings),
-                         bus=build_bus(settings))
+        state = build_state(settings)
+        result = run_job(settings, store=build_model_store(settings, state), state=state, bus=build_bus(settings))
     except JobFailed as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -1,0 +1,98 @@
+"""The Grafana dashboard: the research app's six panels (drift detected, % drifted features, MAE, RMSE, R²,
+KS p-value), each with its warning / critical levels as read from the detector, plus inference latency and
+throughput, consumer lag and retrains.
+
+``python -m mitiga_devstack.dashboard > dashboard.json`` prints it; the chart ships it as
+``charts/mitiga/files/grafana-dashboard.json`` (a test keeps that file equal to this output).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+MODEL = 'model=~"$model"'
+
+
+def _levels(metric: str) -> list[dict[str, str]]:
+    return [{"expr": f'max by (severity) (mitiga_drift_threshold{{{MODEL},metric="{metric}"}})',
+             "legendFormat": "{{severity}} level"}]
+
+
+def _panel(title: str, targets: list[dict[str, str]], x: int, y: int, *, unit: str = "short", w: int = 8,
+           description: str = "") -> dict[str, Any]:
+    return {
+        "type": "timeseries", "title": title, "description": description,
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "gridPos": {"h": 8, "w": w, "x": x, "y": y},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": [
+            {"matcher": {"id": "byRegexp", "options": ".* level"},
+             "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}]}]},
+        "targets": [{**t, "refId": chr(ord("A") + i)} for i, t in enumerate(targets)],
+    }
+
+
+def _metric(name: str) -> list[dict[str, str]]:
+    return [{"expr": f'mitiga_drift_metric{{{MODEL},metric="{name}"}}', "legendFormat": "{{model}} v{{version}}"},
+            *_levels(name)]
+
+
+def build() -> dict[str, Any]:
+    panels = [
+        _panel("Drift detected", _metric("drift_flag"), 0, 0,
+               description="1 when the univariate test (after correction) flagged the last window."),
+        _panel("Drifted features", [
+            {"expr": f'mitiga_drift_metric{{{MODEL},metric="share_drifted"}}', "legendFormat": "{{model}}"},
+            *_levels("share_drifted")], 8, 0, unit="percentunit"),
+        _panel("KS p-value (smallest feature)", _metric("ks_p_value"), 16, 0),
+        _panel("MAE (labelled feedback)", _metric("mae"), 0, 8,
+               description="In the units set by MITIGA_METRIC_UNITS (scaled by default)."),
+        _panel("RMSE (labelled feedback)", _metric("rmse"), 8, 8),
+        _panel("R² (labelled feedback)", _metric("r2"), 16, 8),
+        _panel("Inference latency", [
+            {"expr": f"histogram_quantile(0.99, sum by (le, model) (rate("
+                     f"mitiga_inference_request_duration_seconds_bucket{{{MODEL}}}[5m])))", "legendFormat": "p99"},
+            {"expr": f"histogram_quantile(0.5, sum by (le, model) (rate("
+                     f"mitiga_inference_request_duration_seconds_bucket{{{MODEL}}}[5m])))", "legendFormat": "p50"},
+        ], 0, 16, unit="s"),
+        _panel("Inference throughput", [
+            {"expr": f"sum by (model) (rate(mitiga_inference_requests_total{{{MODEL}}}[5m]))",
+             "legendFormat": "{{model}} requests/s"},
+            {"expr": f'sum by (model) (rate(mitiga_inference_errors_total{{{MODEL}}}[5m]))',
+             "legendFormat": "{{model}} errors/s"},
+        ], 8, 16, unit="reqps"),
+        _panel("Detector consumer lag", [
+            {"expr": "sum by (topic) (mitiga_consumer_lag)", "legendFormat": "{{topic}}"}], 16, 16),
+        _panel("Retrains", [
+            {"expr": f"sum by (model, outcome) (increase(mitiga_retrain_outcomes_total{{{MODEL}}}[1h]))",
+             "legendFormat": "{{model}} {{outcome}}"},
+            {"expr": f"sum by (model, outcome) (increase(mitiga_retrain_triggers_total{{{MODEL}}}[1h]))",
+             "legendFormat": "{{model}} trigger {{outcome}}"},
+        ], 0, 24, w=24),
+    ]
+    return {
+        "title": "mitiga: model drift", "uid": "mitiga-drift", "schemaVersion": 39, "version": 1,
+        "tags": ["mitiga"], "timezone": "browser", "refresh": "30s", "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": [
+            {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source"},
+            {"name": "model", "type": "query", "label": "Model", "includeAll": True, "multi": True,
+             "datasource": {"type": "prometheus", "uid": "${datasource}"},
+             "query": {"query": "label_values(mitiga_drift_metric, model)", "refId": "models"},
+             "refresh": 2, "current": {"text": "All", "value": "$__all"}},
+        ]},
+        "panels": [{**p, "id": i + 1} for i, p in enumerate(panels)],
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2) + "\n"
+
+
+def queries() -> list[str]:
+    """Every panel query, with the model variable set to match all (for validation against Prometheus)."""
+    return [t["expr"].replace("$model", ".*") for p in build()["panels"] for t in p["targets"]]
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
