@@ -103,3 +103,17 @@ def test_rollout_event_swaps_to_champion(store_copy: Path) -> None:
             assert client.post("/v2/models/lstm/infer", json=window_request(1)).json()["model_version"] == version
     finally:
         service.running.stop()
+
+
+def test_a_pinned_version_is_served_and_rollout_events_leave_it_alone(store_copy: Path) -> None:
+    version = add_shifted_version(store_copy, "lstm", shift=-0.5)  # the champion stays "1"
+    service = start_service(store_copy, model_versions={"lstm": version})
+    try:
+        with service.client() as client:
+            assert client.get("/v2/models/lstm").json()["parameters"]["version"] == version
+            rollout = pb.ModelRollout(event_id="r1", model_name="lstm", version="1")
+            service.bus.publish(Topic.ROLLOUT, encode(rollout, source="test", key="lstm"))
+            time.sleep(1.0)
+            assert client.post("/v2/models/lstm/infer", json=window_request(1)).json()["model_version"] == version
+    finally:
+        service.running.stop()

@@ -48,12 +48,12 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> F
     repository = ModelRepository(store, settings, metrics)
     plane = DataPlane(settings=settings, repository=repository, store=store, bus=bus, publisher=publisher,
                       metrics=metrics)
-    listener = RolloutListener(bus, store, repository, plane.expected_models)
+    listener = RolloutListener(bus, store, repository, plane.expected_models, pinned=set(settings.model_versions))
 
     async def load_initial() -> None:
         for name in plane.expected_models:
             try:
-                await repository.load(name)
+                await repository.load(name, settings.model_versions.get(name))
             except MitigaError as exc:
                 log.error("model failed to load", extra={"model": name, "reason": str(exc)})
         # TensorFlow leaves millions of long-lived objects; moving them out of the collector's sight keeps
@@ -63,7 +63,7 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> F
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # read at start-up, not when the app is built: the store may have been filled in between
-        plane.expected_models[:] = list(settings.models) or store.list_models()
+        plane.expected_models[:] = list(settings.models) or list(settings.model_versions) or store.list_models()
         publisher.start()
         loading = asyncio.create_task(load_initial())  # live at once, ready when loaded
         listener.start(asyncio.get_running_loop())

@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 
 
 class RolloutListener:
-    def __init__(self, bus: Bus, store: ModelStore, repository: ModelRepository, served: list[str]) -> None:
+    def __init__(self, bus: Bus, store: ModelStore, repository: ModelRepository, served: list[str],
+                 pinned: set[str] | None = None) -> None:
         self._bus = bus
+        self._pinned = pinned or set()
         self._store = store
         self._repo = repository
         self._served = served
@@ -47,7 +49,7 @@ class RolloutListener:
             dead_letter(self._bus, record, str(exc))
             return
         name = rollout.model_name
-        if name not in self._served and self._repo.peek(name) is None:
+        if name in self._pinned or (name not in self._served and self._repo.peek(name) is None):
             return
         champion = self._store.champion(name)
         loaded = self._repo.peek(name)

@@ -24,6 +24,11 @@ class InferenceSettings(CoreSettings):
     models: list[str] = Field(default_factory=list)
     """Models to serve (their champion versions). Empty: every model in the store."""
 
+    model_versions: dict[str, str] = Field(default_factory=dict)
+    """Pinned versions, e.g. ``{"lstm": "3"}`` (the Helm chart sets them). A pinned model serves that version and
+    ignores rollout events: a new version arrives by a new pinned configuration (``helm upgrade`` rolls the pods).
+    Unpinned models follow the model store's champion and hot-swap on rollout events."""
+
     # --- batching ---
     max_batch_rows: int = Field(default=256, ge=1)
     """Largest micro-batch, in rows. A single larger request runs alone."""

@@ -1,0 +1,111 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "mitiga.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "mitiga.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The standard app.kubernetes.io labels; pass (dict "ctx" $ "component" "inference"). */}}
+{{- define "mitiga.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+{{ include "mitiga.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: mitiga
+{{- end -}}
+
+{{- define "mitiga.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mitiga.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "mitiga.componentName" -}}
+{{- printf "%s-%s" (include "mitiga.fullname" .ctx) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "mitiga.image" -}}
+{{- printf "%s/mitiga-%s:%s" .ctx.Values.image.repository .component (default .ctx.Chart.AppVersion .ctx.Values.image.tag) -}}
+{{- end -}}
+
+{{- define "mitiga.adminSecret" -}}
+{{- default (printf "%s-admin" (include "mitiga.fullname" .)) .Values.adminToken.existingSecret -}}
+{{- end -}}
+
+{{- define "mitiga.modelClaim" -}}
+{{- default (printf "%s-models" (include "mitiga.fullname" .)) .Values.modelStore.existingClaim -}}
+{{- end -}}
+
+{{/* Environment of a component's container: the common ConfigMap, its own, and the admin token.
+Pass (dict "ctx" $ "component" "inference"). */}}
+{{- define "mitiga.env" -}}
+envFrom:
+  - configMapRef:
+      name: {{ include "mitiga.fullname" .ctx }}-common
+  - configMapRef:
+      name: {{ include "mitiga.componentName" . }}
+env:
+  - name: MITIGA_ADMIN_TOKEN
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "mitiga.adminSecret" .ctx }}
+        key: admin-token
+{{- end -}}
+
+{{/* Volumes: the model store and a writable /tmp (the root filesystem is read-only). */}}
+{{- define "mitiga.volumes" -}}
+- name: models
+  persistentVolumeClaim:
+    claimName: {{ include "mitiga.modelClaim" . }}
+- name: tmp
+  emptyDir: {}
+{{- end -}}
+
+{{- define "mitiga.volumeMounts" -}}
+- name: models
+  mountPath: {{ .Values.modelStore.mountPath }}
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{/* The pinned versions as the inference service reads them: {"lstm": "3"}. */}}
+{{- define "mitiga.modelVersions" -}}
+{{- $versions := dict -}}
+{{- range $name, $model := .Values.models -}}
+{{- $_ := set $versions $name (toString $model.version) -}}
+{{- end -}}
+{{- toJson $versions -}}
+{{- end -}}
+
+{{/* NetworkPolicy egress rules: DNS, Kafka and Redis; and the API server. */}}
+{{- define "mitiga.egressDeps" -}}
+# DNS
+- ports:
+    - {protocol: UDP, port: 53}
+    - {protocol: TCP, port: 53}
+# Kafka and Redis
+- to: {{- toYaml .Values.networkPolicy.kafka.peers | nindent 4 }}
+  ports: [{protocol: TCP, port: {{ .Values.networkPolicy.kafka.port }}}]
+- to: {{- toYaml .Values.networkPolicy.redis.peers | nindent 4 }}
+  ports: [{protocol: TCP, port: {{ .Values.networkPolicy.redis.port }}}]
+{{- end -}}
+{{- define "mitiga.egressApiServer" -}}
+# the Kubernetes API server
+- to: [{ipBlock: {cidr: {{ .Values.networkPolicy.apiServer.cidr | quote }}}}]
+  ports:
+    {{- range .Values.networkPolicy.apiServer.ports }}
+    - {protocol: TCP, port: {{ . }}}
+    {{- end }}
+{{- end -}}
