@@ -40,9 +40,14 @@ def create_app(settings: DetectorSettings, *, bus: Bus, store: ModelStore, state
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         publisher.start()
         consumer.start()
+        if launcher is not None:
+            launcher.follow(lambda labels, _name, state: metrics.jobs.labels(
+                labels.get("mitiga.io/model", ""), str(state)).inc())
         yield
         consumer.stop()
         publisher.stop()
+        if launcher is not None:
+            launcher.close()
 
     app = FastAPI(title="mitiga drift detector", version=__version__, lifespan=lifespan)
 

@@ -56,5 +56,7 @@ class DetectorMetrics:
         self.retrain_outcomes = Counter("mitiga_retrain_outcomes", "Finished retraining runs by outcome (promoted, "
                                         "refused by the gate, failed, rollout_failed).", ["model", "outcome"],
                                         registry=r)
+        self.jobs = Counter("mitiga_retrain_jobs", "Retraining jobs that finished, by state (succeeded, failed).",
+                            ["model", "state"], registry=r)
         self.triggers = Counter("mitiga_retrain_triggers", "Retraining trigger decisions.", ["model", "outcome"],
                                 registry=r)

@@ -157,6 +157,15 @@ class DetectorSettings(CoreSettings):
     retrain_mode: str = "warm_start"
     """Mode passed to the retrainer."""
 
+    launcher: Literal["local", "kubernetes", "none"] = "local"
+    """How retrainer jobs run: local subprocesses, Kubernetes Jobs (from ``job_template``), or not at all."""
+
+    job_template: str = "/etc/mitiga/job/job.yaml"
+    """The Kubernetes Job template (the chart mounts its ConfigMap here)."""
+
+    job_namespace: str = "default"
+    """Namespace of the retraining Jobs (the chart sets the release's)."""
+
     retrain_module: str = "mitiga_retrainer"
     """The Python module the job runs (its image's entrypoint in Kubernetes)."""
 

@@ -8,7 +8,7 @@ import json
 import ssl
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 from urllib.request import urlopen
 
@@ -138,7 +138,7 @@ class ControlPlane:
     def _create_node(self) -> None:
         from kubernetes import client, config
 
-        api = client.CoreV1Api(config.new_client_from_config(str(self.kubeconfig)))
+        api: Any = client.CoreV1Api(config.new_client_from_config(str(self.kubeconfig)))
         deadline = time.monotonic() + 60
         while True:  # the default service account and namespace appear shortly after the API is ready
             try:

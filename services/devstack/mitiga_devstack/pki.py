@@ -80,7 +80,8 @@ class Pki:
                 except ValueError:
                     alt.append(x509.DNSName(host))
             builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        self.cert(name).write_bytes(builder.sign(self._ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+        cert = builder.sign(self._ca_key, hashes.SHA256())
+        self.cert(name).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key, self.key(name))
 
     def kubeconfig(self, name: str, server: str, path: Path) -> Path:

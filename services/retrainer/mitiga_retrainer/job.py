@@ -11,6 +11,7 @@ from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.progress import read_progress, write_progress
 from mitiga_retrainer.flow import RetrainOptions, RetrainResult, retrain
+from mitiga_retrainer.rollout import RolloutFailed, helm_upgrade
 
 if TYPE_CHECKING:
     from mitiga_core.bus import Bus
@@ -76,6 +77,14 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
             trigger=settings.trigger, episode_id=settings.episode_id, request_id=settings.request_id)
 
         def publish(rollout: pb.ModelRollout) -> None:
+            if settings.rollout == "helm":  # the new version is live once Helm says so
+                try:
+                    helm_upgrade(settings, name, rollout.version)
+                except RolloutFailed as exc:
+                    store.set_champion(name, rollout.previous_version)  # Helm rolled back; so does the store
+                    store.record_decision(name, {"rollout": "failed", "version": rollout.version,
+                                                 "restored": rollout.previous_version, "reason": str(exc)[:500]})
+                    raise
             bus.publish(Topic.ROLLOUT, encode(rollout, source=settings.service_name, key=name))
             bus.flush()
 
@@ -92,6 +101,9 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
         announce(status="promoted" if result.version else "refused", version=result.version or "",
                  reason=result.decision.reason)
         return result
+    except RolloutFailed as exc:
+        _Progress(settings, state, bus)(status="rollout_failed", reason=str(exc)[:1000])
+        raise JobFailed(str(exc)) from exc
     except (ValueError, MitigaError, JobFailed) as exc:
         if name:
             _Progress(settings, state, bus)(status="failed", reason=str(exc))

@@ -62,3 +62,25 @@ class RetrainerSettings(CoreSettings):
 
     trigger: Literal["informed", "blind", "manual"] = "manual"
     """What started the run."""
+
+    # --- rollout ---
+    rollout: Literal["none", "helm"] = "none"
+    """After a promotion: only announce it (inference services following the champion hot-swap), or also
+    ``helm upgrade`` the release with the new version (Kubernetes, pinned versions)."""
+
+    helm_binary: str = "helm"
+    helm_release: str = ""
+    """The release to upgrade (the chart sets it)."""
+
+    helm_chart: str = "/opt/mitiga/chart"
+    """The chart, as shipped in the retrainer image."""
+
+    helm_namespace: str = "default"
+    helm_timeout: str = "10m"
+    """How long ``--wait`` waits for the rolled pods before ``--atomic`` rolls back."""
+
+    helm_deadline_s: float = Field(default=1800.0, gt=0)
+    """Hard limit on the helm process."""
+
+    helm_extra_args: list[str] = Field(default_factory=list)
+    """More ``helm upgrade`` arguments (e.g. ``["--kube-context", "prod"]``)."""

@@ -1,4 +1,5 @@
-"""Job launcher: the interface and its local-subprocess implementation (Kubernetes Jobs come beside it)."""
+"""Job launcher: the interface, its local-subprocess implementation, and the Kubernetes one
+(``mitiga_core.jobs.kubernetes``, imported on use)."""
 
 from mitiga_core.jobs.base import JobLauncher, JobSpec, JobState
 from mitiga_core.jobs.local import LocalSubprocessLauncher

@@ -5,6 +5,10 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class JobState(enum.StrEnum):
@@ -40,3 +44,10 @@ class JobLauncher(abc.ABC):
     @abc.abstractmethod
     def wait(self, name: str, timeout_s: float) -> JobState:
         """Block until the job finishes or the timeout passes; return its state."""
+
+    def follow(self, on_finished: Callable[[dict[str, str], str, JobState], None]) -> object | None:
+        """Report every job that finishes from now on as ``on_finished(labels, name, state)`` (optional)."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop following."""
