@@ -7,6 +7,7 @@ K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.5}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.19.0}"
+PROM_OPERATOR_VERSION="${PROM_OPERATOR_VERSION:-v0.85.0}"
 CACHE="${MITIGA_CACHE:-$HOME/.cache/mitiga}"
 BIN="$CACHE/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
 export GOPATH="${GOPATH:-$CACHE/go}" GOMODCACHE="${GOMODCACHE:-$CACHE/go/pkg/mod}"
@@ -49,6 +50,15 @@ if [ ! -f "$BIN/kwok-stages.yaml" ]; then
            pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
     cat "$dir/kustomize/stage/$f"; echo "---"
   done > "$BIN/kwok-stages.yaml.tmp" && mv "$BIN/kwok-stages.yaml.tmp" "$BIN/kwok-stages.yaml"
+fi
+if [ ! -f "$BIN/crds/servicemonitors.yaml" ]; then
+  # the Prometheus Operator's CRDs, so the chart's ServiceMonitor and PrometheusRule are validated for real
+  dir="$(cd "$work" && go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION" \
+         | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  mkdir -p "$BIN/crds"
+  for kind in servicemonitors prometheusrules; do
+    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$BIN/crds/$kind.yaml"
+  done
 fi
 have helm || GOBIN="$BIN" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
 echo "$BIN"

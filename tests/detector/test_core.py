@@ -283,3 +283,23 @@ def test_blind_retraining_follows_the_data_time_schedule(tmp_path: Path) -> None
     assert spec.args[spec.args.index("--trigger") + 1] == "blind" and "--episode-id" not in spec.args
     assert h.value("mitiga_retrain_triggers_total", model="tab", outcome="blind_requested") == 2
     h.publisher.stop()
+
+
+def test_a_job_that_dies_without_reporting_releases_the_lock_and_is_announced(tmp_path: Path) -> None:
+    from mitiga_core.events import decode_as
+    from mitiga_core.jobs import JobState
+
+    h = Harness(tmp_path, cooldown_s=0)
+    h.state.set("mitiga:retrain:lock:tab", b"retrain-tab-abc")
+    h.core.job_finished({"mitiga.io/model": "tab"}, "retrain-tab-other", JobState.FAILED)
+    assert h.state.get("mitiga:retrain:lock:tab") == b"retrain-tab-abc"  # another run's lock stays
+    h.core.job_finished({"mitiga.io/model": "tab"}, "retrain-tab-abc", JobState.SUCCEEDED)
+    assert h.state.get("mitiga:retrain:lock:tab") == b"retrain-tab-abc"  # a finished job released it itself
+    h.core.job_finished({"mitiga.io/model": "tab"}, "retrain-tab-abc", JobState.FAILED)
+    assert h.state.get("mitiga:retrain:lock:tab") is None
+    h.publisher.stop()
+    progress = [decode_as(e, pb.RetrainProgress) for e in h.bus.messages(Topic.PROGRESS)]
+    assert [(p.request_id, p.status) for p in progress] == [("retrain-tab-other", "failed"),
+                                                             ("retrain-tab-abc", "failed")]
+    assert h.value("mitiga_retrain_jobs_total", model="tab", state="failed") == 2
+    assert h.value("mitiga_retrain_jobs_total", model="tab", state="succeeded") == 1

@@ -41,8 +41,7 @@ def create_app(settings: DetectorSettings, *, bus: Bus, store: ModelStore, state
         publisher.start()
         consumer.start()
         if launcher is not None:
-            launcher.follow(lambda labels, _name, state: metrics.jobs.labels(
-                labels.get("mitiga.io/model", ""), str(state)).inc())
+            launcher.follow(core.job_finished)
         yield
         consumer.stop()
         publisher.stop()

@@ -16,6 +16,7 @@ import numpy as np
 
 from mitiga_core.errors import EventDecodeError, MitigaError
 from mitiga_core.events import Topic, decode, new_id
+from mitiga_core.jobs import JobState
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_detector.checkpoint import Checkpoints
@@ -310,6 +311,12 @@ class DetectorCore:
         event.window_end.FromDatetime(window.end)
         event.time.FromDatetime(datetime.now(UTC))
         self._publisher.offer(Topic.DRIFT, monitor.manifest.name, lambda: event)
+
+    def job_finished(self, labels: dict[str, str], name: str, state: JobState) -> None:
+        """Called by the job launcher for every retraining job that ends."""
+        model = labels.get("mitiga.io/model", "")
+        self.metrics.jobs.labels(model, str(state)).inc()
+        self._trigger.job_finished(model, name, state == JobState.SUCCEEDED)
 
     def manual_retrain(self, name: str, version: str, options: dict[str, str]) -> tuple[str, str]:
         outcome, request_id = self._trigger.manual(name, version, options)

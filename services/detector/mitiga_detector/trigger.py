@@ -21,7 +21,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING
 
-from mitiga_core.events import Topic
+from mitiga_core.events import Topic, new_id
 from mitiga_core.jobs import JobSpec
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 
@@ -51,6 +51,19 @@ class RetrainTrigger:
         self._state = state
         self._launcher = launcher
         self._publisher = publisher
+
+    def job_finished(self, model: str, request_id: str, succeeded: bool) -> None:
+        """A retraining job ended. A job that failed without reporting (killed, out of memory, past its deadline)
+        would hold the model's lock until it expires: release it and announce the failure."""
+        if succeeded or not model:
+            return
+        lock = f"mitiga:retrain:lock:{model}"
+        if self._state.get(lock) == request_id.encode():
+            self._state.delete(lock)
+        progress = pb.RetrainProgress(event_id=new_id(), request_id=request_id, model_name=model, status="failed",
+                                      reason="the retraining job failed (see its pod's logs)")
+        progress.time.GetCurrentTime()
+        self._publisher.offer(Topic.PROGRESS, model, lambda: progress)
 
     def fire(self, model: str, version: str, episode_id: str) -> str:
         """Request a retrain for a critical episode; returns the outcome (a metric label)."""

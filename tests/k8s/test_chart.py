@@ -1,0 +1,78 @@
+"""The chart: lint, schema, server-side validation of every rendered manifest, install, helm test."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from tests.k8s.conftest import CHART, NAMESPACE, helm, raw
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ALL_ON = ["--set", "monitoring.serviceMonitor.enabled=true", "--set", "monitoring.prometheusRule.enabled=true",
+          "--set", "monitoring.grafanaDashboard.enabled=true", "--set", "retrainer.cron.enabled=true",
+          "--set", "inference.autoscaling.enabled=true"]
+
+
+def test_helm_lint_is_clean(control_plane) -> None:  # type: ignore[no-untyped-def]
+    for extra in ([], ALL_ON):
+        done = helm(control_plane, "lint", "--strict", str(CHART), *extra)
+        assert "[WARNING]" not in done.stdout and "[ERROR]" not in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    (["--set", "inference.replicas=-1"], "/inference/replicas"),
+    (["--set", "config.bus=rabbitmq"], "/config/bus"),
+    (["--set", "models.lstm.version=latest"], "/models/lstm/version"),
+    (["--set", "models.Bad_Name.version=1"], "Bad_Name"),
+    (["--set", "retrainer.rollout.timeout=soon"], "/retrainer/rollout/timeout"),
+    (["--set", "inference.typo=1"], "typo"),
+])
+def test_bad_values_are_refused_with_a_clear_message(control_plane, values, message) -> None:  # type: ignore[no-untyped-def]
+    done = helm(control_plane, "install", "bad", str(CHART), "--namespace", NAMESPACE, "--dry-run=server", *values,
+                check=False)
+    assert done.returncode != 0
+    assert "values don't meet the specifications of the schema" in done.stderr and message in done.stderr, done.stderr
+
+
+def test_every_rendered_manifest_passes_the_api_servers_validation(control_plane, admin) -> None:  # type: ignore[no-untyped-def]
+    from kubernetes import dynamic
+
+    rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
+                    "1.34.4", *ALL_ON).stdout
+    documents = [d for d in yaml.safe_load_all(rendered) if d]
+    kinds = {d["kind"] for d in documents}
+    assert {"Deployment", "Service", "ConfigMap", "Secret", "Role", "RoleBinding", "ServiceAccount", "NetworkPolicy",
+            "PersistentVolumeClaim", "PodDisruptionBudget", "HorizontalPodAutoscaler", "CronJob", "Job",
+            "ServiceMonitor", "PrometheusRule"} <= kinds
+    client = dynamic.DynamicClient(admin)
+    for doc in documents:
+        resource = client.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        # server-side dry run with strict field validation: the API server's schemas (the CRDs' for the
+        # monitoring kinds) check every field, and unknown fields are errors
+        resource.create(body=doc, namespace=NAMESPACE, dry_run="All", field_validation="Strict")
+    job = yaml.safe_load(next(d for d in documents if d["metadata"]["name"].endswith("job-template"))["data"]["job.yaml"])
+    job["metadata"]["name"] = "template-check"
+    client.resources.get(api_version="batch/v1", kind="Job").create(
+        body=job, namespace=NAMESPACE, dry_run="All", field_validation="Strict")
+
+
+def test_install_makes_the_deployments_ready_and_helm_test_passes(control_plane, admin, release) -> None:  # type: ignore[no-untyped-def]
+    from kubernetes import client
+
+    apps = client.AppsV1Api(admin)
+    for name in ("inference", "detector"):
+        deployment = raw(apps.read_namespaced_deployment(f"{release}-mitiga-{name}", NAMESPACE,
+                                                         _preload_content=False))
+        assert deployment["status"].get("readyReplicas") == deployment["spec"]["replicas"], name
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    done = helm(control_plane, "test", release, "--namespace", NAMESPACE, "--timeout", "120s")
+    assert "Phase:          Succeeded" in done.stdout, done.stdout
+    status = subprocess.run([str(control_plane.helm), "--kubeconfig", str(control_plane.kubeconfig), "status",
+                             release, "-n", NAMESPACE], capture_output=True, text=True).stdout
+    assert "STATUS: deployed" in status and "kubectl" in status  # NOTES.txt rendered

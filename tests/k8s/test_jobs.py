@@ -1,0 +1,87 @@
+"""The detector's Kubernetes launcher, acting with the detector's ServiceAccount token: a Job per episode that
+kwok runs to completion, no second Job for a repeated trigger, and least privilege."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from mitiga_core.jobs import JobSpec, JobState
+from tests.k8s.conftest import NAMESPACE, client_as, raw
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def detector_api(control_plane, admin, release):  # type: ignore[no-untyped-def]
+    return client_as(control_plane, admin, f"{release}-mitiga-detector")
+
+
+@pytest.fixture(scope="module")
+def launcher(admin, detector_api, release):  # type: ignore[no-untyped-def]
+    from kubernetes import client
+
+    from mitiga_core.jobs.kubernetes import KubernetesJobLauncher
+
+    # the template the detector mounts from the chart's ConfigMap
+    config_map = raw(client.CoreV1Api(admin).read_namespaced_config_map(
+        f"{release}-mitiga-job-template", NAMESPACE, _preload_content=False))
+    return KubernetesJobLauncher(yaml.safe_load(config_map["data"]["job.yaml"]), NAMESPACE, detector_api,
+                                 ttl_after_finished_s=600)
+
+
+def test_a_trigger_creates_one_job_that_completes_and_a_repeat_finds_it(launcher, admin) -> None:  # type: ignore[no-untyped-def]
+    from kubernetes import client
+
+    from mitiga_detector.trigger import job_name
+
+    name = job_name("lstm", "4f1c2a9e0b7d11ef")
+    spec = JobSpec(name=name, args=["mitiga_retrainer", "--model", "lstm", "--request-id", name],
+                   env={"MITIGA_EPISODE_ID": "4f1c2a9e0b7d11ef"},
+                   labels={"mitiga.io/model": "lstm", "mitiga.io/episode": "4f1c2a9e0b7d", "mitiga.io/trigger": "informed"})
+    finished: list[tuple[str, JobState]] = []
+    launcher.follow(lambda labels, job, state: finished.append((labels.get("mitiga.io/model", ""), state)))
+    assert launcher.launch(spec) is True
+    assert launcher.wait(name, 120) == JobState.SUCCEEDED
+    assert launcher.launch(spec) is False  # the same episode again: the existing Job, nothing new
+    jobs = raw(client.BatchV1Api(admin).list_namespaced_job(NAMESPACE, label_selector="mitiga.io/episode=4f1c2a9e0b7d",
+                                                            _preload_content=False))["items"]
+    assert [j["metadata"]["name"] for j in jobs] == [name]
+    job = jobs[0]
+    assert job["metadata"]["labels"]["mitiga.io/trigger"] == "informed"
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "retrainer"
+    assert job["spec"]["backoffLimit"] == 1 and job["spec"]["activeDeadlineSeconds"] == 3600
+    assert job["spec"]["ttlSecondsAfterFinished"] == 600
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:3] == ["mitiga_retrainer", "--model", "lstm"]
+    assert {"name": "MITIGA_EPISODE_ID", "value": "4f1c2a9e0b7d11ef"} in container["env"]
+    assert job["spec"]["template"]["spec"]["serviceAccountName"].endswith("-retrainer")
+    import time
+
+    deadline = time.monotonic() + 30
+    while ("lstm", JobState.SUCCEEDED) not in finished and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ("lstm", JobState.SUCCEEDED) in finished  # reported once, for metrics
+    launcher.close()
+
+
+def test_the_detector_account_may_not_read_secrets_or_patch_deployments(detector_api, release) -> None:  # type: ignore[no-untyped-def]
+    from kubernetes import client
+    from kubernetes.client import ApiException
+
+    with pytest.raises(ApiException) as secrets:
+        client.CoreV1Api(detector_api).list_namespaced_secret(NAMESPACE, _preload_content=False)
+    assert secrets.value.status == 403
+    with pytest.raises(ApiException) as one_secret:
+        client.CoreV1Api(detector_api).read_namespaced_secret(f"{release}-mitiga-admin", NAMESPACE,
+                                                             _preload_content=False)
+    assert one_secret.value.status == 403
+    with pytest.raises(ApiException) as patch:
+        client.AppsV1Api(detector_api).patch_namespaced_deployment(
+            f"{release}-mitiga-inference", NAMESPACE, {"spec": {"replicas": 5}}, _preload_content=False)
+    assert patch.value.status == 403
+    with pytest.raises(ApiException) as pods:
+        client.CoreV1Api(detector_api).list_namespaced_pod(NAMESPACE, _preload_content=False)
+    assert pods.value.status == 403
+    # what it may do
+    client.BatchV1Api(detector_api).list_namespaced_job(NAMESPACE, _preload_content=False)

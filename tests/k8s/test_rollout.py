@@ -1,0 +1,71 @@
+"""The retrainer's Helm rollout with the retrainer's ServiceAccount: a new version rolls the inference pods; an
+upgrade that cannot become ready is rolled back and the old version stays."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mitiga_retrainer.rollout import RolloutFailed, helm_upgrade
+from mitiga_retrainer.settings import RetrainerSettings
+from tests.k8s.conftest import CHART, NAMESPACE, helm, kubeconfig_as, raw
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def retrainer_settings(control_plane, admin, release, tmp_path_factory):  # type: ignore[no-untyped-def]
+    kubeconfig = kubeconfig_as(control_plane, admin, f"{release}-mitiga-retrainer",
+                               tmp_path_factory.mktemp("retrainer") / "kubeconfig")
+    return RetrainerSettings(model="lstm", rollout="helm", helm_binary=str(control_plane.helm), helm_release=release,
+                             helm_chart=str(CHART), helm_namespace=NAMESPACE, helm_timeout="90s",
+                             helm_extra_args=["--kubeconfig", str(kubeconfig)])
+
+
+def _served(admin, release: str) -> tuple[dict[str, str], set[str]]:  # type: ignore[no-untyped-def]
+    """The pinned versions in the inference ConfigMap, and the pod-template hashes of the ready inference pods."""
+    from kubernetes import client
+
+    config_map = raw(client.CoreV1Api(admin).read_namespaced_config_map(f"{release}-mitiga-inference", NAMESPACE,
+                                                                       _preload_content=False))
+    pods = raw(client.CoreV1Api(admin).list_namespaced_pod(
+        NAMESPACE, label_selector="app.kubernetes.io/component=inference", _preload_content=False))["items"]
+    ready = {p["metadata"]["labels"]["pod-template-hash"] for p in pods
+             if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")}
+    return json.loads(config_map["data"]["MITIGA_MODEL_VERSIONS"]), ready
+
+
+def _checksum(admin, release: str) -> str:  # type: ignore[no-untyped-def]
+    from kubernetes import client
+
+    deployment = raw(client.AppsV1Api(admin).read_namespaced_deployment(f"{release}-mitiga-inference", NAMESPACE,
+                                                                       _preload_content=False))
+    return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+
+def test_a_promoted_version_rolls_the_inference_pods(control_plane, admin, release, retrainer_settings) -> None:  # type: ignore[no-untyped-def]
+    before_versions, before_pods = _served(admin, release)
+    before_checksum = _checksum(admin, release)
+    helm_upgrade(retrainer_settings, "lstm", "2")
+    after_versions, after_pods = _served(admin, release)
+    assert before_versions == {"lstm": "1"} and after_versions == {"lstm": "2"}
+    assert _checksum(admin, release) != before_checksum
+    assert after_pods and after_pods.isdisjoint(before_pods)  # every serving pod is a new one
+    history = json.loads(helm(control_plane, "history", release, "-n", NAMESPACE, "-o", "json").stdout)
+    assert history[-1]["status"] == "deployed" and history[-1]["description"] == "Upgrade complete"
+
+
+def test_an_upgrade_that_cannot_become_ready_rolls_back_and_the_old_version_stays(  # type: ignore[no-untyped-def]
+        control_plane, admin, release, retrainer_settings) -> None:
+    served_before = _served(admin, release)[0]
+    # pods that no node can take: --wait times out and --atomic rolls back
+    failing = retrainer_settings.model_copy(update={
+        "helm_timeout": "15s",
+        "helm_extra_args": [*retrainer_settings.helm_extra_args, "--set", "inference.nodeSelector.pool=none"]})
+    with pytest.raises(RolloutFailed, match="failed"):
+        helm_upgrade(failing, "lstm", "3")
+    assert _served(admin, release)[0] == served_before
+    history = json.loads(helm(control_plane, "history", release, "-n", NAMESPACE, "-o", "json").stdout)
+    assert history[-1]["status"] == "deployed" and "Rollback" in history[-1]["description"]
+    assert any(h["status"] == "failed" for h in history)
