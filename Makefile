@@ -30,9 +30,10 @@ lint: setup ## ruff and mypy (strict)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-infra: ## install the real servers the tests use (Debian packages, Kafka jars), cached outside the repo
+infra: ## install the real servers the tests use (Debian packages, Kafka jars, a Kubernetes control plane built with Go), cached outside the repo
 	bash scripts/install-debs.sh
 	bash scripts/install-kafka.sh >/dev/null
+	bash scripts/build-k8s.sh >/dev/null
 
 test: setup lint infra ## lint, then the whole test suite (starts real Kafka, Redis, Prometheus, Alertmanager)
 	$(PY) -m pytest

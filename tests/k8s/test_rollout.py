@@ -69,3 +69,56 @@ def test_an_upgrade_that_cannot_become_ready_rolls_back_and_the_old_version_stay
     history = json.loads(helm(control_plane, "history", release, "-n", NAMESPACE, "-o", "json").stdout)
     assert history[-1]["status"] == "deployed" and "Rollback" in history[-1]["description"]
     assert any(h["status"] == "failed" for h in history)
+
+
+def _retrain_job(tmp_path, settings: RetrainerSettings):  # type: ignore[no-untyped-def]
+    """A retraining job on a concept change, with the real bus and state stand-ins of one process."""
+    from mitiga_core.bus import InMemoryBus
+    from mitiga_core.labelled import LabelledLog
+    from mitiga_core.state import InMemoryStateStore
+    from tests.retrainer.conftest import regressor_store
+    from tests.retrainer.test_flow import production
+
+    store = regressor_store(tmp_path, "m")
+    state, bus = InMemoryStateStore(), InMemoryBus()
+    data = production(slope=-1.0)
+    log = LabelledLog(state)
+    for x, y, when in zip(data.x, data.y, data.dates, strict=True):
+        log.append("m", x[None, :], y[None, :], str(when))
+    job = settings.model_copy(update={"model": "m", "strategy": "sliding_window", "window_rows": 200, "epochs": 20,
+                                      "holdout_rows": 60, "request_id": "req-k8s", "trigger": "informed"})
+    return store, state, bus, job
+
+
+def test_a_retraining_job_promotes_and_rolls_out_through_helm(control_plane, admin, release, retrainer_settings,  # type: ignore[no-untyped-def]
+                                                              tmp_path) -> None:
+    from mitiga_core.events import Topic, decode_as
+    from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+    from mitiga_retrainer.job import run_job
+
+    store, state, bus, job = _retrain_job(tmp_path, retrainer_settings)
+    result = run_job(job, store=store, state=state, bus=bus)
+    assert result.version == "2" and store.champion("m") == "2"
+    assert _served(admin, release)[0]["m"] == "2"  # the release now pins the new version
+    assert [decode_as(e, pb.ModelRollout).version for e in bus.messages(Topic.ROLLOUT)] == ["2"]
+
+
+def test_a_retraining_job_whose_rollout_fails_restores_the_champion(control_plane, admin, release,  # type: ignore[no-untyped-def]
+                                                                    retrainer_settings, tmp_path) -> None:
+    from mitiga_core.events import Topic, decode_as
+    from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+    from mitiga_retrainer.job import JobFailed, run_job
+
+    failing = retrainer_settings.model_copy(update={
+        "helm_timeout": "15s",
+        "helm_extra_args": [*retrainer_settings.helm_extra_args, "--set", "inference.nodeSelector.pool=none"]})
+    store, state, bus, job = _retrain_job(tmp_path, failing)
+    served_before = _served(admin, release)[0]
+    with pytest.raises(JobFailed, match="helm upgrade"):
+        run_job(job, store=store, state=state, bus=bus)
+    assert store.champion("m") == "1"  # Helm rolled back; the store follows
+    assert store.decisions("m")[-1]["rollout"] == "failed"
+    assert _served(admin, release)[0] == served_before
+    assert bus.messages(Topic.ROLLOUT) == []  # nothing announced as live
+    statuses = [decode_as(e, pb.RetrainProgress).status for e in bus.messages(Topic.PROGRESS)]
+    assert statuses[-1] == "rollout_failed"

@@ -37,7 +37,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "mitiga.image" -}}
-{{- printf "%s/mitiga-%s:%s" .ctx.Values.image.repository .component (default .ctx.Chart.AppVersion .ctx.Values.image.tag) -}}
+{{- $override := index .ctx.Values.image .component | default "" -}}
+{{- $override | default (printf "%s/mitiga-%s:%s" .ctx.Values.image.repository .component (default .ctx.Chart.AppVersion .ctx.Values.image.tag)) -}}
 {{- end -}}
 
 {{- define "mitiga.adminSecret" -}}
