@@ -21,6 +21,16 @@ def _bus(kafka, topic: str, partitions: int = 3) -> KafkaBus:
     return KafkaBus(settings, topics=[topic])
 
 
+def _fill(kafka, n: int, partitions: int = 1) -> tuple[KafkaBus, str]:  # type: ignore[no-untyped-def]
+    """A bus on a fresh topic holding payloads b"0" .. b"n-1"."""
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    bus = _bus(kafka, topic, partitions=partitions)
+    for i in range(n):
+        bus.publish(topic, Envelope(payload=str(i).encode()))
+    bus.flush()
+    return bus, topic
+
+
 def _drain(consumer, want: int, rounds: int = 40) -> list:
     got: list = []
     for _ in range(rounds):
@@ -71,11 +81,7 @@ def test_topics_are_created_with_the_configured_partitions_and_keys_pick_one(kaf
 
 
 def test_uncommitted_records_are_delivered_again_and_committed_ones_are_not(kafka) -> None:
-    topic = f"t-{uuid.uuid4().hex[:8]}"
-    bus = _bus(kafka, topic, partitions=1)
-    for i in range(5):
-        bus.publish(topic, Envelope(payload=str(i).encode()))
-    bus.flush()
+    bus, topic = _fill(kafka, 5)
     first = bus.subscribe([topic], "g-commit")
     assert len(_drain(first, 5)) == 5
     first.close()  # no commit: a crash before processing finished
@@ -93,11 +99,7 @@ def test_uncommitted_records_are_delivered_again_and_committed_ones_are_not(kafk
 
 
 def test_lag_counts_what_is_not_consumed_yet(kafka) -> None:
-    topic = f"t-{uuid.uuid4().hex[:8]}"
-    bus = _bus(kafka, topic, partitions=1)
-    for i in range(30):
-        bus.publish(topic, Envelope(payload=str(i).encode()))
-    bus.flush()
+    bus, topic = _fill(kafka, 30)
     consumer = bus.subscribe([topic], "g-lag")
     got = []
     while not got:

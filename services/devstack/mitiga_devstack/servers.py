@@ -149,10 +149,8 @@ class RedisServer(ServerProcess):
             return False
 
 
-class PrometheusServer(ServerProcess):
-    """Prometheus with a given configuration file (its rule files are referenced from it)."""
-
-    name = "prometheus"
+class _ConfiguredHttpServer(ServerProcess):
+    """A Prometheus-family server: a configuration file, an HTTP API, ready when ``/-/ready`` answers."""
 
     def __init__(self, data_dir: Path, config: Path, port: int | None = None) -> None:
         super().__init__(data_dir, port)
@@ -161,32 +159,27 @@ class PrometheusServer(ServerProcess):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def ready(self) -> bool:
+        return super().ready() and _http_ok(f"{self.url}/-/ready")
+
+
+class PrometheusServer(_ConfiguredHttpServer):
+    """Prometheus with a given configuration file (its rule files are referenced from it)."""
+
+    name = "prometheus"
 
     def command(self) -> Sequence[str]:
         return [_binary("prometheus"), f"--config.file={self.config}", f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle", "--log.level=warn"]
 
-    def ready(self) -> bool:
-        return super().ready() and _http_ok(f"{self.url}/-/ready")
 
-
-class AlertmanagerServer(ServerProcess):
+class AlertmanagerServer(_ConfiguredHttpServer):
     """Alertmanager, one instance (no cluster), with a given configuration file."""
 
     name = "alertmanager"
-
-    def __init__(self, data_dir: Path, config: Path, port: int | None = None) -> None:
-        super().__init__(data_dir, port)
-        self.config = config
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> Sequence[str]:
         return [_binary("prometheus-alertmanager"), f"--config.file={self.config}",
                 f"--storage.path={self.data_dir / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}",
                 "--cluster.listen-address=", "--log.level=warn"]
-
-    def ready(self) -> bool:
-        return super().ready() and _http_ok(f"{self.url}/-/ready")
