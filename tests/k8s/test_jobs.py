@@ -85,3 +85,20 @@ def test_the_detector_account_may_not_read_secrets_or_patch_deployments(detector
     assert pods.value.status == 403
     # what it may do
     client.BatchV1Api(detector_api).list_namespaced_job(NAMESPACE, _preload_content=False)
+
+
+def test_the_launcher_rides_out_an_api_server_restart(control_plane, launcher) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from mitiga_detector.trigger import job_name
+
+    name = job_name("lstm", "9a8b7c6d5e4f3a2b")
+    spec = JobSpec(name=name, args=["mitiga_retrainer", "--model", "lstm"], labels={"mitiga.io/model": "lstm"})
+    control_plane.apiserver.stop(10)
+    restart = threading.Timer(2.0, control_plane.apiserver.start)
+    restart.start()
+    try:
+        assert launcher.launch(spec) is True  # retried with backoff until the API server answers again
+    finally:
+        restart.join()
+    assert launcher.wait(name, 120) == JobState.SUCCEEDED
