@@ -44,7 +44,8 @@ def create_app(settings: DetectorSettings, *, bus: Bus, store: ModelStore, state
             launcher.follow(core.job_finished)
         yield
         consumer.stop()
-        publisher.stop()
+        publisher.stop()  # sends what is buffered and flushes the bus
+        bus.close()
         if launcher is not None:
             launcher.close()
 

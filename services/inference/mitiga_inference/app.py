@@ -71,7 +71,8 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> F
         listener.stop()
         await loading
         await repository.close()
-        publisher.stop()
+        publisher.stop()  # sends what is buffered and flushes the bus
+        bus.close()
         log.info("shutdown complete", extra={"events_undelivered": publisher.pending()})
 
     app = FastAPI(title="mitiga inference", version=__version__, lifespan=lifespan,
