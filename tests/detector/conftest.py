@@ -86,12 +86,12 @@ class RecordingLauncher(JobLauncher):
 
 
 class Harness:
-    def __init__(self, root: Path, **overrides: Any) -> None:
+    def __init__(self, root: Path, launcher: JobLauncher | None = None, **overrides: Any) -> None:
         self.store = FilesystemModelStore(root)
         self.bus = InMemoryBus()
         self.state = InMemoryStateStore()
         self.metrics = DetectorMetrics()
-        self.launcher = RecordingLauncher()
+        self.launcher = launcher or RecordingLauncher()
         self.settings = DetectorSettings(**{"window_size": 50, "engine": "scipy", **overrides})
         self.publisher = EventPublisher(self.bus, source="detector", maxsize=10_000, registry=self.metrics.registry,
                                         linger_s=0)

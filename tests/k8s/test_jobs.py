@@ -102,3 +102,27 @@ def test_the_launcher_rides_out_an_api_server_restart(control_plane, launcher) -
     finally:
         restart.join()
     assert launcher.wait(name, 120) == JobState.SUCCEEDED
+
+
+def test_a_critical_episode_in_the_detector_core_becomes_one_kubernetes_job(launcher, admin, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The trigger's decisions through the real launcher: drift in the detector core creates one labelled Job for
+    the episode, which completes; the still-critical windows after it create no other."""
+    import numpy as np
+    from kubernetes import client
+
+    from tests.detector.conftest import Harness, write_bundle
+    from tests.detector.test_core import stream
+
+    h = Harness(tmp_path, launcher=launcher, cooldown_s=0)
+    write_bundle(h.store)
+    rng = np.random.default_rng(5)
+    stream(h, rng, 2)
+    stream(h, rng, 8, shift={0: 2.0, 1: 2.0, 2: 2.0})
+    jobs = raw(client.BatchV1Api(admin).list_namespaced_job(NAMESPACE, label_selector="mitiga.io/model=tab",
+                                                            _preload_content=False))["items"]
+    assert len(jobs) == 1
+    labels = jobs[0]["metadata"]["labels"]
+    assert labels["mitiga.io/trigger"] == "informed" and labels["mitiga.io/episode"]
+    assert h.core.state_of("tab")["episode_id"].startswith(labels["mitiga.io/episode"])
+    assert launcher.wait(jobs[0]["metadata"]["name"], 120) == JobState.SUCCEEDED
+    h.publisher.stop()
