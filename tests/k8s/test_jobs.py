@@ -126,3 +126,30 @@ def test_a_critical_episode_in_the_detector_core_becomes_one_kubernetes_job(laun
     assert h.core.state_of("tab")["episode_id"].startswith(labels["mitiga.io/episode"])
     assert launcher.wait(jobs[0]["metadata"]["name"], 120) == JobState.SUCCEEDED
     h.publisher.stop()
+
+
+def test_the_detector_process_runs_with_the_kubernetes_launcher(control_plane, admin, release, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`python -m mitiga_detector` as the chart configures it (MITIGA_LAUNCHER=kubernetes, the mounted template),
+    with the detector's credentials: it starts, follows Jobs, and is ready."""
+
+    from kubernetes import client
+
+    from mitiga_devstack.stack import ServiceProcess
+    from tests.k8s.conftest import kubeconfig_as
+
+    template = raw(client.CoreV1Api(admin).read_namespaced_config_map(
+        f"{release}-mitiga-job-template", NAMESPACE, _preload_content=False))["data"]["job.yaml"]
+    (tmp_path / "job.yaml").write_text(template)
+    kubeconfig = kubeconfig_as(control_plane, admin, f"{release}-mitiga-detector", tmp_path / "kubeconfig")
+    (tmp_path / "models").mkdir()
+    detector = ServiceProcess("detector", "mitiga_detector", tmp_path / "detector", {
+        "MITIGA_LAUNCHER": "kubernetes", "MITIGA_JOB_TEMPLATE": str(tmp_path / "job.yaml"),
+        "MITIGA_JOB_NAMESPACE": NAMESPACE, "KUBECONFIG": str(kubeconfig),
+        "MITIGA_MODEL_STORE_PATH": str(tmp_path / "models"), "MITIGA_LOG_LEVEL": "INFO"})
+    try:
+        detector.start()
+        assert detector.ready()
+    finally:
+        detector.stop()
+    log = detector.log_path.read_text()
+    assert "Traceback" not in log and "job follow interrupted" not in log, log[-3000:]
