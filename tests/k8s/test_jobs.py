@@ -131,7 +131,6 @@ def test_a_critical_episode_in_the_detector_core_becomes_one_kubernetes_job(laun
 def test_the_detector_process_runs_with_the_kubernetes_launcher(control_plane, admin, release, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`python -m mitiga_detector` as the chart configures it (MITIGA_LAUNCHER=kubernetes, the mounted template),
     with the detector's credentials: it starts, follows Jobs, and is ready."""
-
     from kubernetes import client
 
     from mitiga_devstack.stack import ServiceProcess
