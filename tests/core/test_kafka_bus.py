@@ -111,8 +111,11 @@ def test_lag_counts_what_is_not_consumed_yet(kafka) -> None:
 
 UNREACHABLE = """
 import sys
+from prometheus_client import CollectorRegistry
 from mitiga_core.bus.kafka import KafkaBus
 from mitiga_core.events import Envelope
+from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_core.publisher import EventPublisher
 from mitiga_core.settings import CoreSettings
 
 bus = KafkaBus(CoreSettings(bus="kafka", kafka_bootstrap=sys.argv[1], kafka_max_block_s=0.5,
@@ -121,8 +124,12 @@ try:
     bus.publish("t", Envelope(payload=b"x"))
 except ConnectionError as exc:
     print("raised:", exc)
-[counter] = bus.collectors()
-print("counted:", counter.labels("t", "send")._value.get())
+registry = CollectorRegistry()
+publisher = EventPublisher(bus, source="test", maxsize=10, registry=registry, linger_s=0)
+publisher.start()
+publisher.offer("t", None, lambda: pb.FeedbackEvent(event_id="x"))
+publisher.stop(timeout_s=30)
+print("counted:", registry.get_sample_value("mitiga_events_dropped_total", {"topic": "t", "reason": "publish_error"}))
 """
 
 

@@ -2,7 +2,8 @@
 
 Producer: ``acks=all``, idempotent, batched with a linger. ``publish`` only appends to the producer's buffer; while
 the broker is away records wait there (up to the delivery timeout, at most ``kafka_max_pending`` of them) and are
-delivered after it returns. A record that cannot be buffered or delivered is counted in
+delivered after it returns. ``publish`` raises for a record it cannot accept (the caller counts it: the event
+publisher in ``mitiga_events_dropped_total``); one accepted but never delivered is counted in
 ``mitiga_bus_delivery_failed_total{topic,reason}``.
 
 Consumers: consumer groups, no auto-commit, offsets committed by the caller after processing (at least once).
@@ -54,8 +55,8 @@ class KafkaBus(Bus):
         self._topics_ready = False
         self._pending = 0
         """Records sent and not yet acknowledged or failed."""
-        self.failed = Counter("mitiga_bus_delivery_failed", "Records the Kafka producer could not buffer or deliver.",
-                              ["topic", "reason"], registry=None)
+        self.failed = Counter("mitiga_bus_delivery_failed", "Records the Kafka producer accepted but could not "
+                              "deliver (given up after the delivery timeout).", ["topic", "reason"], registry=None)
 
     # --- topics ---
     def ensure_topics(self) -> None:
@@ -93,9 +94,10 @@ class KafkaBus(Bus):
             return self._producer
 
     def publish(self, topic: str, envelope: Envelope) -> None:
+        # a record refused here raises (the caller counts or reports it); one lost after it was accepted is counted
+        # here, since nobody else sees it
         with self._count_lock:
             if self._pending >= self._settings.kafka_max_pending:
-                self.failed.labels(topic, "buffer_full").inc()
                 raise ConnectionError(f"kafka: {topic}: {self._pending} records await delivery; buffer full")
             self._pending += 1
         try:
@@ -105,7 +107,6 @@ class KafkaBus(Bus):
                                    headers=[(k, v.encode()) for k, v in envelope.headers.items()])
         except KafkaError as exc:
             self._settle()
-            self.failed.labels(topic, "send").inc()
             raise ConnectionError(f"kafka: {topic}: {exc}") from exc
         future.add_callback(self._delivered)
         future.add_errback(self._delivery_failed, topic)
