@@ -86,3 +86,42 @@ def test_champion_pointers_are_cached_in_redis_and_the_store_stays_the_truth(red
     time.sleep(0.7)
     assert cached.champion("m") == "1"
     assert cached.champion("unknown") is None and state.get(champion_key("unknown")) is not None
+
+
+def test_write_batches(redis_db) -> None:
+    from tests.core.state_contract import check_apply, check_staged
+
+    store = RedisStateStore(redis_db.url)
+    check_apply(store)
+    check_staged(store)
+    store.close()
+
+
+def test_a_batch_whose_reply_was_lost_is_applied_once(redis_db, monkeypatch) -> None:
+    """The batch reaches Redis but the connection drops before the reply: the retry must not apply it again."""
+    import redis as redis_lib
+
+    from mitiga_core.state import Write
+
+    real_execute = redis_lib.client.Pipeline.execute
+    lost: list[int] = []
+
+    def execute_then_lose_the_reply(self, raise_on_error: bool = True):  # type: ignore[no-untyped-def]
+        result = real_execute(self, raise_on_error)
+        if not lost:
+            lost.append(1)
+            raise redis_lib.ConnectionError("connection reset by peer")
+        return result
+
+    monkeypatch.setattr(redis_lib.client.Pipeline, "execute", execute_then_lose_the_reply)
+    store = RedisStateStore(redis_db.url)
+    store.apply([Write("append", "labelled", b"row"), Write("set", "checkpoint", b"c")])
+    assert lost == [1]
+    assert store.items("labelled") == [b"row"]
+    store.append("labelled", b"row2")
+    assert store.items("labelled") == [b"row", b"row2"]
+    client = redis_lib.Redis.from_url(redis_db.url)
+    markers = list(client.scan_iter("mitiga:applied:*"))
+    assert len(markers) == 2 and all(0 < client.pttl(m) <= 600_000 for m in markers)  # they expire
+    client.close()
+    store.close()

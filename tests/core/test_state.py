@@ -57,3 +57,10 @@ def test_labelled_log_roundtrip_and_date_filter() -> None:
     only_march = log.read("m", start="2004-02-01")
     assert only_march is not None and len(only_march.x) == 1
     assert log.read("m", end="2003-12-31") is None
+
+
+def test_write_batches() -> None:
+    from tests.core.state_contract import check_apply, check_staged
+
+    check_apply(InMemoryStateStore())
+    check_staged(InMemoryStateStore())

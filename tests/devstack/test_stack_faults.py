@@ -97,6 +97,13 @@ def test_a_detector_killed_mid_episode_resumes_and_requests_one_retrain(tmp_path
         time.sleep(3)
         requests = [r for r in decoded(stack.kafka.bootstrap, Topic.RETRAIN) if r.model_name == "lstm"]
         assert [r.episode_id for r in requests] == [episode]
+        # every labelled request reached the retrainer's log exactly once: none lost in the kill, none doubled by
+        # the redelivery (the checkpoint and the events' side effects are written together)
+        client = redis.Redis.from_url(stack.redis.url)
+        wait_for(lambda: client.llen("mitiga:labelled:lstm") >= 24, 60, "all feedback to be joined")
+        time.sleep(2)
+        assert client.llen("mitiga:labelled:lstm") == 24
+        client.close()
     finally:
         traffic.close()
         stack.stop()

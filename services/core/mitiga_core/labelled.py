@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mitiga_core.bundle import TrainingData
+from mitiga_core.state.base import Write
 
 if TYPE_CHECKING:
     from mitiga_core.state import StateStore
@@ -28,8 +29,12 @@ class LabelledLog:
         self._max = max_requests
 
     def append(self, model: str, x: FloatArray, y: FloatArray, when: str) -> None:
+        self._state.apply([self.write(model, x, y, when)])
+
+    def write(self, model: str, x: FloatArray, y: FloatArray, when: str) -> Write:
+        """The append as a write, for a caller that applies it together with other writes."""
         record = {"x": np.asarray(x, np.float64).tolist(), "y": np.asarray(y, np.float64).tolist(), "t": when}
-        self._state.append(_key(model), json.dumps(record).encode(), max_items=self._max)
+        return Write("append", _key(model), json.dumps(record).encode(), max_items=self._max)
 
     def read(self, model: str, *, start: str | None = None, end: str | None = None) -> TrainingData | None:
         """Rows whose date lies in [start, end] (ISO strings, inclusive), oldest first; None when there are none."""

@@ -1,10 +1,13 @@
 """Checkpoints of the detector's in-memory state in the state store.
 
-The consumer writes them after each handled batch and before committing its offsets, so a detector that is
-killed and restarted continues where the committed offsets say it stopped. A checkpoint holds:
+The consumer writes them after each handled batch and before committing its offsets, in one all-or-none batch
+with the side effects of the events it covers (their seen marks, the predictions their feedback took, the labelled
+rows they made; see :class:`~mitiga_core.state.StagedWrites`), so a detector that is killed and restarted continues
+where the committed offsets say it stopped, with nothing counted twice and nothing lost. A checkpoint holds:
 - per model version: the open window, the labelled performance window and the count of windows tested;
 - per model: the drift-episode tracker with the version it is about, so an open episode keeps its id (and its
-  retrain request is not made a second time).
+  retrain request is not made a second time);
+- the feedback still waiting for its prediction (:mod:`mitiga_detector.parking`).
 The ADWIN / Page-Hinkley error-stream detectors start afresh. Checkpoints are JSON, never pickles.
 """
 
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
+
+from mitiga_core.state import Write
 
 if TYPE_CHECKING:
     from mitiga_core.state import StateStore
@@ -34,10 +39,11 @@ class Checkpoints:
         raw = self._state.get(key)
         return None if raw is None else dict(json.loads(raw))
 
-    def save_monitor(self, monitor: ModelMonitor) -> None:
+    def monitor_write(self, monitor: ModelMonitor) -> Write:
         body = {"window": monitor.window.snapshot(), "performance": monitor.performance.snapshot(),
                 "windows_seen": monitor.windows_seen}
-        self._state.set(self._monitor_key(monitor.manifest.name, monitor.manifest.version), json.dumps(body).encode())
+        return Write("set", self._monitor_key(monitor.manifest.name, monitor.manifest.version),
+                     json.dumps(body).encode())
 
     def restore_monitor(self, monitor: ModelMonitor) -> bool:
         body = self._read(self._monitor_key(monitor.manifest.name, monitor.manifest.version))
@@ -48,9 +54,16 @@ class Checkpoints:
         monitor.windows_seen = int(body["windows_seen"])
         return True
 
-    def save_episode(self, name: str, version: str, tracker: EpisodeTracker) -> None:
+    def episode_write(self, name: str, version: str, tracker: EpisodeTracker) -> Write:
         body = {"version": version, "tracker": tracker.snapshot()}
-        self._state.set(self._episode_key(name), json.dumps(body).encode())
+        return Write("set", self._episode_key(name), json.dumps(body).encode())
+
+    def parked_write(self, items: list[list[Any]]) -> Write:
+        return Write("set", f"{self._prefix}:parked", json.dumps(items).encode())
+
+    def read_parked(self) -> list[list[Any]]:
+        raw = self._state.get(f"{self._prefix}:parked")
+        return [] if raw is None else list(json.loads(raw))
 
     def restore_episode(self, name: str, version: str, tracker: EpisodeTracker) -> bool:
         """Restore ``tracker`` when the checkpoint is about ``version``."""

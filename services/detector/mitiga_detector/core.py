@@ -19,10 +19,12 @@ from mitiga_core.events import Topic, decode, new_id
 from mitiga_core.jobs import JobState
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_core.state import StagedWrites
 from mitiga_detector.checkpoint import Checkpoints
 from mitiga_detector.distances import feature_distances
 from mitiga_detector.levels import METRIC_DRIFT_TYPE, EpisodeTracker, Severity, window_severity
 from mitiga_detector.monitor import ModelMonitor, build_monitor, input_features
+from mitiga_detector.parking import FeedbackParking
 from mitiga_detector.performance import FeedbackJoiner
 from mitiga_detector.trigger import RetrainTrigger
 
@@ -63,6 +65,10 @@ class DetectorCore:
         self._labelled = LabelledLog(state, settings.labelled_max_requests)
         self._trigger = RetrainTrigger(settings, state, launcher, publisher)
         self._checkpoints = Checkpoints(state, settings.consumer_group)
+        self._staged = StagedWrites()
+        """Side effects of the events handled since the last checkpoint, applied together with it."""
+        self._parking = FeedbackParking(settings.feedback_wait_s, settings.feedback_parked_max)
+        self._parking_restored = False
         self._dirty: set[tuple[str, str]] = set()
         """Model versions whose monitor changed since the last checkpoint."""
         self._monitors: dict[tuple[str, str], ModelMonitor] = {}
@@ -77,11 +83,14 @@ class DetectorCore:
         """Process one bus message; raises EventDecodeError for anything that belongs in the dead-letter topic."""
         message = decode(envelope)
         seen_key = f"mitiga:seen:{envelope.headers['ce_id']}"
-        if self._state.get(seen_key) is not None:
+        if self._staged.get(seen_key, self._state) is not None:
             self.metrics.duplicates.inc()
             return
         start = time.perf_counter()
         with self.lock:
+            if not self._parking_restored:
+                self._parking.restore(self._checkpoints.read_parked())
+                self._parking_restored = True
             if isinstance(message, pb.InferenceEvent | pb.InferenceEventBatch):
                 events = message.events if isinstance(message, pb.InferenceEventBatch) else [message]
                 checked = [self._check(event) for event in events]  # a bad event sends the whole batch to the DLQ
@@ -89,6 +98,8 @@ class DetectorCore:
                 for event, (monitor, inputs, outputs) in zip(events, checked, strict=True):
                     self._on_inference(event, monitor, inputs, outputs, pending)
                 self._joiner.remember_many(pending)
+                if len(self._parking):
+                    self._join_parked(pending)
             elif isinstance(message, pb.FeedbackEvent):
                 self._on_feedback(message)
             elif isinstance(message, pb.RetrainProgress):
@@ -96,7 +107,7 @@ class DetectorCore:
                     self.metrics.retrain_outcomes.labels(message.model_name, message.status).inc()
             else:
                 raise EventDecodeError(f"the detector does not consume {message.DESCRIPTOR.name}")
-        self._state.set(seen_key, b"1", ttl_s=self.settings.feedback_ttl_s)
+            self._staged.set(seen_key, b"1", ttl_s=self.settings.feedback_ttl_s)
         if isinstance(message, pb.InferenceEventBatch):  # counted as the events it carries
             self.metrics.events.labels("InferenceEvent").inc(len(message.events))
         else:
@@ -129,13 +140,20 @@ class DetectorCore:
         return self._monitors[key]
 
     def checkpoint(self) -> None:
-        """Save what changed since the last call (the consumer calls this before committing offsets)."""
+        """Save what changed since the last call, together with the staged side effects of the events handled since
+        then, all or none (the consumer calls this before committing offsets). When the state store is unavailable
+        this raises and keeps everything for the next call."""
         with self.lock:
-            for key in sorted(self._dirty):
-                self._checkpoints.save_monitor(self._monitors[key])
+            writes = [self._checkpoints.monitor_write(self._monitors[key]) for key in sorted(self._dirty)]
+            writes += [self._checkpoints.episode_write(name, version, tracker)
+                       for name, (version, tracker) in self._episodes.items()]
+            for model in self._parking.expire():
+                self.metrics.unmatched.labels(model, "no_prediction").inc()
+            if self._parking.changed:
+                writes.append(self._checkpoints.parked_write(self._parking.snapshot()))
+            self.metrics.parked.set(len(self._parking))
+            self._staged.apply(self._state, *writes)
             self._dirty.clear()
-            for name, (version, tracker) in self._episodes.items():
-                self._checkpoints.save_episode(name, version, tracker)
 
     def _check(self, event: pb.InferenceEvent) -> tuple[ModelMonitor, AnyArray, AnyArray]:
         monitor = self.monitor(event.model_name, event.model_version)
@@ -161,20 +179,32 @@ class DetectorCore:
 
     def _on_feedback(self, event: pb.FeedbackEvent) -> None:
         for item in event.items:
-            stored = self._joiner.take(event.model_name, item.request_id)
-            if stored is None:
-                self.metrics.unmatched.labels(event.model_name, "no_prediction").inc()
-                continue
-            truth = np.asarray(item.ground_truth, np.float32)
-            if truth.size != stored.outputs.size:
-                self.metrics.unmatched.labels(event.model_name, "size_mismatch").inc()
-                continue
-            monitor = self.monitor(event.model_name, stored.version)
-            scaler = monitor.manifest.output_scaler
-            truth = truth.reshape(stored.outputs.shape)
-            monitor.performance.add(truth, stored.outputs, scaler)
-            self._labelled.append(event.model_name, stored.inputs, truth, stored.when)
-            self.metrics.joined.labels(event.model_name).inc()
+            if not self._join(event.model_name, item.request_id, list(item.ground_truth)):
+                for model in self._parking.park(event.model_name, item.request_id, list(item.ground_truth)):
+                    self.metrics.unmatched.labels(model, "no_prediction").inc()
+
+    def _join_parked(self, predictions: list[Any]) -> None:
+        """Join the parked feedback of the predictions just remembered: (model, request id, ...)."""
+        for model, request_id, *_ in predictions:
+            truth = self._parking.claim(model, request_id)
+            if truth is not None:
+                self._join(model, request_id, truth)
+
+    def _join(self, model: str, request_id: str, ground_truth: list[float]) -> bool:
+        """Join ground truth to its stored prediction; False when the prediction is not (yet) there."""
+        stored = self._joiner.take(model, request_id, self._staged)
+        if stored is None:
+            return False
+        truth = np.asarray(ground_truth, np.float32)
+        if truth.size != stored.outputs.size:
+            self.metrics.unmatched.labels(model, "size_mismatch").inc()
+            return True
+        monitor = self.monitor(model, stored.version)
+        truth = truth.reshape(stored.outputs.shape)
+        monitor.performance.add(truth, stored.outputs, monitor.manifest.output_scaler)
+        self._staged.add(self._labelled.write(model, stored.inputs, truth, stored.when))
+        self.metrics.joined.labels(model).inc()
+        return True
 
     # --- decisions ---
     def _performance(self, monitor: ModelMonitor, labels: tuple[str, str]) -> dict[str, float]:

@@ -40,6 +40,8 @@ class DetectorMetrics:
                               registry=r)
         self.unmatched = Counter("mitiga_feedback_unmatched", "Feedback items that found no prediction.",
                                  ["model", "reason"], registry=r)
+        self.parked = Gauge("mitiga_feedback_parked", "Feedback items read before their prediction, waiting for it.",
+                            registry=r)
         self.episodes = Counter("mitiga_drift_episodes", "Drift episodes opened.", ["model", "level"], registry=r)
         self.concept_alarms = Counter("mitiga_concept_drift_alarms", "Change alarms on the error stream.", ["model"],
                                       registry=r)

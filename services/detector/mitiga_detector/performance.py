@@ -17,7 +17,7 @@ from mitiga_core.metrics import regression_metrics
 
 if TYPE_CHECKING:
     from mitiga_core.bundle import Scaler
-    from mitiga_core.state import StateStore
+    from mitiga_core.state import StagedWrites, StateStore
     from mitiga_core.types import AnyArray, FloatArray
 
 
@@ -51,12 +51,13 @@ class FeedbackJoiner:
             for model, request_id, version, inputs, outputs, when in predictions}
         self._state.set_many(items, ttl_s=self._ttl_s)
 
-    def take(self, model: str, request_id: str) -> StoredPrediction | None:
+    def take(self, model: str, request_id: str, staged: StagedWrites) -> StoredPrediction | None:
+        """The stored prediction, removed by a staged delete (applied with the consumer's next checkpoint)."""
         key = self._key(model, request_id)
-        raw = self._state.get(key)
+        raw = staged.get(key, self._state)
         if raw is None:
             return None
-        self._state.delete(key)
+        staged.delete(key)
         body = json.loads(raw)
         return StoredPrediction(str(body["v"]), np.asarray(body["x"], np.float32), np.asarray(body["y"], np.float32),
                                 str(body["t"]))

@@ -131,6 +131,13 @@ class DetectorSettings(CoreSettings):
     feedback_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
     """How long a prediction waits for its ground truth."""
 
+    feedback_wait_s: float = Field(default=300.0, ge=0)
+    """How long ground truth read before its prediction's event waits for it (they travel on different topics);
+    after that it counts as unmatched. 0: it does not wait."""
+
+    feedback_parked_max: int = Field(default=10_000, ge=0)
+    """Most feedback items waiting for their prediction at once; the oldest is given up (and counted) past it."""
+
     labelled_max_requests: int = Field(default=2000, ge=1)
     """Joined requests (inputs with their ground truth) kept per model in the state store for the retrainer."""
 

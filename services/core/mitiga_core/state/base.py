@@ -1,13 +1,27 @@
-"""The state store interface: bytes by key, with optional time to live and an atomic set-if-absent, and
-bounded append-only lists."""
+"""The state store interface: bytes by key, with optional time to live and an atomic set-if-absent, bounded
+append-only lists, and batches of writes applied all together, once."""
 
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One change in a batch for :meth:`StateStore.apply`."""
+
+    op: Literal["set", "delete", "append"]
+    key: str
+    value: bytes = b""
+    ttl_s: float | None = None
+    """For ``set``: expiry in seconds."""
+    max_items: int | None = None
+    """For ``append``: keep only the newest this many items."""
 
 
 class StateStore(abc.ABC):
@@ -39,6 +53,14 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def items(self, key: str) -> list[bytes]:
         """The list at ``key``, oldest first (empty when absent)."""
+
+    @abc.abstractmethod
+    def apply(self, writes: Sequence[Write]) -> None:
+        """Apply the writes in order, all or none, and at most once even when a reply is lost and the call retried.
+
+        A consumer uses it to store its checkpoint together with the side effects of the events it covers, so a
+        crash before the checkpoint leaves no trace of them and their redelivery is processed afresh.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

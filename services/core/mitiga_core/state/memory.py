@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 from mitiga_core.state.base import StateStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+
+    from mitiga_core.state.base import Write
 
 
 class InMemoryStateStore(StateStore):
@@ -51,15 +53,32 @@ class InMemoryStateStore(StateStore):
 
     def delete(self, key: str) -> bool:
         with self._lock:
-            found = self._data.pop(key, None) is not None
-            return self._lists.pop(key, None) is not None or found
+            return self._delete(key)
+
+    def _delete(self, key: str) -> bool:
+        found = self._data.pop(key, None) is not None
+        return self._lists.pop(key, None) is not None or found
 
     def append(self, key: str, value: bytes, max_items: int | None = None) -> None:
         with self._lock:
-            items = self._lists.setdefault(key, [])
-            items.append(value)
-            if max_items is not None and len(items) > max_items:
-                del items[: len(items) - max_items]
+            self._append(key, value, max_items)
+
+    def _append(self, key: str, value: bytes, max_items: int | None) -> None:
+        items = self._lists.setdefault(key, [])
+        items.append(value)
+        if max_items is not None and len(items) > max_items:
+            del items[: len(items) - max_items]
+
+    def apply(self, writes: Sequence[Write]) -> None:
+        expiries = [self._expiry(w.ttl_s) for w in writes]  # validated before anything changes
+        with self._lock:
+            for write, expires in zip(writes, expiries, strict=True):
+                if write.op == "set":
+                    self._data[write.key] = (write.value, expires)
+                elif write.op == "delete":
+                    self._delete(write.key)
+                else:
+                    self._append(write.key, write.value, write.max_items)
 
     def items(self, key: str) -> list[bytes]:
         with self._lock:

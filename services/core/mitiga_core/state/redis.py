@@ -1,5 +1,6 @@
 """The Redis state store: plain keys with ``PX`` expiry, locks with ``SET NX PX``, bounded lists with
-``RPUSH`` + ``LTRIM`` in one transaction.
+``RPUSH`` + ``LTRIM`` in one transaction, and write batches in one ``MULTI``/``EXEC`` that also sets a marker key,
+so a batch whose reply was lost is not applied a second time by the retry.
 
 While Redis is unreachable (a restart, a failover) every call retries with exponential backoff for up to
 ``redis_retry_s``; after that it raises :class:`~mitiga_core.errors.Unavailable`, which callers treat as "try
@@ -10,16 +11,17 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
 
 from mitiga_core.errors import Unavailable
-from mitiga_core.state.base import StateStore
+from mitiga_core.state.base import StateStore, Write
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,11 +85,32 @@ class RedisStateStore(StateStore):
         return bool(self._call(lambda: self._client.delete(key)))
 
     def append(self, key: str, value: bytes, max_items: int | None = None) -> None:
+        self.apply([Write("append", key, value, max_items=max_items)])  # once, even when a reply is lost
+
+    def apply(self, writes: Sequence[Write]) -> None:
+        if not writes:
+            return
+        pxs = [_px(w.ttl_s) for w in writes]
+        marker = f"mitiga:applied:{uuid.uuid4().hex}"
+        marker_px = _px(max(600.0, 4 * self._retry_s))
+        sent = False
+
         def op() -> None:
+            nonlocal sent
+            if sent and self._client.exists(marker):
+                return  # the earlier attempt was applied; only its reply was lost
             pipe = self._client.pipeline(transaction=True)
-            pipe.rpush(key, value)
-            if max_items is not None:
-                pipe.ltrim(key, -max_items, -1)
+            for write, px in zip(writes, pxs, strict=True):
+                if write.op == "set":
+                    pipe.set(write.key, write.value, px=px)
+                elif write.op == "delete":
+                    pipe.delete(write.key)
+                else:
+                    pipe.rpush(write.key, write.value)
+                    if write.max_items is not None:
+                        pipe.ltrim(write.key, -write.max_items, -1)
+            pipe.set(marker, b"1", px=marker_px)
+            sent = True
             pipe.execute()
 
         self._call(op)

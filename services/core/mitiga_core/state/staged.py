@@ -1,0 +1,61 @@
+"""Writes held back until a checkpoint, then applied together with it (:meth:`StateStore.apply`).
+
+A consumer that commits offsets after a batch must not let the batch's side effects reach the state store before
+the checkpoint that covers them: if it dies in between, the redelivered events would find their traces (an event
+marked as seen, a prediction already taken by its feedback) and be skipped, and what they carried would be lost.
+So the consumer stages those writes here, reads through them while the batch runs, and applies them in the same
+all-or-none batch as its checkpoint. When that fails the writes stay staged and go with the next attempt.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mitiga_core.state.base import Write
+
+if TYPE_CHECKING:
+    from mitiga_core.state.base import StateStore
+
+_DELETED = b""
+
+
+class StagedWrites:
+    def __init__(self) -> None:
+        self._writes: list[Write] = []
+        self._keys: dict[str, bytes] = {}
+        """The staged value of each key set or deleted (``_DELETED``), for reads through the stage."""
+
+    def __len__(self) -> int:
+        return len(self._writes)
+
+    def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        if not value:
+            raise ValueError("staged values must not be empty")
+        self._writes.append(Write("set", key, value, ttl_s=ttl_s))
+        self._keys[key] = value
+
+    def delete(self, key: str) -> None:
+        self._writes.append(Write("delete", key))
+        self._keys[key] = _DELETED
+
+    def append(self, key: str, value: bytes, max_items: int | None = None) -> None:
+        self.add(Write("append", key, value, max_items=max_items))
+
+    def add(self, write: Write) -> None:
+        """Stage a write made elsewhere (an append; sets and deletes go through :meth:`set` / :meth:`delete`)."""
+        if write.op != "append":
+            raise ValueError("stage sets and deletes with set() and delete(), so reads see them")
+        self._writes.append(write)
+
+    def get(self, key: str, state: StateStore) -> bytes | None:
+        """The key's value as it will be once the stage is applied."""
+        if key in self._keys:
+            return self._keys[key] or None
+        return state.get(key)
+
+    def apply(self, state: StateStore, *extra: Write) -> None:
+        """Apply ``extra`` (the checkpoint) and the staged writes in one batch; the stage is emptied only when the
+        batch succeeded."""
+        state.apply([*extra, *self._writes])
+        self._writes.clear()
+        self._keys.clear()

@@ -1,0 +1,47 @@
+"""The contract of StateStore.apply, checked against each implementation."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from mitiga_core.state import StagedWrites, Write
+
+if TYPE_CHECKING:
+    from mitiga_core.state import StateStore
+
+
+def check_apply(store: StateStore) -> None:
+    store.set("gone", b"x")
+    store.append("list", b"0")
+    store.apply([Write("set", "a", b"1"), Write("set", "brief", b"2", ttl_s=0.2), Write("delete", "gone"),
+                 Write("append", "list", b"1", max_items=2), Write("append", "list", b"2", max_items=2),
+                 Write("set", "a", b"3")])
+    assert store.get("a") == b"3"  # in order: the later write wins
+    assert store.get("brief") == b"2" and store.get("gone") is None
+    assert store.items("list") == [b"1", b"2"]
+    time.sleep(0.3)
+    assert store.get("brief") is None
+    with pytest.raises(ValueError, match="ttl_s"):  # refused before anything is written
+        store.apply([Write("set", "b", b"1"), Write("set", "c", b"1", ttl_s=0)])
+    assert store.get("b") is None
+    store.apply([])
+
+
+def check_staged(store: StateStore) -> None:
+    store.set("k", b"old")
+    staged = StagedWrites()
+    staged.set("k", b"new", ttl_s=60)
+    staged.delete("d")
+    staged.append("l", b"x", max_items=5)
+    assert staged.get("k", store) == b"new" and store.get("k") == b"old"  # reads see the stage, the store not yet
+    store.set("d", b"present")
+    assert staged.get("d", store) is None
+    assert len(staged) == 3
+    staged.apply(store, Write("set", "checkpoint", b"c"))
+    assert (store.get("k"), store.get("d"), store.items("l"), store.get("checkpoint")) == (b"new", None, [b"x"], b"c")
+    assert len(staged) == 0
+    with pytest.raises(ValueError, match="set\\(\\) and delete\\(\\)"):
+        staged.add(Write("set", "k", b"v"))

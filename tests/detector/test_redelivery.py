@@ -1,0 +1,159 @@
+"""What a restarted detector does with redelivered events, and feedback that arrives before its prediction.
+
+The consumer commits offsets after a batch and its checkpoint; a detector that dies in between gets the batch
+again. These tests stand for that restart with a second DetectorCore on the same state store, handed the same
+envelopes again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+from mitiga_core.errors import Unavailable
+from mitiga_core.labelled import LabelledLog
+from mitiga_core.state import InMemoryStateStore
+from mitiga_detector.core import DetectorCore
+from mitiga_detector.metrics import DetectorMetrics
+from tests.detector.conftest import Harness, feedback, inference, write_bundle
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from mitiga_core.events import Envelope
+    from mitiga_core.state import Write
+
+
+def restarted(h: Harness) -> DetectorCore:
+    """A new detector process: empty memory and metrics, the same state store."""
+    h.metrics = DetectorMetrics()
+    h.core = DetectorCore(h.settings, store=h.store, state=h.state, publisher=h.publisher, metrics=h.metrics,
+                          launcher=h.launcher)
+    return h.core
+
+
+def traffic(rows: int, labelled: int) -> list[Envelope]:
+    """``rows`` one-row inference events and one feedback event labelling the first ``labelled`` of them."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(rows, 3)).astype(np.float32)
+    envelopes = [inference(x[i:i + 1], x[i:i + 1].sum(axis=1, keepdims=True), request_id=f"r{i}")
+                 for i in range(rows)]
+    envelopes.append(feedback([(f"r{i}", [float(x[i].sum()) + 0.5]) for i in range(labelled)]))
+    return envelopes
+
+
+def counts(h: Harness) -> tuple[int, int, int]:
+    """Rows in the open window, rows in the performance window, labelled rows kept for the retrainer."""
+    monitor = h.core.monitor("tab", "1")
+    data = LabelledLog(h.state).read("tab")
+    return monitor.window.rows, len(monitor.performance), 0 if data is None else len(data.x)
+
+
+def test_a_crash_before_the_checkpoint_loses_nothing(harness: Harness) -> None:
+    envelopes = traffic(30, labelled=10)
+    for envelope in envelopes:
+        harness.core.handle(envelope)
+    assert counts(harness) == (30, 10, 0)  # the labelled rows wait for the checkpoint
+    restarted(harness)  # killed before the checkpoint: the whole batch comes again
+    for envelope in envelopes:
+        harness.core.handle(envelope)
+    harness.core.checkpoint()
+    assert counts(harness) == (30, 10, 10)
+    assert harness.value("mitiga_detector_events_duplicate_total") == 0
+    assert harness.value("mitiga_feedback_joined_total", model="tab") == 10
+
+
+def test_a_crash_after_the_checkpoint_counts_nothing_twice(harness: Harness) -> None:
+    envelopes = traffic(30, labelled=10)
+    for envelope in envelopes:
+        harness.core.handle(envelope)
+    harness.core.checkpoint()
+    restarted(harness)  # killed after the checkpoint, before the commit
+    for envelope in envelopes:
+        harness.core.handle(envelope)
+    harness.core.checkpoint()
+    assert counts(harness) == (30, 10, 10)
+    assert harness.value("mitiga_detector_events_duplicate_total") == len(envelopes)
+
+
+class FailingApply(InMemoryStateStore):
+    """An in-process store whose next ``apply`` fails as an unreachable Redis would (the real outage is in
+    tests/devstack/test_stack_faults.py)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = False
+
+    def apply(self, writes: Sequence[Write]) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise Unavailable("redis unreachable")
+        super().apply(writes)
+
+
+def test_a_failed_checkpoint_keeps_its_writes_for_the_next(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.state = FailingApply()
+    restarted(h)
+    write_bundle(h.store)
+    envelopes = traffic(20, labelled=5)
+    for envelope in envelopes:
+        h.core.handle(envelope)
+    h.state.fail_next = True
+    with pytest.raises(Unavailable):
+        h.core.checkpoint()
+    assert counts(h) == (20, 5, 0)
+    for envelope in envelopes:  # not committed, so delivered again: already in memory, so skipped
+        h.core.handle(envelope)
+    h.core.checkpoint()
+    assert counts(h) == (20, 5, 5)
+    restarted(h)
+    assert counts(h) == (20, 5, 5)  # and it is all in the checkpoint
+    h.publisher.stop()
+
+
+def test_feedback_read_before_its_prediction_waits_for_it(harness: Harness) -> None:
+    x = np.ones((2, 3), np.float32)
+    harness.core.handle(feedback([("early", [3.5, 2.5])]))
+    harness.core.checkpoint()
+    assert harness.value("mitiga_feedback_parked") == 1
+    restarted(harness)  # the wait survives a restart
+    harness.core.handle(inference(x, x.sum(axis=1, keepdims=True), request_id="early"))
+    harness.core.checkpoint()
+    assert harness.value("mitiga_feedback_joined_total", model="tab") == 1
+    assert harness.value("mitiga_feedback_parked") == 0
+    assert counts(harness) == (2, 2, 2)
+    monitor = harness.core.monitor("tab", "1")
+    assert monitor.performance.metrics(monitor.manifest.output_scaler)["original"]["mae"] == pytest.approx(0.5)
+
+
+def test_feedback_that_waits_too_long_is_counted_unmatched(tmp_path: Path) -> None:
+    h = Harness(tmp_path, feedback_wait_s=0.2)
+    write_bundle(h.store)
+    h.core.handle(feedback([("late", [1.0])]))
+    h.core.checkpoint()
+    assert h.value("mitiga_feedback_unmatched_total", model="tab", reason="no_prediction") is None
+    time.sleep(0.3)
+    h.core.checkpoint()
+    assert h.value("mitiga_feedback_unmatched_total", model="tab", reason="no_prediction") == 1
+    assert h.value("mitiga_feedback_parked") == 0
+    x = np.ones((1, 3), np.float32)
+    h.core.handle(inference(x, x.sum(axis=1, keepdims=True), request_id="late"))  # too late: no join
+    assert h.value("mitiga_feedback_joined_total", model="tab") is None
+    h.publisher.stop()
+
+
+@pytest.mark.parametrize(("overrides", "counted"), [({"feedback_parked_max": 2}, 1), ({"feedback_wait_s": 0}, 3)])
+def test_feedback_past_the_parking_bound_is_counted_at_once(tmp_path: Path, overrides: dict[str, float],
+                                                            counted: int) -> None:
+    h = Harness(tmp_path, **overrides)
+    write_bundle(h.store)
+    h.core.handle(feedback([(f"f{i}", [1.0]) for i in range(3)]))
+    assert h.value("mitiga_feedback_unmatched_total", model="tab", reason="no_prediction") == counted
+    h.core.checkpoint()
+    assert h.value("mitiga_feedback_parked") == 3 - counted
+    h.publisher.stop()
