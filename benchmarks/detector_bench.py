@@ -216,8 +216,11 @@ def _feed_events(sc: Scenario, rows: int) -> int:
                                       outputs=pb.Matrix(shape=[rows, 1], data=[0.0] * rows))
             event.time.GetCurrentTime()
             envelopes.append(encode(event, source="bench"))
-        for envelope in envelopes:
+        for i, envelope in enumerate(envelopes, 1):
             core.handle(envelope)
+            if i % 500 == 0:  # as the consumer does after each batch of up to 500 records
+                core.checkpoint()
+        core.checkpoint()
         return len(envelopes)
 
 
