@@ -11,19 +11,24 @@ import threading
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
+from mitiga_core.pb.inference import grpc_predict_v2_pb2_grpc as oip_grpc
 from tests.conftest import free_port
 from tests.inference.conftest import window_request
+from tests.inference.test_grpc import window_tensor
 
 pytestmark = pytest.mark.slow
 
 
 def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(store_copy: Path, tmp_path: Path) -> None:
-    port = free_port()
+    """REST and gRPC load while SIGTERM arrives: every call answered is a success; after it, calls are refused."""
+    port, grpc_port = free_port(), free_port()
     env = {**os.environ, "MITIGA_MODEL_STORE_PATH": str(store_copy), "MITIGA_PORT": str(port),
-           "MITIGA_HOST": "127.0.0.1", "MITIGA_MODELS": '["lstm"]', "TF_CPP_MIN_LOG_LEVEL": "3"}
+           "MITIGA_GRPC_PORT": str(grpc_port), "MITIGA_HOST": "127.0.0.1", "MITIGA_MODELS": '["lstm"]',
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = (tmp_path / "stderr.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "mitiga_inference"], env=env, stderr=log, stdout=log)
     url = f"http://127.0.0.1:{port}"
@@ -48,7 +53,21 @@ def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(store_copy: Path,
                     except httpx.TransportError:
                         return  # the listener closed: no response, not a failed one
 
-        threads = [threading.Thread(target=load) for _ in range(4)]
+        grpc_codes: list[str] = []
+
+        def grpc_load() -> None:
+            request, _ = window_tensor(64)
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                stub = oip_grpc.GRPCInferenceServiceStub(channel)
+                while not stop.is_set():
+                    try:
+                        stub.ModelInfer(request, timeout=30)
+                        grpc_codes.append("OK")
+                    except grpc.RpcError as exc:
+                        grpc_codes.append(exc.code().name)
+                        return
+
+        threads = [threading.Thread(target=load) for _ in range(3)] + [threading.Thread(target=grpc_load)]
         for t in threads:
             t.start()
         time.sleep(1.0)
@@ -59,6 +78,8 @@ def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(store_copy: Path,
         for t in threads:
             t.join(10)
         assert statuses and set(statuses) == {200}
+        # the gRPC calls in flight finished; the next one found the server gone (UNAVAILABLE), never an error
+        assert grpc_codes.count("OK") >= 1 and set(grpc_codes) <= {"OK", "UNAVAILABLE"}, grpc_codes
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -28,6 +28,7 @@ def test_helm_lint_is_clean(control_plane) -> None:  # type: ignore[no-untyped-d
     (["--set", "models.Bad_Name.version=1"], "Bad_Name"),
     (["--set", "retrainer.rollout.timeout=soon"], "/retrainer/rollout/timeout"),
     (["--set", "inference.typo=1"], "typo"),
+    (["--set", "inference.grpcPort=70000"], "/inference/grpcPort"),
 ])
 def test_bad_values_are_refused_with_a_clear_message(control_plane, values, message) -> None:  # type: ignore[no-untyped-def]
     done = helm(control_plane, "install", "bad", str(CHART), "--namespace", NAMESPACE, "--dry-run=server", *values,
@@ -76,3 +77,23 @@ def test_install_makes_the_deployments_ready_and_helm_test_passes(control_plane,
     status = subprocess.run([str(control_plane.helm), "--kubeconfig", str(control_plane.kubeconfig), "status",
                              release, "-n", NAMESPACE], capture_output=True, text=True).stdout
     assert "STATUS: deployed" in status and "kubectl" in status  # NOTES.txt rendered
+
+
+@pytest.mark.parametrize("grpc_port", [8081, 9000, 0])
+def test_the_grpc_port_reaches_the_pod_the_service_and_the_network_policy(control_plane, grpc_port) -> None:  # type: ignore[no-untyped-def]
+    rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
+                    "1.34.4", "--set", f"inference.grpcPort={grpc_port}").stdout
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered) if d}
+    name = "check-mitiga-inference"
+    config = docs[("ConfigMap", name)]["data"]
+    container = docs[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0]
+    service_ports = {p["name"]: p for p in docs[("Service", name)]["spec"]["ports"]}
+    policy_ports = [p["port"] for p in docs[("NetworkPolicy", name)]["spec"]["ingress"][0]["ports"]]
+    if grpc_port:
+        assert config["MITIGA_GRPC_PORT"] == str(grpc_port)
+        assert {"name": "grpc", "containerPort": grpc_port} in container["ports"]
+        assert service_ports["grpc"] == {"name": "grpc", "port": grpc_port, "targetPort": "grpc", "appProtocol": "grpc"}
+        assert policy_ports == [8080, grpc_port]
+    else:
+        assert "MITIGA_GRPC_PORT" not in config and "grpc" not in service_ports and policy_ports == [8080]
+        assert [p["name"] for p in container["ports"]] == ["http"]

@@ -1,4 +1,5 @@
-"""The inference service's app factory: wires settings, adapters, the data plane and the REST transport."""
+"""The inference service's app factory: wires settings, adapters, the data plane and its REST and gRPC
+transports."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from mitiga_core.http import install_error_handlers
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.publisher import EventPublisher
 from mitiga_inference.dataplane import DataPlane
+from mitiga_inference.grpc_server import GrpcTransport
 from mitiga_inference.metrics import InferenceMetrics
 from mitiga_inference.repository import ModelRepository
 from mitiga_inference.rest import BodyLimitMiddleware, build_router
@@ -49,6 +51,8 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> F
     plane = DataPlane(settings=settings, repository=repository, store=store, bus=bus, publisher=publisher,
                       metrics=metrics)
     listener = RolloutListener(bus, store, repository, plane.expected_models, pinned=set(settings.model_versions))
+    grpc = None if settings.grpc_port is None else GrpcTransport(plane, settings.host, settings.grpc_port,
+                                                                 settings.max_request_bytes)
 
     async def load_initial() -> None:
         for name in plane.expected_models:
@@ -67,7 +71,11 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> F
         publisher.start()
         loading = asyncio.create_task(load_initial())  # live at once, ready when loaded
         listener.start(asyncio.get_running_loop())
+        if grpc is not None:
+            await grpc.start()
         yield
+        if grpc is not None:
+            await grpc.stop(settings.shutdown_grace_s)
         listener.stop()
         await loading
         await repository.close()
@@ -83,4 +91,5 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> F
     app.state.plane = plane
     app.state.metrics = metrics
     app.state.publisher = publisher
+    app.state.grpc = grpc
     return app

@@ -1,4 +1,4 @@
-"""The inference data plane: every transport (REST now, gRPC later) calls this one object."""
+"""The inference data plane: every transport (REST and gRPC) calls this one object."""
 
 from __future__ import annotations
 

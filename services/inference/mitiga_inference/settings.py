@@ -17,6 +17,10 @@ class InferenceSettings(CoreSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     """HTTP port of the Open Inference Protocol REST API."""
 
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of the Open Inference Protocol gRPC API (the KServe / Triton ``GRPCInferenceService``), on the same
+    data plane as REST. Unset: no gRPC (the Helm chart and the image turn it on at 8081). 0: any free port."""
+
     shutdown_grace_s: float = Field(default=20.0, ge=0)
     """On SIGTERM, how long in-flight requests may take to finish."""
 
