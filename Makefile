@@ -52,6 +52,7 @@ down: ## stop exactly what `make up` started
 
 bench: setup ## benchmarks; results in benchmarks/results/*.json and *.md
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	bash scripts/build-ghz.sh >/dev/null
 	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) detector_bench.py && ../$(PY) kafka_bench.py
 
 lock: ## re-resolve every pin in one resolver run into requirements.lock

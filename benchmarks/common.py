@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: a cached trained model store, servers as subprocesses, wrk, reports."""
+"""Helpers shared by the benchmarks: a cached trained model store, servers as subprocesses, wrk and ghz, reports."""
 
 from __future__ import annotations
 
@@ -95,6 +95,27 @@ def wrk(url: str, body: dict[str, Any], *, connections: int, seconds: int, threa
     if socket_errors:
         failed += sum(int(g) for g in socket_errors.groups())
     return {"requests_per_s": rps, "p50_ms": p50, "p99_ms": p99, "failed": failed}
+
+
+def ghz(address: str, request: dict[str, Any], *, connections: int, requests: int) -> dict[str, float]:
+    """Run ghz (the gRPC counterpart of wrk; ``scripts/build-ghz.sh``) against the OIP ModelInfer call at
+    ``address``, ``requests`` calls in all; requests/s, p50/p99 ms, non-OK count. (A count, not a duration: at
+    the end of a duration ghz closes its connection under the calls in flight and reports them as failed.)"""
+    binary = os.environ.get("GHZ") or subprocess.run(["bash", str(HERE.parent / "scripts" / "build-ghz.sh")],
+                                                     check=True, capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        payload = Path(tmp) / "request.json"
+        payload.write_text(json.dumps(request))
+        out = subprocess.run([binary, "--insecure", "--proto", str(HERE.parent / "protos" / "inference" /
+                                                                  "grpc_predict_v2.proto"),
+                              "--call", "inference.GRPCInferenceService/ModelInfer", "-D", str(payload),
+                              "-c", str(connections), "--connections", "1", "-n", str(requests), "--timeout", "30s",
+                              "--format", "json", address], check=True, capture_output=True, text=True).stdout
+    report = json.loads(out)
+    latency = {int(d["percentage"]): d["latency"] / 1e6 for d in report.get("latencyDistribution") or []}
+    codes = report.get("statusCodeDistribution") or {}
+    return {"requests_per_s": float(report["rps"]), "p50_ms": latency.get(50, float("nan")),
+            "p99_ms": latency.get(99, float("nan")), "failed": sum(n for code, n in codes.items() if code != "OK")}
 
 
 def write_report(name: str, results: dict[str, Any], markdown: str) -> None:

@@ -1,6 +1,7 @@
 """Inference throughput and latency: mitiga against the seed-style baseline and the in-process compiled model.
 
-Measures 1-row and 256-row requests on the research LSTM, with wrk over loopback, in one run.
+Measures 1-row and 256-row requests on the research LSTM, with wrk over loopback (and ghz for the same requests
+over gRPC), in one run.
 Targets: 1-row throughput >= 30x the baseline at p99 <= 50 ms; 256-row rows/s >= 60% of in-process compiled.
 """
 
@@ -13,7 +14,7 @@ import time
 from typing import Any
 
 import numpy as np
-from common import free_port, lstm_store, start, stop, write_report, wrk
+from common import free_port, ghz, lstm_store, start, stop, write_report, wrk
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 
@@ -21,6 +22,13 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 def body(rows: int, window: int = 50) -> dict[str, Any]:
     data = np.linspace(30, 40, rows * window).round(3).tolist()
     return {"inputs": [{"name": "window", "shape": [rows, window], "datatype": "FP32", "data": data}]}
+
+
+def grpc_body(rows: int, window: int = 50) -> dict[str, Any]:
+    """The same request as :func:`body`, in the protobuf JSON form ghz sends."""
+    tensor = body(rows, window)["inputs"][0]
+    return {"model_name": "lstm", "inputs": [{"name": "window", "datatype": "FP32", "shape": tensor["shape"],
+                                              "contents": {"fp32_contents": tensor["data"]}}]}
 
 
 def in_process(folder: Any) -> dict[str, float]:
@@ -49,11 +57,12 @@ def main() -> None:
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                                "seconds_per_case": SECONDS, "in_process_compiled": compiled, "servers": {}}
 
-    mitiga_port, base_port = free_port(), free_port()
+    mitiga_port, base_port, grpc_port = free_port(), free_port(), free_port()
     servers = {
         "mitiga": ([sys.executable, "-m", "mitiga_inference"], mitiga_port,
                    {"MITIGA_MODEL_STORE_PATH": str(store), "MITIGA_PORT": str(mitiga_port),
-                    "MITIGA_HOST": "127.0.0.1", "MITIGA_LOG_LEVEL": "WARNING", "MITIGA_MODELS": '["lstm"]'}),
+                    "MITIGA_GRPC_PORT": str(grpc_port), "MITIGA_HOST": "127.0.0.1", "MITIGA_LOG_LEVEL": "WARNING",
+                    "MITIGA_MODELS": '["lstm"]'}),
         "baseline": ([sys.executable, os.path.join(os.path.dirname(__file__), "baseline_server.py"), str(folder),
                       str(base_port)], base_port, {}),
     }
@@ -66,6 +75,14 @@ def main() -> None:
                 wrk(url, payload, connections=connections, seconds=2)  # warm-up
                 results["servers"][name][case] = wrk(url, payload, connections=connections, seconds=SECONDS)
                 results["servers"][name][case]["connections"] = connections
+            if name == "mitiga":
+                for case, (rows, connections) in {"1-row gRPC": (1, 16), "256-row gRPC": (256, 4)}.items():
+                    address = f"127.0.0.1:{grpc_port}"
+                    warm = ghz(address, grpc_body(rows), connections=connections, requests=connections * 50)
+                    count = max(int(warm["requests_per_s"] * SECONDS), connections * 50)  # about SECONDS long
+                    results["servers"][name][case] = ghz(address, grpc_body(rows), connections=connections,
+                                                         requests=count)
+                    results["servers"][name][case]["connections"] = connections
         finally:
             stop(proc)
 
@@ -88,7 +105,7 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|"]
     for name, by_case in results["servers"].items():
         for case, r in by_case.items():
-            rows = 256 if case == "256-row" else 1
+            rows = 256 if case.startswith("256-row") else 1
             lines.append(f"| {name} | {case} | {r['connections']} | {r['requests_per_s']:.1f} | "
                          f"{r['requests_per_s'] * rows:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['failed']} |")
     lines += ["", f"In-process compiled: {compiled['rows_per_s_256']:.0f} rows/s at 256 rows "
@@ -97,7 +114,10 @@ def main() -> None:
               f"- 1-row throughput (16 connections) vs the baseline's best: **{ratio_1:.1f}x** (target >= 30x), "
               f"p99 {m['1-row']['p99_ms']:.1f} ms "
               "(target <= 50 ms)",
-              f"- 256-row rows/s vs in-process compiled: **{share_256:.0%}** (target >= 60%)", ""]
+              f"- 256-row rows/s vs in-process compiled: **{share_256:.0%}** (target >= 60%)",
+              f"- gRPC (ghz) vs REST (wrk), same requests and connections: 1-row "
+              f"{m['1-row gRPC']['requests_per_s'] / m['1-row']['requests_per_s']:.2f}x, 256-row "
+              f"{m['256-row gRPC']['requests_per_s'] / m['256-row']['requests_per_s']:.2f}x", ""]
     write_report("inference", results, "\n".join(lines))
 
 
