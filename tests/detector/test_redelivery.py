@@ -157,3 +157,17 @@ def test_feedback_past_the_parking_bound_is_counted_at_once(tmp_path: Path, over
     h.core.checkpoint()
     assert h.value("mitiga_feedback_parked") == 3 - counted
     h.publisher.stop()
+
+
+def test_the_error_stream_detector_keeps_its_reference_level_across_a_restart(harness: Harness) -> None:
+    """ADWIN's state is rebuilt from the checkpointed labelled window: a jump in the error right after a restart
+    is still a change (a detector that started afresh would take the new level as its baseline)."""
+    from tests.detector.test_core import stream
+
+    rng = np.random.default_rng(21)
+    stream(harness, rng, 4, label=True, error=0.0)
+    harness.core.checkpoint()
+    assert harness.value("mitiga_concept_drift_alarms_total", model="tab") is None
+    restarted(harness)
+    stream(harness, rng, 2, label=True, error=3.0)
+    assert (harness.value("mitiga_concept_drift_alarms_total", model="tab") or 0) >= 1

@@ -8,7 +8,8 @@ where the committed offsets say it stopped, with nothing counted twice and nothi
 - per model: the drift-episode tracker with the version it is about, so an open episode keeps its id (and its
   retrain request is not made a second time);
 - the feedback still waiting for its prediction (:mod:`mitiga_detector.parking`).
-The ADWIN / Page-Hinkley error-stream detectors start afresh. Checkpoints are JSON, never pickles.
+The ADWIN / Page-Hinkley error-stream detectors are rebuilt by replaying the restored labelled window's errors.
+Checkpoints are JSON, never pickles.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Checkpoints:
         if body is None:
             return False
         monitor.window.restore(body["window"])
-        monitor.performance.restore(body["performance"])
+        monitor.performance.restore(body["performance"], monitor.manifest.output_scaler)
         monitor.windows_seen = int(body["windows_seen"])
         return True
 

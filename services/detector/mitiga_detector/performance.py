@@ -82,6 +82,12 @@ class ErrorStreamDetector:
         self.alarms += int(changed)
         return changed
 
+    def replay(self, abs_errors: AnyArray) -> None:
+        """Feed errors seen before a restart: the detector regains its reference level; its alarms are not news."""
+        if self._detector is not None:
+            for value in abs_errors:
+                self._detector.update(float(value))
+
 
 class PerformanceWindow:
     """The most recent labelled rows of one model version."""
@@ -104,13 +110,18 @@ class PerformanceWindow:
             self.concept_alarm = True
 
     def snapshot(self) -> dict[str, Any]:
-        """The labelled rows as JSON-ready data (the error-stream detector starts afresh after a restore)."""
+        """The labelled rows as JSON-ready data."""
         return {"truth": [np.asarray(t).tolist() for t in self._truth],
                 "pred": [np.asarray(p).tolist() for p in self._pred]}
 
-    def restore(self, data: dict[str, Any]) -> None:
+    def restore(self, data: dict[str, Any], scaler: Scaler) -> None:
+        """Take back the rows of a snapshot, and rebuild the error-stream detector by replaying their errors (its
+        own state is not JSON), so a change right after a restart is still measured against the level before."""
         self._truth.extend(np.asarray(t, np.float32) for t in data["truth"])
         self._pred.extend(np.asarray(p, np.float32) for p in data["pred"])
+        if self._truth:
+            truth, pred = np.stack(self._truth), np.stack(self._pred)
+            self.errors.replay(np.abs(scaler.transform(truth) - scaler.transform(pred)).mean(axis=1))
 
     def metrics(self, scaler: Scaler) -> dict[str, dict[str, float]]:
         """MAE, MSE, RMSE, R² in ``original`` units and in the model's ``scaled`` units."""
