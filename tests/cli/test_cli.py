@@ -45,6 +45,20 @@ def test_rollback_returns_to_the_previous_champion(store: FilesystemModelStore) 
     assert code == 0 and store.champion("tab") == "1"
 
 
+def test_a_rollback_the_services_could_not_hear_says_so(store: FilesystemModelStore,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("MITIGA_STATE", "redis")
+    monkeypatch.setenv("MITIGA_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    monkeypatch.setenv("MITIGA_REDIS_RETRY_S", "0")
+    code, out = run("models", "rollback", "tab", "--store", str(store.root))
+    assert code == 2 and "the store changed, but the services were not told" in out and "redis" in out, out
+    assert store.champion("tab") == "2"  # as it says
+    code, out = run("models", "rollback", "tab", "--no-announce", "--store", str(store.root))
+    assert code == 0 and "2 → 3" in out and store.champion("tab") == "3"
+
+
 @pytest.mark.parametrize(("args", "needle"), [
     (["models", "rollback", "tab", "--to", "9"], "no version '9'"),
     (["models", "rollback", "ghost"], "has no champion"),

@@ -106,3 +106,25 @@ def test_malformed_messages_on_each_topic_go_to_the_dlq_and_consumers_keep_going
     for topic in bad:
         assert lettered[topic]["mitiga_dlq_reason"], topic
     bus.close()
+
+
+def test_a_cli_rollback_reaches_the_inference_process_through_kafka(loop) -> None:  # type: ignore[no-untyped-def]
+    """Last in this module: it undoes the promotion. `mitiga models rollback` configured like the services clears the
+    champion cache in Redis and announces the rollback on Kafka; the inference process swaps back well within the
+    cache's 30 s TTL."""
+    import os
+    import subprocess
+    import sys
+
+    stack, traffic, _, first_version = loop
+    promoted = wait_for(lambda: traffic.version() != first_version and traffic.version(), 300, "the promotion")
+    env = {**os.environ, "MITIGA_BUS": "kafka", "MITIGA_KAFKA_BOOTSTRAP": stack.kafka.bootstrap,
+           "MITIGA_STATE": "redis", "MITIGA_REDIS_URL": stack.redis.url}
+    done = subprocess.run([sys.executable, "-m", "mitiga_cli", "models", "rollback", "lstm", "--store",
+                           str(stack.model_store)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"champion {promoted} → {first_version}" in done.stdout and "announced on mitiga.model.rollouts" in done.stdout
+    wait_for(lambda: traffic.version() == first_version, 20, "the inference process to serve the earlier version")
+    rollouts = [e for e in decoded(stack.kafka.bootstrap, Topic.ROLLOUT, skip_invalid=True) if e.model_name == "lstm"]
+    assert (rollouts[-1].version, rollouts[-1].previous_version, rollouts[-1].reason) == (first_version, promoted,
+                                                                                           "rollback")

@@ -97,8 +97,13 @@ def upload(name: str, file: Path, url: UrlOption = "http://127.0.0.1:8080", toke
 @app.command()
 def rollback(name: str, to: Annotated[str | None, typer.Option(help="Version to return to")] = None,
              store: StoreOption = Path("var/models"), url: UrlOption = "",
-             token: TokenOption = None) -> None:
-    """Make the previous champion (or --to) the champion again; with --url the service loads it at once."""
+             token: TokenOption = None,
+             announce: Annotated[bool, typer.Option(help="With MITIGA_BUS=kafka (and MITIGA_STATE=redis): tell "
+                                                         "every inference replica, as a promotion does")] = True,
+             ) -> None:
+    """Make the previous champion (or --to) the champion again; the services configured in the environment are told
+    (see --announce), and with --url that service loads it at once. Models pinned by the Helm chart roll back with
+    `helm rollback` instead."""
     from mitiga_core.errors import ModelNotFound
 
     models = _store(store)
@@ -114,6 +119,15 @@ def rollback(name: str, to: Annotated[str | None, typer.Option(help="Version to 
         raise fail(str(exc)) from None
     models.record_decision(name, {"rollback": True, "from": current, "version": target, "promote": True})
     console.print(f"{name}: champion {current} → {target}")
+    if announce:
+        from mitiga_cli.announce import announce_champion
+
+        try:
+            done = announce_champion(name, target, current)
+        except Exception as exc:  # Kafka or Redis unreachable: the store changed, the services did not hear it
+            raise fail(f"the store changed, but the services were not told: {exc}") from None
+        for line in done:
+            console.print(line)
     if url:
         import httpx
 
