@@ -113,6 +113,12 @@ def _pipeline_scenario() -> tuple[list[dict], list[dict]]:
          "values": "0+100x20"},
         {"series": 'mitiga_inference_request_duration_seconds_bucket{model="goog",version="1",le="+Inf"}',
          "values": "0+100x20"},
+        # ground truth: a third unmatched (fires), all unmatched with no join at all (fires), 1% unmatched (quiet)
+        {"series": 'mitiga_feedback_unmatched_total{model="amzn",reason="no_prediction"}', "values": "0+5x50"},
+        {"series": 'mitiga_feedback_joined_total{model="amzn"}', "values": "0+10x50"},
+        {"series": 'mitiga_feedback_unmatched_total{model="goog",reason="no_prediction"}', "values": "0+5x50"},
+        {"series": 'mitiga_feedback_unmatched_total{model="calm",reason="size_mismatch"}', "values": "0+1x50"},
+        {"series": 'mitiga_feedback_joined_total{model="calm"}', "values": "0+99x50"},
         {"series": 'up{job="mitiga-detector",instance="127.0.0.1:8081"}', "values": "0x20"},
         {"series": 'up{job="mitiga-inference",instance="127.0.0.1:8080"}', "values": "1x20"},
     ]
@@ -131,6 +137,10 @@ def _pipeline_scenario() -> tuple[list[dict], list[dict]]:
         {"eval_time": "5m", "alertname": "MitigaEventsDropped",
          "exp_alerts": [_expected("MitigaEventsDropped", {"job": "mitiga-inference",
                                                           "topic": "mitiga.inference.events"})]},
+        {"eval_time": "40m", "alertname": "MitigaFeedbackUnmatched",
+         "exp_alerts": [_expected("MitigaFeedbackUnmatched", {"model": "amzn"}),
+                        _expected("MitigaFeedbackUnmatched", {"model": "goog"})]},
+        {"eval_time": "10m", "alertname": "MitigaFeedbackUnmatched", "exp_alerts": []},  # not held for 15m yet
         {"eval_time": "5m", "alertname": "MitigaDeadLetters",
          "exp_alerts": [_expected("MitigaDeadLetters", {"reason": "invalid"})]},
         {"eval_time": "12m", "alertname": "MitigaInferenceErrors",  # 4xx are the client's; 5xx count

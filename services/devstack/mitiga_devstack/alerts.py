@@ -50,6 +50,12 @@ class AlertSettings(BaseSettings):
 
     service_for: str = "5m"
 
+    feedback_unmatched_ratio: float = Field(default=0.1, gt=0, lt=1)
+    """Share of ground-truth items in the last 30 minutes that found no prediction and raises
+    ``MitigaFeedbackUnmatched`` (the performance metrics then rest on less data than was sent)."""
+
+    feedback_for: str = "15m"
+
 
 def _alert(name: str, expr: str, severity: str, summary: str, description: str, for_: str | None = None,
            model: str | None = None, drift_type: str | None = None) -> dict[str, Any]:
@@ -127,6 +133,18 @@ def build_rules(s: AlertSettings | None = None) -> dict[str, Any]:
                "Events were dropped before reaching Kafka (buffer full or delivery failed); the detector sees a "
                "gap. They are counted in mitiga_events_dropped_total / mitiga_bus_delivery_failed_total.",
                model="all", drift_type="none"),
+        _alert("MitigaFeedbackUnmatched",
+               "sum by (model) (increase(mitiga_feedback_unmatched_total[30m]))\n/ on(model) "
+               "((sum by (model) (increase(mitiga_feedback_joined_total[30m]))\n"
+               "  or sum by (model) (increase(mitiga_feedback_unmatched_total[30m])) * 0)\n"
+               "+ sum by (model) (increase(mitiga_feedback_unmatched_total[30m])))\n"
+               f"> {s.feedback_unmatched_ratio}", "warning",
+               "{{ $labels.model }}: ground truth finds no prediction",
+               f"More than {s.feedback_unmatched_ratio:.0%} of the ground truth sent for {{{{ $labels.model }}}} in "
+               "the last 30 minutes matched no prediction (unknown request ids, feedback later than "
+               "MITIGA_FEEDBACK_TTL_S, or inference events that never reached the detector; see "
+               "mitiga_feedback_unmatched_total by reason). MAE, RMSE and R² rest on less data than was sent.",
+               s.feedback_for, drift_type="none"),
         _alert("MitigaDeadLetters", "sum by (reason) (increase(mitiga_detector_events_rejected_total[10m])) > 0",
                "warning", "Events went to the dead-letter topic ({{ $labels.reason }})",
                "The detector could not use some events and sent them to mitiga.dlq with the reason in the "
