@@ -69,7 +69,14 @@ def build() -> dict[str, Any]:
              "legendFormat": "{{model}} {{outcome}}"},
             {"expr": f"sum by (model, outcome) (increase(mitiga_retrain_triggers_total{{{MODEL}}}[1h]))",
              "legendFormat": "{{model}} trigger {{outcome}}"},
-        ], 0, 24, w=24),
+        ], 0, 24, w=16),
+        _panel("Ground truth", [
+            {"expr": f"sum by (model) (rate(mitiga_feedback_joined_total{{{MODEL}}}[5m]))",
+             "legendFormat": "{{model}} joined/s"},
+            {"expr": f"sum by (model, reason) (rate(mitiga_feedback_unmatched_total{{{MODEL}}}[5m]))",
+             "legendFormat": "{{model}} unmatched/s ({{reason}})"},
+            {"expr": "sum(mitiga_feedback_parked)", "legendFormat": "waiting for their prediction"},
+        ], 16, 24),
     ]
     return {
         "title": "mitiga: model drift", "uid": "mitiga-drift", "schemaVersion": 39, "version": 1,
