@@ -52,6 +52,18 @@ def test_drift_retrains_and_the_inference_process_serves_the_new_version(loop) -
     assert any(e.level == pb.DRIFT_LEVEL_CRITICAL for e in drift)
     served = traffic.infer(windows("2012-06-01", "2012-07-01")[0][:5])
     assert served is not None and served["model_version"] == new
+    # the gRPC transport of the same process swapped too
+    import grpc
+
+    from mitiga_core.pb.inference import grpc_predict_v2_pb2 as oip
+    from mitiga_core.pb.inference import grpc_predict_v2_pb2_grpc as oip_grpc
+
+    request = oip.ModelInferRequest(model_name="lstm")
+    tensor = request.inputs.add(name="window", datatype="FP32", shape=[1, 50])
+    tensor.contents.fp32_contents.extend(windows("2012-06-01", "2012-07-01")[0][0].tolist())
+    with grpc.insecure_channel(stack.inference_grpc) as channel:
+        answer = oip_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert answer.model_version == new
 
 
 def test_the_drift_alert_reaches_the_alertmanager_webhook(loop) -> None:  # type: ignore[no-untyped-def]

@@ -82,8 +82,10 @@ class DevStack:
         base = {"MITIGA_BUS": "kafka", "MITIGA_STATE": "redis", "MITIGA_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
                 "MITIGA_REDIS_URL": self.redis.url, "MITIGA_MODEL_STORE_PATH": str(model_store),
                 "MITIGA_ADMIN_TOKEN": admin_token, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self.inference_grpc = f"127.0.0.1:{port(8082)}"
         self.inference = ServiceProcess("inference", "mitiga_inference", root / "inference",
-                                        {**base, **(inference_env or {})}, port(8080))
+                                        {**base, "MITIGA_GRPC_PORT": self.inference_grpc.rsplit(":", 1)[1],
+                                         **(inference_env or {})}, port(8080))
         self.detector = ServiceProcess("detector", "mitiga_detector", root / "detector",
                                        {**base, **(detector_env or {})}, port(8081))
         rules = root / "prometheus-rules.yaml"
@@ -124,7 +126,8 @@ class DevStack:
         return {
             "root": str(self.root),
             "pids": {s.name: s.pid for s in self.servers if s.pid is not None},
-            "urls": {"inference": self.inference.url, "detector": self.detector.url,
+            "urls": {"inference": self.inference.url, "inference_grpc": self.inference_grpc,
+                     "detector": self.detector.url,
                      "prometheus": self.prometheus.url, "alertmanager": self.alertmanager.url,
                      "webhook": self.webhook_url, "kafka": self.kafka.bootstrap, "redis": self.redis.url},
             "logs": {s.name: str(s.log_path) for s in self.servers},
