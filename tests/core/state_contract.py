@@ -35,7 +35,7 @@ def check_staged(store: StateStore) -> None:
     staged = StagedWrites()
     staged.set("k", b"new", ttl_s=60)
     staged.delete("d")
-    staged.append("l", b"x", max_items=5)
+    staged.add(Write("append", "l", b"x", max_items=5))
     assert staged.get("k", store) == b"new" and store.get("k") == b"old"  # reads see the stage, the store not yet
     store.set("d", b"present")
     assert staged.get("d", store) is None

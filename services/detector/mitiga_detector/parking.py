@@ -38,8 +38,9 @@ class FeedbackParking:
         self.changed = True
         evicted = []
         while len(self._items) > self._max:
-            evicted.append(next(iter(self._items))[0])
-            del self._items[next(iter(self._items))]
+            oldest = next(iter(self._items))
+            del self._items[oldest]
+            evicted.append(oldest[0])
         return evicted
 
     def claim(self, model: str, request_id: str) -> list[float] | None:
@@ -51,9 +52,14 @@ class FeedbackParking:
         return item[0]
 
     def expire(self) -> list[str]:
-        """Give up the items whose wait is over; returns their models."""
+        """Give up the items whose wait is over; returns their models. Items are kept oldest first, and all wait
+        equally long, so the expired ones are a prefix."""
         now = self._clock()
-        gone = [key for key, (_, deadline) in self._items.items() if deadline <= now]
+        gone = []
+        for key, (_, deadline) in self._items.items():
+            if deadline > now:
+                break
+            gone.append(key)
         for key in gone:
             del self._items[key]
         self.changed = self.changed or bool(gone)

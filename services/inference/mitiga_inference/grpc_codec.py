@@ -50,7 +50,7 @@ def _parameter(value: Any) -> pb.InferParameter:
 def _data(tensor: Any, raw: bytes | None, where: str) -> list[Any]:
     datatype = tensor.datatype
     if datatype not in RAW_DTYPES:
-        raise InvalidInput(f"{where}: datatype {datatype!r} is not supported; send FP32 (or another numeric type)")
+        return []  # the REST codec refuses the datatype, with its message
     if raw is not None:
         if tensor.HasField("contents"):
             raise InvalidInput(f"{where}: send the data in raw_input_contents or in contents, not both")

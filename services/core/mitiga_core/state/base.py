@@ -46,9 +46,9 @@ class StateStore(abc.ABC):
     def delete(self, key: str) -> bool:
         """Remove the key. True when it existed."""
 
-    @abc.abstractmethod
     def append(self, key: str, value: bytes, max_items: int | None = None) -> None:
-        """Append to the list at ``key``, keeping only the newest ``max_items``."""
+        """Append to the list at ``key``, keeping only the newest ``max_items`` (once, even when retried)."""
+        self.apply([Write("append", key, value, max_items=max_items)])
 
     @abc.abstractmethod
     def items(self, key: str) -> list[bytes]:

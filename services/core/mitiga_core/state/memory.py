@@ -59,10 +59,6 @@ class InMemoryStateStore(StateStore):
         found = self._data.pop(key, None) is not None
         return self._lists.pop(key, None) is not None or found
 
-    def append(self, key: str, value: bytes, max_items: int | None = None) -> None:
-        with self._lock:
-            self._append(key, value, max_items)
-
     def _append(self, key: str, value: bytes, max_items: int | None) -> None:
         items = self._lists.setdefault(key, [])
         items.append(value)

@@ -18,10 +18,12 @@ import redis
 from redis.backoff import ExponentialBackoff
 
 from mitiga_core.errors import Unavailable
-from mitiga_core.state.base import StateStore, Write
+from mitiga_core.state.base import StateStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+
+    from mitiga_core.state.base import Write
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,9 +85,6 @@ class RedisStateStore(StateStore):
 
     def delete(self, key: str) -> bool:
         return bool(self._call(lambda: self._client.delete(key)))
-
-    def append(self, key: str, value: bytes, max_items: int | None = None) -> None:
-        self.apply([Write("append", key, value, max_items=max_items)])  # once, even when a reply is lost
 
     def apply(self, writes: Sequence[Write]) -> None:
         if not writes:

@@ -16,30 +16,22 @@ from mitiga_core.state.base import Write
 if TYPE_CHECKING:
     from mitiga_core.state.base import StateStore
 
-_DELETED = b""
-
-
 class StagedWrites:
     def __init__(self) -> None:
         self._writes: list[Write] = []
-        self._keys: dict[str, bytes] = {}
-        """The staged value of each key set or deleted (``_DELETED``), for reads through the stage."""
+        self._keys: dict[str, bytes | None] = {}
+        """The staged value of each key set or deleted (``None``), for reads through the stage."""
 
     def __len__(self) -> int:
         return len(self._writes)
 
     def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
-        if not value:
-            raise ValueError("staged values must not be empty")
         self._writes.append(Write("set", key, value, ttl_s=ttl_s))
         self._keys[key] = value
 
     def delete(self, key: str) -> None:
         self._writes.append(Write("delete", key))
-        self._keys[key] = _DELETED
-
-    def append(self, key: str, value: bytes, max_items: int | None = None) -> None:
-        self.add(Write("append", key, value, max_items=max_items))
+        self._keys[key] = None
 
     def add(self, write: Write) -> None:
         """Stage a write made elsewhere (an append; sets and deletes go through :meth:`set` / :meth:`delete`)."""
@@ -50,7 +42,7 @@ class StagedWrites:
     def get(self, key: str, state: StateStore) -> bytes | None:
         """The key's value as it will be once the stage is applied."""
         if key in self._keys:
-            return self._keys[key] or None
+            return self._keys[key]
         return state.get(key)
 
     def apply(self, state: StateStore, *extra: Write) -> None:
