@@ -61,7 +61,8 @@ def reference_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     lstm = train_forecaster(load_prices("amzn")["open"].loc["2000-01-01":"2001-12-31"], name="lstm", arch="lstm", epochs=1)
     air = train_regressor(load_air_quality().loc["2004-03-01":"2004-05-31"], name="air", epochs=2)
     for trained in (lstm, air):
-        manifest = save_bundle(store, trained.manifest, trained.model, trained.reference, trained.training)
+        manifest = save_bundle(store, trained.manifest, trained.model, trained.reference, trained.training,
+                         trained.validation)
         store.set_champion(manifest.name, manifest.version)
     return root
 

@@ -60,7 +60,8 @@ def test_saved_bundle_reads_back_without_pickle(tmp_path) -> None:
     series = load_prices("amzn")["open"].loc["2003-01-01":"2003-06-30"]
     trained = train_forecaster(series, name="lstm", arch="lstm", window=10, epochs=1)
     store = FilesystemModelStore(tmp_path)
-    manifest = save_bundle(store, trained.manifest, trained.model, trained.reference, trained.training)
+    manifest = save_bundle(store, trained.manifest, trained.model, trained.reference, trained.training,
+                         trained.validation)
     folder = store.path("lstm", manifest.version)
     training = read_training(folder)
     assert training is not None and training.dates[0] == trained.training.dates[0]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mitiga_core.bundle import ModelManifest, Scaler
+from mitiga_core.bundle import ModelManifest, Scaler, TrainingInfo
 from mitiga_core.bus import InMemoryBus
 from mitiga_core.events import Envelope, Topic, encode
 from mitiga_core.jobs import JobLauncher, JobSpec, JobState
@@ -25,17 +25,30 @@ FEATURES = ["a", "b", "c"]
 
 
 def write_bundle(store: FilesystemModelStore, name: str = "tab", *, rows: int = 1000, seed: int = 0,
-                 thresholds: dict[str, float] | None = None) -> str:
-    """A regression model's bundle: reference ~ N(0, 1) per feature, target = a + b + c + noise."""
+                 thresholds: dict[str, float] | None = None, noise: Any = None) -> str:
+    """A regression model's bundle: reference ~ N(0, 1) per feature, target = a + b + c + noise, the model
+    predicting a + b + c. Its validation rows (held out, with the model's predictions) and validation MAE/RMSE are
+    recorded as training would. ``noise(x)`` gives the noise scale per row (0.1 by default)."""
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, len(FEATURES))).astype(np.float32)
-    y = (x.sum(axis=1, keepdims=True) + rng.normal(scale=0.1, size=(rows, 1))).astype(np.float32)
-    manifest = ModelManifest(name=name, task="regression", features=FEATURES, outputs=["y"],
+
+    def sample(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = rng.normal(size=(n, len(FEATURES))).astype(np.float32)
+        pred = x.sum(axis=1, keepdims=True)
+        scale = noise(x) if noise is not None else np.full((n, 1), 0.1)
+        return x, pred, (pred + rng.normal(size=(n, 1)) * scale).astype(np.float32)
+
+    x, _, y = sample(rows)
+    x_val, pred_val, y_val = sample(rows // 2)
+    error = y_val - pred_val
+    info = TrainingInfo(metrics={"val_mae": float(np.abs(error).mean()),
+                                 "val_rmse": float(np.sqrt((error**2).mean()))})
+    manifest = ModelManifest(name=name, task="regression", features=FEATURES, outputs=["y"], training=info,
                              output_scaler=Scaler.fit("standard", y), thresholds=thresholds or {})
 
     def populate(folder: Path, version: str) -> None:
         np.save(folder / "reference.npy", x)
         np.savez(folder / "training.npz", x=x, y=y, dates=np.asarray(["2020-01-01"] * rows))
+        np.savez(folder / "validation.npz", x=x_val, pred=pred_val, y=y_val)
         (folder / "manifest.json").write_text(manifest.model_copy(update={"version": version}).model_dump_json())
 
     version = store.write_version(name, populate)

@@ -107,7 +107,9 @@ def test_error_only_change_is_typed_concept(harness: Harness) -> None:
     assert harness.core.state_of("tab")["last_window"]["types"] == ["concept"]
 
 
-def test_trigger_is_deduplicated_under_repeated_critical_windows(harness: Harness) -> None:
+def test_trigger_is_deduplicated_under_repeated_critical_windows(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, trigger_policy="drift")  # input drift alone retrains
+    write_bundle(harness.store)
     rng = np.random.default_rng(2)
     stream(harness, rng, 2)
     stream(harness, rng, 8, shift={0: 2.0, 1: 2.0, 2: 2.0})
@@ -126,7 +128,7 @@ def test_trigger_is_deduplicated_under_repeated_critical_windows(harness: Harnes
 
 
 def test_lock_holds_when_cooldown_is_off(tmp_path: Path) -> None:
-    h = Harness(tmp_path, cooldown_s=0)
+    h = Harness(tmp_path, cooldown_s=0, trigger_policy="drift")
     write_bundle(h.store)
     rng = np.random.default_rng(4)
     for _ in range(2):
@@ -143,7 +145,7 @@ def test_lock_holds_when_cooldown_is_off(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("mode", "outcome"), [("alert_only", "alert_only"), ("off", "off")])
 def test_trigger_modes(tmp_path: Path, mode: str, outcome: str) -> None:
-    h = Harness(tmp_path, trigger=mode)
+    h = Harness(tmp_path, trigger=mode, trigger_policy="drift")
     write_bundle(h.store)
     stream(h, np.random.default_rng(2), 5, shift={0: 2.0, 1: 2.0, 2: 2.0})
     assert h.launcher.specs == {}
@@ -244,7 +246,9 @@ def test_joined_feedback_is_kept_as_labelled_rows_for_the_retrainer(harness: Har
     assert data.y[:, 0].tolist() == [5.0, 11.0] and data.dates[0].startswith("2024-")
 
 
-def test_a_new_version_starts_a_fresh_episode(harness: Harness) -> None:
+def test_a_new_version_starts_a_fresh_episode(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, trigger_policy="drift")
+    write_bundle(harness.store)
     rng = np.random.default_rng(6)
     stream(harness, rng, 3, shift={0: 2.0, 1: 2.0, 2: 2.0})
     assert harness.core.state_of("tab")["level"] == "critical"
@@ -258,7 +262,7 @@ def test_a_new_version_starts_a_fresh_episode(harness: Harness) -> None:
 
 
 def test_a_still_critical_episode_retries_until_its_attempts_run_out(tmp_path: Path) -> None:
-    h = Harness(tmp_path, cooldown_s=0, max_attempts=3)
+    h = Harness(tmp_path, cooldown_s=0, max_attempts=3, trigger_policy="drift")
     write_bundle(h.store)
     rng = np.random.default_rng(12)
     for _ in range(8):  # each retrain "finishes" (releases the lock) but does not help

@@ -25,8 +25,8 @@ def service(tmp_path: Path):
     store = FilesystemModelStore(tmp_path)
     write_bundle(store)
     bus = InMemoryBus()
-    app = create_app(DetectorSettings(window_size=30, engine="alibi"), bus=bus, store=store,
-                     state=InMemoryStateStore(), launcher=RecordingLauncher())
+    settings = DetectorSettings(window_size=30, engine="alibi", trigger_policy="drift", sequential=False)
+    app = create_app(settings, bus=bus, store=store, state=InMemoryStateStore(), launcher=RecordingLauncher())
     running = serve(app)
     yield running.url, bus
     running.stop()
@@ -84,7 +84,7 @@ def test_metrics_state_and_report(service) -> None:
                  "mitiga_drift_jensen_shannon", "mitiga_drift_detected", "mitiga_drift_share_features",
                  "mitiga_model_performance", "mitiga_drift_window_rows", "mitiga_detector_processing_seconds_bucket",
                  "mitiga_feedback_joined_total", "mitiga_drift_episodes_total", "mitiga_retrain_triggers_total",
-                 "mitiga_drift_level"):
+                 "mitiga_drift_level", "mitiga_outlier_share", "mitiga_estimated_metric", "mitiga_drift_signal"):
         assert name in text, name
     assert 'mitiga_drift_level{drift_type="data",model="tab"} 2.0' in text
     report = httpx.get(f"{url}/v1/models/tab/drift/report")

@@ -20,9 +20,9 @@ from mitiga_core.jobs import JobState
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.state import StagedWrites
+from mitiga_detector import signals
 from mitiga_detector.checkpoint import Checkpoints
-from mitiga_detector.distances import feature_distances
-from mitiga_detector.levels import METRIC_DRIFT_TYPE, EpisodeTracker, Severity, window_severity
+from mitiga_detector.levels import METRIC_DRIFT_TYPE, EpisodeTracker, Severity, metric_severity, verdict
 from mitiga_detector.monitor import ModelMonitor, build_monitor, input_features
 from mitiga_detector.parking import FeedbackParking
 from mitiga_detector.performance import FeedbackJoiner
@@ -35,14 +35,15 @@ if TYPE_CHECKING:
     from mitiga_core.state import StateStore
     from mitiga_core.store import ModelStore
     from mitiga_core.types import AnyArray
-    from mitiga_detector.engines import UnivariateResult
+    from mitiga_detector.levels import Verdict
     from mitiga_detector.metrics import DetectorMetrics
     from mitiga_detector.settings import DetectorSettings
     from mitiga_detector.windows import Window
 
 log = logging.getLogger(__name__)
-TYPE_NAMES: dict[int, str] = {
-    pb.DRIFT_TYPE_DATA: "data", pb.DRIFT_TYPE_PREDICTION: "prediction", pb.DRIFT_TYPE_CONCEPT: "concept",
+TYPE_CODES: dict[str, int] = {
+    "data": pb.DRIFT_TYPE_DATA, "prediction": pb.DRIFT_TYPE_PREDICTION, "concept": pb.DRIFT_TYPE_CONCEPT,
+    "estimated": pb.DRIFT_TYPE_ESTIMATED,
 }
 
 
@@ -171,9 +172,17 @@ class DetectorCore:
             pending.append((event.model_name, event.request_id, event.model_version, inputs, outputs,
                             when.isoformat()))
         features = input_features(monitor.manifest, inputs)
+        alarms = monitor.alarms if monitor.alarms is not None else set()
         if monitor.online is not None and monitor.online.update(features):
             self.metrics.online_alarms.labels(event.model_name).inc()
+            alarms.add("online")
+        sequential_alarm = monitor.sequential is not None and monitor.sequential.update(features) is not None
+        if sequential_alarm:
+            self.metrics.sequential_alarms.labels(event.model_name).inc()
+            alarms.add("sequential")
         window = monitor.window.add(features, outputs, when)
+        if window is None and sequential_alarm:  # the verdict need not wait for a full window
+            window = monitor.window.close()
         if window is not None:
             self._evaluate(monitor, window)
 
@@ -201,76 +210,45 @@ class DetectorCore:
             return True
         monitor = self.monitor(model, stored.version)
         truth = truth.reshape(stored.outputs.shape)
-        monitor.performance.add(truth, stored.outputs, monitor.manifest.output_scaler)
+        estimated = None
+        if monitor.estimator is not None:
+            estimated = monitor.estimator.rows(input_features(monitor.manifest, stored.inputs), stored.outputs)
+        monitor.performance.add(truth, stored.outputs, monitor.manifest.output_scaler, estimated)
         self._staged.add(self._labelled.write(model, stored.inputs, truth, stored.when))
         self.metrics.joined.labels(model).inc()
         return True
 
     # --- decisions ---
     def _performance(self, monitor: ModelMonitor, labels: tuple[str, str]) -> dict[str, float]:
+        """The realised error signals: absolute (in ``metric_units``) and relative to the validation error."""
         perf = monitor.performance
         self.metrics.perf_rows.labels(*labels).set(len(perf))
         by_units = perf.metrics(monitor.manifest.output_scaler)
         for units, values in by_units.items():
             for metric, value in values.items():
                 self.metrics.perf.labels(*labels, metric, units).set(value)
+        gap = perf.estimate_error()
+        if gap is not None:
+            self.metrics.estimate_error.labels(*labels, "mae").set(gap)
         if len(perf) < self.settings.min_performance_rows:
             return {}
-        return by_units.get(self.settings.metric_units, {})
+        return {**by_units.get(self.settings.metric_units, {}),
+                **signals.performance_signals(monitor, by_units.get("original", {}))}
 
     def _evaluate(self, monitor: ModelMonitor, window: Window) -> None:
         start = time.perf_counter()
         m, name, version = self.metrics, monitor.manifest.name, monitor.manifest.version
         labels = (name, version)
-        uni = monitor.inputs.run(window.features)
-        dist = feature_distances(monitor.reference, window.features)
-        for j, feature in enumerate(monitor.feature_names):
-            fl = (*labels, feature)
-            m.p_value.labels(*fl).set(uni.p_values[j])
-            m.statistic.labels(*fl).set(uni.statistics[j])
-            m.wasserstein.labels(*fl).set(dist["wasserstein"][j])
-            m.jensen_shannon.labels(*fl).set(dist["jensen_shannon"][j])
-            m.psi.labels(*fl).set(dist["psi"][j])
-        share = float(uni.drifted.mean())
-        m.share.labels(*labels).set(share)
-        m.min_p.labels(*labels).set(float(uni.p_values.min()))
-        m.window_rows.labels(*labels).set(len(window))
-        m.detected.labels(*labels, "univariate").set(int(uni.is_drift))
-        prediction_drift = False
-        if monitor.outputs is not None:
-            prediction_drift = monitor.outputs.run(window.outputs).is_drift
-            m.detected.labels(*labels, "prediction").set(int(prediction_drift))
-        monitor.windows_seen += 1
-        mmd: dict[str, float] = {}
-        if self.settings.mmd_every and monitor.windows_seen % self.settings.mmd_every == 0:
-            from mitiga_detector.multivariate import mmd_test
-
-            rows = window.features if monitor.manifest.task != "forecast" else None
-            if rows is not None:
-                mmd = mmd_test(monitor.mmd_reference, rows, self.settings.p_val)
-                m.mmd_p.labels(*labels).set(mmd["p_value"])
-                m.detected.labels(*labels, "mmd").set(mmd["is_drift"])
-        perf = self._performance(monitor, labels)
+        found = signals.compute(monitor, window, self.settings, m)
+        values = {**found.values, **self._performance(monitor, labels)}
         concept_alarm, monitor.performance.concept_alarm = monitor.performance.concept_alarm, False
         if concept_alarm:
             m.concept_alarms.labels(name).inc()
-        values = {"drift_flag": float(uni.is_drift), "share_drifted": share, "ks_p_value": float(uni.p_values.min()),
-                  **perf}
+        if self.settings.concept_detector != "none" and len(monitor.performance):
+            values["concept"] = float(concept_alarm)
         for metric, value in values.items():
             m.metric.labels(*labels, metric).set(value)
-        levels = monitor.levels(self.settings.thresholds, self.settings.model_thresholds.get(name))
-        severity = window_severity(values, levels, self.settings.level_metrics)
-        perf_metrics = [name for name in self.settings.level_metrics if name in ("mae", "rmse", "r2")]
-        perf_severity = window_severity(perf, levels, perf_metrics)
-        types: list[int] = []
-        if uni.is_drift or mmd.get("is_drift"):
-            types.append(pb.DRIFT_TYPE_DATA)
-        if prediction_drift:
-            types.append(pb.DRIFT_TYPE_PREDICTION)
-        if not uni.is_drift and (perf_severity >= Severity.WARNING or concept_alarm):
-            types.append(pb.DRIFT_TYPE_CONCEPT)
-            severity = max(severity, Severity.WARNING if concept_alarm else severity)
-        self._decide(monitor, window, severity, types, values, uni, dist)
+        self._decide(monitor, window, values, found)
         self.last_window[name] = (monitor, window)
         self._blind(name, version, window.end)
         m.seconds.labels("window").observe(time.perf_counter() - start)
@@ -294,38 +272,47 @@ class DetectorCore:
         if outcome in ("requested", "duplicate"):
             self._state.set(key, period.encode())
 
-    def _decide(self, monitor: ModelMonitor, window: Window, severity: Severity, types: list[int],
-                values: dict[str, float], uni: UnivariateResult, dist: dict[str, AnyArray]) -> None:
+    def _decide(self, monitor: ModelMonitor, window: Window, values: dict[str, float],
+                found: signals.WindowSignals) -> None:
         name, version = monitor.manifest.name, monitor.manifest.version
         tracked_version, tracker = self._episodes.get(name, (version, None))
         if tracker is None or tracked_version != version:
-            tracker = EpisodeTracker(self.settings.persistence, self.settings.clear_after)
+            tracker = EpisodeTracker(1, self.settings.clear_after)  # persistence is per signal (confirm)
             self._checkpoints.restore_episode(name, version, tracker)
             self._episodes[name] = (version, tracker)
-        before = tracker.level
-        episode_before = tracker.episode_id
-        level, opened, closed = tracker.update(severity)
-        for type_code, type_name in TYPE_NAMES.items():
-            active = level >= Severity.WARNING and type_code in types
+        levels = monitor.levels(self.settings.thresholds, self.settings.model_thresholds.get(name))
+        use = [s for s in self.settings.level_metrics if s in values and s in levels]
+        observed = {s: metric_severity(values[s], levels[s]) for s in use}
+        confirmed = tracker.confirm(observed, self.settings.signal_persistence, self.settings.persistence)
+        result = verdict(confirmed, self.settings.trigger_policy, use)
+        for signal, severity in confirmed.items():
+            self.metrics.signal.labels(name, signal).set(int(severity) - 1)
+        before, episode_before = tracker.level, tracker.episode_id
+        level, opened, closed = tracker.update(result.level)
+        types = result.types
+        for type_name in TYPE_CODES:
+            active = level >= Severity.WARNING and type_name in types
             self.metrics.level.labels(name, type_name).set(int(level) - 1 if active else 0)
+        uni, dist = found.univariate, found.distances
         record = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat(), "rows": len(window),
-                  "version": version, "observed": severity.name.lower(), "level": level.name.lower(),
-                  "episode_id": tracker.episode_id or episode_before, "types": [TYPE_NAMES[t] for t in types],
+                  "version": version, "observed": result.level.name.lower(), "level": level.name.lower(),
+                  "episode_id": tracker.episode_id or episode_before, "types": types,
+                  "signals": {s: v.name.lower() for s, v in result.signals.items()}, "decided_by": result.decided_by,
                   "p_values": dict(zip(monitor.feature_names, uni.p_values.tolist(), strict=True)),
                   "psi": dict(zip(monitor.feature_names, dist["psi"].tolist(), strict=True)), **values}
         self.history.setdefault(name, deque(maxlen=self.settings.history)).append(record)
         if opened:
             self.metrics.episodes.labels(name, level.name.lower()).inc()
         if opened or closed or level != before:
-            self._publish_drift(monitor, window, level, types, values, uni, dist, tracker.episode_id or episode_before)
+            self._publish_drift(monitor, window, level, result, values, found, tracker.episode_id or episode_before)
         if level == Severity.CRITICAL and tracker.episode_id:
             outcome = self._trigger.fire(name, version, tracker.episode_id)
             self.metrics.triggers.labels(name, outcome).inc()
             record["trigger"] = outcome
 
-    def _publish_drift(self, monitor: ModelMonitor, window: Window, level: Severity, types: list[int],
-                       values: dict[str, float], uni: UnivariateResult, dist: dict[str, AnyArray],
-                       episode_id: str | None) -> None:
+    def _publish_drift(self, monitor: ModelMonitor, window: Window, level: Severity, result: Verdict,
+                       values: dict[str, float], found: signals.WindowSignals, episode_id: str | None) -> None:
+        uni, dist = found.univariate, found.distances
         order = np.argsort(uni.p_values)[:5]
         top = [pb.FeatureDrift(feature=monitor.feature_names[j], p_value=float(uni.p_values[j]),
                                statistic=float(uni.statistics[j]), wasserstein=float(dist["wasserstein"][j]),
@@ -334,9 +321,10 @@ class DetectorCore:
         event = pb.DriftEvent(event_id=new_id(), episode_id=episode_id or "", model_name=monitor.manifest.name,
                               model_version=monitor.manifest.version, window_size=len(window),
                               share_drifted=values["share_drifted"], top_features=top,
-                              metrics={k: float(v) for k, v in values.items()})
+                              metrics={k: float(v) for k, v in values.items()}, signals=list(result.signals),
+                              decided_by=result.decided_by)
         event.level = int(level)  # type: ignore[assignment]
-        event.drift_types.extend(types)  # type: ignore[arg-type]
+        event.drift_types.extend(TYPE_CODES[t] for t in result.types)  # type: ignore[misc]
         event.window_start.FromDatetime(window.start)
         event.window_end.FromDatetime(window.end)
         event.time.FromDatetime(datetime.now(UTC))

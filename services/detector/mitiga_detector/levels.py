@@ -1,4 +1,5 @@
-"""From metric values to levels, and from levels to drift episodes (persistence and hysteresis)."""
+"""From signal values to levels, from levels to a window's verdict under the trigger policy, and from verdicts to
+drift episodes (per-signal persistence, hysteresis)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,24 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
     from mitiga_detector.settings import Level
 
 
 METRIC_DRIFT_TYPE: dict[str, str] = {
-    "drift_flag": "data", "share_drifted": "data", "ks_p_value": "data",
-    "mae": "concept", "mse": "concept", "rmse": "concept", "r2": "concept",
+    "drift_flag": "data", "share_drifted": "data", "ks_p_value": "data", "sequential": "data", "online": "data",
+    "mmd": "data", "lsdd": "data", "outlier_share": "data",
+    "prediction": "prediction",
+    "mae": "concept", "mse": "concept", "rmse": "concept", "r2": "concept", "mae_ratio": "concept",
+    "rmse_ratio": "concept", "concept": "concept",
+    "estimated_mae_ratio": "estimated",
 }
-"""The kind of drift a level on each metric points to: inputs moved (data), or the error grew (concept)."""
+"""The kind of drift a level on each signal points to: the inputs moved (data), the outputs moved (prediction),
+the realised error grew (concept), or the error estimated before labels grew (estimated)."""
+
+PERFORMANCE_TYPES = frozenset({"concept", "estimated"})
+"""Drift types that say the model got worse (rather than that its inputs or outputs moved)."""
 
 
 class Severity(IntEnum):
@@ -48,6 +57,42 @@ def window_severity(values: Mapping[str, float], levels: Mapping[str, Level], us
     return worst
 
 
+def may_be_critical(signal: str, policy: str) -> bool:
+    """Whether ``signal`` may make a window critical (and so retrain) under the trigger ``policy``."""
+    if policy == "any":
+        return True
+    performance = METRIC_DRIFT_TYPE.get(signal, "data") in PERFORMANCE_TYPES
+    return performance if policy == "performance" else not performance
+
+
+@dataclass(frozen=True)
+class Verdict:
+    level: Severity
+    """The window's level: the worst confirmed signal, capped at warning for signals the policy does not let
+    trigger."""
+    signals: dict[str, Severity]
+    """Every signal confirmed at warning or worse (before the cap)."""
+    decided_by: str
+    """The signal that set the level ("" when none did)."""
+
+    @property
+    def types(self) -> list[str]:
+        """The drift types of the confirmed signals, in a stable order."""
+        found = {METRIC_DRIFT_TYPE.get(name, "data") for name in self.signals}
+        return [t for t in ("data", "prediction", "concept", "estimated") if t in found]
+
+
+def verdict(confirmed: Mapping[str, Severity], policy: str, order: Sequence[str]) -> Verdict:
+    """The window's verdict from each signal's confirmed level."""
+    fired = {name: confirmed[name] for name in order if confirmed.get(name, Severity.NONE) >= Severity.WARNING}
+    level, decided_by = Severity.NONE, ""
+    for name, severity in fired.items():
+        capped = severity if may_be_critical(name, policy) else min(severity, Severity.WARNING)
+        if capped > level:
+            level, decided_by = capped, name
+    return Verdict(level, fired, decided_by)
+
+
 @dataclass
 class EpisodeTracker:
     """Confirms levels and tracks drift episodes.
@@ -63,14 +108,29 @@ class EpisodeTracker:
     episode_id: str | None = None
     _streak: list[Severity] = field(default_factory=list)
     _calm: int = 0
+    _signals: dict[str, list[int]] = field(default_factory=dict)
+    """Each signal's recent levels, for its own persistence."""
 
     def snapshot(self) -> dict[str, Any]:
         return {"level": int(self.level), "episode_id": self.episode_id, "streak": [int(s) for s in self._streak],
-                "calm": self._calm}
+                "calm": self._calm, "signals": self._signals}
 
     def restore(self, data: dict[str, Any]) -> None:
         self.level, self.episode_id = Severity(data["level"]), data["episode_id"]
         self._streak, self._calm = [Severity(s) for s in data["streak"]], int(data["calm"])
+        self._signals = {k: [int(v) for v in vs] for k, vs in (data.get("signals") or {}).items()}
+
+    def confirm(self, observed: Mapping[str, Severity], persistence: Mapping[str, int],
+                default: int) -> dict[str, Severity]:
+        """Each observed signal's confirmed level: the lowest of its last ``persistence`` observations (NONE until it
+        has that many). A signal not observed in a window (no labels yet, a test not run) keeps its streak."""
+        confirmed = {}
+        for name, severity in observed.items():
+            need = persistence.get(name, default)
+            streak = [*self._signals.get(name, []), int(severity)][-need:]
+            self._signals[name] = streak
+            confirmed[name] = Severity(min(streak)) if len(streak) == need else Severity.NONE
+        return confirmed
 
     def update(self, observed: Severity) -> tuple[Severity, bool, bool]:
         """Feed one window's level; returns (confirmed level, episode opened, episode closed)."""

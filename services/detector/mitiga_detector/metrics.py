@@ -25,6 +25,17 @@ class DetectorMetrics:
         self.level = Gauge("mitiga_drift_level", "Confirmed level: 0 none, 1 warning, 2 critical.",
                            ["model", "drift_type"], registry=r)
         self.mmd_p = Gauge("mitiga_drift_mmd_p_value", "p-value of the multivariate MMD test.", MV, registry=r)
+        self.lsdd_p = Gauge("mitiga_drift_lsdd_p_value", "p-value of the multivariate LSDD test.", MV, registry=r)
+        self.outlier_share = Gauge("mitiga_outlier_share", "Share of the last window's rows that are outliers "
+                                   "against the reference.", MV, registry=r)
+        self.estimated = Gauge("mitiga_estimated_metric", "Error estimated from the inputs and predictions of the "
+                               "last window, before labels (original units).", [*MV, "metric"], registry=r)
+        self.estimate_error = Gauge("mitiga_estimated_metric_error", "Estimated minus realised error on the "
+                                    "labelled window (original units): how far the estimate is off.",
+                                    [*MV, "metric"], registry=r)
+        self.signal = Gauge("mitiga_drift_signal", "Confirmed level of each signal in the last window: 0 none, "
+                            "1 warning, 2 critical (before the trigger policy's cap).", ["model", "signal"],
+                            registry=r)
         self.perf = Gauge("mitiga_model_performance", "Error metrics on the labelled window (mae, mse, rmse, r2).",
                           [*MV, "metric", "units"], registry=r)
         self.window_rows = Gauge("mitiga_drift_window_rows", "Rows in the last tested window.", MV, registry=r)
@@ -47,6 +58,8 @@ class DetectorMetrics:
                                       registry=r)
         self.online_alarms = Counter("mitiga_drift_online_alarms", "Alarms of the online detector.", ["model"],
                                      registry=r)
+        self.sequential_alarms = Counter("mitiga_drift_sequential_alarms", "Alarms of the sequential test.",
+                                         ["model"], registry=r)
         self.metric = Gauge("mitiga_drift_metric", "The leveled metrics of the last window (drift_flag, "
                             "share_drifted, ks_p_value, and mae/mse/rmse/r2 in the configured units).",
                             [*MV, "metric"], registry=r)

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mitiga_core.bundle import read_manifest, read_reference, read_training
+from mitiga_core.bundle import read_manifest, read_reference, read_training, read_validation
 from mitiga_detector.engines import UnivariateEngine, make_engine
+from mitiga_detector.estimation import LossEstimator, OutlierScorer
 from mitiga_detector.performance import PerformanceWindow
+from mitiga_detector.sequential import SequentialDetector
 from mitiga_detector.windows import WindowBuffer
 
 if TYPE_CHECKING:
@@ -37,7 +39,12 @@ class ModelMonitor:
     mmd_reference: FloatArray
     mmd: Any = None
     online: Any = None
+    sequential: SequentialDetector | None = None
+    estimator: LossEstimator | None = None
+    outliers: OutlierScorer | None = None
     windows_seen: int = 0
+    alarms: set[str] | None = None
+    """Row-level detectors (``online``, ``sequential``) that alarmed since the last window closed."""
 
     @property
     def feature_names(self) -> list[str]:
@@ -72,9 +79,18 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
     rng = np.random.default_rng(0)
     pool = training.x if training is not None else reference
     mmd_reference = pool[rng.choice(len(pool), size=min(len(pool), 500), replace=False)]
+    validation = read_validation(folder) if settings.estimate_performance else None
+    estimator = None
+    if validation is not None and len(validation.x) >= 20:
+        estimator = LossEstimator(input_features(manifest, validation.x), validation.pred, validation.y)
     return ModelMonitor(
         manifest=manifest, reference=reference, inputs=inputs, outputs=outputs,
         window=WindowBuffer(settings.window_size, settings.window_seconds, settings.min_window_rows),
         performance=PerformanceWindow(settings.performance_window, settings.concept_detector),
         mmd_reference=mmd_reference,
+        sequential=SequentialDetector(reference, arl=settings.sequential_arl) if settings.sequential else None,
+        estimator=estimator,
+        outliers=OutlierScorer(reference, engine=settings.engine, quantile=settings.outlier_quantile)
+        if settings.outliers else None,
+        alarms=set(),
     )

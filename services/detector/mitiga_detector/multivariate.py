@@ -1,4 +1,4 @@
-"""Alibi Detect's multivariate MMD test and its optional online detectors (TensorFlow backend)."""
+"""Alibi Detect's multivariate MMD and LSDD tests and its optional online detectors (TensorFlow backend)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,16 @@ def mmd_test(reference: FloatArray, window: FloatArray, p_val: float, permutatio
 
     detector = MMDDrift(np.asarray(reference, np.float32), backend="tensorflow", p_val=p_val,
                         n_permutations=permutations)
+    data = detector.predict(np.asarray(window, np.float32))["data"]
+    return {"p_value": float(data["p_val"]), "distance": float(data["distance"]), "is_drift": float(data["is_drift"])}
+
+
+def lsdd_test(reference: FloatArray, window: FloatArray, p_val: float, permutations: int = 100) -> dict[str, float]:
+    """Least-squares density difference test on whole rows; returns ``p_value``, ``distance`` and ``is_drift``."""
+    from alibi_detect.cd import LSDDDrift
+
+    detector = LSDDDrift(np.asarray(reference, np.float32), backend="tensorflow", p_val=p_val,
+                         n_permutations=permutations)
     data = detector.predict(np.asarray(window, np.float32))["data"]
     return {"p_value": float(data["p_val"]), "distance": float(data["distance"]), "is_drift": float(data["is_drift"])}
 

@@ -64,21 +64,29 @@ class FeedbackJoiner:
 
 
 class ErrorStreamDetector:
-    """river's ADWIN or Page-Hinkley on the absolute-error stream: a change in the error level is concept drift."""
+    """river's ADWIN or Page-Hinkley on the absolute-error stream: a rise in the error level is concept drift. Only
+    rises count: an error that falls (the world came back, or a better model) is good news, not an alarm."""
 
     def __init__(self, kind: Literal["adwin", "page_hinkley", "none"]) -> None:
         from river import drift
 
-        self._detector = None if kind == "none" else (drift.ADWIN() if kind == "adwin" else drift.PageHinkley())
+        self._detector: Any = None
+        if kind == "adwin":
+            self._detector = drift.ADWIN()
+        elif kind == "page_hinkley":
+            self._detector = drift.PageHinkley(mode="up")
         self.alarms = 0
 
     def update(self, abs_errors: AnyArray) -> bool:
         if self._detector is None:
             return False
         changed = False
+        adwin = hasattr(self._detector, "estimation")
         for value in abs_errors:
+            before = self._detector.estimation if adwin else 0.0
             self._detector.update(float(value))
-            changed = changed or bool(self._detector.drift_detected)
+            if self._detector.drift_detected:  # ADWIN dropped its older part: is the recent level higher?
+                changed = changed or not adwin or self._detector.estimation > before
         self.alarms += int(changed)
         return changed
 
@@ -95,16 +103,20 @@ class PerformanceWindow:
     def __init__(self, size: int, concept: Literal["adwin", "page_hinkley", "none"]) -> None:
         self._truth: deque[AnyArray] = deque(maxlen=size)
         self._pred: deque[AnyArray] = deque(maxlen=size)
+        self._estimated: deque[float] = deque(maxlen=size)
+        """Each labelled row's error as the loss estimator saw it before the label (when there is one)."""
         self.errors = ErrorStreamDetector(concept)
         self.concept_alarm = False
 
     def __len__(self) -> int:
         return len(self._truth)
 
-    def add(self, truth: FloatArray, pred: FloatArray, scaler: Scaler) -> None:
+    def add(self, truth: FloatArray, pred: FloatArray, scaler: Scaler, estimated: FloatArray | None = None) -> None:
         for t, p in zip(truth, pred, strict=True):
             self._truth.append(t)
             self._pred.append(p)
+        if estimated is not None:
+            self._estimated.extend(float(e) for e in estimated)
         abs_scaled = np.abs(scaler.transform(truth) - scaler.transform(pred)).mean(axis=1)
         if self.errors.update(abs_scaled):
             self.concept_alarm = True
@@ -112,16 +124,25 @@ class PerformanceWindow:
     def snapshot(self) -> dict[str, Any]:
         """The labelled rows as JSON-ready data."""
         return {"truth": [np.asarray(t).tolist() for t in self._truth],
-                "pred": [np.asarray(p).tolist() for p in self._pred]}
+                "pred": [np.asarray(p).tolist() for p in self._pred], "estimated": list(self._estimated)}
 
     def restore(self, data: dict[str, Any], scaler: Scaler) -> None:
         """Take back the rows of a snapshot, and rebuild the error-stream detector by replaying their errors (its
         own state is not JSON), so a change right after a restart is still measured against the level before."""
         self._truth.extend(np.asarray(t, np.float32) for t in data["truth"])
         self._pred.extend(np.asarray(p, np.float32) for p in data["pred"])
+        self._estimated.extend(float(e) for e in data.get("estimated", []))
         if self._truth:
             truth, pred = np.stack(self._truth), np.stack(self._pred)
             self.errors.replay(np.abs(scaler.transform(truth) - scaler.transform(pred)).mean(axis=1))
+
+    def estimate_error(self) -> float | None:
+        """Estimated minus realised MAE on the labelled rows (original units), when every row had an estimate."""
+        if not self._truth or len(self._estimated) != len(self._truth):
+            return None
+        realised = np.mean([np.abs(np.asarray(t) - np.asarray(p)).mean() for t, p in
+                            zip(self._truth, self._pred, strict=True)])
+        return float(np.mean(self._estimated) - realised)
 
     def metrics(self, scaler: Scaler) -> dict[str, dict[str, float]]:
         """MAE, MSE, RMSE, R² in ``original`` units and in the model's ``scaled`` units."""

@@ -22,7 +22,7 @@ class Level(BaseModel):
 
 
 def research_thresholds() -> dict[str, Level]:
-    """The research app's alert levels (warning / critical).
+    """The alert level of every signal (warning / critical). The research app's levels first:
 
     - ``drift_flag``: the dataset drift flag of the univariate test, after correction (0 or 1): above 0 is a
       warning and 1 is critical, so a flagged window is critical.
@@ -30,7 +30,19 @@ def research_thresholds() -> dict[str, Level]:
     - ``mae``, ``rmse``: error on the recent feedback window, in ``metric_units``: 0.2 / 0.5 and 0.7 / 1.
     - ``r2``: below 1 is a warning, below 0.8 critical.
     - ``ks_p_value``: the smallest per-feature p-value: below 0.8 a warning, below 0.5 critical.
+
+    Then mitiga's own signals:
+
+    - ``mae_ratio``, ``rmse_ratio``: the realised error over the model's own validation error (recorded in its
+      bundle): warning at 1.2x, critical at 1.5x. Per model: ``{"mae_ratio.critical": 2.0}``.
+    - ``estimated_mae_ratio``: the error estimated from the inputs alone (before labels), over the validation error.
+    - ``concept``: 1 when the error-stream detector saw the error rise in the window.
+    - ``mmd``, ``lsdd``, ``online``, ``sequential``, ``prediction``: 1 when that test flagged the window (each is
+      calibrated at its own significance or expected run length), so a flag is critical.
+    - ``outlier_share``: share of the window's rows beyond the reference's 99th outlier-score percentile (about 1%
+      on reference-like data): warning above 5%, critical at 15%.
     """
+    flag = Level(warning=0.0, critical=1.0)
     return {
         "drift_flag": Level(warning=0.0, critical=1.0),
         "share_drifted": Level(warning=0.3, critical=0.6),
@@ -38,7 +50,16 @@ def research_thresholds() -> dict[str, Level]:
         "rmse": Level(warning=0.7, critical=1.0),
         "r2": Level(warning=1.0, critical=0.8, direction="below"),
         "ks_p_value": Level(warning=0.8, critical=0.5, direction="below"),
+        "mae_ratio": Level(warning=1.2, critical=1.5),
+        "rmse_ratio": Level(warning=1.2, critical=1.5),
+        "estimated_mae_ratio": Level(warning=1.2, critical=1.5),
+        "concept": flag, "mmd": flag, "lsdd": flag, "online": flag, "sequential": flag, "prediction": flag,
+        "outlier_share": Level(warning=0.05, critical=0.15),
     }
+
+
+DEFAULT_SIGNALS = ["drift_flag", "share_drifted", "sequential", "online", "mmd", "lsdd", "prediction",
+                   "outlier_share", "mae_ratio", "rmse_ratio", "concept", "estimated_mae_ratio"]
 
 
 class DetectorSettings(CoreSettings):
@@ -83,6 +104,26 @@ class DetectorSettings(CoreSettings):
     mmd_every: int = Field(default=0, ge=0)
     """Run Alibi's multivariate MMD test every N windows (0: never). It costs about 0.7 s a window."""
 
+    lsdd_every: int = Field(default=0, ge=0)
+    """Run Alibi's multivariate LSDD test every N windows (0: never)."""
+
+    sequential: bool = True
+    """Run the per-feature sequential (CUSUM) test on every row; it can alarm mid-window, and the window then
+    closes at once (if it holds ``min_window_rows``) so the verdict does not wait for a full window."""
+
+    sequential_arl: float = Field(default=50_000.0, gt=100)
+    """Rows expected between two false alarms of the sequential test on reference-like data."""
+
+    estimate_performance: bool = True
+    """Estimate each window's MAE from its inputs and predictions before labels arrive (direct loss estimation,
+    fitted on the bundle's ``validation.npz``; versions without one are not estimated)."""
+
+    outliers: bool = True
+    """Score each window's rows with an isolation forest fitted on the reference; the outlier share is a signal."""
+
+    outlier_quantile: float = Field(default=0.99, gt=0.5, lt=1)
+    """Reference outlier-score quantile beyond which a row is an outlier."""
+
     online: Literal["none", "cvm", "mmd"] = "none"
     """Optional Alibi online detector fed row by row."""
 
@@ -106,18 +147,33 @@ class DetectorSettings(CoreSettings):
     model_thresholds: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Per-model overrides, e.g. ``{"air": {"r2.critical": 0.68}}``. They win over the manifest's ``thresholds``."""
 
-    level_metrics: list[str] = Field(default_factory=lambda: ["drift_flag", "share_drifted", "mae", "rmse"])
-    """Metrics whose levels decide a window's level (and so episodes and retraining). ``r2`` and ``ks_p_value`` are
-    exported with their levels but left out by default: with the research levels, R² below 1 holds for any
-    imperfect model, and with no drift at all the smallest raw p-value is below 0.5 in most windows. Add ``r2``
-    (and set ``r2.critical``, e.g. 0.68) for an R²-based retraining rule."""
+    trigger_policy: Literal["performance", "drift", "any"] = "performance"
+    """Which signals may make a window critical (and so retrain); the others stop at warning (an alert, no retrain).
+
+    - ``performance`` (default): the model got worse, realised (``mae_ratio``, ``rmse_ratio``, ``mae``, ``rmse``,
+      ``r2``, ``concept``) or estimated before labels (``estimated_mae_ratio``). Input drift alone only warns.
+      Choose it when retraining costs something and inputs move for ever (trending series).
+    - ``drift``: the inputs moved (``drift_flag``, ``share_drifted``, ``ks_p_value``, ``sequential``, ``online``,
+      ``mmd``, ``lsdd``, ``prediction``, ``outlier_share``). Choose it when labels never come and no performance
+      estimate is trusted.
+    - ``any``: every signal. The most retraining, the earliest."""
+
+    level_metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_SIGNALS))
+    """Signals whose levels take part in the verdict. The thesis's absolute error levels are available: add
+    ``mae``, ``rmse`` (in ``metric_units``) or ``r2`` (set ``r2.critical``, e.g. 0.68, the air-quality model's
+    test R²). ``ks_p_value`` is exported with its levels but left out: with no drift at all the smallest raw
+    p-value is below 0.5 in most windows."""
+
+    signal_persistence: dict[str, int] = Field(default_factory=lambda: {"sequential": 1, "online": 1, "concept": 1})
+    """Consecutive windows each signal's level must hold before it counts; signals not named use ``persistence``.
+    The sequential and online tests and the error-stream detector are already sequential, so one alarm counts."""
 
     metric_units: Literal["scaled", "original"] = "scaled"
     """Units of the MAE/RMSE compared with the thresholds: the model's scaled space (as in the research) or
     original units. Both are exported."""
 
     persistence: int = Field(default=2, ge=1)
-    """Consecutive windows a level must hold before it counts."""
+    """Consecutive windows a signal's level must hold before it counts (see ``signal_persistence``)."""
 
     clear_after: int = Field(default=3, ge=1)
     """Consecutive windows below warning that close an episode (hysteresis)."""

@@ -45,6 +45,10 @@ class WindowBuffer:
             return self._take()
         return None
 
+    def close(self) -> Window | None:
+        """Close the open window now, if it holds ``min_rows`` (a row-level detector alarmed)."""
+        return self._take() if self._rows >= self.min_rows else None
+
     def _take(self) -> Window:
         assert self._start is not None and self._end is not None
         window = Window(np.concatenate(self._features), np.concatenate(self._outputs), self._start, self._end)

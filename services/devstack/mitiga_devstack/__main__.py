@@ -30,7 +30,8 @@ def _seed(store_root: Path) -> None:
     typer.echo("seeding the model store: the research LSTM on Amazon 2000-2003 (a few epochs)")
     prices = load_prices("amzn")["open"]
     trained = train_forecaster(prices.loc["2000-01-01":"2003-12-31"], name="lstm", arch="lstm", epochs=5)
-    bundle = save_bundle(store, trained.manifest, trained.model, trained.reference, trained.training)
+    bundle = save_bundle(store, trained.manifest, trained.model, trained.reference, trained.training,
+                         trained.validation)
     store.set_champion("lstm", bundle.version)
 
 

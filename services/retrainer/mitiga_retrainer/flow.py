@@ -17,6 +17,7 @@ from mitiga_core.bundle import (
     Lineage,
     TrainingData,
     TrainingInfo,
+    ValidationData,
     load_keras,
     read_manifest,
     read_training,
@@ -116,7 +117,8 @@ def retrain(
         "created_at": datetime.now(UTC).isoformat(),
     })
     reference = train_set.x[:, -1:] if manifest.task == "forecast" else train_set.x
-    saved = save_bundle(store, new, challenger, np.asarray(reference, np.float32), data)
+    validation = ValidationData(x=holdout.x, pred=challenger_pred, y=holdout.y)  # never trained on
+    saved = save_bundle(store, new, challenger, np.asarray(reference, np.float32), data, validation)
     store.record_decision(name, {**record, "version": saved.version})
     previous = store.champion(name) or base_version
     store.set_champion(name, saved.version)

@@ -56,7 +56,8 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
         )
         store = stack.store
         trained = train_forecaster(prices.loc["2000-01-01":"2003-12-31"], name="lstm", arch="lstm", epochs=epochs)
-        first = save_bundle(store, trained.manifest, trained.model, trained.reference, trained.training)
+        first = save_bundle(store, trained.manifest, trained.model, trained.reference, trained.training,
+                         trained.validation)
         store.set_champion("lstm", first.version)
         frozen = CompiledModel(store.path("lstm", first.version))
         window = first.window or 50

@@ -2,11 +2,13 @@
 
 from mitiga_core.bundle.io import (
     TrainingData,
+    ValidationData,
     import_archive,
     load_keras,
     read_manifest,
     read_reference,
     read_training,
+    read_validation,
     save_bundle,
 )
 from mitiga_core.bundle.manifest import Lineage, ModelManifest, Scaler, TrainingInfo
@@ -17,10 +19,12 @@ __all__ = [
     "Scaler",
     "TrainingData",
     "TrainingInfo",
+    "ValidationData",
     "import_archive",
     "load_keras",
     "read_manifest",
     "read_reference",
     "read_training",
+    "read_validation",
     "save_bundle",
 ]

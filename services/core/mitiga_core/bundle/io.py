@@ -1,7 +1,9 @@
 """Reading and writing model bundles in a :class:`~mitiga_core.store.ModelStore`.
 
 A version folder holds ``model.keras``, ``manifest.json``, and optionally ``reference.npy``
-(training inputs for drift detection) and ``training.npz`` (the training data, for retraining).
+(training inputs for drift detection), ``training.npz`` (the training data, for retraining) and ``validation.npz``
+(held-out inputs with the model's predictions and the truth: the detector fits its performance estimator on them).
+Every array loads without pickle.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
 REFERENCE_FILE = "reference.npy"
 TRAINING_FILE = "training.npz"
+VALIDATION_FILE = "validation.npz"
 
 
 @dataclass
@@ -39,6 +42,15 @@ class TrainingData:
     x: FloatArray
     y: FloatArray
     dates: np.ndarray[Any, np.dtype[np.str_]]
+
+
+@dataclass
+class ValidationData:
+    """Rows the model never trained on, in original units: its inputs, its predictions, and the truth."""
+
+    x: FloatArray
+    pred: FloatArray
+    y: FloatArray
 
 
 def load_keras(path: Path) -> keras.Model:
@@ -60,6 +72,7 @@ def save_bundle(
     model: keras.Model,
     reference: FloatArray | None = None,
     training: TrainingData | None = None,
+    validation: ValidationData | None = None,
 ) -> ModelManifest:
     """Write a new version atomically and return its manifest, version filled in."""
     written: list[ModelManifest] = []
@@ -73,6 +86,9 @@ def save_bundle(
         if training is not None:
             # dates as fixed-width unicode: an object array would need pickle to load, which is never allowed
             np.savez(folder / TRAINING_FILE, x=training.x, y=training.y, dates=np.asarray(training.dates, dtype=str))
+        if validation is not None:
+            np.savez(folder / VALIDATION_FILE, x=np.asarray(validation.x, np.float32),
+                     pred=np.asarray(validation.pred, np.float32), y=np.asarray(validation.y, np.float32))
         (folder / MANIFEST_FILE).write_text(final.model_dump_json(indent=2))
         written.append(final)
 
@@ -98,6 +114,14 @@ def read_training(folder: Path) -> TrainingData | None:
         return None
     with np.load(path) as data:
         return TrainingData(x=data["x"], y=data["y"], dates=data["dates"])
+
+
+def read_validation(folder: Path) -> ValidationData | None:
+    path = folder / VALIDATION_FILE
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        return ValidationData(x=data["x"], pred=data["pred"], y=data["y"])
 
 
 def manifest_for_plain_model(
@@ -154,7 +178,7 @@ def import_archive(store: ModelStore, name: str, data: bytes, **plain: Any) -> M
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
             if MANIFEST_FILE in names and MODEL_FILE in names:
-                for member in (MODEL_FILE, MANIFEST_FILE, REFERENCE_FILE, TRAINING_FILE):
+                for member in (MODEL_FILE, MANIFEST_FILE, REFERENCE_FILE, TRAINING_FILE, VALIDATION_FILE):
                     if member in names:
                         (folder / member).write_bytes(archive.read(member))
             else:
@@ -171,10 +195,13 @@ def import_archive(store: ModelStore, name: str, data: bytes, **plain: Any) -> M
             manifest = manifest_for_plain_model(name, model, **plain)
         reference = read_reference(folder)
         training = read_training(folder)
+        validation = read_validation(folder)
         columns = 1 if manifest.task == "forecast" else len(manifest.features)
         if reference is not None and reference.shape[-1] != columns:
             raise BundleError(f"reference.npy has {reference.shape[-1]} columns; the manifest expects {columns}")
-        return save_bundle(store, manifest, model, reference, training)
+        if validation is not None and not (len(validation.x) == len(validation.pred) == len(validation.y)):
+            raise BundleError("validation.npz: x, pred and y must have the same number of rows")
+        return save_bundle(store, manifest, model, reference, training, validation)
 
 
 def check_model_matches(manifest: ModelManifest, model: keras.Model) -> None:

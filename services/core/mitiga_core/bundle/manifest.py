@@ -66,6 +66,15 @@ class TrainingInfo(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     """Training and validation metrics, e.g. ``val_mae``, ``val_r2``, in original units."""
 
+    def reference_error(self, metric: str) -> float | None:
+        """The model's own error on data it never trained on: ``val_<metric>`` from initial training, else
+        ``holdout_<metric>`` from the retrainer's gate. Relative alert levels are multiples of it."""
+        for key in (f"val_{metric}", f"holdout_{metric}"):
+            value = self.metrics.get(key)
+            if value is not None and np.isfinite(value) and value > 0:
+                return float(value)
+        return None
+
 
 class Lineage(BaseModel):
     parent: str | None = None

@@ -5,8 +5,11 @@ per drift episode, so a repeated trigger finds the existing Job and makes no sec
 Job and its pod, and puts the spec's arguments and environment on the first container. ``backoffLimit``,
 ``activeDeadlineSeconds`` and ``ttlSecondsAfterFinished`` are taken from the template or set here.
 
-Calls the API server could not answer (5xx, 429, connection errors) are retried with exponential backoff. Responses
-are read as plain JSON, never deserialised into the client's models.
+Calls the API server could not answer (5xx, 429, connection errors) are retried with exponential backoff. A 401 or
+403 that follows a connection failure is retried too, for at most ``auth_settle_s``: a kube-apiserver that has just
+(re)started opens its port before its authorisation caches are synced, and denies requests until they are. A 401 or
+403 from a server that was answering all along is final at once. Responses are read as plain JSON, never
+deserialised into the client's models.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ def job_state(job: dict[str, Any]) -> JobState:
 class KubernetesJobLauncher(JobLauncher):
     def __init__(self, template: Path | dict[str, Any], namespace: str, api_client: Any = None, *,
                  backoff_limit: int | None = None, active_deadline_s: int | None = None,
-                 ttl_after_finished_s: int | None = None, retries: int = 6, max_backoff_s: float = 10.0) -> None:
+                 ttl_after_finished_s: int | None = None, retries: int = 6, max_backoff_s: float = 10.0,
+                 auth_settle_s: float = 30.0) -> None:
         from kubernetes import client, config
 
         if api_client is None:
@@ -64,6 +68,7 @@ class KubernetesJobLauncher(JobLauncher):
                            "ttlSecondsAfterFinished": ttl_after_finished_s}
         self._retries = retries
         self._max_backoff_s = max_backoff_s
+        self._auth_settle_s = auth_settle_s
         self._stop = threading.Event()
 
     # --- API calls with retries ---
@@ -72,22 +77,29 @@ class KubernetesJobLauncher(JobLauncher):
         from urllib3.exceptions import HTTPError
 
         pause = 0.2
-        for attempt in range(self._retries + 1):
+        attempt = 0
+        unreachable_since: float | None = None  # when the API server last failed to answer at all
+        while True:
             try:
                 return op()
             except ApiException as exc:
-                if exc.status not in (429, 500, 502, 503, 504) or attempt == self._retries:
+                settling = (exc.status in (401, 403) and unreachable_since is not None
+                            and time.monotonic() - unreachable_since < self._auth_settle_s)
+                if settling:  # a restarted API server, its authorisation caches not synced yet
+                    attempt -= 1
+                elif exc.status not in (429, 500, 502, 503, 504) or attempt >= self._retries:
                     raise
                 reason = f"{exc.status} {exc.reason}"
             except HTTPError as exc:
-                if attempt == self._retries:
+                if attempt >= self._retries:
                     raise
+                unreachable_since = time.monotonic()
                 reason = f"{type(exc).__name__}: {exc}"
+            attempt += 1
             log.warning("kubernetes API call failed; retrying", extra={"call": what, "reason": reason,
                                                                        "retry_in_s": pause})
             time.sleep(pause)
             pause = min(pause * 2, self._max_backoff_s)
-        raise AssertionError("unreachable")
 
     def _read(self, name: str) -> dict[str, Any] | None:
         from kubernetes.client import ApiException

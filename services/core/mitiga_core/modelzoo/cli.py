@@ -40,7 +40,8 @@ def main(
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
     models = FilesystemModelStore(store)
-    manifest = save_bundle(models, trained.manifest, trained.model, trained.reference, trained.training)
+    manifest = save_bundle(models, trained.manifest, trained.model, trained.reference, trained.training,
+                           trained.validation)
     if champion:
         models.set_champion(name, manifest.version)
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in manifest.training.metrics.items() if k.startswith("val_"))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mitiga_core.bundle import Lineage, ModelManifest, Scaler, TrainingData, TrainingInfo
+from mitiga_core.bundle import Lineage, ModelManifest, Scaler, TrainingData, TrainingInfo, ValidationData
 from mitiga_core.datasets import AIR_QUALITY_FEATURES, AIR_QUALITY_TARGET, sliding_windows
 from mitiga_core.metrics import regression_metrics
 from mitiga_core.modelzoo.architectures import FORECASTERS, build_regressor
@@ -27,6 +27,8 @@ class TrainedModel:
     manifest: ModelManifest
     reference: FloatArray
     training: TrainingData
+    validation: ValidationData
+    """Held-out rows with the model's predictions: the detector's performance estimator is fitted on them."""
 
 
 def _fit(model: keras.Model, x: FloatArray, y: FloatArray, epochs: int, batch_size: int, seed: int,
@@ -84,7 +86,8 @@ def train_forecaster(
         lineage=Lineage(trigger="initial"),
     )
     training = TrainingData(x=x_raw, y=y_raw.reshape(-1, 1), dates=dates)
-    return TrainedModel(model, manifest, values[: train_end + window].reshape(-1, 1), training)
+    validation = ValidationData(x=x_raw[train_end:], pred=pred[train_end:], y=y_raw[train_end:].reshape(-1, 1))
+    return TrainedModel(model, manifest, values[: train_end + window].reshape(-1, 1), training, validation)
 
 
 def train_regressor(
@@ -124,4 +127,5 @@ def train_regressor(
                               rows=len(clean), epochs=epochs, metrics=metrics),
         lineage=Lineage(trigger="initial"),
     )
-    return TrainedModel(model, manifest, x_raw[train_idx], TrainingData(x=x_raw, y=y_raw, dates=dates))
+    validation = ValidationData(x=x_raw[val_idx], pred=pred[val_idx], y=y_raw[val_idx])
+    return TrainedModel(model, manifest, x_raw[train_idx], TrainingData(x=x_raw, y=y_raw, dates=dates), validation)

@@ -20,6 +20,7 @@ class DriftType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DRIFT_TYPE_DATA: _ClassVar[DriftType]
     DRIFT_TYPE_PREDICTION: _ClassVar[DriftType]
     DRIFT_TYPE_CONCEPT: _ClassVar[DriftType]
+    DRIFT_TYPE_ESTIMATED: _ClassVar[DriftType]
 DRIFT_LEVEL_UNSPECIFIED: DriftLevel
 DRIFT_LEVEL_NONE: DriftLevel
 DRIFT_LEVEL_WARNING: DriftLevel
@@ -28,6 +29,7 @@ DRIFT_TYPE_UNSPECIFIED: DriftType
 DRIFT_TYPE_DATA: DriftType
 DRIFT_TYPE_PREDICTION: DriftType
 DRIFT_TYPE_CONCEPT: DriftType
+DRIFT_TYPE_ESTIMATED: DriftType
 
 class Matrix(_message.Message):
     __slots__ = ("shape", "data")
@@ -106,7 +108,7 @@ class FeatureDrift(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., p_value: _Optional[float] = ..., statistic: _Optional[float] = ..., wasserstein: _Optional[float] = ..., jensen_shannon: _Optional[float] = ..., psi: _Optional[float] = ..., drifted: bool = ...) -> None: ...
 
 class DriftEvent(_message.Message):
-    __slots__ = ("event_id", "episode_id", "model_name", "model_version", "window_start", "window_end", "window_size", "level", "drift_types", "share_drifted", "top_features", "metrics", "time")
+    __slots__ = ("event_id", "episode_id", "model_name", "model_version", "window_start", "window_end", "window_size", "level", "drift_types", "share_drifted", "top_features", "metrics", "time", "signals", "decided_by")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +129,8 @@ class DriftEvent(_message.Message):
     TOP_FEATURES_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     episode_id: str
     model_name: str
@@ -140,7 +144,9 @@ class DriftEvent(_message.Message):
     top_features: _containers.RepeatedCompositeFieldContainer[FeatureDrift]
     metrics: _containers.ScalarMap[str, float]
     time: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[str] = ..., episode_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., window_start: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., window_size: _Optional[int] = ..., level: _Optional[_Union[DriftLevel, str]] = ..., drift_types: _Optional[_Iterable[_Union[DriftType, str]]] = ..., share_drifted: _Optional[float] = ..., top_features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    signals: _containers.RepeatedScalarFieldContainer[str]
+    decided_by: str
+    def __init__(self, event_id: _Optional[str] = ..., episode_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., window_start: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., window_size: _Optional[int] = ..., level: _Optional[_Union[DriftLevel, str]] = ..., drift_types: _Optional[_Iterable[_Union[DriftType, str]]] = ..., share_drifted: _Optional[float] = ..., top_features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., signals: _Optional[_Iterable[str]] = ..., decided_by: _Optional[str] = ...) -> None: ...
 
 class RetrainRequest(_message.Message):
     __slots__ = ("request_id", "model_name", "base_version", "episode_id", "trigger", "strategy", "mode", "time", "options")

@@ -1,0 +1,74 @@
+"""What the detector can say before labels arrive: the estimated error, and how many inputs are outliers.
+
+- :class:`LossEstimator` is direct loss estimation (DLE, as NannyML does it): a gradient-boosted regressor learns
+  the model's absolute error from its inputs and prediction on held-out rows (the bundle's ``validation.npz``);
+  the mean of its estimates over a window estimates the window's MAE. It moves when the inputs go where the model
+  is known to err, and stays put on a shift the model handles well. It cannot see a change of the input→target
+  relation itself: that needs labels (the realised error and the error-stream detector).
+- :class:`OutlierScorer`: an isolation forest fitted on the reference; a row is an outlier when it scores beyond
+  the reference's ``quantile``. Alibi Detect's ``IForest`` with the ``alibi`` engine, scikit-learn's
+  ``IsolationForest`` (BSD-3) with the ``scipy`` engine.
+
+Both are fitted when the detector first meets a model version, from arrays in its bundle (never from a pickled
+estimator: a bundle is data, never code), with a fixed seed, so every replica fits the same ones.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from mitiga_core.types import FloatArray
+
+
+class LossEstimator:
+    def __init__(self, features: FloatArray, pred: FloatArray, truth: FloatArray, *, seed: int = 0) -> None:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        x = self._design(features, pred)
+        error = np.abs(np.asarray(truth, np.float64) - np.asarray(pred, np.float64)).reshape(len(x), -1).mean(axis=1)
+        self.validation_mae = float(error.mean())
+        self._model = HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, min_samples_leaf=10,
+                                                    random_state=seed)
+        self._model.fit(x, error)
+
+    @staticmethod
+    def _design(features: FloatArray, pred: FloatArray) -> FloatArray:
+        f = np.asarray(features, np.float64)
+        return np.column_stack([f.reshape(len(f), -1), np.asarray(pred, np.float64).reshape(len(f), -1)])
+
+    def rows(self, features: FloatArray, pred: FloatArray) -> FloatArray:
+        """Each row's estimated absolute error, in original units."""
+        return np.clip(np.asarray(self._model.predict(self._design(features, pred)), np.float64), 0.0, None)
+
+    def estimate(self, features: FloatArray, pred: FloatArray) -> float:
+        """The estimated MAE of these rows, in original units."""
+        return float(self.rows(features, pred).mean())
+
+
+class OutlierScorer:
+    def __init__(self, reference: FloatArray, *, engine: Literal["alibi", "scipy"], quantile: float = 0.99,
+                 seed: int = 0) -> None:
+        ref = np.asarray(reference, np.float32).reshape(len(reference), -1)
+        self.engine = engine
+        if engine == "alibi":
+            from alibi_detect.od import IForest
+
+            self._alibi = IForest(n_estimators=100)
+            self._alibi.isolationforest.set_params(random_state=seed)
+            self._alibi.fit(ref)
+            self._alibi.infer_threshold(ref, threshold_perc=quantile * 100)
+        else:
+            from sklearn.ensemble import IsolationForest
+
+            self._forest = IsolationForest(n_estimators=100, random_state=seed).fit(ref)
+            self._threshold = float(np.quantile(-self._forest.score_samples(ref), quantile))
+
+    def flags(self, rows: FloatArray) -> FloatArray:
+        """1 for each row that is an outlier against the reference, else 0."""
+        x = np.asarray(rows, np.float32).reshape(len(rows), -1)
+        if self.engine == "alibi":
+            return np.asarray(self._alibi.predict(x, return_instance_score=False)["data"]["is_outlier"], np.float64)
+        return (-self._forest.score_samples(x) > self._threshold).astype(np.float64)

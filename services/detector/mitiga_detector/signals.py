@@ -1,0 +1,97 @@
+"""A closed window's signals: every test and estimate the detector runs on it, with their metrics exported.
+
+Each signal is one number per window with its own alert level (``DetectorSettings.thresholds``); the verdict
+(:mod:`mitiga_detector.levels`) turns them into a level under the trigger policy. A signal that cannot be computed
+for a window (no labels yet, a test not due, no validation data in the bundle) is absent, not zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mitiga_detector.distances import feature_distances
+
+if TYPE_CHECKING:
+    from mitiga_core.types import AnyArray
+    from mitiga_detector.engines import UnivariateResult
+    from mitiga_detector.metrics import DetectorMetrics
+    from mitiga_detector.monitor import ModelMonitor
+    from mitiga_detector.settings import DetectorSettings
+    from mitiga_detector.windows import Window
+
+
+@dataclass
+class WindowSignals:
+    values: dict[str, float]
+    univariate: UnivariateResult
+    distances: dict[str, AnyArray]
+
+
+def _multivariate(kind: str, monitor: ModelMonitor, window: Window, p_val: float) -> dict[str, float]:
+    from mitiga_detector.multivariate import lsdd_test, mmd_test
+
+    test = mmd_test if kind == "mmd" else lsdd_test
+    return test(monitor.mmd_reference, window.features, p_val)
+
+
+def compute(monitor: ModelMonitor, window: Window, settings: DetectorSettings,
+            metrics: DetectorMetrics) -> WindowSignals:
+    """Run the window's input and output tests and estimates; export them; return the signal values."""
+    m, labels = metrics, (monitor.manifest.name, monitor.manifest.version)
+    uni = monitor.inputs.run(window.features)
+    dist = feature_distances(monitor.reference, window.features)
+    for j, feature in enumerate(monitor.feature_names):
+        fl = (*labels, feature)
+        m.p_value.labels(*fl).set(uni.p_values[j])
+        m.statistic.labels(*fl).set(uni.statistics[j])
+        m.wasserstein.labels(*fl).set(dist["wasserstein"][j])
+        m.jensen_shannon.labels(*fl).set(dist["jensen_shannon"][j])
+        m.psi.labels(*fl).set(dist["psi"][j])
+    share = float(uni.drifted.mean())
+    m.share.labels(*labels).set(share)
+    m.min_p.labels(*labels).set(float(uni.p_values.min()))
+    m.window_rows.labels(*labels).set(len(window))
+    m.detected.labels(*labels, "univariate").set(int(uni.is_drift))
+    values = {"drift_flag": float(uni.is_drift), "share_drifted": share, "ks_p_value": float(uni.p_values.min())}
+    if monitor.outputs is not None:
+        values["prediction"] = float(monitor.outputs.run(window.outputs).is_drift)
+        m.detected.labels(*labels, "prediction").set(values["prediction"])
+    monitor.windows_seen += 1
+    tabular = monitor.manifest.task != "forecast"  # a forecast window's rows are one series: no joint test
+    for kind, every in (("mmd", settings.mmd_every), ("lsdd", settings.lsdd_every)):
+        if tabular and every and monitor.windows_seen % every == 0:
+            result = _multivariate(kind, monitor, window, settings.p_val)
+            values[kind] = result["is_drift"]
+            (m.mmd_p if kind == "mmd" else m.lsdd_p).labels(*labels).set(result["p_value"])
+            m.detected.labels(*labels, kind).set(result["is_drift"])
+    alarms = monitor.alarms if monitor.alarms is not None else set()
+    if monitor.online is not None:
+        values["online"] = float("online" in alarms)
+    if monitor.sequential is not None:
+        values["sequential"] = float("sequential" in alarms)
+        m.detected.labels(*labels, "sequential").set(values["sequential"])
+    alarms.clear()
+    if monitor.outliers is not None:
+        values["outlier_share"] = float(monitor.outliers.flags(window.features).mean())
+        m.outlier_share.labels(*labels).set(values["outlier_share"])
+    if monitor.estimator is not None:
+        estimated = monitor.estimator.estimate(window.features, window.outputs)
+        m.estimated.labels(*labels, "mae").set(estimated)
+        reference = monitor.manifest.training.reference_error("mae") or monitor.estimator.validation_mae
+        if reference > 0:
+            values["estimated_mae_ratio"] = estimated / reference
+    return WindowSignals(values, uni, dist)
+
+
+def performance_signals(monitor: ModelMonitor, realised: dict[str, float]) -> dict[str, float]:
+    """The realised error relative to the model's own validation error (``mae_ratio``, ``rmse_ratio``); the
+    ``realised`` metrics are in original units, as the validation metrics in the manifest are."""
+    out = {}
+    for metric in ("mae", "rmse"):
+        reference = monitor.manifest.training.reference_error(metric)
+        if reference is not None and metric in realised and np.isfinite(realised[metric]):
+            out[f"{metric}_ratio"] = realised[metric] / reference
+    return out
