@@ -55,3 +55,20 @@ def test_fdr_correction_matches_benjamini_hochberg() -> None:
     is_drift, flags, _ = corrected(p, 0.05, "bonferroni")
     assert flags.tolist() == [True, True, False, False, False]
     assert corrected(np.array([0.5, 0.9]), 0.05, "fdr")[0] is False
+
+
+@pytest.mark.parametrize("engine", ["scipy", "alibi"])
+def test_declared_categorical_features_are_tested_with_chi2(engine: str) -> None:
+    from scipy import stats
+
+    from mitiga_detector.engines import make_engine
+
+    rng = np.random.default_rng(3)
+    ref = np.column_stack([rng.normal(size=500), rng.integers(0, 3, 500)]).astype(np.float32)
+    cur = np.column_stack([rng.normal(size=100), rng.choice(3, 100, p=[0.2, 0.2, 0.6])]).astype(np.float32)
+    result = make_engine(engine, ref, test="ks", p_val=0.05, correction="bonferroni", categorical=[1]).run(cur)
+    table = np.array([[np.sum(ref[:, 1] == c) for c in range(3)], [np.sum(cur[:, 1] == c) for c in range(3)]])
+    chi2_p = stats.chi2_contingency(table)[1]
+    ks_p = stats.ks_2samp(ref[:, 0], cur[:, 0], method="asymp").pvalue
+    assert result.p_values == pytest.approx([ks_p, chi2_p], rel=1e-3)
+    assert result.drifted.tolist() == [False, True]

@@ -12,7 +12,7 @@ import yaml
 
 from mitiga_detector.levels import METRIC_DRIFT_TYPE
 from mitiga_detector.settings import research_thresholds
-from mitiga_devstack.alerts import RESEARCH_METRICS, render
+from mitiga_devstack.alerts import SIGNALS, render
 
 FILES = Path(__file__).resolve().parents[2] / "charts" / "mitiga" / "files"
 RULES = FILES / "prometheus-rules.yaml"
@@ -158,7 +158,7 @@ def test_every_alert_fires_as_specified(promtool: str, tmp_path: Path) -> None:
     pipe_series, pipe_cases = _pipeline_scenario()
     tested = {c["alertname"] for c in [*level_cases, *pipe_cases]}
     assert tested == {r["alert"] for r in _rules()}, "every alert needs a unit test"
-    assert set(RESEARCH_METRICS) == set(research_thresholds())
+    assert set(SIGNALS) == set(research_thresholds())
     spec = {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": [
         {"interval": "1m", "input_series": level_series, "alert_rule_test": level_cases},
         {"interval": "1m", "input_series": pipe_series, "alert_rule_test": pipe_cases},

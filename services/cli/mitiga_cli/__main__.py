@@ -138,15 +138,19 @@ def experiment_incremental(
 
 @experiment.command("production")
 def experiment_production(
-    step_months: Annotated[int, typer.Option(min=1, help="Months per replay step")] = 1,
-    blind_every: Annotated[str, typer.Option(help="month | quarter | year")] = "month",
+    step_months: Annotated[int, typer.Option(min=1, help="Months per replay step")] = 3,
+    blind_every: Annotated[str, typer.Option(help="month | quarter | year")] = "quarter",
+    trigger_policy: Annotated[str, typer.Option(help="performance | drift | any, for informed retraining")] = (
+        "performance"),
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("out/experiments"),
 ) -> None:
-    """Test 2: frozen vs blind scheduled vs informed retraining on the Amazon replay, MAE and retrains."""
+    """Test 2: frozen vs blind scheduled vs informed retraining on the Amazon replay, MAE and retrains, beside the
+    naive "tomorrow = today" forecast."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from mitiga_standalone import experiments
 
-    result = experiments.production(step_months=step_months, blind_every=blind_every)
+    result = experiments.production(step_months=step_months, blind_every=blind_every,
+                                    trigger_policy=trigger_policy)
     out.mkdir(parents=True, exist_ok=True)
     experiments.write(result, out / "production.json")
     experiments.plot_production(result, out / "production.png")

@@ -176,13 +176,12 @@ class DetectorCore:
         if monitor.online is not None and monitor.online.update(features):
             self.metrics.online_alarms.labels(event.model_name).inc()
             alarms.add("online")
-        sequential_alarm = monitor.sequential is not None and monitor.sequential.update(features) is not None
-        if sequential_alarm:
+        if monitor.sequential is not None and monitor.sequential.update(features) is not None:
             self.metrics.sequential_alarms.labels(event.model_name).inc()
             alarms.add("sequential")
         window = monitor.window.add(features, outputs, when)
-        if window is None and sequential_alarm:  # the verdict need not wait for a full window
-            window = monitor.window.close()
+        if window is None and "sequential" in alarms:  # the verdict need not wait for a full window: it closes
+            window = monitor.window.close()  # now, or as soon as it holds min_window_rows
         if window is not None:
             self._evaluate(monitor, window)
 

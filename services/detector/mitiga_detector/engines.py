@@ -6,17 +6,22 @@ Two engines give the same answers:
   licensed BSL 1.1, which is not open source for production use.
 - ``scipy``: ``scipy.stats.ks_2samp``, ``cramervonmises_2samp`` and ``chi2_contingency`` (BSD-3), permissively
   licensed, with the same corrections.
+
+Features the manifest declares ``categorical`` are always tested with χ², the others with the configured test; the
+correction runs over all of them together.
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mitiga_core.types import AnyArray, FloatArray
 
 TestName = Literal["ks", "cvm", "chi2"]
@@ -49,11 +54,17 @@ def corrected(p_values: AnyArray, p_val: float, correction: Correction) -> tuple
 
 
 class UnivariateEngine(abc.ABC):
-    def __init__(self, reference: FloatArray, *, test: TestName, p_val: float, correction: Correction) -> None:
+    def __init__(self, reference: FloatArray, *, test: TestName, p_val: float, correction: Correction,
+                 categorical: Sequence[int] = ()) -> None:
         self.reference = np.asarray(reference, np.float64).reshape(len(reference), -1)
         self.test = test
         self.p_val = p_val
         self.correction = correction
+        self.categorical = sorted(set(categorical) | (set(range(self.reference.shape[1])) if test == "chi2" else set()))
+        self.continuous = [j for j in range(self.reference.shape[1]) if j not in self.categorical]
+
+    def test_of(self, column: int) -> TestName:
+        return "chi2" if column in self.categorical else self.test
 
     @abc.abstractmethod
     def run(self, x: FloatArray) -> UnivariateResult:
@@ -61,25 +72,31 @@ class UnivariateEngine(abc.ABC):
 
 
 class AlibiEngine(UnivariateEngine):
-    def __init__(self, reference: FloatArray, *, test: TestName, p_val: float, correction: Correction) -> None:
-        super().__init__(reference, test=test, p_val=p_val, correction=correction)
+    def __init__(self, reference: FloatArray, *, test: TestName, p_val: float, correction: Correction,
+                 categorical: Sequence[int] = ()) -> None:
+        super().__init__(reference, test=test, p_val=p_val, correction=correction, categorical=categorical)
         from alibi_detect.cd import ChiSquareDrift, CVMDrift, KSDrift
 
         ref = self.reference.astype(np.float32)
-        if test == "ks":
-            self._detector = KSDrift(ref, p_val=p_val, correction=correction)
-        elif test == "cvm":
-            self._detector = CVMDrift(ref, p_val=p_val, correction=correction)
-        else:
-            self._detector = ChiSquareDrift(ref, p_val=p_val, correction=correction)
+        self._detectors: list[tuple[list[int], Any]] = []
+        if self.continuous:
+            kind = CVMDrift if test == "cvm" else KSDrift
+            self._detectors.append((self.continuous, kind(ref[:, self.continuous], p_val=p_val,
+                                                          correction=correction)))
+        if self.categorical:
+            self._detectors.append((self.categorical, ChiSquareDrift(ref[:, self.categorical], p_val=p_val,
+                                                                     correction=correction)))
 
     def run(self, x: FloatArray) -> UnivariateResult:
-        data = self._detector.predict(np.asarray(x, np.float32).reshape(len(x), -1), drift_type="batch",
-                                      return_p_val=True, return_distance=True)["data"]
-        p_values = np.asarray(data["p_val"], np.float64).reshape(-1)
-        _, flags, threshold = corrected(p_values, self.p_val, self.correction)
-        return UnivariateResult(p_values, np.asarray(data["distance"], np.float64).reshape(-1), flags,
-                                bool(data["is_drift"]), threshold)
+        rows = np.asarray(x, np.float32).reshape(len(x), -1)
+        p_values, distances = np.zeros(rows.shape[1]), np.zeros(rows.shape[1])
+        for columns, detector in self._detectors:
+            data = detector.predict(rows[:, columns], drift_type="batch", return_p_val=True,
+                                    return_distance=True)["data"]
+            p_values[columns] = np.asarray(data["p_val"], np.float64).reshape(-1)
+            distances[columns] = np.asarray(data["distance"], np.float64).reshape(-1)
+        is_drift, flags, threshold = corrected(p_values, self.p_val, self.correction)
+        return UnivariateResult(p_values, distances, flags, is_drift, threshold)
 
 
 class ScipyEngine(UnivariateEngine):
@@ -90,10 +107,10 @@ class ScipyEngine(UnivariateEngine):
         p_values, statistics = [], []
         for j in range(self.reference.shape[1]):
             ref, cur = self.reference[:, j], current[:, j]
-            if self.test == "ks":
+            if self.test_of(j) == "ks":
                 result = stats.ks_2samp(ref, cur, alternative="two-sided", method="asymp")  # as Alibi computes it
                 p, s = result.pvalue, result.statistic
-            elif self.test == "cvm":
+            elif self.test_of(j) == "cvm":
                 result = stats.cramervonmises_2samp(ref, cur)
                 p, s = result.pvalue, result.statistic
             else:
@@ -108,6 +125,6 @@ class ScipyEngine(UnivariateEngine):
 
 
 def make_engine(engine: Literal["alibi", "scipy"], reference: FloatArray, *, test: TestName, p_val: float,
-                correction: Correction) -> UnivariateEngine:
+                correction: Correction, categorical: Sequence[int] = ()) -> UnivariateEngine:
     cls: type[UnivariateEngine] = AlibiEngine if engine == "alibi" else ScipyEngine
-    return cls(reference, test=test, p_val=p_val, correction=correction)
+    return cls(reference, test=test, p_val=p_val, correction=correction, categorical=categorical)

@@ -56,7 +56,7 @@ class OutlierScorer:
         if engine == "alibi":
             from alibi_detect.od import IForest
 
-            self._alibi = IForest(n_estimators=100)
+            self._alibi = IForest(threshold=0.0, n_estimators=100)  # the real threshold is inferred below
             self._alibi.isolationforest.set_params(random_state=seed)
             self._alibi.fit(ref)
             self._alibi.infer_threshold(ref, threshold_perc=quantile * 100)

@@ -74,14 +74,18 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
             raise BundleError(f"model {name!r} version {version} has no reference sample to test drift against")
         reference = input_features(manifest, training.x)
     engine_args = {"test": settings.test, "p_val": settings.p_val, "correction": settings.correction}
-    inputs = make_engine(settings.engine, reference, **engine_args)  # type: ignore[arg-type]
-    outputs = make_engine(settings.engine, training.y, **engine_args) if training is not None else None  # type: ignore[arg-type]
+    categorical = [manifest.features.index(f) for f in manifest.categorical]
+    inputs = make_engine(settings.engine, reference, categorical=categorical, **engine_args)  # type: ignore[arg-type]
+    validation = read_validation(folder)
+    # prediction drift compares predictions with the model's own predictions on held-out rows when the bundle has
+    # them (a model's predictions are smoother than its targets), else with the training targets
+    predicted = validation.pred if validation is not None else training.y if training is not None else None
+    outputs = make_engine(settings.engine, predicted, **engine_args) if predicted is not None else None  # type: ignore[arg-type]
     rng = np.random.default_rng(0)
     pool = training.x if training is not None else reference
     mmd_reference = pool[rng.choice(len(pool), size=min(len(pool), 500), replace=False)]
-    validation = read_validation(folder) if settings.estimate_performance else None
     estimator = None
-    if validation is not None and len(validation.x) >= 20:
+    if settings.estimate_performance and validation is not None and len(validation.x) >= 20:
         estimator = LossEstimator(input_features(manifest, validation.x), validation.pred, validation.y)
     return ModelMonitor(
         manifest=manifest, reference=reference, inputs=inputs, outputs=outputs,

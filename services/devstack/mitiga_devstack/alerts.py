@@ -19,14 +19,25 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-RESEARCH_METRICS: dict[str, str] = {
+SIGNALS: dict[str, str] = {
     "drift_flag": "the dataset drift flag of the univariate test",
     "share_drifted": "the share of drifted features",
     "ks_p_value": "the smallest per-feature p-value",
     "mae": "the mean absolute error on labelled feedback",
     "rmse": "the root mean squared error on labelled feedback",
     "r2": "the R² on labelled feedback",
+    "mae_ratio": "the MAE on labelled feedback over the model's own validation MAE",
+    "rmse_ratio": "the RMSE on labelled feedback over the model's own validation RMSE",
+    "estimated_mae_ratio": "the MAE estimated from the inputs (before labels) over the model's validation MAE",
+    "concept": "the error-stream detector's alarm (1: the error rose)",
+    "mmd": "the multivariate MMD test's drift flag",
+    "lsdd": "the multivariate LSDD test's drift flag",
+    "online": "the online detector's alarm",
+    "sequential": "the sequential per-feature test's alarm",
+    "prediction": "the prediction drift flag",
+    "outlier_share": "the share of outlier inputs",
 }
+"""Every signal the detector levels, each with an alert per severity."""
 
 
 class AlertSettings(BaseSettings):
@@ -75,7 +86,7 @@ def _alert(name: str, expr: str, severity: str, summary: str, description: str, 
 
 def _metric_rules(s: AlertSettings) -> list[dict[str, Any]]:
     rules = []
-    for metric, what in RESEARCH_METRICS.items():
+    for metric, what in SIGNALS.items():
         camel = "".join(part.capitalize() for part in metric.split("_"))
         for severity in ("warning", "critical"):
             above = ">=" if severity == "critical" else ">"

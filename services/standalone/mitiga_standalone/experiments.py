@@ -46,17 +46,21 @@ def incremental(*, ticker: str = "amzn", archs: tuple[str, ...] = ("lstm", "rnn"
 
 
 def production(*, epochs: int = 8, retrain_epochs: int = 5, step_months: int = 1, window_rows: int = 20,
-               blind_every: str = "month", end: str | None = None) -> dict[str, Any]:
+               blind_every: str = "month", end: str | None = None,
+               trigger_policy: str = "performance") -> dict[str, Any]:
     from mitiga_standalone.demo import replay
 
     runs = {policy: replay(epochs=epochs, step_months=step_months, window_rows=window_rows,
-                           retrain_epochs=retrain_epochs, end=end, policy=policy, blind_every=blind_every)
+                           retrain_epochs=retrain_epochs, end=end, policy=policy, blind_every=blind_every,
+                           trigger_policy=trigger_policy)
             for policy in ("informed", "blind")}
     informed, blind = runs["informed"]["summary"], runs["blind"]["summary"]
     summary = {
         "frozen": {"mae": informed["mae_frozen"], "retrains": 0},
+        "persistence": {"mae": informed["mae_persistence"], "retrains": 0},
         "blind": {"mae": blind["mae_served"], "retrains": blind["retrains_requested"]},
-        "informed": {"mae": informed["mae_served"], "retrains": informed["retrains_requested"]},
+        "informed": {"mae": informed["mae_served"], "retrains": informed["retrains_requested"],
+                     "trigger_policy": trigger_policy},
     }
     summary["targets"] = {
         "informed_mae_le_30pct_of_frozen": informed["mae_served"] <= 0.3 * informed["mae_frozen"],

@@ -97,6 +97,8 @@ class ModelManifest(BaseModel):
     """Input column names. A forecast model has one: the series it forecasts."""
     window: int | None = None
     """Forecast models: how many past values form one input row."""
+    categorical: list[str] = Field(default_factory=list)
+    """Features that take a few discrete values (codes, counts): their drift is tested with χ², not KS."""
     outputs: list[str] = Field(default_factory=lambda: ["prediction"])
     input_scaler: Scaler = Field(default_factory=Scaler)
     output_scaler: Scaler = Field(default_factory=Scaler)
@@ -114,6 +116,8 @@ class ModelManifest(BaseModel):
             raise ValueError("features must not be empty")
         if len(set(self.features)) != len(self.features):
             raise ValueError("feature names must be unique")
+        if unknown := sorted(set(self.categorical) - set(self.features)):
+            raise ValueError(f"categorical names features the model does not have: {unknown}")
         if self.task == "forecast":
             if self.window is None or self.window < 1:
                 raise ValueError("a forecast model needs a positive window")

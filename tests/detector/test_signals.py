@@ -1,0 +1,216 @@
+"""Every signal in the verdict, and the trigger policy that decides which of them may retrain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_detector.levels import EpisodeTracker, Severity
+from mitiga_detector.performance import ErrorStreamDetector
+from tests.detector.conftest import Harness, inference, write_bundle
+from tests.detector.test_core import stream
+
+SHIFT = {0: 2.0, 1: 2.0, 2: 2.0}
+
+
+def harness(tmp_path: Path, **settings: object) -> Harness:
+    h = Harness(tmp_path, **settings)
+    write_bundle(h.store)
+    return h
+
+
+@pytest.mark.parametrize(("policy", "retrains"), [("performance", 0), ("drift", 1), ("any", 1)])
+def test_input_drift_the_model_handles_retrains_only_under_the_drift_policies(tmp_path: Path, policy: str,
+                                                                              retrains: int) -> None:
+    """The inputs move but the model stays as good as on its validation data (the truth is still a + b + c)."""
+    h = harness(tmp_path, trigger_policy=policy)
+    rng = np.random.default_rng(3)
+    stream(h, rng, 3, label=True)
+    stream(h, rng, 6, shift=SHIFT, label=True)
+    state = h.core.state_of("tab")
+    assert len(h.launcher.specs) == retrains
+    assert state["level"] == ("warning" if policy == "performance" else "critical")
+    last = state["last_window"]
+    assert "data" in last["types"] and "concept" not in last["types"] and "estimated" not in last["types"]
+    assert last["mae_ratio"] < 1.2
+    assert h.value("mitiga_drift_level", model="tab", drift_type="data") == (1 if policy == "performance" else 2)
+    h.publisher.stop()
+
+
+def test_a_model_that_got_worse_retrains_and_the_deciding_signal_is_named(tmp_path: Path) -> None:
+    h = harness(tmp_path)
+    rng = np.random.default_rng(4)
+    stream(h, rng, 3, label=True)
+    assert h.drift_events() == []
+    stream(h, rng, 4, label=True, error=1.0)
+    assert len(h.launcher.specs) == 1
+    event = h.drift_events()[-1]
+    assert event.level == pb.DRIFT_LEVEL_CRITICAL and list(event.drift_types) == [pb.DRIFT_TYPE_CONCEPT]
+    assert event.decided_by in ("mae_ratio", "rmse_ratio", "concept") and event.decided_by in event.signals
+    assert event.metrics["mae_ratio"] > 1.5
+    assert h.value("mitiga_drift_signal", model="tab", signal="mae_ratio") == 2
+    h.publisher.stop()
+
+
+def test_data_and_concept_drift_are_reported_together(tmp_path: Path) -> None:
+    h = harness(tmp_path)
+    rng = np.random.default_rng(5)
+    stream(h, rng, 3, label=True)
+    stream(h, rng, 4, shift=SHIFT, label=True, error=1.0)
+    event = h.drift_events()[-1]
+    assert {pb.DRIFT_TYPE_DATA, pb.DRIFT_TYPE_CONCEPT} <= set(event.drift_types)
+    assert {"share_drifted", "mae_ratio"} <= set(event.signals)
+    assert h.core.state_of("tab")["last_window"]["types"][:1] == ["data"]
+    h.publisher.stop()
+
+
+def test_relative_levels_are_configurable_per_model(tmp_path: Path) -> None:
+    h = Harness(tmp_path, model_thresholds={"tab": {"mae_ratio.critical": 50.0, "mae_ratio.warning": 40.0,
+                                                    "rmse_ratio.critical": 50.0, "rmse_ratio.warning": 40.0}},
+                level_metrics=["mae_ratio", "rmse_ratio"])
+    write_bundle(h.store)
+    rng = np.random.default_rng(6)
+    stream(h, rng, 2, label=True)
+    stream(h, rng, 4, label=True, error=1.0)  # about 12x the validation MAE: under this model's levels
+    assert h.launcher.specs == {} and h.core.state_of("tab")["level"] == "none"
+    h.publisher.stop()
+
+
+@pytest.mark.parametrize("kind", ["adwin", "page_hinkley"])
+def test_the_error_stream_alarms_on_a_rise_and_never_on_a_fall(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    low, high = np.abs(rng.normal(0.1, 0.05, 400)), np.abs(rng.normal(2.0, 0.3, 400))
+    rising = ErrorStreamDetector(kind)  # type: ignore[arg-type]
+    assert not rising.update(low) and rising.update(high)
+    falling = ErrorStreamDetector(kind)  # type: ignore[arg-type]
+    assert not falling.update(high) and not falling.update(low)
+
+
+def test_prediction_drift_is_a_signal_of_its_own(tmp_path: Path) -> None:
+    h = harness(tmp_path, trigger_policy="drift", level_metrics=["drift_flag", "prediction"])
+    rng = np.random.default_rng(7)
+    for _ in range(4 * h.settings.window_size // 10):  # inputs as in training, outputs moved
+        x = rng.normal(size=(10, 3)).astype(np.float32)
+        h.core.handle(inference(x, x.sum(axis=1, keepdims=True) + 3.0))
+    event = h.drift_events()[-1]
+    assert event.decided_by == "prediction" and list(event.drift_types) == [pb.DRIFT_TYPE_PREDICTION]
+    assert len(h.launcher.specs) == 1
+    h.publisher.stop()
+
+
+def test_the_sequential_test_decides_mid_window(tmp_path: Path) -> None:
+    h = harness(tmp_path, trigger_policy="drift", window_size=1000)
+    rng = np.random.default_rng(8)
+    stream(h, rng, 1)
+    assert len(h.core.history["tab"]) == 1
+    stream(h, rng, 1, shift={0: 1.5})
+    first = h.drift_events()[0]
+    assert first.decided_by == "sequential" and first.window_size < 200
+    assert len(h.launcher.specs) == 1  # an alarm is critical at once: its false-alarm rate is set by its ARL
+    assert h.value("mitiga_drift_sequential_alarms_total", model="tab") >= 1
+    h.publisher.stop()
+
+
+def test_no_sequential_alarm_on_a_stable_stream(tmp_path: Path) -> None:
+    h = harness(tmp_path, window_size=500)
+    stream(h, np.random.default_rng(9), 20)  # 10,000 stable rows
+    assert (h.value("mitiga_drift_sequential_alarms_total", model="tab") or 0) <= 1
+    h.publisher.stop()
+
+
+@pytest.mark.parametrize("engine", ["scipy", "alibi"])
+def test_the_outlier_share_is_a_signal(tmp_path: Path, engine: str) -> None:
+    h = harness(tmp_path, engine=engine, trigger_policy="any", level_metrics=["outlier_share"])
+    rng = np.random.default_rng(10)
+    stream(h, rng, 2)
+    assert h.value("mitiga_outlier_share", model="tab", version="1") < 0.05
+    for _ in range(3 * h.settings.window_size // 10):
+        x = rng.normal(size=(10, 3)).astype(np.float32)
+        x[:3] += 8.0  # 30% of the rows far outside the reference
+        h.core.handle(inference(x, x.sum(axis=1, keepdims=True)))
+    event = h.drift_events()[-1]
+    assert event.decided_by == "outlier_share" and event.metrics["outlier_share"] >= 0.25
+    h.publisher.stop()
+
+
+def test_mmd_and_lsdd_are_signals(tmp_path: Path) -> None:
+    h = harness(tmp_path, trigger_policy="drift", mmd_every=1, lsdd_every=1, level_metrics=["mmd", "lsdd"],
+                sequential=False, outliers=False)
+    rng = np.random.default_rng(11)
+    stream(h, rng, 2)
+    assert h.drift_events() == []
+    stream(h, rng, 2, shift={0: 1.0, 1: 1.0})
+    event = h.drift_events()[-1]
+    assert set(event.signals) == {"mmd", "lsdd"} and event.level == pb.DRIFT_LEVEL_CRITICAL
+    assert h.value("mitiga_drift_lsdd_p_value", model="tab", version="1") < 0.05
+    h.publisher.stop()
+
+
+def test_the_mmd_online_detector_is_a_signal(tmp_path: Path) -> None:
+    h = harness(tmp_path, trigger_policy="drift", online="mmd", online_ert=50, online_window=10,
+                online_bootstraps=500, level_metrics=["online"], sequential=False)
+    rng = np.random.default_rng(12)
+    stream(h, rng, 3, shift={0: 3.0, 1: 3.0, 2: 3.0})
+    assert h.value("mitiga_drift_online_alarms_total", model="tab") >= 1
+    assert h.drift_events()[0].decided_by == "online"
+    h.publisher.stop()
+
+
+def heteroscedastic(x: np.ndarray) -> np.ndarray:
+    """The target is noisy where |a| > 1: the model (a + b + c) errs more there, which its validation rows show."""
+    return np.where(np.abs(x[:, :1]) > 1, 1.5, 0.1)
+
+
+@pytest.mark.parametrize(("shift", "estimated"), [({0: 2.5}, True), ({1: 2.5}, False)])
+def test_the_estimated_error_moves_before_labels_only_where_the_model_errs(tmp_path: Path, shift: dict[int, float],
+                                                                          estimated: bool) -> None:
+    h = Harness(tmp_path)
+    write_bundle(h.store, noise=heteroscedastic)
+    rng = np.random.default_rng(13)
+    stream(h, rng, 2)
+    calm = h.value("mitiga_estimated_metric", model="tab", version="1", metric="mae")
+    stream(h, rng, 3, shift=shift)  # no labels at all
+    after = h.value("mitiga_estimated_metric", model="tab", version="1", metric="mae")
+    state = h.core.state_of("tab")
+    assert "mae" not in state["last_window"]  # nothing realised yet
+    assert "data" in state["last_window"]["types"]
+    if estimated:
+        assert after > 2 * calm and "estimated" in state["last_window"]["types"]
+        assert len(h.launcher.specs) == 1
+    else:
+        assert after == pytest.approx(calm, rel=0.5) and "estimated" not in state["last_window"]["types"]
+        assert h.launcher.specs == {}
+    h.publisher.stop()
+
+
+def test_the_estimate_is_scored_once_labels_arrive(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    write_bundle(h.store, noise=heteroscedastic)
+    rng = np.random.default_rng(14)
+    for _ in range(3 * h.settings.window_size // 10):
+        x = rng.normal(size=(10, 3)).astype(np.float32)
+        y = x.sum(axis=1, keepdims=True)
+        rid = f"r{rng.integers(1 << 62)}"
+        h.core.handle(inference(x, y, request_id=rid))
+        truth = y + rng.normal(size=(10, 1)) * heteroscedastic(x)
+        from tests.detector.conftest import feedback
+
+        h.core.handle(feedback([(rid, truth[:, 0].tolist())]))
+    gap = h.value("mitiga_estimated_metric_error", model="tab", version="1", metric="mae")
+    realised = h.value("mitiga_model_performance", model="tab", version="1", metric="mae", units="original")
+    assert gap is not None and abs(gap) < 0.3 * realised
+    h.publisher.stop()
+
+
+def test_each_signal_keeps_its_own_persistence_across_a_checkpoint() -> None:
+    tracker = EpisodeTracker(1, 3)
+    persistence = {"sequential": 1}
+    assert tracker.confirm({"share_drifted": Severity.CRITICAL, "sequential": Severity.CRITICAL}, persistence, 2) \
+        == {"share_drifted": Severity.NONE, "sequential": Severity.CRITICAL}
+    restored = EpisodeTracker(1, 3)
+    restored.restore(tracker.snapshot())
+    # a window with no labels leaves mae_ratio's streak alone; share_drifted is confirmed on its second window
+    assert restored.confirm({"share_drifted": Severity.WARNING}, persistence, 2) == {"share_drifted": Severity.WARNING}
