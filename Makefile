@@ -53,7 +53,8 @@ down: ## stop exactly what `make up` started
 bench: setup ## benchmarks; results in benchmarks/results/*.json and *.md
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	bash scripts/build-ghz.sh >/dev/null
-	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) detector_bench.py && ../$(PY) kafka_bench.py
+	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) detector_bench.py && ../$(PY) early_detection_bench.py \
+	  && ../$(PY) kafka_bench.py && ../$(PY) policy_bench.py
 
 lock: ## re-resolve every pin in one resolver run into requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

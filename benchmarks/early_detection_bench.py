@@ -1,7 +1,7 @@
 """P5, early detection: how many rows after a change each detector needs, and how often it cries wolf.
 
-Synthetic streams of 13 independent N(0, 1) features: 10,000 stable rows, then 3,000 shifted rows (1σ on one
-feature; 0.5σ on one; 0.5σ on three; 0.3σ on all). Each stream is fed, in the same run, to:
+Synthetic streams of 13 independent N(0, 1) features: 10,000 stable rows, then 3,000 shifted rows (1 sd on one
+feature; 0.5 sd on one; 0.5 sd on three; 0.3 sd on all). Each stream is fed, in the same run, to:
 
 - mitiga's detector core with its default settings (the sequential per-feature test, KS windows of 100 rows,
   outliers), as events of ``BATCH`` rows; an alarm is a drift episode opening;

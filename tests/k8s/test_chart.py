@@ -29,6 +29,7 @@ def test_helm_lint_is_clean(control_plane) -> None:  # type: ignore[no-untyped-d
     (["--set", "retrainer.rollout.timeout=soon"], "/retrainer/rollout/timeout"),
     (["--set", "inference.typo=1"], "typo"),
     (["--set", "inference.grpcPort=70000"], "/inference/grpcPort"),
+    (["--set", "detector.triggerPolicy=always"], "/detector/triggerPolicy"),
 ])
 def test_bad_values_are_refused_with_a_clear_message(control_plane, values, message) -> None:  # type: ignore[no-untyped-def]
     done = helm(control_plane, "install", "bad", str(CHART), "--namespace", NAMESPACE, "--dry-run=server", *values,
@@ -97,3 +98,13 @@ def test_the_grpc_port_reaches_the_pod_the_service_and_the_network_policy(contro
     else:
         assert "MITIGA_GRPC_PORT" not in config and "grpc" not in service_ports and policy_ports == [8080]
         assert [p["name"] for p in container["ports"]] == ["http"]
+
+
+@pytest.mark.parametrize("policy", [None, "drift"])
+def test_the_detector_gets_its_trigger_policy(control_plane, policy: str | None) -> None:  # type: ignore[no-untyped-def]
+    extra = ["--set", f"detector.triggerPolicy={policy}"] if policy else []
+    rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
+                    "1.34.4", *extra).stdout
+    config = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ConfigMap"
+                  and d["metadata"]["name"].endswith("-detector"))
+    assert config["data"]["MITIGA_TRIGGER_POLICY"] == (policy or "performance")
