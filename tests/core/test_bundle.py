@@ -29,6 +29,7 @@ def test_scaler_fits_transforms_and_inverts() -> None:
     ({"task": "regression", "features": ["a"], "window": 5}, "no window"),
     ({"task": "regression", "features": ["a", "a"]}, "unique"),
     ({"task": "regression", "features": []}, "must not be empty"),
+    ({"task": "regression", "features": ["a"], "categorical": ["b"]}, "categorical names features"),
 ])
 def test_manifest_validation(fields: dict[str, object], needle: str) -> None:
     with pytest.raises(ValidationError, match=needle):
@@ -58,3 +59,48 @@ def test_multi_input_models_are_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="several inputs"):
         import_archive(store, "two", (tmp_path / "two.keras").read_bytes())
     assert store.list_versions("two") == []
+
+
+def _bundle_zip(tmp_path: Path, validation: dict[str, np.ndarray]) -> bytes:
+    import io
+    import zipfile
+
+    import keras
+
+    inputs = keras.Input(shape=(2,))
+    keras.Model(inputs, keras.layers.Dense(1)(inputs)).save(tmp_path / "m.keras")
+    manifest = ModelManifest(name="m", task="regression", features=["a", "b"], categorical=["b"])
+    buffer = io.BytesIO()
+    np.savez(arrays := io.BytesIO(), **validation)
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("model.keras", (tmp_path / "m.keras").read_bytes())
+        archive.writestr("manifest.json", manifest.model_dump_json())
+        archive.writestr("validation.npz", arrays.getvalue())
+    return buffer.getvalue()
+
+
+def test_a_bundle_keeps_its_validation_rows(tmp_path: Path) -> None:
+    from mitiga_core.bundle import read_validation
+
+    x, pred, y = np.ones((30, 2)), np.zeros((30, 1)), np.full((30, 1), 2.0)
+    store = FilesystemModelStore(tmp_path / "store")
+    manifest = import_archive(store, "m", _bundle_zip(tmp_path, {"x": x, "pred": pred, "y": y}))
+    assert manifest.categorical == ["b"]
+    validation = read_validation(store.path("m", manifest.version))
+    assert validation is not None and validation.x.shape == (30, 2) and float(validation.y[0, 0]) == 2.0
+
+
+def test_validation_rows_of_different_lengths_are_refused(tmp_path: Path) -> None:
+    store = FilesystemModelStore(tmp_path / "store")
+    bad = {"x": np.ones((30, 2)), "pred": np.zeros((29, 1)), "y": np.zeros((30, 1))}
+    with pytest.raises(BundleError, match="same number of rows"):
+        import_archive(store, "m", _bundle_zip(tmp_path, bad))
+    assert store.list_versions("m") == []
+
+
+def test_the_reference_error_is_the_validation_error_else_the_gates_holdout() -> None:
+    from mitiga_core.bundle import TrainingInfo
+
+    assert TrainingInfo(metrics={"val_mae": 2.0, "holdout_mae": 3.0}).reference_error("mae") == 2.0
+    assert TrainingInfo(metrics={"holdout_mae": 3.0}).reference_error("mae") == 3.0
+    assert TrainingInfo(metrics={"val_mae": 0.0}).reference_error("mae") is None

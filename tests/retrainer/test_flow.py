@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mitiga_core.bundle import TrainingData, read_manifest
+from mitiga_core.bundle import TrainingData, read_manifest, read_validation
 from mitiga_core.store import FilesystemModelStore
 from mitiga_retrainer.flow import RetrainOptions, retrain
 from tests.retrainer.conftest import days, regressor_store, relation
@@ -40,6 +40,10 @@ def test_concept_change_is_retrained_promoted_and_rolled_out(store: FilesystemMo
     assert manifest.lineage.episode_id == "ep1" and manifest.lineage.strategy == "sliding_window"
     assert manifest.training.data_end == days(date(2021, 1, 1), 300)[-61]  # the last row before the holdout
     assert manifest.training.rows == 200 and "holdout_mae" in manifest.training.metrics
+    validation = read_validation(store.path("m", "2"))  # the gate's holdout, with the challenger's predictions
+    assert validation is not None and len(validation.x) == 60
+    mae = float(np.abs(validation.y - validation.pred).mean())
+    assert mae == pytest.approx(manifest.training.reference_error("mae"), rel=1e-4)
     assert [r.version for r in rollouts] == ["2"] and rollouts[0].previous_version == "1"
     assert [p["epoch"] for p in progress] == [float(e) for e in range(1, 21)] and progress[-1]["eta_s"] == 0
     decision = store.decisions("m")[-1]

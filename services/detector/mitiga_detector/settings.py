@@ -164,9 +164,12 @@ class DetectorSettings(CoreSettings):
     test R²). ``ks_p_value`` is exported with its levels but left out: with no drift at all the smallest raw
     p-value is below 0.5 in most windows."""
 
-    signal_persistence: dict[str, int] = Field(default_factory=lambda: {"sequential": 1, "online": 1, "concept": 1})
+    signal_persistence: dict[str, int] = Field(default_factory=lambda: {
+        "sequential": 1, "online": 1, "concept": 1, "mae_ratio": 1, "rmse_ratio": 1, "mae": 1, "rmse": 1, "r2": 1})
     """Consecutive windows each signal's level must hold before it counts; signals not named use ``persistence``.
-    The sequential and online tests and the error-stream detector are already sequential, so one alarm counts."""
+    The sequential and online tests and the error-stream detector are already sequential, so one alarm counts; the
+    realised error is already an average over the labelled window (``performance_window`` rows, at least
+    ``min_performance_rows``), so one window counts too. Per-window tests and estimates wait for ``persistence``."""
 
     metric_units: Literal["scaled", "original"] = "scaled"
     """Units of the MAE/RMSE compared with the thresholds: the model's scaled space (as in the research) or

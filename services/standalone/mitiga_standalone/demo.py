@@ -105,6 +105,7 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
                         "mae_persistence": regression_metrics(y, x[:, -1])["mae"],  # tomorrow = today
                         "types": last.get("types", []), "episode_id": drift["episode_id"],
                         "retrain": last.get("trigger"), "next_version": champion,
+                        "decided_by": last.get("decided_by", ""), "mae_ratio": last.get("mae_ratio"),
                         "dates": [d.date().isoformat() for d in target_dates[mask]],
                         "actual": y.tolist(), "served": pred.tolist(), "frozen": frozen_pred.tolist(),
                     })
