@@ -118,6 +118,18 @@ def ghz(address: str, request: dict[str, Any], *, connections: int, requests: in
             "p99_ms": latency.get(99, float("nan")), "failed": sum(n for code, n in codes.items() if code != "OK")}
 
 
+def delay_table(results: dict[str, Any], scenarios: list[str], names: list[str], stable: int, unit: str) -> list[str]:
+    """Markdown rows: each scenario's detection delay per detector, the median delay, and the false-alarm rate."""
+    lines = ["| scenario | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for scenario in scenarios:
+        cells = [str(results["scenarios"][scenario][n]["delay"] or "never") for n in names]
+        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
+    lines.append("| **median delay** | " + " | ".join(f"{results['median_delay'][n]:g}" for n in names) + " |")
+    lines.append(f"| **false alarms / 10k stable {unit}** ({stable:,} stable) | "
+                 + " | ".join(f"{results['false_alarms_per_10k'][n]:.2f}" for n in names) + " |")
+    return lines
+
+
 def write_report(name: str, results: dict[str, Any], markdown: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2))

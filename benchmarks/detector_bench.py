@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import write_report
+from common import delay_table, write_report
 
 WINDOW = int(os.environ.get("BENCH_WINDOW", "100"))
 
@@ -253,13 +253,7 @@ def main() -> None:
     names = list(detectors)
     lines = ["# Drift detector benchmark", "",
              f"Windows of {WINDOW} rows; delay in samples after the onset (window end); 'never' = no alarm.", "",
-             "| scenario | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for sc in scenarios:
-        cells = [str(results["scenarios"][sc.name][n]["delay"] or "never") for n in names]
-        lines.append(f"| {sc.name} | " + " | ".join(cells) + " |")
-    lines.append("| **median delay** | " + " | ".join(f"{results['median_delay'][n]:g}" for n in names) + " |")
-    lines.append(f"| **false alarms / 10k stable samples** ({stable_samples} stable) | "
-                 + " | ".join(f"{results['false_alarms_per_10k'][n]:.2f}" for n in names) + " |")
+             *delay_table(results, [sc.name for sc in scenarios], names, stable_samples, "samples")]
     tp = results["throughput"]
     lines += ["", f"Sustained throughput of the detector core (Alibi KS, windows of 100, 10 features): "
                   f"{tp['events_per_s_1_rows']:.0f} events/s of 1 row, {tp['events_per_s_10_rows']:.0f} events/s "

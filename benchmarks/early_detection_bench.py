@@ -23,7 +23,7 @@ import tempfile
 from typing import Any
 
 import numpy as np
-from common import write_report
+from common import delay_table, write_report
 from detector_bench import Scenario, _core, evidently_alarms, score
 
 FEATURES = 13
@@ -114,13 +114,7 @@ def main() -> None:
     lines = ["# Early detection (P5)", "",
              f"{FEATURES} features, {STABLE:,} stable rows then {DRIFTED:,} shifted rows per stream; mitiga is fed "
              f"events of {BATCH} rows. Delay in rows after the onset; 'never' = no alarm.", "",
-             "| scenario | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for sc in streams:
-        cells = [str(results["scenarios"][sc.name][n]["delay"] or "never") for n in names]
-        lines.append(f"| {sc.name} | " + " | ".join(cells) + " |")
-    lines.append("| **median delay** | " + " | ".join(f"{results['median_delay'][n]:g}" for n in names) + " |")
-    lines.append(f"| **false alarms / 10k stable rows** ({stable:,} stable) | "
-                 + " | ".join(f"{results['false_alarms_per_10k'][n]:.2f}" for n in names) + " |")
+             *delay_table(results, [sc.name for sc in streams], names, stable, "rows")]
     lines += ["", "Goal: every scenario detected, median delay no larger than River ADWIN on every feature in the "
               "same run, at most 1 false alarm per 10,000 stable rows. Met: "
               + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in goal.items()) + ".", ""]

@@ -214,3 +214,42 @@ def test_each_signal_keeps_its_own_persistence_across_a_checkpoint() -> None:
     restored.restore(tracker.snapshot())
     # a window with no labels leaves mae_ratio's streak alone; share_drifted is confirmed on its second window
     assert restored.confirm({"share_drifted": Severity.WARNING}, persistence, 2) == {"share_drifted": Severity.WARNING}
+
+
+def forecast_rows(rng: np.random.Generator, n: int, step_sd: float, skilled: bool) -> tuple[np.ndarray, ...]:
+    """Windows of a random walk, the next value, and a forecast that catches half of each step (skilled) or
+    guesses a step of the same size at random (no better than the naive forecast)."""
+    start = rng.normal(100, 10, size=(n, 1))
+    x = (start + np.cumsum(rng.normal(0, step_sd, size=(n, 5)), axis=1)).astype(np.float32)
+    step = rng.normal(0, step_sd, size=(n, 1))
+    y = (x[:, -1:] + step).astype(np.float32)
+    guess = 0.5 * step if skilled else rng.normal(0, step_sd, size=(n, 1))
+    return x, (x[:, -1:] + guess).astype(np.float32), y
+
+
+@pytest.mark.parametrize(("step_sd", "skilled", "retrains"), [(5.0, True, 0), (1.0, False, 1)])
+def test_the_skill_ratio_judges_a_forecaster_against_tomorrow_equals_today(tmp_path: Path, step_sd: float,
+                                                                          skilled: bool, retrains: int) -> None:
+    from mitiga_core.bundle import ModelManifest
+
+    h = Harness(tmp_path, window_size=50, level_metrics=["skill_ratio"])
+    rng = np.random.default_rng(15)
+    x_val, pred_val, y_val = forecast_rows(rng, 300, 1.0, skilled=True)
+    manifest = ModelManifest(name="fc", task="forecast", features=["open"], window=5)
+
+    def populate(folder: Path, version: str) -> None:
+        np.save(folder / "reference.npy", x_val[:, -1:])
+        np.savez(folder / "validation.npz", x=x_val, pred=pred_val, y=y_val)
+        (folder / "manifest.json").write_text(manifest.model_copy(update={"version": version}).model_dump_json())
+
+    h.store.write_version("fc", populate)
+    from tests.detector.conftest import feedback
+
+    for i in range(20):  # skilled but five times as volatile (five times the MAE), or unskilled as volatile
+        x, pred, y = forecast_rows(rng, 10, step_sd, skilled)
+        h.core.handle(inference(x, pred, name="fc", request_id=f"f{i}"))
+        h.core.handle(feedback([(f"f{i}", y[:, 0].tolist())], name="fc"))
+    last = h.core.state_of("fc")["last_window"]
+    assert len(h.launcher.specs) == retrains
+    assert (last["skill_ratio"] > 1.5) == (not skilled)
+    h.publisher.stop()

@@ -212,7 +212,8 @@ class DetectorCore:
         estimated = None
         if monitor.estimator is not None:
             estimated = monitor.estimator.rows(input_features(monitor.manifest, stored.inputs), stored.outputs)
-        monitor.performance.add(truth, stored.outputs, monitor.manifest.output_scaler, estimated)
+        naive = stored.inputs[:, -1:] if monitor.manifest.task == "forecast" else None  # tomorrow = today
+        monitor.performance.add(truth, stored.outputs, monitor.manifest.output_scaler, estimated, naive)
         self._staged.add(self._labelled.write(model, stored.inputs, truth, stored.when))
         self.metrics.joined.labels(model).inc()
         return True
@@ -232,7 +233,7 @@ class DetectorCore:
         if len(perf) < self.settings.min_performance_rows:
             return {}
         return {**by_units.get(self.settings.metric_units, {}),
-                **signals.performance_signals(monitor, by_units.get("original", {}))}
+                **signals.performance_signals(monitor, by_units.get("original", {}), perf.skill())}
 
     def _evaluate(self, monitor: ModelMonitor, window: Window) -> None:
         start = time.perf_counter()

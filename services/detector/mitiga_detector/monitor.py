@@ -43,6 +43,8 @@ class ModelMonitor:
     estimator: LossEstimator | None = None
     outliers: OutlierScorer | None = None
     windows_seen: int = 0
+    reference_skill: float | None = None
+    """Forecast models: the validation rows' MAE over the naive forecast's ("tomorrow = today") MAE."""
     alarms: set[str] | None = None
     """Row-level detectors (``online``, ``sequential``) that alarmed since the last window closed."""
 
@@ -87,8 +89,13 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
     estimator = None
     if settings.estimate_performance and validation is not None and len(validation.x) >= 20:
         estimator = LossEstimator(input_features(manifest, validation.x), validation.pred, validation.y)
+    reference_skill = None
+    if manifest.task == "forecast" and validation is not None and len(validation.x):
+        naive = float(np.abs(validation.y.reshape(-1) - validation.x[:, -1]).mean())
+        model = float(np.abs(validation.y.reshape(-1) - validation.pred.reshape(-1)).mean())
+        reference_skill = model / naive if naive > 0 and model > 0 else None
     return ModelMonitor(
-        manifest=manifest, reference=reference, inputs=inputs, outputs=outputs,
+        manifest=manifest, reference_skill=reference_skill, reference=reference, inputs=inputs, outputs=outputs,
         window=WindowBuffer(settings.window_size, settings.window_seconds, settings.min_window_rows),
         performance=PerformanceWindow(settings.performance_window, settings.concept_detector),
         mmd_reference=mmd_reference,

@@ -105,16 +105,21 @@ class PerformanceWindow:
         self._pred: deque[AnyArray] = deque(maxlen=size)
         self._estimated: deque[float] = deque(maxlen=size)
         """Each labelled row's error as the loss estimator saw it before the label (when there is one)."""
+        self._naive: deque[AnyArray] = deque(maxlen=size)
+        """Forecast models: the naive forecast of each labelled row (its newest input, "tomorrow = today")."""
         self.errors = ErrorStreamDetector(concept)
         self.concept_alarm = False
 
     def __len__(self) -> int:
         return len(self._truth)
 
-    def add(self, truth: FloatArray, pred: FloatArray, scaler: Scaler, estimated: FloatArray | None = None) -> None:
+    def add(self, truth: FloatArray, pred: FloatArray, scaler: Scaler, estimated: FloatArray | None = None,
+            naive: FloatArray | None = None) -> None:
         for t, p in zip(truth, pred, strict=True):
             self._truth.append(t)
             self._pred.append(p)
+        if naive is not None:
+            self._naive.extend(np.asarray(naive, np.float32))
         if estimated is not None:
             self._estimated.extend(float(e) for e in estimated)
         abs_scaled = np.abs(scaler.transform(truth) - scaler.transform(pred)).mean(axis=1)
@@ -124,7 +129,8 @@ class PerformanceWindow:
     def snapshot(self) -> dict[str, Any]:
         """The labelled rows as JSON-ready data."""
         return {"truth": [np.asarray(t).tolist() for t in self._truth],
-                "pred": [np.asarray(p).tolist() for p in self._pred], "estimated": list(self._estimated)}
+                "pred": [np.asarray(p).tolist() for p in self._pred], "estimated": list(self._estimated),
+                "naive": [np.asarray(n).tolist() for n in self._naive]}
 
     def restore(self, data: dict[str, Any], scaler: Scaler) -> None:
         """Take back the rows of a snapshot, and rebuild the error-stream detector by replaying their errors (its
@@ -132,6 +138,7 @@ class PerformanceWindow:
         self._truth.extend(np.asarray(t, np.float32) for t in data["truth"])
         self._pred.extend(np.asarray(p, np.float32) for p in data["pred"])
         self._estimated.extend(float(e) for e in data.get("estimated", []))
+        self._naive.extend(np.asarray(n, np.float32) for n in data.get("naive", []))
         if self._truth:
             truth, pred = np.stack(self._truth), np.stack(self._pred)
             self.errors.replay(np.abs(scaler.transform(truth) - scaler.transform(pred)).mean(axis=1))
@@ -143,6 +150,14 @@ class PerformanceWindow:
         realised = np.mean([np.abs(np.asarray(t) - np.asarray(p)).mean() for t, p in
                             zip(self._truth, self._pred, strict=True)])
         return float(np.mean(self._estimated) - realised)
+
+    def skill(self) -> float | None:
+        """MAE over the naive forecast's MAE on the same labelled rows (forecast models; below 1 beats naive)."""
+        if not self._truth or len(self._naive) != len(self._truth):
+            return None
+        truth, pred, naive = np.stack(self._truth), np.stack(self._pred), np.stack(self._naive)
+        baseline = float(np.abs(truth - naive).mean())
+        return float(np.abs(truth - pred).mean()) / baseline if baseline > 0 else None
 
     def metrics(self, scaler: Scaler) -> dict[str, dict[str, float]]:
         """MAE, MSE, RMSE, R² in ``original`` units and in the model's ``scaled`` units."""

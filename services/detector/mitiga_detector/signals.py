@@ -86,12 +86,16 @@ def compute(monitor: ModelMonitor, window: Window, settings: DetectorSettings,
     return WindowSignals(values, uni, dist)
 
 
-def performance_signals(monitor: ModelMonitor, realised: dict[str, float]) -> dict[str, float]:
-    """The realised error relative to the model's own validation error (``mae_ratio``, ``rmse_ratio``); the
-    ``realised`` metrics are in original units, as the validation metrics in the manifest are."""
+def performance_signals(monitor: ModelMonitor, realised: dict[str, float], skill: float | None) -> dict[str, float]:
+    """The realised error relative to the model's own validation error (``mae_ratio``, ``rmse_ratio``; the
+    ``realised`` metrics are in original units, as the validation metrics in the manifest are) and, for forecast
+    models, its skill against the naive forecast relative to the same skill on the validation rows
+    (``skill_ratio``: scale-free, so a series that moves to another level does not move it by itself)."""
     out = {}
     for metric in ("mae", "rmse"):
         reference = monitor.manifest.training.reference_error(metric)
         if reference is not None and metric in realised and np.isfinite(realised[metric]):
             out[f"{metric}_ratio"] = realised[metric] / reference
+    if skill is not None and monitor.reference_skill:
+        out["skill_ratio"] = skill / monitor.reference_skill
     return out

@@ -28,6 +28,7 @@ SIGNALS: dict[str, str] = {
     "r2": "the R² on labelled feedback",
     "mae_ratio": "the MAE on labelled feedback over the model's own validation MAE",
     "rmse_ratio": "the RMSE on labelled feedback over the model's own validation RMSE",
+    "skill_ratio": "the MAE over the naive forecast's, relative to the same ratio on the model's validation rows",
     "estimated_mae_ratio": "the MAE estimated from the inputs (before labels) over the model's validation MAE",
     "concept": "the error-stream detector's alarm (1: the error rose)",
     "mmd": "the multivariate MMD test's drift flag",
