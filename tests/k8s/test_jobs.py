@@ -113,7 +113,7 @@ def test_a_critical_episode_in_the_detector_core_becomes_one_kubernetes_job(laun
     from tests.detector.conftest import Harness, write_bundle
     from tests.detector.test_core import stream
 
-    h = Harness(tmp_path, launcher=launcher, cooldown_s=0)
+    h = Harness(tmp_path, launcher=launcher, cooldown_s=0, trigger_policy="drift")  # input drift retrains
     write_bundle(h.store)
     rng = np.random.default_rng(5)
     stream(h, rng, 2)
