@@ -23,8 +23,10 @@ def loop(tmp_path_factory, reference_store):  # type: ignore[no-untyped-def]
     webhook = WebhookReceiver()
     stack = make_stack(tmp, reference_store, webhook=webhook, interval="1s", group_wait="1s",
                        alerts=AlertSettings(drift_for="2s", episode_for="2s"),
+                       # the error decides (the default policy): judge it on 120 labelled 2012 rows, so the challenger
+                       # trains on more of 2012 than of the old data, whatever the order events and labels arrive in
                        detector_env={"MITIGA_EPOCHS": "2", "MITIGA_HOLDOUT_ROWS": "30", "MITIGA_MIN_ROWS": "30",
-                                     "MITIGA_WINDOW_ROWS": "200"})
+                                     "MITIGA_WINDOW_ROWS": "200", "MITIGA_MIN_PERFORMANCE_ROWS": "120"})
     stack.start()
     traffic = Traffic(stack.inference.url)
     x, y = windows("2012-01-01", "2013-01-01")
