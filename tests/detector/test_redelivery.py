@@ -171,3 +171,30 @@ def test_the_error_stream_detector_keeps_its_reference_level_across_a_restart(ha
     restarted(harness)
     stream(harness, rng, 2, label=True, error=3.0)
     assert (harness.value("mitiga_concept_drift_alarms_total", model="tab") or 0) >= 1
+
+
+@pytest.mark.parametrize("checkpointed", [0, 15])
+def test_an_episode_replayed_after_a_crash_keeps_its_id_and_its_one_retrain(tmp_path: Path, checkpointed: int) -> None:
+    """The trigger's request is made at once, the episode reaches the state store with the next checkpoint: a
+    detector killed in between replays the window that opened the episode and must name it the same, or the episode
+    would retrain twice. The sequential test's statistics are checkpointed too, so the replay closes the same windows
+    (optionally a checkpoint part-way, ``checkpointed`` events in)."""
+    h = Harness(tmp_path, trigger_policy="drift", cooldown_s=0, max_attempts=1)
+    write_bundle(h.store)
+    rng = np.random.default_rng(21)
+    x = rng.normal(size=(400, 3)).astype(np.float32)
+    x[100:] += 2.0
+    envelopes = [inference(x[i:i + 10], x[i:i + 10].sum(axis=1, keepdims=True)) for i in range(0, 400, 10)]
+    for envelope in envelopes[:checkpointed]:
+        h.core.handle(envelope)
+    h.core.checkpoint()
+    for envelope in envelopes[checkpointed:]:
+        h.core.handle(envelope)
+    first = h.core.state_of("tab")["episode_id"]
+    assert first and len(h.launcher.specs) == 1
+    restarted(h)  # killed before its next checkpoint: everything after the last one comes again
+    for envelope in envelopes[checkpointed:]:
+        h.core.handle(envelope)
+    assert h.core.state_of("tab")["episode_id"] == first
+    assert len(h.launcher.specs) == 1
+    h.publisher.stop()

@@ -4,7 +4,8 @@ The consumer writes them after each handled batch and before committing its offs
 with the side effects of the events it covers (their seen marks, the predictions their feedback took, the labelled
 rows they made; see :class:`~mitiga_core.state.StagedWrites`), so a detector that is killed and restarted continues
 where the committed offsets say it stopped, with nothing counted twice and nothing lost. A checkpoint holds:
-- per model version: the open window, the labelled performance window and the count of windows tested;
+- per model version: the open window, the labelled performance window, the count of windows tested, and the
+  sequential test's statistics with the alarms not yet in a window (so a replay closes the same windows);
 - per model: the drift-episode tracker with the version it is about, so an open episode keeps its id (and its
   retrain request is not made a second time);
 - the feedback still waiting for its prediction (:mod:`mitiga_detector.parking`).
@@ -42,7 +43,8 @@ class Checkpoints:
 
     def monitor_write(self, monitor: ModelMonitor) -> Write:
         body = {"window": monitor.window.snapshot(), "performance": monitor.performance.snapshot(),
-                "windows_seen": monitor.windows_seen}
+                "windows_seen": monitor.windows_seen, "alarms": sorted(monitor.alarms or ()),
+                "sequential": monitor.sequential.snapshot() if monitor.sequential is not None else {}}
         return Write("set", self._monitor_key(monitor.manifest.name, monitor.manifest.version),
                      json.dumps(body).encode())
 
@@ -53,6 +55,10 @@ class Checkpoints:
         monitor.window.restore(body["window"])
         monitor.performance.restore(body["performance"], monitor.manifest.output_scaler)
         monitor.windows_seen = int(body["windows_seen"])
+        if monitor.alarms is not None:
+            monitor.alarms.update(body.get("alarms", []))
+        if monitor.sequential is not None:
+            monitor.sequential.restore(body.get("sequential") or {})
         return True
 
     def episode_write(self, name: str, version: str, tracker: EpisodeTracker) -> Write:

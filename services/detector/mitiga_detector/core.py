@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -288,7 +289,9 @@ class DetectorCore:
         for signal, severity in confirmed.items():
             self.metrics.signal.labels(name, signal).set(int(severity) - 1)
         before, episode_before = tracker.level, tracker.episode_id
-        level, opened, closed = tracker.update(result.level)
+        opening = uuid.uuid5(uuid.NAMESPACE_URL, f"mitiga:{name}:{version}:{window.start.isoformat()}:"
+                                                 f"{window.end.isoformat()}:{len(window)}").hex
+        level, opened, closed = tracker.update(result.level, opening)
         types = result.types
         for type_name in TYPE_CODES:
             active = level >= Severity.WARNING and type_name in types

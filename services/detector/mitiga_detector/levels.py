@@ -132,15 +132,17 @@ class EpisodeTracker:
             confirmed[name] = Severity(min(streak)) if len(streak) == need else Severity.NONE
         return confirmed
 
-    def update(self, observed: Severity) -> tuple[Severity, bool, bool]:
-        """Feed one window's level; returns (confirmed level, episode opened, episode closed)."""
+    def update(self, observed: Severity, opening_id: str | None = None) -> tuple[Severity, bool, bool]:
+        """Feed one window's level; returns (confirmed level, episode opened, episode closed). ``opening_id`` names
+        the episode this window would open: derived from the window, it is the same when a restarted detector
+        replays the window, so the episode (and its retrain request) is not made twice."""
         self._streak = [*self._streak, observed][-self.persistence :]
         held = min(self._streak) if len(self._streak) == self.persistence else Severity.NONE
         self._calm = self._calm + 1 if observed == Severity.NONE else 0
         opened = closed = False
         if self.episode_id is None:
             if held >= Severity.WARNING:
-                self.episode_id, self.level, opened = uuid.uuid4().hex, held, True
+                self.episode_id, self.level, opened = opening_id or uuid.uuid4().hex, held, True
         elif self._calm >= self.clear_after:
             self.episode_id, self.level, closed = None, Severity.NONE, True
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -154,9 +155,15 @@ class KafkaBusConsumer(Consumer):
 
     def __init__(self, settings: CoreSettings, topics: list[str], group_id: str) -> None:
         self._consumer = KafkaConsumer(
-            *topics, bootstrap_servers=_servers(settings), group_id=group_id, client_id=settings.service_name,
+            bootstrap_servers=_servers(settings), group_id=group_id, client_id=settings.service_name,
             enable_auto_commit=False, auto_offset_reset="earliest", reconnect_backoff_max_ms=2000,
             bootstrap_timeout_ms=int(settings.kafka_bootstrap_timeout_s * 1000))
+        # Know the topics' partitions before joining the group: a member that joins first and leads the assignment
+        # finds "no partition metadata", is assigned nothing, and waits for the next metadata refresh (minutes).
+        deadline = time.monotonic() + settings.kafka_bootstrap_timeout_s
+        while any(not self._consumer.partitions_for_topic(t) for t in topics) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self._consumer.subscribe(topics)
         self._lag: dict[tuple[str, int], int] = {}
 
     def poll(self, timeout_s: float = 1.0, max_records: int = 500) -> list[Record]:
