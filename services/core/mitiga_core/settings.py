@@ -33,6 +33,12 @@ class CoreSettings(BaseSettings):
     kafka_bootstrap_timeout_s: float = Field(default=10.0, gt=0)
     """How long a client waits for the cluster when it connects; after that the call fails and is retried later."""
 
+    kafka_session_timeout_s: float = Field(default=10.0, ge=6, le=300)
+    """How long the broker waits for a consumer that went silent (a crashed or killed process) before it gives the
+    partitions to another member, or to the restarted process: a new member waits this long to join after a crash.
+    Heartbeats go every third of it from a background thread, so a long window does not count as silence.
+    (kafka-python's own default is 45 s.)"""
+
     kafka_partitions: int = Field(default=3, ge=1)
     """Partitions of each mitiga topic when it is created (topics are keyed by model name)."""
 

@@ -157,7 +157,9 @@ class KafkaBusConsumer(Consumer):
         self._consumer = KafkaConsumer(
             bootstrap_servers=_servers(settings), group_id=group_id, client_id=settings.service_name,
             enable_auto_commit=False, auto_offset_reset="earliest", reconnect_backoff_max_ms=2000,
-            bootstrap_timeout_ms=int(settings.kafka_bootstrap_timeout_s * 1000))
+            bootstrap_timeout_ms=int(settings.kafka_bootstrap_timeout_s * 1000),
+            session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
+            heartbeat_interval_ms=int(settings.kafka_session_timeout_s * 1000 / 3))
         # Know the topics' partitions before joining the group: a member that joins first and leads the assignment
         # finds "no partition metadata", is assigned nothing, and waits for the next metadata refresh (minutes).
         deadline = time.monotonic() + settings.kafka_bootstrap_timeout_s
