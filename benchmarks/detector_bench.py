@@ -126,26 +126,30 @@ def _core(sc: Scenario, tmp: str, **settings: Any) -> Any:
                         publisher=publisher, metrics=metrics, launcher=None)
 
 
-def mitiga_alarms(sc: Scenario, persistence: int) -> list[int]:
-    """Window ends where the detector opened a drift episode, and the first window end after the onset where it is
-    in an alarm state (an episode still open from a false alarm counts as alarming there)."""
+def feed(core: Any, x: np.ndarray, event_id: str) -> float:
+    """Hand the core one inference event of rows ``x`` (model "m"); returns the drift episodes opened so far."""
     from mitiga_core.events import encode
     from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 
+    rows = x.astype(np.float32)
+    event = pb.InferenceEvent(event_id=event_id, model_name="m", model_version="1",
+                              inputs=pb.Matrix(shape=list(rows.shape), data=rows.reshape(-1).tolist()),
+                              outputs=pb.Matrix(shape=[len(rows), 1], data=[0.0] * len(rows)))
+    event.time.GetCurrentTime()
+    core.handle(encode(event, source="bench"))
+    return sum(core.metrics.registry.get_sample_value("mitiga_drift_episodes_total", {"model": "m", "level": lv})
+               or 0.0 for lv in ("warning", "critical"))
+
+
+def mitiga_alarms(sc: Scenario, persistence: int) -> list[int]:
+    """Window ends where the detector opened a drift episode, and the first window end after the onset where it is
+    in an alarm state (an episode still open from a false alarm counts as alarming there)."""
     with tempfile.TemporaryDirectory() as tmp:
         core = _core(sc, tmp, window_size=WINDOW, persistence=persistence)
-        metrics = core.metrics
         alarms: list[int] = []
         opened = 0.0
         for start in range(0, len(sc.stream) - WINDOW + 1, WINDOW):
-            x = sc.stream[start : start + WINDOW].astype(np.float32)
-            event = pb.InferenceEvent(event_id=f"e{start}", model_name="m", model_version="1",
-                                      inputs=pb.Matrix(shape=list(x.shape), data=x.reshape(-1).tolist()),
-                                      outputs=pb.Matrix(shape=[len(x), 1], data=[0.0] * len(x)))
-            event.time.GetCurrentTime()
-            core.handle(encode(event, source="bench"))
-            total = sum(metrics.registry.get_sample_value("mitiga_drift_episodes_total", {"model": "m", "level": lv})
-                        or 0.0 for lv in ("warning", "critical"))
+            total = feed(core, sc.stream[start : start + WINDOW], f"e{start}")
             end = start + WINDOW
             alarming = core.state_of("m")["level"] != "none"
             if total > opened or (alarming and end > sc.onset and not any(a > sc.onset for a in alarms)):

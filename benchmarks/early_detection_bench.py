@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from common import delay_table, write_report
-from detector_bench import Scenario, _core, evidently_alarms, score
+from detector_bench import Scenario, _core, evidently_alarms, feed, score
 
 FEATURES = 13
 STABLE, DRIFTED = 10_000, 3_000
@@ -44,25 +44,14 @@ def scenario(name: str, shifted: int, delta: float, seed: int) -> Scenario:
 
 def mitiga_alarms(sc: Scenario, **settings: Any) -> list[int]:
     """Rows at which a drift episode opened (the end of the event that opened it)."""
-    from mitiga_core.events import encode
-    from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
-
     with tempfile.TemporaryDirectory() as tmp:
         core = _core(sc, tmp, **settings)
-        registry = core.metrics.registry
         alarms: list[int] = []
         opened = 0.0
         for start in range(0, len(sc.stream), BATCH):
-            x = sc.stream[start : start + BATCH].astype(np.float32)
-            event = pb.InferenceEvent(event_id=f"e{start}", model_name="m", model_version="1",
-                                      inputs=pb.Matrix(shape=list(x.shape), data=x.reshape(-1).tolist()),
-                                      outputs=pb.Matrix(shape=[len(x), 1], data=[0.0] * len(x)))
-            event.time.GetCurrentTime()
-            core.handle(encode(event, source="bench"))
-            total = sum(registry.get_sample_value("mitiga_drift_episodes_total", {"model": "m", "level": lv}) or 0.0
-                        for lv in ("warning", "critical"))
+            total = feed(core, sc.stream[start : start + BATCH], f"e{start}")
             if total > opened:
-                alarms.append(start + len(x))
+                alarms.append(min(start + BATCH, len(sc.stream)))
             opened = total
             if alarms and alarms[-1] > sc.onset:
                 break  # the first alarm after the onset is all that is scored
