@@ -238,8 +238,8 @@ def main() -> None:
     ]
     stationary = synthetic("synthetic: stationary, 10k samples", 0, 0.0, 10_000, 0, seed=4)
     detectors = {
-        "mitiga (KS, persistence 2)": lambda sc: mitiga_alarms(sc, 2),
-        "mitiga (KS, persistence 1)": lambda sc: mitiga_alarms(sc, 1),
+        "mitiga (default signals, persistence 2)": lambda sc: mitiga_alarms(sc, 2),
+        "mitiga (default signals, persistence 1)": lambda sc: mitiga_alarms(sc, 1),
         "Evidently DataDriftPreset": evidently_alarms,
         "River ADWIN on |error|": adwin_alarms,
     }
@@ -259,7 +259,7 @@ def main() -> None:
              f"Windows of {WINDOW} rows; delay in samples after the onset (window end); 'never' = no alarm.", "",
              *delay_table(results, [sc.name for sc in scenarios], names, stable_samples, "samples")]
     tp = results["throughput"]
-    lines += ["", f"Sustained throughput of the detector core (Alibi KS, windows of 100, 10 features): "
+    lines += ["", f"Sustained throughput of the detector core (default signals: Alibi KS, the sequential test and the outlier forest; windows of 100, 10 features): "
                   f"{tp['events_per_s_1_rows']:.0f} events/s of 1 row, {tp['events_per_s_10_rows']:.0f} events/s "
                   f"of 10 rows.", "",
               "Evidently is the `evidently` 0.7.23 package itself (its DataDriftPreset defaults: per-column KS at "

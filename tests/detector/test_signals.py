@@ -253,3 +253,35 @@ def test_the_skill_ratio_judges_a_forecaster_against_tomorrow_equals_today(tmp_p
     assert len(h.launcher.specs) == retrains
     assert (last["skill_ratio"] > 1.5) == (not skilled)
     h.publisher.stop()
+
+
+def test_the_sequential_statistics_follow_the_cusum_recursion_row_by_row() -> None:
+    """The batched solution equals the textbook recursion S_t = max(0, S_t-1 + z_t - k), alarms and restarts
+    included, whatever the batch sizes."""
+    from mitiga_detector.sequential import SequentialDetector
+
+    rng = np.random.default_rng(16)
+    reference = rng.normal(size=(500, 3))
+    stream = rng.normal(size=(3000, 3))
+    stream[1500:, 1] += 1.5  # alarms, so the restarts are compared too
+    batched, one_by_one = SequentialDetector(reference, arl=2000), SequentialDetector(reference, arl=2000)
+    expected: list[int] = []
+    up, down = np.zeros_like(one_by_one._up), np.zeros_like(one_by_one._down)
+    scores = one_by_one._scores(stream)
+    z = np.column_stack([scores, scores.sum(axis=1) / one_by_one._sum_scale])
+    for i, row in enumerate(z):
+        up = np.maximum(0.0, up + row - one_by_one._ks[:, None])
+        down = np.maximum(0.0, down - row - one_by_one._ks[:, None])
+        if (up > one_by_one._h[:, None]).any() or (down > one_by_one._h[:, None]).any():
+            expected.append(i)
+            up[:], down[:] = 0.0, 0.0
+    start = 0
+    for size in rng.integers(1, 60, size=400):
+        chunk = stream[start : start + size]
+        if not len(chunk):
+            break
+        first = batched.update(chunk)
+        in_chunk = [i - start for i in expected if start <= i < start + len(chunk)]
+        assert first == (in_chunk[0] if in_chunk else None)
+        start += len(chunk)
+    assert len(expected) >= 2 and batched.alarms == len(expected)

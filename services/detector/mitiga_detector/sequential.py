@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -58,23 +58,38 @@ class SequentialDetector:
             lo = np.searchsorted(self._sorted[:, j], x[:, j], side="left")
             hi = np.searchsorted(self._sorted[:, j], x[:, j], side="right")
             columns.append((lo + hi) / 2 + 0.5)
-        return np.asarray(stats.norm.ppf(np.column_stack(columns) / (self._n + 1)), np.float64)
+        return np.asarray(special.ndtri(np.column_stack(columns) / (self._n + 1)), np.float64)  # Φ⁻¹, as a ufunc
 
     def update(self, rows: FloatArray) -> int | None:
-        """Feed rows in order; the index of the first row that alarms (then every statistic restarts), or None."""
+        """Feed rows in order; the index of the first row that alarms (then every statistic restarts), or None.
+
+        The CUSUM recursion ``S_t = max(0, S_{t-1} + x_t)`` is solved for all rows at once:
+        ``S_t = C_t - min(-S_0, min_{s<=t} C_s)`` with ``C`` the running sum of ``x``; only an alarm splits the rows."""
         x = np.asarray(rows, np.float64).reshape(len(rows), -1)
         z = self._scores(x)
         z = np.column_stack([z, z.sum(axis=1) / self._sum_scale])
+        k, h = self._ks[:, None, None], self._h[:, None, None]
         first: int | None = None
-        k = self._ks[:, None]
-        for i, row in enumerate(z):
-            self._up = np.maximum(0.0, self._up + row - k)
-            self._down = np.maximum(0.0, self._down - row - k)
-            if (self._up.max(axis=1) > self._h).any() or (self._down.max(axis=1) > self._h).any():
-                self.alarms += 1
-                first = i if first is None else first
-                self.reset()
+        start = 0
+        while start < len(z):
+            up = self._cusum(z[None, start:] - k, self._up)
+            down = self._cusum(-z[None, start:] - k, self._down)
+            hits = ((up > h) | (down > h)).any(axis=(0, 2))
+            if not hits.any():
+                self._up, self._down = up[:, -1], down[:, -1]
+                break
+            at = start + int(np.argmax(hits))
+            self.alarms += 1
+            first = at if first is None else first
+            self.reset()
+            start = at + 1
         return first
+
+    @staticmethod
+    def _cusum(increments: AnyArray, initial: AnyArray) -> AnyArray:
+        """Every row's statistic (statistics x rows x columns) from the increments and the statistics before."""
+        running = np.cumsum(increments, axis=1)
+        return np.asarray(running - np.minimum(-initial[:, None, :], np.minimum.accumulate(running, axis=1)))
 
     def reset(self) -> None:
         self._up[:] = 0.0
