@@ -259,7 +259,8 @@ def main() -> None:
              f"Windows of {WINDOW} rows; delay in samples after the onset (window end); 'never' = no alarm.", "",
              *delay_table(results, [sc.name for sc in scenarios], names, stable_samples, "samples")]
     tp = results["throughput"]
-    lines += ["", f"Sustained throughput of the detector core (default signals: Alibi KS, the sequential test and the outlier forest; windows of 100, 10 features): "
+    lines += ["", "Sustained throughput of the detector core (default signals: Alibi KS, the sequential test and the "
+                  "outlier forest; windows of 100, 10 features): "
                   f"{tp['events_per_s_1_rows']:.0f} events/s of 1 row, {tp['events_per_s_10_rows']:.0f} events/s "
                   f"of 10 rows.", "",
               "Evidently is the `evidently` 0.7.23 package itself (its DataDriftPreset defaults: per-column KS at "
