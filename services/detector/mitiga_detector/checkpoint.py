@@ -43,7 +43,7 @@ class Checkpoints:
 
     def monitor_write(self, monitor: ModelMonitor) -> Write:
         body = {"window": monitor.window.snapshot(), "performance": monitor.performance.snapshot(),
-                "windows_seen": monitor.windows_seen, "alarms": sorted(monitor.alarms or ()),
+                "windows_seen": monitor.windows_seen, "alarms": sorted(monitor.alarms),
                 "sequential": monitor.sequential.snapshot() if monitor.sequential is not None else {}}
         return Write("set", self._monitor_key(monitor.manifest.name, monitor.manifest.version),
                      json.dumps(body).encode())
@@ -55,8 +55,7 @@ class Checkpoints:
         monitor.window.restore(body["window"])
         monitor.performance.restore(body["performance"], monitor.manifest.output_scaler)
         monitor.windows_seen = int(body["windows_seen"])
-        if monitor.alarms is not None:
-            monitor.alarms.update(body.get("alarms", []))
+        monitor.alarms.update(body.get("alarms", []))
         if monitor.sequential is not None:
             monitor.sequential.restore(body.get("sequential") or {})
         return True

@@ -173,7 +173,7 @@ class DetectorCore:
             pending.append((event.model_name, event.request_id, event.model_version, inputs, outputs,
                             when.isoformat()))
         features = input_features(monitor.manifest, inputs)
-        alarms = monitor.alarms if monitor.alarms is not None else set()
+        alarms = monitor.alarms
         if monitor.online is not None and monitor.online.update(features):
             self.metrics.online_alarms.labels(event.model_name).inc()
             alarms.add("online")

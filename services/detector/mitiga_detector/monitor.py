@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,7 +45,7 @@ class ModelMonitor:
     windows_seen: int = 0
     reference_skill: float | None = None
     """Forecast models: the validation rows' MAE over the naive forecast's ("tomorrow = today") MAE."""
-    alarms: set[str] | None = None
+    alarms: set[str] = field(default_factory=set)
     """Row-level detectors (``online``, ``sequential``) that alarmed since the last window closed."""
 
     @property
@@ -103,5 +103,4 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
         estimator=estimator,
         outliers=OutlierScorer(reference, engine=settings.engine, quantile=settings.outlier_quantile)
         if settings.outliers else None,
-        alarms=set(),
     )

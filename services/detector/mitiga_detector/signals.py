@@ -67,7 +67,7 @@ def compute(monitor: ModelMonitor, window: Window, settings: DetectorSettings,
             values[kind] = result["is_drift"]
             (m.mmd_p if kind == "mmd" else m.lsdd_p).labels(*labels).set(result["p_value"])
             m.detected.labels(*labels, kind).set(result["is_drift"])
-    alarms = monitor.alarms if monitor.alarms is not None else set()
+    alarms = monitor.alarms
     if monitor.online is not None:
         values["online"] = float("online" in alarms)
     if monitor.sequential is not None:
