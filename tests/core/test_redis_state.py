@@ -29,6 +29,9 @@ def test_contract(redis_db) -> None:
     assert store.items("missing") == []
     with pytest.raises(ValueError, match="ttl_s"):
         store.set("k", b"v", ttl_s=0)
+    store.set("held", b"first")
+    assert store.set_many_if_absent({"held": b"second", "free": b"new"}, ttl_s=30) == ["held"]
+    assert (store.get("held"), store.get("free")) == (b"first", b"new")
     store.close()
 
 

@@ -64,3 +64,18 @@ def test_write_batches() -> None:
 
     check_apply(InMemoryStateStore())
     check_staged(InMemoryStateStore())
+
+
+def test_keys_that_expire_unread_are_swept_and_set_many_if_absent_keeps_what_is_held() -> None:
+    from mitiga_core.state.memory import SWEEP_EVERY
+
+    clock = Clock()
+    store = InMemoryStateStore(clock)
+    for i in range(SWEEP_EVERY - 1):
+        store.set_if_absent(f"request-id:{i}", b"1", ttl_s=10)
+    clock.now = 11
+    store.set("live", b"1")  # the write that triggers a sweep
+    assert len(store._data) == 1  # only "live" is left: nothing that expired unread stays in memory
+    store.set("held", b"first")
+    assert store.set_many_if_absent({"held": b"second", "free": b"new"}) == ["held"]
+    assert (store.get("held"), store.get("free")) == (b"first", b"new")

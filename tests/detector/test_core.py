@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mitiga_core.errors import EventDecodeError
-from mitiga_core.events import Topic
+from mitiga_core.events import Topic, decode_as, encode
+from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from tests.detector.conftest import Harness, feedback, inference, write_bundle
 
@@ -313,3 +314,28 @@ def test_a_job_that_dies_without_reporting_releases_the_lock_and_is_announced(tm
                                                              ("retrain-tab-abc", "failed")]
     assert h.value("mitiga_retrain_jobs_total", model="tab", state="failed") == 2
     assert h.value("mitiga_retrain_jobs_total", model="tab", state="succeeded") == 1
+
+
+def test_a_reused_request_id_never_takes_over_a_stored_prediction(harness: Harness) -> None:
+    """Ground truth joins the request it was sent for, even when a later request reuses the id (the inference
+    service refuses that with a 409; this is the detector's own guard, e.g. across inference replicas)."""
+    honest_x, honest_y = np.ones((3, 3), np.float32), np.full((3, 1), 3.0, np.float32)
+    harness.core.handle(inference(honest_x, honest_y, request_id="order-1", event_id="e1"))
+    forged_x, forged_y = np.full((3, 3), 9.0, np.float32), np.full((3, 1), 27.0, np.float32)
+    harness.core.handle(inference(forged_x, forged_y, request_id="order-1", event_id="e2"))
+    # the same id twice in one batch: the first keeps it
+    batch = pb.InferenceEventBatch()
+    for event_id, value in (("e3", 1.0), ("e4", 5.0)):
+        one = inference(np.full((1, 3), value, np.float32), np.full((1, 1), value, np.float32), request_id="twin",
+                        event_id=event_id)
+        batch.events.append(decode_as(one, pb.InferenceEvent))
+    harness.core.handle(encode(batch, source="test", key="tab"))
+    assert harness.value("mitiga_detector_request_ids_reused_total", model="tab") == 2
+    harness.core.handle(inference(honest_x, honest_y, request_id="order-1", event_id="e1"))  # a redelivery
+    assert harness.value("mitiga_detector_request_ids_reused_total", model="tab") == 2  # is not a reuse
+    harness.core.handle(feedback([("order-1", [3.0, 3.0, 3.0]), ("twin", [1.0])]))
+    harness.core.checkpoint()
+    rows = LabelledLog(harness.state).read("tab")
+    assert rows is not None
+    np.testing.assert_array_equal(rows.x, np.vstack([honest_x, np.ones((1, 3), np.float32)]))
+    assert list(rows.sources) == ["order-1", "order-1", "order-1", "twin"]

@@ -39,11 +39,11 @@ def stub(served: tuple[Service, str]) -> Iterator[oip_grpc.GRPCInferenceServiceS
         yield oip_grpc.GRPCInferenceServiceStub(channel)
 
 
-def window_tensor(rows: int, *, raw: bool = False) -> tuple[oip.ModelInferRequest, np.ndarray]:
+def window_tensor(rows: int, *, raw: bool = False, id: str = "g-1") -> tuple[oip.ModelInferRequest, np.ndarray]:
     """The same window rows as the REST helper, as a gRPC request (typed contents or raw bytes)."""
     data = np.asarray(window_request(rows)["inputs"][0]["data"], np.float32)
     tensor = oip.ModelInferRequest.InferInputTensor(name="window", datatype="FP32", shape=[rows, 50])
-    request = oip.ModelInferRequest(model_name="lstm", id="g-1")
+    request = oip.ModelInferRequest(model_name="lstm", id=id)
     if raw:
         request.raw_input_contents.append(data.tobytes())
     else:
@@ -69,10 +69,10 @@ def test_health_and_metadata(stub) -> None:
 @pytest.mark.parametrize("raw", [False, True])
 def test_infer_answers_as_rest_does(served: tuple[Service, str], stub, raw: bool) -> None:
     service, _ = served
-    request, data = window_tensor(3, raw=raw)
+    request, data = window_tensor(3, raw=raw, id=f"g-{raw}")
     request.parameters["data_time"].string_param = "2004-01-02"
     response = stub.ModelInfer(request)
-    assert (response.model_name, response.model_version, response.id) == ("lstm", "1", "g-1")
+    assert (response.model_name, response.model_version, response.id) == ("lstm", "1", f"g-{raw}")
     [output] = response.outputs
     assert (output.name, output.datatype, list(output.shape)) == ("prediction", "FP32", [3, 1])
     got = (np.frombuffer(response.raw_output_contents[0], "<f4") if raw
@@ -103,6 +103,9 @@ def test_a_grpc_request_is_published_like_a_rest_one(served: tuple[Service, str]
     [event] = published()
     np.testing.assert_allclose(event.inputs.data, data, rtol=1e-6)
     np.testing.assert_allclose(event.outputs.data, response.outputs[0].contents.fp32_contents, rtol=1e-6)
+    with pytest.raises(grpc.RpcError) as err:  # an id is unique per model, over gRPC too
+        stub.ModelInfer(request)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS and "grpc-event" in err.value.details()
 
 
 def _bad(change: str) -> oip.ModelInferRequest:
@@ -142,5 +145,5 @@ def test_bad_requests_get_a_status_naming_the_field(served: tuple[Service, str],
     with pytest.raises(grpc.RpcError) as err:
         stub.ModelInfer(_bad(change))
     assert err.value.code() == code and says in err.value.details(), err.value.details()
-    request, _ = window_tensor(1)
+    request, _ = window_tensor(1, id=f"after-{change}")
     assert stub.ModelInfer(request).outputs[0].shape == [1, 1]  # the server is unharmed

@@ -56,7 +56,7 @@ def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(store_copy: Path,
         grpc_codes: list[str] = []
 
         def grpc_load() -> None:
-            request, _ = window_tensor(64)
+            request, _ = window_tensor(64, id="")  # the server chooses each call's id
             with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
                 stub = oip_grpc.GRPCInferenceServiceStub(channel)
                 while not stop.is_set():

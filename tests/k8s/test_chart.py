@@ -108,3 +108,20 @@ def test_the_detector_gets_its_trigger_policy(control_plane, policy: str | None)
     config = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ConfigMap"
                   and d["metadata"]["name"].endswith("-detector"))
     assert config["data"]["MITIGA_TRIGGER_POLICY"] == (policy or "performance")
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_the_feedback_token_reaches_only_the_inference_pods(control_plane, required: bool) -> None:  # type: ignore[no-untyped-def]
+    extra = ["--set", "feedbackToken.required=true", "--set", "feedbackToken.value=fb-secret"] if required else []
+    rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
+                    "1.34.4", *extra).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    [secret] = [d for d in docs if d["kind"] == "Secret"]
+    assert ("feedback-token" in secret["data"]) is required
+    has_token = {d["metadata"]["name"]: "MITIGA_FEEDBACK_TOKEN" in [
+        e["name"] for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])]
+        for d in docs if d["kind"] == "Deployment"}
+    assert has_token.pop("check-mitiga-inference") is required
+    assert has_token and not any(has_token.values())  # the detector never sees it ...
+    job_template = [d for d in docs if d["kind"] == "ConfigMap" and "job.yaml" in d.get("data", {})]
+    assert job_template and "FEEDBACK_TOKEN" not in job_template[0]["data"]["job.yaml"]  # ... nor the retrainer

@@ -38,7 +38,10 @@ def test_concept_change_is_retrained_promoted_and_rolled_out(store: FilesystemMo
     manifest = read_manifest(store.path("m", "2"))
     assert manifest.lineage.parent == "1" and manifest.lineage.trigger == "informed"
     assert manifest.lineage.episode_id == "ep1" and manifest.lineage.strategy == "sliding_window"
-    assert manifest.training.data_end == days(date(2021, 1, 1), 300)[-61]  # the last row before the holdout
+    # the holdout is four blocks of 15 across the newest 180 rows: the rows between them are trained on, up to the
+    # one before the newest block
+    assert manifest.training.data_end == days(date(2021, 1, 1), 300)[-16]
+    assert result.decision.holdout_requests == 60 and result.decision.holdout_top_request_share == pytest.approx(1 / 60)
     assert manifest.training.rows == 200 and "holdout_mae" in manifest.training.metrics
     validation = read_validation(store.path("m", "2"))  # the gate's holdout, with the challenger's predictions
     assert validation is not None and len(validation.x) == 60

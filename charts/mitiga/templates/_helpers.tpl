@@ -49,7 +49,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-models" (include "mitiga.fullname" .)) .Values.modelStore.existingClaim -}}
 {{- end -}}
 
-{{/* Environment of a component's container: the common ConfigMap, its own, and the admin token.
+{{/* Environment of a component's container: the common ConfigMap, its own, the admin token, and (inference, when
+required) the feedback token.
 Pass (dict "ctx" $ "component" "inference"). */}}
 {{- define "mitiga.env" -}}
 envFrom:
@@ -63,6 +64,13 @@ env:
       secretKeyRef:
         name: {{ include "mitiga.adminSecret" .ctx }}
         key: admin-token
+  {{- if and (eq .component "inference") .ctx.Values.feedbackToken.required }}
+  - name: MITIGA_FEEDBACK_TOKEN
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "mitiga.adminSecret" .ctx }}
+        key: feedback-token
+  {{- end }}
 {{- end -}}
 
 {{/* Volumes: the model store and a writable /tmp (the root filesystem is read-only). */}}

@@ -7,6 +7,7 @@ The hierarchy, drawn once::
      ├── Unauthorized (401)        an admin call without a bearer token
      ├── Forbidden (403)           an admin call with a wrong token, or admin calls disabled
      ├── ModelNotFound (404)       no such model or version
+ ├── Conflict (409)            a request id already used for this model
      ├── PayloadTooLarge (413)     the body is over the configured limit
      ├── BundleError (422)         a model file or bundle cannot be loaded or is inconsistent
      ├── EventDecodeError (422)    a bus message cannot be decoded (it goes to the dead-letter topic)
@@ -39,6 +40,10 @@ class Forbidden(MitigaError):
 
 class ModelNotFound(MitigaError):
     status_code = 404
+
+
+class Conflict(MitigaError):
+    status_code = 409
 
 
 class PayloadTooLarge(MitigaError):

@@ -40,16 +40,18 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
 
 
-def admin_guard(token: SecretStr | None) -> Callable[..., Awaitable[None]]:
+def admin_guard(token: SecretStr | None, kind: str = "admin") -> Callable[..., Awaitable[None]]:
+    """A dependency that requires ``Authorization: Bearer <token>`` (``kind`` names the token in the errors)."""
+
     async def check(authorization: Annotated[str | None, Header()] = None) -> None:
         if token is None:
-            raise Forbidden("admin endpoints are disabled: set MITIGA_ADMIN_TOKEN")
+            raise Forbidden(f"{kind} endpoints are disabled: set MITIGA_{kind.upper()}_TOKEN")
         if not authorization:
             raise Unauthorized("missing bearer token in the Authorization header")
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value:
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
         if not hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
-            raise Forbidden("invalid admin token")
+            raise Forbidden(f"invalid {kind} token")
 
     return check

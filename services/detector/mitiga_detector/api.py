@@ -85,7 +85,7 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
                 raise InvalidInput(f"dataset.x: rows must have {width} values for model {name!r}")
             if y.ndim != 2 or y.shape[1] != len(monitor.manifest.outputs):
                 raise InvalidInput(f"dataset.y: rows must have {len(monitor.manifest.outputs)} values")
-            log = LabelledLog(state, settings.labelled_max_requests)
+            log = LabelledLog(state, settings.labelled_max_requests, settings.labelled_max_bytes)
             days = np.asarray([d.isoformat() for d in body.dataset.dates])
             for day in sorted(set(days)):
                 log.append(name, x[days == day], y[days == day], day)

@@ -64,7 +64,7 @@ class DetectorCore:
         self._publisher = publisher
         self.metrics = metrics
         self._joiner = FeedbackJoiner(state, settings.feedback_ttl_s)
-        self._labelled = LabelledLog(state, settings.labelled_max_requests)
+        self._labelled = LabelledLog(state, settings.labelled_max_requests, settings.labelled_max_bytes)
         self._trigger = RetrainTrigger(settings, state, launcher, publisher)
         self._checkpoints = Checkpoints(state, settings.consumer_group)
         self._staged = StagedWrites()
@@ -99,7 +99,8 @@ class DetectorCore:
                 pending: list[Any] = []
                 for event, (monitor, inputs, outputs) in zip(events, checked, strict=True):
                     self._on_inference(event, monitor, inputs, outputs, pending)
-                self._joiner.remember_many(pending)
+                for model in self._joiner.remember_many(pending):
+                    self.metrics.reused_ids.labels(model).inc()
                 if len(self._parking):
                     self._join_parked(pending)
             elif isinstance(message, pb.FeedbackEvent):
@@ -171,7 +172,7 @@ class DetectorCore:
         when = (event.data_time if event.HasField("data_time") else event.time).ToDatetime(tzinfo=UTC)
         if event.request_id:
             pending.append((event.model_name, event.request_id, event.model_version, inputs, outputs,
-                            when.isoformat()))
+                            when.isoformat(), event.event_id))
         features = input_features(monitor.manifest, inputs)
         alarms = monitor.alarms
         if monitor.online is not None and monitor.online.update(features):
@@ -215,7 +216,7 @@ class DetectorCore:
             estimated = monitor.estimator.rows(input_features(monitor.manifest, stored.inputs), stored.outputs)
         naive = stored.inputs[:, -1:] if monitor.manifest.task == "forecast" else None  # tomorrow = today
         monitor.performance.add(truth, stored.outputs, monitor.manifest.output_scaler, estimated, naive)
-        self._staged.add(self._labelled.write(model, stored.inputs, truth, stored.when))
+        self._staged.add(self._labelled.write(model, stored.inputs, truth, stored.when, request_id))
         self.metrics.joined.labels(model).inc()
         return True
 

@@ -45,6 +45,8 @@ class DetectorMetrics:
         self.rejected = Counter("mitiga_detector_events_rejected", "Events sent to the dead-letter topic.",
                                 ["reason"], registry=r)
         self.duplicates = Counter("mitiga_detector_events_duplicate", "Redelivered events skipped.", registry=r)
+        self.reused_ids = Counter("mitiga_detector_request_ids_reused", "Predictions not stored because another "
+                                  "request of the model already holds their request id.", ["model"], registry=r)
         self.seconds = Histogram("mitiga_detector_processing_seconds", "Processing time.", ["stage"],
                                  buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5), registry=r)
         self.joined = Counter("mitiga_feedback_joined", "Feedback items joined to their prediction.", ["model"],

@@ -39,17 +39,30 @@ class FeedbackJoiner:
     def _key(model: str, request_id: str) -> str:
         return f"mitiga:pred:{model}:{request_id}"
 
-    def remember(self, model: str, request_id: str, version: str, inputs: FloatArray, outputs: FloatArray,
-                 when: str) -> None:
-        self.remember_many([(model, request_id, version, inputs, outputs, when)])
-
-    def remember_many(self, predictions: list[tuple[str, str, str, FloatArray, FloatArray, str]]) -> None:
-        """Keep predictions until their feedback arrives: (model, request id, version, inputs, outputs, when)."""
-        items = {self._key(model, request_id): json.dumps({
-            "v": version, "t": when, "x": np.asarray(inputs, np.float64).tolist(),
-            "y": np.asarray(outputs, np.float64).tolist()}).encode()
-            for model, request_id, version, inputs, outputs, when in predictions}
-        self._state.set_many(items, ttl_s=self._ttl_s)
+    def remember_many(self, predictions: list[tuple[str, str, str, FloatArray, FloatArray, str, str]]) -> list[str]:
+        """Keep predictions until their feedback arrives: (model, request id, version, inputs, outputs, when, event
+        id). A stored prediction is never overwritten: a request id another event of the model already holds is
+        refused, so ground truth always joins the request it was sent for. Returns the models of the refused ones
+        (a redelivery of the same event is not a refusal)."""
+        items: dict[str, bytes] = {}
+        models = []
+        for model, request_id, version, inputs, outputs, when, event_id in predictions:
+            key = self._key(model, request_id)
+            if key in items:  # the same id twice in one batch: the first keeps it
+                models.append(model)
+                continue
+            items[key] = json.dumps({"v": version, "t": when, "e": event_id,
+                                     "x": np.asarray(inputs, np.float64).tolist(),
+                                     "y": np.asarray(outputs, np.float64).tolist()}).encode()
+        refused = set(self._state.set_many_if_absent(items, ttl_s=self._ttl_s))
+        for model, request_id, *_, event_id in predictions:
+            key = self._key(model, request_id)
+            if key in refused:
+                refused.discard(key)
+                held = self._state.get(key)
+                if held is None or json.loads(held).get("e") != event_id:
+                    models.append(model)
+        return models
 
     def take(self, model: str, request_id: str, staged: StagedWrites) -> StoredPrediction | None:
         """The stored prediction, removed by a staged delete (applied with the consumer's next checkpoint)."""

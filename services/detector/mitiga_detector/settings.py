@@ -205,6 +205,10 @@ class DetectorSettings(CoreSettings):
     labelled_max_requests: int = Field(default=2000, ge=1)
     """Joined requests (inputs with their ground truth) kept per model in the state store for the retrainer."""
 
+    labelled_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Bytes of joined requests kept per model (float32 records, about 200 bytes a row of 50 inputs): the oldest
+    requests go first once the next record would not fit."""
+
     # --- retraining trigger ---
     trigger: Literal["auto", "alert_only", "off"] = "auto"
     """On a critical episode: launch a retrain job (auto), only publish events (alert_only), or nothing."""

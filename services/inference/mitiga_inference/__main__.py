@@ -9,14 +9,15 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import uvicorn
 
-    from mitiga_core.adapters import build_bus, build_model_store
+    from mitiga_core.adapters import build_bus, build_model_store, build_state
     from mitiga_core.logging import configure_logging
     from mitiga_inference.app import create_app
     from mitiga_inference.settings import InferenceSettings
 
     settings = InferenceSettings()
     configure_logging(settings.service_name, settings.log_level)
-    app = create_app(settings, bus=build_bus(settings), store=build_model_store(settings))
+    state = build_state(settings)
+    app = create_app(settings, bus=build_bus(settings), store=build_model_store(settings, state), state=state)
     # uvicorn stops accepting on SIGTERM, lets in-flight requests finish, then runs the lifespan shutdown
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
                 timeout_graceful_shutdown=int(settings.shutdown_grace_s))

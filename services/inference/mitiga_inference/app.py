@@ -17,6 +17,7 @@ from mitiga_core.events import Topic
 from mitiga_core.http import install_error_handlers
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.publisher import EventPublisher
+from mitiga_core.state import InMemoryStateStore
 from mitiga_inference.dataplane import DataPlane
 from mitiga_inference.grpc_server import GrpcTransport
 from mitiga_inference.metrics import InferenceMetrics
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
 
     from mitiga_core.bus import Bus
+    from mitiga_core.state import StateStore
     from mitiga_core.store import ModelStore
     from mitiga_inference.settings import InferenceSettings
 
@@ -40,7 +42,9 @@ def _inference_batch(events: list[Message]) -> Message:
     return pb.InferenceEventBatch(events=events)  # type: ignore[arg-type] # the publisher gives InferenceEvents
 
 
-def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> FastAPI:
+def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
+               state: StateStore | None = None) -> FastAPI:
+    """``state`` keeps the request ids taken per model (in-process when None: one replica's view only)."""
     metrics = InferenceMetrics()
     for collector in bus.collectors():
         metrics.registry.register(collector)
@@ -49,7 +53,7 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> F
                                batch_as={Topic.INFERENCE: _inference_batch})
     repository = ModelRepository(store, settings, metrics)
     plane = DataPlane(settings=settings, repository=repository, store=store, bus=bus, publisher=publisher,
-                      metrics=metrics)
+                      metrics=metrics, state=state if state is not None else InMemoryStateStore())
     listener = RolloutListener(bus, store, repository, plane.expected_models, pinned=set(settings.model_versions))
     grpc = None if settings.grpc_port is None else GrpcTransport(plane, settings.host, settings.grpc_port,
                                                                  settings.max_request_bytes)
@@ -86,7 +90,7 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore) -> F
     app = FastAPI(title="mitiga inference", version=__version__, lifespan=lifespan,
                   description="Open Inference Protocol v2 over REST, with feedback and a model repository.")
     install_error_handlers(app)
-    app.include_router(build_router(plane, metrics, settings.admin_token))
+    app.include_router(build_router(plane, metrics, settings.admin_token, settings.feedback_token))
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes, upload_limit=settings.max_upload_bytes)
     app.state.plane = plane
     app.state.metrics = metrics

@@ -36,7 +36,7 @@ class RequestOutput(BaseModel):
 
 
 class InferenceRequest(BaseModel):
-    id: str | None = None
+    id: str | None = Field(default=None, max_length=256)
     parameters: dict[str, Any] | None = None
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[RequestOutput] | None = None
@@ -78,7 +78,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class FeedbackItem(BaseModel):
-    request_id: str = Field(min_length=1)
+    request_id: str = Field(min_length=1, max_length=256)
     ground_truth: list[FiniteFloat] = Field(min_length=1)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mitiga_core import __version__
 from mitiga_core.bundle import Scaler, import_archive
-from mitiga_core.errors import InvalidInput, MitigaError, ModelNotFound, ModelNotReady
+from mitiga_core.errors import Conflict, InvalidInput, MitigaError, ModelNotFound, ModelNotReady
 from mitiga_core.events import Topic, encode, new_id
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_inference import codec
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mitiga_core.bundle import ModelManifest
     from mitiga_core.bus import Bus
     from mitiga_core.publisher import EventPublisher
+    from mitiga_core.state import StateStore
     from mitiga_core.store import ModelStore
     from mitiga_core.types import FloatArray
     from mitiga_inference.metrics import InferenceMetrics
@@ -31,7 +32,11 @@ def _matrix(arr: FloatArray) -> pb.Matrix:
     return pb.Matrix(shape=list(arr.shape), data=arr.reshape(-1).tolist())
 
 
-def _data_time(parameters: dict[str, Any] | None) -> datetime | None:
+def _data_time(parameters: dict[str, Any] | None, manifest: ModelManifest,
+               settings: InferenceSettings) -> datetime | None:
+    """The request's ``data_time``, which must lie between a little before the model's training data and a little
+    after now: the retrainer orders rows by it and the gate holds out the recent ones, so a date in the future (or
+    long before the model's data) would let a client choose what the next model is trained and judged on."""
     value = (parameters or {}).get("data_time")
     if value is None:
         return None
@@ -39,7 +44,19 @@ def _data_time(parameters: dict[str, Any] | None) -> datetime | None:
         stamp = datetime.fromisoformat(str(value))
     except ValueError as exc:
         raise InvalidInput(f"parameters.data_time: {value!r} is not an ISO 8601 date or time") from exc
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    latest = datetime.now(UTC) + timedelta(seconds=settings.max_future_skew_s)
+    if stamp > latest:
+        raise InvalidInput(f"parameters.data_time: {value!r} lies in the future (at most "
+                           f"{settings.max_future_skew_s:g} s ahead of the server's clock)")
+    start = manifest.training.data_start
+    if start:
+        first = datetime.fromisoformat(start[:10]).replace(tzinfo=UTC)
+        if stamp < first - timedelta(days=settings.max_days_before_training):
+            raise InvalidInput(f"parameters.data_time: {value!r} lies more than "
+                               f"{settings.max_days_before_training:g} days before the model's training data "
+                               f"({start[:10]})")
+    return stamp
 
 
 class DataPlane:
@@ -52,8 +69,10 @@ class DataPlane:
         bus: Bus,
         publisher: EventPublisher,
         metrics: InferenceMetrics,
+        state: StateStore,
     ) -> None:
         self._settings = settings
+        self._state = state
         self._repo = repository
         self._store = store
         self._bus = bus
@@ -87,13 +106,18 @@ class DataPlane:
         try:
             loaded = self._repo.acquire(name, version)
             labels = (name, loaded.version)
+            reserved = None
             try:
                 x = codec.decode_inputs(request, loaded.manifest)
-                data_time = _data_time(request.parameters)
+                data_time = _data_time(request.parameters, loaded.manifest, self._settings)
+                reserved = self._reserve(name, request.id)
                 y = await loaded.batcher.submit(x)
                 outputs = codec.encode_outputs(y, loaded.manifest, request.outputs)
+                reserved = None  # answered: the id stays taken
             finally:
                 loaded.release()
+                if reserved is not None:  # not answered: the client may retry with the same id
+                    self._state.delete(reserved)
         except MitigaError as exc:
             model_label = name if labels[1] or self._repo.peek(name) is not None else UNKNOWN
             self._metrics.errors.labels(model_label, labels[1], str(exc.status_code)).inc()
@@ -106,6 +130,24 @@ class DataPlane:
         self._metrics.latency.labels(*labels).observe(time.perf_counter() - start)
         return codec.InferenceResponse(model_name=name, model_version=loaded.version, id=request_id,
                                        parameters=request.parameters, outputs=outputs)
+
+    def _reserve(self, name: str, request_id: str | None) -> str | None:
+        """Take a client-chosen request id for this model, or refuse it (409) when a request already used it: the
+        detector joins ground truth by this id, so a reused id must never take over another request's prediction.
+        Without the state store (Redis down) the request is served and counted; the detector still never
+        overwrites a stored prediction."""
+        if not request_id:
+            return None
+        key = f"mitiga:request-id:{name}:{request_id}"
+        try:
+            taken = not self._state.set_if_absent(key, b"1", ttl_s=self._settings.request_id_ttl_s)
+        except Exception:  # serving goes on; the miss is counted
+            self._metrics.unchecked_ids.labels(name).inc()
+            return None
+        if taken:
+            raise Conflict(f"id: request id {request_id!r} was already used for model {name!r}; "
+                           "ids are unique per model (omit id to have the server choose one)")
+        return key
 
     def _publish_inference(self, request_id: str, manifest: ModelManifest, x: FloatArray, y: FloatArray,
                            data_time: datetime | None) -> None:
@@ -124,7 +166,12 @@ class DataPlane:
         self._publisher.offer(Topic.INFERENCE, manifest.name, build)
 
     # --- feedback ---
-    def feedback(self, name: str, request: codec.FeedbackRequest) -> int:
+    async def feedback(self, name: str, request: codec.FeedbackRequest) -> int:
+        """Publish ground truth. The publish waits for the bus (so a failure reaches the client instead of a drop)
+        in a worker thread: a slow or unreachable Kafka never blocks the event loop that serves inference."""
+        return await asyncio.to_thread(self._feedback, name, request)
+
+    def _feedback(self, name: str, request: codec.FeedbackRequest) -> int:
         if not self._store.list_versions(name):
             raise ModelNotFound(f"model {name!r} not found")
         event = pb.FeedbackEvent(

@@ -30,3 +30,6 @@ class InferenceMetrics:
                              registry=self.registry)
         self.feedback = Counter("mitiga_inference_feedback_items", "Ground-truth items accepted.", ["model"],
                                 registry=self.registry)
+        self.unchecked_ids = Counter("mitiga_inference_request_ids_unchecked",
+                                     "Requests served without checking that their id is unused (state store down).",
+                                     ["model"], registry=self.registry)

@@ -87,9 +87,11 @@ def _scaler(field: str, raw: str | None) -> Scaler | None:
         raise InvalidInput(f"{field}: {exc.errors()[0]['msg']}") from exc
 
 
-def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: SecretStr | None) -> APIRouter:
+def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: SecretStr | None,
+                 feedback_token: SecretStr | None = None) -> APIRouter:
     router = APIRouter()
     admin = [Depends(admin_guard(admin_token))]
+    labels = [Depends(admin_guard(feedback_token, "feedback"))] if feedback_token is not None else []
 
     @router.get("/v2/health/live", tags=["health"])
     async def live() -> dict[str, bool]:
@@ -120,9 +122,9 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
     async def infer(name: str, request: codec.InferenceRequest, version: str | None = None) -> codec.InferenceResponse:
         return await plane.infer(name, version, request)
 
-    @router.post("/v2/models/{name}/feedback", tags=["inference"], status_code=202)
+    @router.post("/v2/models/{name}/feedback", tags=["inference"], status_code=202, dependencies=labels)
     async def feedback(name: str, request: codec.FeedbackRequest) -> dict[str, int]:
-        return {"accepted": plane.feedback(name, request)}
+        return {"accepted": await plane.feedback(name, request)}
 
     @router.post("/v2/repository/index", tags=["repository"])
     async def repository_index() -> list[dict[str, str]]:

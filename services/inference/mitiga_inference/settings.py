@@ -65,3 +65,20 @@ class InferenceSettings(CoreSettings):
 
     admin_token: SecretStr | None = None
     """Bearer token for the admin endpoints (upload, load, unload). Unset: they answer 403."""
+
+    feedback_token: SecretStr | None = None
+    """Bearer token that ground-truth feedback must carry. Unset: feedback is open to whoever reaches the service
+    (fine only where nothing but the label owners can). Separate from the admin token: a labelling system needs
+    this one and nothing more."""
+
+    request_id_ttl_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    """How long a request id the client chose stays taken for its model: reusing it meanwhile is refused (409), so
+    no request can take over another's stored prediction and receive its ground truth. Match the detector's
+    ``feedback_ttl_s``. Shared across replicas when the state store is Redis."""
+
+    max_future_skew_s: float = Field(default=24 * 3600.0, ge=0)
+    """``parameters.data_time`` may lie at most this far in the future (clock skew, time zones); later is a 400."""
+
+    max_days_before_training: float = Field(default=365.0, ge=0)
+    """``parameters.data_time`` may lie at most this many days before the start of the model's training data;
+    earlier is a 400 (such rows would be old data relabelled as new)."""

@@ -29,7 +29,8 @@ from mitiga_core.metrics import regression_metrics
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_retrainer.challenger import Mode, predict, train_challenger
 from mitiga_retrainer.gate import GateDecision, Metric, decide
-from mitiga_retrainer.strategies import Strategy, build_training_set, combine, split_holdout
+from mitiga_retrainer.holdout import concentration, split_holdout
+from mitiga_retrainer.strategies import Strategy, build_training_set, combine
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,7 +46,13 @@ class RetrainOptions:
     mode: Mode = "warm_start"
     epochs: int = 5
     holdout_rows: int = 60
-    """The most recent labelled rows, kept for the gate and never trained on."""
+    """Labelled rows kept for the gate and never trained on, drawn across the recent period (``holdout.py``)."""
+    holdout_spread: float = 3.0
+    """The recent period the holdout is drawn from, in multiples of ``holdout_rows`` (1 = the newest rows only)."""
+    holdout_blocks: int = 4
+    """Contiguous blocks the holdout is made of, spread evenly over the recent period."""
+    max_holdout_share: float = 0.5
+    """The gate refuses when one source request, or one data time, gives more than this share of the holdout."""
     margin: float = 0.0
     """Relative improvement the challenger needs over the champion (0.05 = 5% lower error)."""
     metric: Metric = "mae"
@@ -83,7 +90,8 @@ def retrain(
     if original is None:
         raise ValueError(f"{name} version {base_version} keeps no training data to retrain from")
     data = combine(original, production)
-    train_part, holdout = split_holdout(data, options.holdout_rows)
+    train_part, holdout = split_holdout(data, options.holdout_rows, spread=options.holdout_spread,
+                                        blocks=options.holdout_blocks)
     train_set = build_training_set(train_part, options.strategy, window_rows=options.window_rows,
                                    window_days=options.window_days, half_life=options.half_life,
                                    min_rows=options.min_rows)
@@ -93,7 +101,8 @@ def retrain(
         load_keras(folder / MODEL_FILE), manifest, train_set, mode=options.mode, epochs=options.epochs,
         seed=options.seed, report=report)
     challenger_pred = predict(challenger, manifest.task, in_scaler, out_scaler, holdout.x)
-    decision = decide(holdout.y, champion_pred, challenger_pred, metric=options.metric, margin=options.margin)
+    decision = decide(holdout.y, champion_pred, challenger_pred, metric=options.metric, margin=options.margin,
+                      concentration=concentration(holdout), max_share=options.max_holdout_share)
     record: dict[str, object] = {
         **decision.as_dict(), "time": datetime.now(UTC).isoformat(), "base_version": base_version,
         "request_id": options.request_id, "episode_id": options.episode_id, "trigger": options.trigger,

@@ -37,7 +37,17 @@ class RetrainerSettings(CoreSettings):
     """gradual_forgetting: a row's weight halves every ``half_life`` rows of age."""
 
     holdout_rows: int = Field(default=60, ge=1)
-    """The most recent labelled rows, kept for the gate and never trained on."""
+    """Labelled rows kept for the gate and never trained on, drawn across the recent period."""
+
+    holdout_spread: float = Field(default=3.0, ge=1)
+    """The recent period the holdout is drawn from, in multiples of ``holdout_rows`` (1: the newest rows only)."""
+
+    holdout_blocks: int = Field(default=4, ge=1)
+    """Contiguous blocks the holdout is made of, spread evenly over the recent period."""
+
+    max_holdout_share: float = Field(default=0.5, gt=0, le=1)
+    """The gate refuses a challenger when one source request, or one data time, gives more than this share of the
+    holdout (so no single client call or burst chooses the promoted model). 1 turns the check off."""
 
     margin: float = Field(default=0.0, ge=0, lt=1)
     """Relative improvement over the champion the challenger needs to be promoted."""

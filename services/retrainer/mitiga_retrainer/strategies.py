@@ -4,8 +4,8 @@
 - ``sliding_window``: abrupt forgetting; only the most recent ``window_rows`` rows (or ``window_days`` days).
 - ``gradual_forgetting``: every row, weighted by ``0.5 ** (age / half_life)``, age counted in rows from the newest.
 
-Rows are ordered by their date; the most recent ``holdout_rows`` labelled rows are set aside for the gate and never
-trained on.
+Rows are ordered by their date; the gate's holdout (``holdout.py``) is set aside before a strategy applies and is
+never trained on.
 """
 
 from __future__ import annotations
@@ -46,23 +46,18 @@ def combine(original: TrainingData, production: TrainingData | None) -> Training
     """Original and production rows in date order (a stable sort keeps same-day rows in arrival order)."""
     from mitiga_core.bundle import TrainingData
 
+    def sources(data: TrainingData, prefix: str) -> AnyArray:
+        # the original training data is trusted: each of its rows is a source of its own
+        return data.sources if data.sources is not None else np.asarray([f"{prefix}{i}" for i in range(len(data.x))])
+
     if production is None or len(production.x) == 0:
-        return original
+        return TrainingData(original.x, original.y, original.dates, sources(original, "training-"))
     dates = np.concatenate([np.asarray(original.dates, str), np.asarray(production.dates, str)])
     order = np.argsort(dates, kind="stable")
     return TrainingData(x=np.concatenate([original.x, production.x])[order],
-                        y=np.concatenate([original.y, production.y])[order], dates=dates[order])
-
-
-def split_holdout(data: TrainingData, holdout_rows: int) -> tuple[TrainingData, TrainingData]:
-    """The most recent ``holdout_rows`` rows become the gate's holdout; the rest may be trained on."""
-    from mitiga_core.bundle import TrainingData
-
-    if holdout_rows < 1 or holdout_rows >= len(data.x):
-        raise ValueError(f"holdout of {holdout_rows} rows needs at least {holdout_rows + 1} rows, got {len(data.x)}")
-    cut = len(data.x) - holdout_rows
-    return (TrainingData(data.x[:cut], data.y[:cut], data.dates[:cut]),
-            TrainingData(data.x[cut:], data.y[cut:], data.dates[cut:]))
+                        y=np.concatenate([original.y, production.y])[order], dates=dates[order],
+                        sources=np.concatenate([sources(original, "training-"),
+                                                sources(production, "production-")])[order])
 
 
 def build_training_set(

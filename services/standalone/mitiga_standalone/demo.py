@@ -30,6 +30,15 @@ def _steps(dates: Any, start: str, months: int) -> list[tuple[Any, Any]]:
     return list(itertools.pairwise(edges))
 
 
+def _forecast(client: Any, day: str, window: Any) -> dict[str, Any]:
+    """One day's forecast, as a client of the service would ask for it: its own request, dated that day."""
+    body = {"id": f"amzn-{day}", "parameters": {"data_time": day},
+            "inputs": [{"name": "window", "shape": [1, len(window)], "datatype": "FP32", "data": window.tolist()}]}
+    response = client.post("/v2/models/lstm/infer", json=body)
+    response.raise_for_status()
+    return dict(response.json())
+
+
 def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: int, start: str = "2004-01-01",
            end: str | None = None, policy: str = "informed", blind_every: str = "month",
            trigger_policy: str = "performance", performance_window: int = 60) -> dict[str, Any]:
@@ -70,6 +79,7 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
         x_all, y_all = sliding_windows(prices.to_numpy(np.float32), window)
         target_dates = prices.index[window:]
         stack.start()
+        requests = 0
         try:
             with httpx.Client(base_url=stack.inference.url, timeout=120) as client:
                 while client.get("/v2/health/ready").status_code != 200:
@@ -79,18 +89,16 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
                     if not mask.any():
                         continue
                     x, y = x_all[mask], y_all[mask]
-                    body = {"id": f"step-{lo.date()}", "parameters": {"data_time": lo.date().isoformat()},
-                            "inputs": [{"name": "window", "shape": list(x.shape), "datatype": "FP32",
-                                        "data": x.reshape(-1).tolist()}]}
-                    response = client.post("/v2/models/lstm/infer", json=body)
-                    response.raise_for_status()
-                    served = response.json()
-                    pred = np.asarray(served["outputs"][0]["data"], np.float32)
+                    days = [d.date().isoformat() for d in target_dates[mask]]
+                    answers = [_forecast(client, day, row) for day, row in zip(days, x, strict=True)]
+                    pred = np.asarray([a["outputs"][0]["data"][0] for a in answers], np.float32)
                     frozen_pred = frozen(x)[:, 0]
-                    # ground truth arrives after the prediction, as it would in production
-                    stack.wait_processed("InferenceEvent", len(rows) + 1)
-                    client.post("/v2/models/lstm/feedback",
-                                json={"request_id": served["id"], "ground_truth": y.tolist()}).raise_for_status()
+                    requests += len(answers)
+                    # ground truth arrives after the predictions, as it would in production: a step's at once
+                    stack.wait_processed("InferenceEvent", requests)
+                    items = [{"request_id": a["id"], "ground_truth": [float(v)]}
+                             for a, v in zip(answers, y, strict=True)]
+                    client.post("/v2/models/lstm/feedback", json={"items": items}).raise_for_status()
                     stack.wait_processed("FeedbackEvent", len(rows) + 1)
                     drift = stack.detector_core.state_of("lstm")
                     stack.launcher.wait_all()
@@ -99,14 +107,14 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
                         time.sleep(0.05)
                     last = drift["last_window"] or {}
                     rows.append({
-                        "step": str(lo.date()), "rows": int(mask.sum()), "version": served["model_version"],
+                        "step": str(lo.date()), "rows": int(mask.sum()), "version": answers[0]["model_version"],
                         "mae_frozen": regression_metrics(y, frozen_pred)["mae"],
                         "mae_served": regression_metrics(y, pred)["mae"], "level": drift["level"],
                         "mae_persistence": regression_metrics(y, x[:, -1])["mae"],  # tomorrow = today
                         "types": last.get("types", []), "episode_id": drift["episode_id"],
                         "retrain": last.get("trigger"), "next_version": champion,
                         "decided_by": last.get("decided_by", ""), "mae_ratio": last.get("mae_ratio"),
-                        "dates": [d.date().isoformat() for d in target_dates[mask]],
+                        "dates": days,
                         "actual": y.tolist(), "served": pred.tolist(), "frozen": frozen_pred.tolist(),
                     })
         finally:

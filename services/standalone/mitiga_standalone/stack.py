@@ -33,8 +33,8 @@ class StandaloneStack:
         inference_settings = InferenceSettings(model_store_path=store_root, log_level="WARNING")
         detector_settings = DetectorSettings(model_store_path=store_root, log_level="WARNING", **(detector or {}))
         self.launcher = InProcessLauncher(store=self.store, state=self.state, bus=self.bus, defaults=retrainer)
-        self.inference = BackgroundServer(create_inference(inference_settings, bus=self.bus, store=self.store),
-                                          port=inference_port)
+        inference_app = create_inference(inference_settings, bus=self.bus, store=self.store, state=self.state)
+        self.inference = BackgroundServer(inference_app, port=inference_port)
         detector_app = create_detector(detector_settings, bus=self.bus, store=self.store, state=self.state,
                                        launcher=self.launcher)
         self.detector_core: DetectorCore = detector_app.state.core

@@ -42,6 +42,8 @@ class TrainingData:
     x: FloatArray
     y: FloatArray
     dates: np.ndarray[Any, np.dtype[np.str_]]
+    sources: np.ndarray[Any, np.dtype[np.str_]] | None = None
+    """Where each row came from (the request id of a labelled production row); None for the original data."""
 
 
 @dataclass

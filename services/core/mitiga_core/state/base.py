@@ -42,6 +42,10 @@ class StateStore(abc.ABC):
         for key, value in items.items():
             self.set(key, value, ttl_s)
 
+    def set_many_if_absent(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[str]:
+        """Store each key only if absent (one round trip where the store allows it); returns the keys not stored."""
+        return [key for key, value in items.items() if not self.set_if_absent(key, value, ttl_s)]
+
     @abc.abstractmethod
     def delete(self, key: str) -> bool:
         """Remove the key. True when it existed."""

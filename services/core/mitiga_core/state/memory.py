@@ -14,12 +14,17 @@ if TYPE_CHECKING:
     from mitiga_core.state.base import Write
 
 
+SWEEP_EVERY = 1024
+"""Expired keys are swept every this many writes."""
+
+
 class InMemoryStateStore(StateStore):
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._lists: dict[str, list[bytes]] = {}
         self._lock = threading.Lock()
         self._clock = clock
+        self._writes = 0
 
     def _live(self, key: str) -> bytes | None:
         item = self._data.get(key)
@@ -36,6 +41,16 @@ class InMemoryStateStore(StateStore):
             raise ValueError("ttl_s must be positive")
         return None if ttl_s is None else self._clock() + ttl_s
 
+    def _sweep(self) -> None:
+        """Drop expired keys every ``SWEEP_EVERY`` writes (call with the lock held): keys that expire unread, such
+        as request ids, would otherwise stay for ever."""
+        self._writes += 1
+        if self._writes % SWEEP_EVERY:
+            return
+        now = self._clock()
+        for key in [k for k, (_, expires) in self._data.items() if expires is not None and expires <= now]:
+            del self._data[key]
+
     def get(self, key: str) -> bytes | None:
         with self._lock:
             return self._live(key)
@@ -43,12 +58,14 @@ class InMemoryStateStore(StateStore):
     def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         with self._lock:
             self._data[key] = (value, self._expiry(ttl_s))
+            self._sweep()
 
     def set_if_absent(self, key: str, value: bytes, ttl_s: float | None = None) -> bool:
         with self._lock:
             if self._live(key) is not None:
                 return False
             self._data[key] = (value, self._expiry(ttl_s))
+            self._sweep()
             return True
 
     def delete(self, key: str) -> bool:
@@ -68,6 +85,7 @@ class InMemoryStateStore(StateStore):
     def apply(self, writes: Sequence[Write]) -> None:
         expiries = [self._expiry(w.ttl_s) for w in writes]  # validated before anything changes
         with self._lock:
+            self._sweep()
             for write, expires in zip(writes, expiries, strict=True):
                 if write.op == "set":
                     self._data[write.key] = (write.value, expires)

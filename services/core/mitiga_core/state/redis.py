@@ -83,6 +83,17 @@ class RedisStateStore(StateStore):
         if items:
             self._call(op)
 
+    def set_many_if_absent(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[str]:
+        px = _px(ttl_s)
+
+        def op() -> list[str]:
+            pipe = self._client.pipeline(transaction=False)
+            for key, value in items.items():
+                pipe.set(key, value, px=px, nx=True)
+            return [key for key, stored in zip(items, pipe.execute(), strict=True) if not stored]
+
+        return self._call(op) if items else []
+
     def delete(self, key: str) -> bool:
         return bool(self._call(lambda: self._client.delete(key)))
 
