@@ -150,3 +150,17 @@ def test_bad_manual_retrains_fail_clearly_and_launch_nothing(admin_service, body
     assert r.status_code == status, r.text
     assert needle in r.json()["error"]
     assert launcher.specs == {} and store.list_versions("tab") == ["1"]
+
+
+@pytest.mark.parametrize("content_length", [False, True])
+def test_a_gigabyte_post_is_refused_before_it_is_read(admin_service, content_length: bool) -> None:
+    from tests.flood import flood, rss_bytes
+
+    url = admin_service[0] + "/v1/models/tab/retrain"
+    before = rss_bytes()
+    status, sent = flood(url, total=1 << 30, content_length=content_length)  # no token
+    assert status == 401 and sent < 64 << 20
+    status, sent = flood(url, total=1 << 30, content_length=content_length, headers=AUTH)  # a token, too big
+    assert status == 413 and sent < 128 << 20
+    grown = rss_bytes() - before
+    assert grown < 64 << 20, f"resident memory grew by {grown >> 20} MB"

@@ -33,8 +33,8 @@ def start_service(store_root: Path, bus: InMemoryBus | None = None, **overrides:
     from mitiga_inference.app import create_app
     from mitiga_inference.settings import InferenceSettings
 
-    settings = InferenceSettings(model_store_path=store_root, admin_token="s3cret", max_request_bytes=256 * 1024,
-                                 max_upload_bytes=4 * 1024 * 1024, **overrides)
+    limits = {"max_request_bytes": 256 * 1024, "max_upload_bytes": 4 * 1024 * 1024}
+    settings = InferenceSettings(model_store_path=store_root, admin_token="s3cret", **(limits | overrides))
     bus = bus or InMemoryBus()
     store = FilesystemModelStore(store_root)
     app = create_app(settings, bus=bus, store=store)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mitiga_core.errors import Forbidden, MitigaError, Unauthorized
 
@@ -36,22 +37,35 @@ def install_error_handlers(app: FastAPI) -> None:
             parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
         return _error(422, "; ".join(parts))
 
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return _error(exc.status_code, str(exc.detail), exc.headers)
+
     app.add_exception_handler(MitigaError, on_mitiga)
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+def bearer_error(authorization: str | None, token: SecretStr | None, kind: str = "admin") -> MitigaError | None:
+    """Why ``authorization`` does not carry ``Bearer <token>``, or None when it does."""
+    if token is None:
+        return Forbidden(f"{kind} endpoints are disabled: set MITIGA_{kind.upper()}_TOKEN")
+    if not authorization:
+        return Unauthorized("missing bearer token in the Authorization header")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value:
+        return Unauthorized("the Authorization header must be 'Bearer <token>'")
+    if not hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
+        return Forbidden(f"invalid {kind} token")
+    return None
 
 
 def admin_guard(token: SecretStr | None, kind: str = "admin") -> Callable[..., Awaitable[None]]:
     """A dependency that requires ``Authorization: Bearer <token>`` (``kind`` names the token in the errors)."""
 
     async def check(authorization: Annotated[str | None, Header()] = None) -> None:
-        if token is None:
-            raise Forbidden(f"{kind} endpoints are disabled: set MITIGA_{kind.upper()}_TOKEN")
-        if not authorization:
-            raise Unauthorized("missing bearer token in the Authorization header")
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not value:
-            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        if not hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
-            raise Forbidden(f"invalid {kind} token")
+        error = bearer_error(authorization, token, kind)
+        if error is not None:
+            raise error
 
     return check

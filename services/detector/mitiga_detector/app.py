@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mitiga_core import __version__
+from mitiga_core.bodyguard import BodyGuardMiddleware, Guard
 from mitiga_core.http import install_error_handlers
 from mitiga_core.publisher import EventPublisher
 from mitiga_detector.api import build_router
@@ -61,6 +62,9 @@ def create_app(settings: DetectorSettings, *, bus: Bus, store: ModelStore, state
 
     install_error_handlers(app)
     app.include_router(build_router(core, settings, store, state))
+    # the retrain route's token is checked, and every body capped, before a byte of it is read
+    app.add_middleware(BodyGuardMiddleware, limit=settings.max_request_bytes,
+                       guards=[Guard(r"/v1/models/[^/]+/retrain", settings.admin_token)])
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

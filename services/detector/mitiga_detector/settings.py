@@ -78,6 +78,9 @@ class DetectorSettings(CoreSettings):
     admin_token: SecretStr | None = None
     """Bearer token for the manual retrain endpoint. Unset: it answers 403."""
 
+    max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    """Largest request body (a manual retrain's dataset); larger is a 413, refused before it is read whole."""
+
     consumer_group: str = "mitiga-detector"
     """Consumer group on the inference and feedback topics."""
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from mitiga_core import __version__
+from mitiga_core.bodyguard import BodyGuardMiddleware
 from mitiga_core.errors import MitigaError
 from mitiga_core.events import Topic
 from mitiga_core.http import install_error_handlers
@@ -22,7 +23,7 @@ from mitiga_inference.dataplane import DataPlane
 from mitiga_inference.grpc_server import GrpcTransport
 from mitiga_inference.metrics import InferenceMetrics
 from mitiga_inference.repository import ModelRepository
-from mitiga_inference.rest import BodyLimitMiddleware, build_router
+from mitiga_inference.rest import body_guards, build_router
 from mitiga_inference.rollouts import RolloutListener
 
 if TYPE_CHECKING:
@@ -91,7 +92,8 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
                   description="Open Inference Protocol v2 over REST, with feedback and a model repository.")
     install_error_handlers(app)
     app.include_router(build_router(plane, metrics, settings.admin_token, settings.feedback_token))
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes, upload_limit=settings.max_upload_bytes)
+    app.add_middleware(BodyGuardMiddleware, limit=settings.max_request_bytes,
+                       guards=body_guards(settings.admin_token, settings.feedback_token, settings.max_upload_bytes))
     app.state.plane = plane
     app.state.metrics = metrics
     app.state.publisher = publisher

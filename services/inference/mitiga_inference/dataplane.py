@@ -203,6 +203,7 @@ class DataPlane:
         manifest = await asyncio.to_thread(
             import_archive, self._store, name, data, task=task, features=features,
             input_scaler=input_scaler, output_scaler=output_scaler,
+            max_unpacked_bytes=self._settings.max_unpacked_bytes,
         )
         if champion:
             previous = self._store.champion(name) or ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from mitiga_core.bodyguard import Guard
 from mitiga_core.bundle import Scaler
 from mitiga_core.errors import InvalidInput
 from mitiga_core.http import admin_guard
@@ -18,64 +18,19 @@ from mitiga_inference import codec  # noqa: TC001 - FastAPI reads the route type
 if TYPE_CHECKING:
 
     from pydantic import SecretStr
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from mitiga_inference.dataplane import DataPlane
     from mitiga_inference.metrics import InferenceMetrics
 
 
-class BodyLimitMiddleware:
-    """413 for bodies over the limit: by Content-Length up front, or by reading a chunked body up to the limit."""
-
-    def __init__(self, app: ASGIApp, *, limit: int, upload_limit: int) -> None:
-        self.app = app
-        self.limit = limit
-        self.upload_limit = upload_limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.upload_limit if scope["path"].endswith("/upload") else self.limit
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length")
-        if length is not None:
-            if length.isdigit() and int(length) > limit:
-                await self._reject(send, f"request body is {int(length)} bytes; the limit is {limit}")
-                return
-            await self.app(scope, receive, send)
-            return
-        # No Content-Length (chunked): read up to the limit here, then replay the body to the app.
-        chunks: list[bytes] = []
-        size, more = 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, receive, send)
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-            if size > limit:
-                await self._reject(send, f"request body is over the limit of {limit} bytes")
-                return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-
-        await self.app(scope, replay, send)
-
-    @staticmethod
-    async def _reject(send: Send, message: str) -> None:
-        body = json.dumps({"error": message}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": body})
+def body_guards(admin_token: SecretStr | None, feedback_token: SecretStr | None, upload_limit: int) -> list[Guard]:
+    """What the body guard checks before a byte is read: the admin routes' token (and the upload's own size limit),
+    the feedback token when one is set."""
+    return [
+        Guard(r"/v2/repository/models/[^/]+/upload", admin_token, limit=upload_limit),
+        Guard(r"/v2/repository/models/[^/]+/(load|unload)", admin_token),
+        Guard(r"/v2/models/[^/]+/feedback", feedback_token, kind="feedback", required=feedback_token is not None),
+    ]
 
 
 def _scaler(field: str, raw: str | None) -> Scaler | None:

@@ -63,6 +63,10 @@ class InferenceSettings(CoreSettings):
     max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     """Largest model upload (413 above it)."""
 
+    max_unpacked_bytes: int = Field(default=1 << 30, ge=1024)
+    """Largest size an upload may unpack to (each zip member, and all together, of the bundle and of its ``.keras``
+    file), checked before it is unpacked."""
+
     admin_token: SecretStr | None = None
     """Bearer token for the admin endpoints (upload, load, unload). Unset: they answer 403."""
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import ValidationError
 
+from mitiga_core.bundle import safe
 from mitiga_core.bundle.manifest import Lineage, ModelManifest, Scaler
 from mitiga_core.errors import BundleError
 
@@ -168,10 +169,13 @@ def manifest_for_plain_model(
         raise BundleError(f"invalid model description: {exc}") from exc
 
 
-def import_archive(store: ModelStore, name: str, data: bytes, **plain: Any) -> ModelManifest:
+def import_archive(store: ModelStore, name: str, data: bytes, *, max_unpacked_bytes: int = 1 << 30,
+                   **plain: Any) -> ModelManifest:
     """Register an uploaded ``.keras`` file or a bundle zip (``model.keras`` + ``manifest.json`` [+ arrays]).
 
-    The model is loaded (safe mode) and checked before anything is written; on any error nothing is registered.
+    Member sizes and array headers are checked before they are read (``safe.py``: at most ``max_unpacked_bytes``
+    unpacked); the model is loaded (safe mode) and checked before anything is written; on any error nothing is
+    registered.
     """
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise BundleError("upload is neither a .keras file nor a bundle zip")
@@ -180,11 +184,18 @@ def import_archive(store: ModelStore, name: str, data: bytes, **plain: Any) -> M
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
             if MANIFEST_FILE in names and MODEL_FILE in names:
+                safe.check_zip(archive, max_unpacked_bytes, "bundle")
                 for member in (MODEL_FILE, MANIFEST_FILE, REFERENCE_FILE, TRAINING_FILE, VALIDATION_FILE):
                     if member in names:
-                        (folder / member).write_bytes(archive.read(member))
+                        safe.extract(archive, member, folder / member, max_unpacked_bytes)
             else:
                 (folder / MODEL_FILE).write_bytes(data)
+        if not zipfile.is_zipfile(folder / MODEL_FILE):
+            raise BundleError(f"{MODEL_FILE} is not a .keras (zip) file")
+        with zipfile.ZipFile(folder / MODEL_FILE) as keras_zip:
+            safe.check_zip(keras_zip, max_unpacked_bytes, MODEL_FILE)
+        for arrays in (REFERENCE_FILE, TRAINING_FILE, VALIDATION_FILE):
+            safe.check_arrays(folder / arrays)
         model = load_keras(folder / MODEL_FILE)
         if (folder / MANIFEST_FILE).exists():
             try:
