@@ -60,10 +60,18 @@ def test_concurrent_writers_get_distinct_versions(tmp_path: Path) -> None:
         assert (store.path("m", version) / "file.txt").read_text() == version
 
 
-@pytest.mark.parametrize("name", ["", "../etc", "a/b", "x" * 64, "-lead"])
+@pytest.mark.parametrize("name", ["", "../etc", "a/b", "x" * 64, "-lead", "trail-", "Upper", "under_score", "dot.ted",
+                                  "_x"])
 def test_bad_model_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="invalid model name"):
         FilesystemModelStore(tmp_path).list_versions(name)
+
+
+def test_folders_that_are_not_model_names_are_not_models(tmp_path: Path) -> None:
+    store = FilesystemModelStore(tmp_path)
+    (tmp_path / "lost+found").mkdir()  # as on a fresh volume
+    (tmp_path / "Old_Name" / "versions" / "1").mkdir(parents=True)
+    assert store.list_models() == []
 
 
 def test_decisions_are_appended_and_read_back(tmp_path: Path) -> None:

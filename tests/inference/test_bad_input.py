@@ -29,7 +29,7 @@ def _one(name: str = "window", shape: list[int] | None = None, datatype: str = "
     (_one(datatype="BYTES"), ["'window'", "BYTES"]),
     (_one(datatype="FP32", data=["a"] * 50), ["'window'", "numbers"]),
     (_one(datatype="INT32", data=[1.5] * 50), ["'window'", "whole numbers"]),
-    (_one(shape=[-1, 50]), ["'window'", "negative"]),
+    (_one(shape=[-1, 50]), ["'window'", "between 1 and"]),
     (_one(name="x"), ["'window'", "['x']"]),
     ({"inputs": [{"name": "window", "shape": [1, 50], "datatype": "FP32", "data": [[1.0] * 50, [1.0]]}]}, ["'window'", "ragged"]),
 ])

@@ -15,6 +15,7 @@ from mitiga_core.errors import InvalidInput, ModelNotFound, ModelNotReady
 from mitiga_core.http import admin_guard
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.progress import read_progress
+from mitiga_core.store import existing_model_name as _named
 
 if TYPE_CHECKING:
     from mitiga_core.state import StateStore
@@ -57,7 +58,7 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
 
     @router.get("/v1/models/{name}/drift")
     async def drift(name: str) -> dict[str, Any]:
-        current = core.state_of(name)
+        current = core.state_of(_named(name))
         if current["windows"] == 0 and name not in store.list_models():
             raise ModelNotFound(f"model {name!r} not found")
         return current
@@ -67,14 +68,14 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
         from mitiga_detector.reports import render
 
         try:
-            return HTMLResponse(render(core, name))
+            return HTMLResponse(render(core, _named(name)))
         except KeyError:
             return JSONResponse({"error": f"model {name!r} has no tested window yet"}, status_code=404)
 
     @router.post("/v1/models/{name}/retrain", dependencies=admin, status_code=202)
     async def retrain(name: str, body: RetrainBody) -> dict[str, str]:
         """Manual retraining: optional strategy, mode, epochs, date range and extra labelled rows."""
-        version = body.base_version or store.champion(name)
+        version = body.base_version or store.champion(_named(name))
         if version is None or version not in store.list_versions(name):
             raise ModelNotFound(f"model {name!r} has no version {version or '(champion)'}")
         if body.dataset is not None:

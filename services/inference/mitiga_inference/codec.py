@@ -22,22 +22,29 @@ NUMERIC_DATATYPES = frozenset({
 })
 
 
+MAX_DIMENSIONS = 8
+MAX_DIMENSION = 2**31 - 1
+
+Parameters = dict[str, str | bool | int | float]
+"""OIP parameters: each value a string, a number or a boolean (no nesting, so nothing deep can be echoed back)."""
+
+
 class RequestInput(BaseModel):
     name: str = Field(min_length=1)
-    shape: list[int] = Field(min_length=1)
+    shape: list[int] = Field(min_length=1, max_length=MAX_DIMENSIONS)
     datatype: str
-    parameters: dict[str, Any] | None = None
+    parameters: Parameters | None = None
     data: list[Any]
 
 
 class RequestOutput(BaseModel):
     name: str
-    parameters: dict[str, Any] | None = None
+    parameters: Parameters | None = None
 
 
 class InferenceRequest(BaseModel):
     id: str | None = Field(default=None, max_length=256)
-    parameters: dict[str, Any] | None = None
+    parameters: Parameters | None = None
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[RequestOutput] | None = None
 
@@ -99,8 +106,8 @@ def _tensor(t: RequestInput) -> FloatArray:
     where = f"input {t.name!r}"
     if t.datatype not in NUMERIC_DATATYPES:
         raise InvalidInput(f"{where}: datatype {t.datatype!r} is not supported; send FP32 (or another numeric type)")
-    if any(d < 0 for d in t.shape):
-        raise InvalidInput(f"{where}: shape {t.shape} has a negative dimension")
+    if any(d < 1 or d > MAX_DIMENSION for d in t.shape):
+        raise InvalidInput(f"{where}: shape {t.shape}: every dimension must be between 1 and {MAX_DIMENSION}")
     try:
         arr = np.asarray(t.data)
     except ValueError as exc:
@@ -115,7 +122,11 @@ def _tensor(t: RequestInput) -> FloatArray:
             raise InvalidInput(f"{where}: data contains NaN or infinity")
         if t.datatype[0] in "IU" and not np.all(arr == np.round(arr)):
             raise InvalidInput(f"{where}: datatype {t.datatype} needs whole numbers")
-    return arr.reshape(t.shape).astype(np.float32)
+    with np.errstate(over="ignore"):  # an overflow is found just below, as a value
+        out = arr.reshape(t.shape).astype(np.float32)
+    if arr.dtype.kind == "f" and not np.isfinite(out).all():  # finite in float64, too large for the model's FP32
+        raise InvalidInput(f"{where}: data has values beyond the FP32 range (±3.4e38) the model computes in")
+    return out
 
 
 def decode_inputs(request: InferenceRequest, manifest: ModelManifest) -> FloatArray:

@@ -13,6 +13,7 @@ from mitiga_core.bundle import Scaler, import_archive
 from mitiga_core.errors import Conflict, InvalidInput, MitigaError, ModelNotFound, ModelNotReady
 from mitiga_core.events import Topic, encode, new_id
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_core.store import existing_model_name as _named
 from mitiga_inference import codec
 from mitiga_inference.metrics import UNKNOWN
 
@@ -88,13 +89,13 @@ class DataPlane:
         return {"name": "mitiga", "version": __version__, "extensions": ["model_repository", "feedback", "upload"]}
 
     def model_metadata(self, name: str, version: str | None) -> codec.MetadataModelResponse:
-        loaded = self._repo.acquire(name, version)
+        loaded = self._repo.acquire(_named(name), version)
         loaded.release()
         return codec.metadata(loaded.manifest, self._store.list_versions(name))
 
     def model_ready(self, name: str, version: str | None) -> bool:
         try:
-            self._repo.acquire(name, version).release()
+            self._repo.acquire(_named(name), version).release()
         except ModelNotReady:
             return False
         return True
@@ -104,7 +105,7 @@ class DataPlane:
         start = time.perf_counter()
         labels = ("", "")
         try:
-            loaded = self._repo.acquire(name, version)
+            loaded = self._repo.acquire(_named(name), version)
             labels = (name, loaded.version)
             reserved = None
             try:
@@ -172,7 +173,7 @@ class DataPlane:
         return await asyncio.to_thread(self._feedback, name, request)
 
     def _feedback(self, name: str, request: codec.FeedbackRequest) -> int:
-        if not self._store.list_versions(name):
+        if not self._store.list_versions(_named(name)):
             raise ModelNotFound(f"model {name!r} not found")
         event = pb.FeedbackEvent(
             event_id=new_id(), model_name=name,
@@ -192,10 +193,10 @@ class DataPlane:
         return self._repo.index()
 
     async def load(self, name: str, version: str | None) -> str:
-        return (await self._repo.load(name, version)).version
+        return (await self._repo.load(_named(name), version)).version
 
     async def unload(self, name: str) -> None:
-        await self._repo.unload(name)
+        await self._repo.unload(_named(name))
 
     async def upload(self, name: str, data: bytes, *, task: str | None, features: list[str] | None,
                      input_scaler: Scaler | None, output_scaler: Scaler | None, champion: bool) -> str:

@@ -25,13 +25,27 @@ from mitiga_core.store.base import ModelStore
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def is_model_name(name: str) -> bool:
+    return _NAME.fullmatch(name) is not None
 
 
 def check_model_name(name: str) -> str:
-    """Model names are path- and label-safe: letters, digits, ``_ . -``, at most 63 characters."""
-    if not _NAME.match(name):
-        raise ValueError(f"invalid model name {name!r}: use letters, digits, '_', '.', '-' (max 63)")
+    """One rule for model names everywhere: a DNS label (RFC 1123), as the chart's values accept, so a name that
+    is uploaded can never fail later in a path, a Job name, a label value or a ``--set-string`` path."""
+    if not is_model_name(name):
+        raise ValueError(f"invalid model name {name!r}: use a DNS label: lowercase letters, digits and '-', "
+                         "beginning and ending with a letter or digit, at most 63 characters")
+    return name
+
+
+def existing_model_name(name: str) -> str:
+    """For a lookup: a name that cannot be a model's is a model that is not there (404), before it reaches a
+    path."""
+    if not is_model_name(name):
+        raise ModelNotFound(f"model {name!r} not found (model names are DNS labels: lowercase letters, digits, '-')")
     return name
 
 
@@ -58,7 +72,8 @@ class FilesystemModelStore(ModelStore):
         return self.root / check_model_name(name) / "versions"
 
     def list_models(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.list_versions(p.name))
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and is_model_name(p.name) and self.list_versions(p.name))
 
     def list_versions(self, name: str) -> list[str]:
         folder = self._versions_dir(name)
