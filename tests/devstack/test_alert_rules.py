@@ -98,6 +98,9 @@ def _pipeline_scenario() -> tuple[list[dict], list[dict]]:
         {"series": 'mitiga_retrain_outcomes_total{model="amzn",outcome="failed"}', "values": "0 0 1 1 1 1 1 1 1 1 1"},
         {"series": 'mitiga_retrain_outcomes_total{model="goog",outcome="refused"}', "values": "0 1 1 1 1 1 1 1 1 1 1"},
         {"series": 'mitiga_retrain_outcomes_total{model="calm",outcome="promoted"}', "values": "0 1 2 2 2 2 2 2 2 2 2"},
+        {"series": 'mitiga_retrain_triggers_total{model="amzn",outcome="launch_failed"}',
+         "values": "0 0 1 1 1 1 1 1 1 1 1"},
+        {"series": 'mitiga_retrain_triggers_total{model="goog",outcome="requested"}', "values": "0 1 2 3 3 3 3 3 3 3 3"},
         {"series": 'mitiga_consumer_lag{topic="mitiga.inference.events",partition="0"}', "values": "0+5000x20"},
         {"series": 'mitiga_consumer_lag{topic="mitiga.feedback",partition="0"}', "values": "20000x20"},
         {"series": 'mitiga_events_dropped_total{job="mitiga-inference",topic="mitiga.inference.events",'
@@ -130,6 +133,8 @@ def _pipeline_scenario() -> tuple[list[dict], list[dict]]:
         {"eval_time": "5m", "alertname": "MitigaDriftPersists", "exp_alerts": []},  # not held long enough yet
         {"eval_time": "10m", "alertname": "MitigaRetrainFailed",
          "exp_alerts": [_expected("MitigaRetrainFailed", {"model": "amzn"})]},
+        {"eval_time": "10m", "alertname": "MitigaRetrainLaunchFailed",
+         "exp_alerts": [_expected("MitigaRetrainLaunchFailed", {"model": "amzn"})]},
         {"eval_time": "10m", "alertname": "MitigaRetrainRefused",
          "exp_alerts": [_expected("MitigaRetrainRefused", {"model": "goog"})]},
         {"eval_time": "10m", "alertname": "MitigaConsumerLagGrowing",  # a high but steady backlog is not growing

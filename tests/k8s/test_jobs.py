@@ -18,16 +18,20 @@ def detector_api(control_plane, admin, release):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def launcher(admin, detector_api, release):  # type: ignore[no-untyped-def]
+def job_template(admin, release):  # type: ignore[no-untyped-def]
+    """The template the detector mounts from the chart's ConfigMap."""
     from kubernetes import client
 
-    from mitiga_core.jobs.kubernetes import KubernetesJobLauncher
-
-    # the template the detector mounts from the chart's ConfigMap
     config_map = raw(client.CoreV1Api(admin).read_namespaced_config_map(
         f"{release}-mitiga-job-template", NAMESPACE, _preload_content=False))
-    return KubernetesJobLauncher(yaml.safe_load(config_map["data"]["job.yaml"]), NAMESPACE, detector_api,
-                                 ttl_after_finished_s=600)
+    return yaml.safe_load(config_map["data"]["job.yaml"])
+
+
+@pytest.fixture(scope="module")
+def launcher(job_template, detector_api):  # type: ignore[no-untyped-def]
+    from mitiga_core.jobs.kubernetes import KubernetesJobLauncher
+
+    return KubernetesJobLauncher(job_template, NAMESPACE, detector_api, ttl_after_finished_s=600)
 
 
 def test_a_trigger_creates_one_job_that_completes_and_a_repeat_finds_it(launcher, admin) -> None:  # type: ignore[no-untyped-def]
@@ -152,3 +156,27 @@ def test_the_detector_process_runs_with_the_kubernetes_launcher(control_plane, a
         detector.stop()
     log = detector.log_path.read_text()
     assert "Traceback" not in log and "job follow interrupted" not in log, log[-3000:]
+
+
+def test_a_refused_launch_releases_the_lock_and_waits_a_backoff(detector_api, job_template, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The API server refuses the Job (the detector's account may not create Jobs in kube-system): the request is
+    undone (lock, request id, attempt), counted, and the next critical windows wait the backoff."""
+    import numpy as np
+
+    from mitiga_core.jobs.kubernetes import KubernetesJobLauncher
+    from tests.detector.conftest import Harness, write_bundle
+    from tests.detector.test_core import stream
+
+    elsewhere = KubernetesJobLauncher(job_template, "kube-system", detector_api, ttl_after_finished_s=600)
+    h = Harness(tmp_path, launcher=elsewhere, cooldown_s=0, trigger_policy="drift", launch_backoff_s=3600)
+    write_bundle(h.store)
+    rng = np.random.default_rng(5)
+    stream(h, rng, 2)
+    stream(h, rng, 8, shift={0: 2.0, 1: 2.0, 2: 2.0})
+    assert h.value("mitiga_retrain_triggers_total", model="tab", outcome="launch_failed") == 1
+    assert h.value("mitiga_retrain_triggers_total", model="tab", outcome="backoff") >= 1
+    assert h.state.get("mitiga:retrain:lock:tab") is None  # the model is not blocked for the lock's TTL
+    assert h.state.get("mitiga:retrain:backoff:tab") is not None
+    episode = h.core.state_of("tab")["episode_id"]
+    assert h.state.get(f"mitiga:retrain:attempts:{episode}") == b"0"  # the attempt was given back
+    h.publisher.stop()

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mitiga_core.errors import InvalidInput, ModelNotFound, ModelNotReady
+from mitiga_core.errors import InvalidInput, ModelNotFound, ModelNotReady, Unavailable
 from mitiga_core.http import admin_guard
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.progress import read_progress
@@ -93,6 +93,9 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
         options = {k: str(v) for k, v in body.model_dump(exclude={"dataset", "base_version"}).items()
                    if v is not None}
         outcome, request_id = core.manual_retrain(name, version, options)
+        if outcome == "launch_failed":
+            raise Unavailable(f"the retraining job for {name!r} could not be started; see the detector's log and "
+                              "try again")
         if outcome == "locked":
             raise ModelNotReady(f"a retrain of {name!r} is already running; try again when it ends")
         return {"request_id": request_id, "model": name, "base_version": version}

@@ -225,6 +225,13 @@ class DetectorSettings(CoreSettings):
     lock_ttl_s: float = Field(default=6 * 3600, gt=0)
     """How long a retrain lock is held if the job never reports back."""
 
+    launch_backoff_s: float = Field(default=30.0, ge=0)
+    """After a failed Job launch, how long launches wait before the next critical window retries; it doubles per
+    consecutive failure."""
+
+    launch_backoff_max_s: float = Field(default=1800.0, ge=0)
+    """The longest wait between failed launches."""
+
     blind_every: Literal["none", "month", "quarter", "year"] = "none"
     """Blind retraining on a schedule in data time (the windows' event or ``data_time``), whatever the drift; it
     stands in for a CronJob. Independent of ``trigger``, which governs informed retraining."""

@@ -12,6 +12,13 @@ Keys in the StateStore::
     mitiga:retrain:cooldown:MODEL      present for ``cooldown_s`` after a request
     mitiga:retrain:attempts:EPISODE    how many requests the episode has made
     mitiga:retrain:request:ID          a request id, once requested
+    mitiga:retrain:backoff:MODEL       present while launches wait after a failed one (doubling, capped)
+    mitiga:retrain:launch-failures:MODEL  consecutive failed launches
+
+A launch that fails (the API server refuses the Job, or cannot be reached) undoes the request: the lock is released
+(by its owner), the request id and the attempt are given back, no cooldown starts, and launches wait a backoff
+(``launch_backoff_s``, doubling per consecutive failure up to ``launch_backoff_max_s``) before the next critical
+window retries. The outcome ``launch_failed`` is counted and alerts (``MitigaRetrainLaunchFailed``).
 """
 
 from __future__ import annotations
@@ -57,9 +64,7 @@ class RetrainTrigger:
         would hold the model's lock until it expires: release it and announce the failure."""
         if succeeded or not model:
             return
-        lock = f"mitiga:retrain:lock:{model}"
-        if self._state.get(lock) == request_id.encode():
-            self._state.delete(lock)
+        self.release(model, request_id)
         progress = pb.RetrainProgress(event_id=new_id(), request_id=request_id, model_name=model, status="failed",
                                       reason="the retraining job failed (see its pod's logs)")
         progress.time.GetCurrentTime()
@@ -74,6 +79,8 @@ class RetrainTrigger:
             return "alert_only"
         if self._state.get(f"mitiga:retrain:cooldown:{model}") is not None:
             return "cooldown"
+        if self._state.get(f"mitiga:retrain:backoff:{model}") is not None:
+            return "backoff"
         attempts_key = f"mitiga:retrain:attempts:{episode_id}"
         keep_s = max(self._settings.lock_ttl_s, 7 * 86400)
         attempt = int(self._state.get(attempts_key) or b"0")
@@ -87,11 +94,39 @@ class RetrainTrigger:
             return "locked"
         self._state.set(f"mitiga:retrain:request:{request_id}", b"1", ttl_s=keep_s)
         self._state.set(attempts_key, str(attempt + 1).encode(), ttl_s=keep_s)
-        if self._settings.cooldown_s > 0:
+        outcome = self._start(model, version, request_id, "informed", episode_id)
+        if outcome == "launch_failed":
+            self._state.set(attempts_key, str(attempt).encode(), ttl_s=keep_s)
+        elif self._settings.cooldown_s > 0:
             self._state.set(f"mitiga:retrain:cooldown:{model}", b"1", ttl_s=self._settings.cooldown_s)
-        if not self._launch(model, version, request_id, "informed", episode_id):
-            return "duplicate"
-        return "requested"
+        return outcome
+
+    def _start(self, model: str, version: str, request_id: str, trigger: str, episode_id: str,
+               options: dict[str, str] | None = None) -> str:
+        """Launch with the lock held: ``requested``, ``duplicate`` (the Job exists) or ``launch_failed`` (undone)."""
+        failures_key = f"mitiga:retrain:launch-failures:{model}"
+        try:
+            started = self._launch(model, version, request_id, trigger, episode_id, options)
+        except Exception as exc:  # an API error, an invalid object: nothing was started
+            failures = int(self._state.get(failures_key) or b"0") + 1
+            wait = min(self._settings.launch_backoff_s * 2 ** (failures - 1), self._settings.launch_backoff_max_s)
+            log.error("retrain launch failed", extra={"model": model, "request_id": request_id, "reason": str(exc),
+                                                      "failures": failures, "retry_in_s": wait})
+            self._state.set(failures_key, str(failures).encode(), ttl_s=max(wait * 4, 3600))
+            if wait > 0:
+                self._state.set(f"mitiga:retrain:backoff:{model}", b"1", ttl_s=wait)
+            self._state.delete(f"mitiga:retrain:request:{request_id}")
+            self.release(model, request_id)
+            return "launch_failed"
+        self._state.delete(failures_key)
+        return "requested" if started else "duplicate"
+
+    def release(self, model: str, request_id: str) -> bool:
+        """Release the model's retrain lock if ``request_id`` holds it (only its owner may)."""
+        lock = f"mitiga:retrain:lock:{model}"
+        if self._state.get(lock) == request_id.encode():
+            return self._state.delete(lock)
+        return False
 
     def _launch(self, model: str, version: str, request_id: str, trigger: str, episode_id: str,
                 options: dict[str, str] | None = None) -> bool:
@@ -126,17 +161,18 @@ class RetrainTrigger:
         if not self._state.set_if_absent(f"mitiga:retrain:lock:{model}", request_id.encode(),
                                          ttl_s=self._settings.lock_ttl_s):
             return "locked", ""
-        self._launch(model, version, request_id, "manual", "", options)
-        return "requested", request_id
+        outcome = self._start(model, version, request_id, "manual", "", options)
+        return outcome, request_id if outcome != "launch_failed" else ""
 
     def blind(self, model: str, version: str, period: str) -> str:
         """A scheduled retrain for ``period`` (e.g. ``2004-07``): one per period, no cooldown, the lock holds."""
         request_id = f"retrain-{_dns_safe(model)}-blind-{period}"
         if self._state.get(f"mitiga:retrain:request:{request_id}") is not None:
             return "duplicate"
+        if self._state.get(f"mitiga:retrain:backoff:{model}") is not None:
+            return "backoff"
         if not self._state.set_if_absent(f"mitiga:retrain:lock:{model}", request_id.encode(),
                                          ttl_s=self._settings.lock_ttl_s):
             return "locked"
         self._state.set(f"mitiga:retrain:request:{request_id}", b"1", ttl_s=max(self._settings.lock_ttl_s, 7 * 86400))
-        self._launch(model, version, request_id, "blind", "")
-        return "requested"
+        return self._start(model, version, request_id, "blind", "")

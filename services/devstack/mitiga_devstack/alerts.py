@@ -124,6 +124,12 @@ def build_rules(s: AlertSettings | None = None) -> dict[str, Any]:
                "A retraining run (or its Helm rollout) for model {{ $labels.model }} failed in the last 30 minutes. "
                "The champion keeps serving; see `mitiga status` and the retrainer Job's logs.",
                drift_type="none"),
+        _alert("MitigaRetrainLaunchFailed",
+               'sum by (model) (increase(mitiga_retrain_triggers_total{outcome=~"(manual_)?launch_failed"}[30m])) > 0',
+               "critical", "{{ $labels.model }}: a retraining Job could not be started",
+               "The detector could not create the retraining Job for model {{ $labels.model }} (API error or an "
+               "invalid object). The lock was released and the launch is retried with backoff; see the detector's "
+               "log (\"retrain launch failed\").", drift_type="none"),
         _alert("MitigaRetrainRefused",
                'sum by (model) (increase(mitiga_retrain_outcomes_total{outcome="refused"}[1h])) > 0',
                "warning", "{{ $labels.model }}: the gate refused a challenger",
