@@ -125,3 +125,19 @@ def test_the_feedback_token_reaches_only_the_inference_pods(control_plane, requi
     assert has_token and not any(has_token.values())  # the detector never sees it ...
     job_template = [d for d in docs if d["kind"] == "ConfigMap" and "job.yaml" in d.get("data", {})]
     assert job_template and "FEEDBACK_TOKEN" not in job_template[0]["data"]["job.yaml"]  # ... nor the retrainer
+
+
+def test_a_retrainer_run_that_cannot_succeed_is_not_retried(control_plane) -> None:  # type: ignore[no-untyped-def]
+    """Exit 2 (bad options or data, a failed rollout) fails the Job at once; an evicted pod does not count."""
+    rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
+                    "1.34.4", "--set", "retrainer.cron.enabled=true").stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    template = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap"
+                                   and "job.yaml" in d.get("data", {}))["data"]["job.yaml"])
+    cron = next(d for d in docs if d["kind"] == "CronJob")
+    for spec in (template["spec"], cron["spec"]["jobTemplate"]["spec"]):
+        rules = spec["podFailurePolicy"]["rules"]
+        assert {"action": "FailJob", "onExitCodes": {"containerName": "retrainer", "operator": "In",
+                                                     "values": [2]}} in rules
+        assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]} in rules
+        assert spec["template"]["spec"]["restartPolicy"] == "Never"

@@ -71,6 +71,41 @@ def test_an_upgrade_that_cannot_become_ready_rolls_back_and_the_old_version_stay
     assert any(h["status"] == "failed" for h in history)
 
 
+def test_a_release_left_pending_by_a_killed_upgrade_is_rolled_back_then_upgraded(  # type: ignore[no-untyped-def]
+        control_plane, admin, release, retrainer_settings) -> None:
+    """A retrainer killed in the middle of ``helm upgrade`` leaves the release pending-upgrade; the next run rolls
+    it back to what was deployed, then upgrades."""
+    import signal
+    import subprocess
+    import time
+
+    served_before = _served(admin, release)[0]
+    # an upgrade that waits for pods no node can take, killed once Helm has marked the release pending
+    upgrade = subprocess.Popen([str(control_plane.helm), "--kubeconfig", str(control_plane.kubeconfig), "upgrade",
+                                release, str(CHART), "-n", NAMESPACE, "--reuse-values", "--wait", "--timeout", "120s",
+                                "--set", "inference.nodeSelector.pool=none"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def status() -> str:
+        done = helm(control_plane, "status", release, "-n", NAMESPACE, "-o", "json")
+        return str(json.loads(done.stdout)["info"]["status"])
+
+    deadline = time.monotonic() + 60
+    while status() != "pending-upgrade":
+        assert upgrade.poll() is None and time.monotonic() < deadline, "the upgrade never went pending"
+        time.sleep(0.2)
+    upgrade.send_signal(signal.SIGKILL)
+    upgrade.wait(10)
+    assert status() == "pending-upgrade"
+    version = str(int(served_before["lstm"]) + 10)
+    helm_upgrade(retrainer_settings, "lstm", version)
+    assert status() == "deployed" and _served(admin, release)[0]["lstm"] == version
+    history = json.loads(helm(control_plane, "history", release, "-n", NAMESPACE, "-o", "json").stdout)
+    # the killed revision keeps its status in the history; the rollback after it repaired the release
+    assert [h["status"] for h in history[-3:]] == ["pending-upgrade", "superseded", "deployed"]
+    assert "Rollback" in history[-2]["description"]
+
+
 def _retrain_job(tmp_path, settings: RetrainerSettings):  # type: ignore[no-untyped-def]
     """A retraining job on a concept change, with the real bus and state stand-ins of one process."""
     from mitiga_core.bus import InMemoryBus

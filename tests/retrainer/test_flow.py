@@ -76,3 +76,22 @@ def test_bad_options_fail_before_anything_is_registered(store: FilesystemModelSt
     with pytest.raises(ValueError, match=needle):
         retrain(store, "m", "1", production(slope=-1.0), options)
     assert store.list_versions("m") == ["1"] and store.champion("m") == "1"
+
+
+def test_the_champion_changes_only_once_the_new_version_is_live(store: FilesystemModelStore) -> None:
+    seen, rollouts = [], []
+
+    def go_live(version: str) -> None:
+        seen.append((version, store.champion("m"), list(rollouts)))
+
+    options = RetrainOptions(strategy="sliding_window", window_rows=200, epochs=20, holdout_rows=60)
+    result = retrain(store, "m", "1", production(slope=-1.0), options, publish=rollouts.append, go_live=go_live)
+    assert seen == [("2", "1", [])]  # while it went live, the store still named the old champion, nothing announced
+    assert result.version == "2" and store.champion("m") == "2" and [r.version for r in rollouts] == ["2"]
+
+    def failing(version: str) -> None:
+        raise RuntimeError("rollout failed")
+
+    with pytest.raises(RuntimeError):
+        retrain(store, "m", "2", production(slope=-1.0, seed=3), options, publish=rollouts.append, go_live=failing)
+    assert store.champion("m") == "2" and len(rollouts) == 1

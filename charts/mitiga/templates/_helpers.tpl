@@ -118,3 +118,17 @@ env:
     - {protocol: TCP, port: {{ . }}}
     {{- end }}
 {{- end -}}
+
+{{/* The retrainer exits 2 when a run cannot succeed (bad options or data, a failed rollout): retrying it would
+only repeat the failure, so the Job fails at once. A pod evicted or preempted does not count against backoffLimit. */}}
+{{- define "mitiga.retrainerFailurePolicy" -}}
+rules:
+  - action: FailJob
+    onExitCodes:
+      containerName: retrainer
+      operator: In
+      values: [2]
+  - action: Ignore
+    onPodConditions:
+      - type: DisruptionTarget
+{{- end -}}

@@ -39,7 +39,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        return _error(exc.status_code, str(exc.detail), exc.headers)
+        return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
     app.add_exception_handler(MitigaError, on_mitiga)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -1,7 +1,9 @@
 """``mitiga-retrainer`` (``python -m mitiga_retrainer``): one retraining run, as a Kubernetes Job runs it.
 
 Every option can also be set from the environment (``MITIGA_MODEL``, ``MITIGA_STRATEGY``, ...). Exit codes: 0 the
-run finished (promoted or refused by the gate), 2 the run could not be done (the message says why).
+run finished (promoted or refused by the gate) or had nothing to do (another run holds the model's lock), 2 the run
+cannot be done (bad options or data, a failed rollout: the Job's ``podFailurePolicy`` does not retry it), anything
+else a transient failure (the state store unreachable, a crash: the Job retries it).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def main(
 
     from mitiga_core.adapters import build_bus, build_model_store, build_state
     from mitiga_core.logging import configure_logging
-    from mitiga_retrainer.job import JobFailed, run_job
+    from mitiga_retrainer.job import JobFailed, Locked, run_job
     from mitiga_retrainer.settings import RetrainerSettings
 
     given: dict[str, Any] = {
@@ -54,6 +56,9 @@ def main(
     except JobFailed as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except Locked as exc:
+        typer.echo(str(exc))
+        return
     verdict = f"promoted as version {result.version}" if result.version else "refused by the gate"
     typer.echo(f"{settings.model}: {verdict} ({result.decision.reason})")
 

@@ -82,8 +82,13 @@ def retrain(
     *,
     publish: Callable[[pb.ModelRollout], None] | None = None,
     report: Callable[[dict[str, float]], None] | None = None,
+    go_live: Callable[[str], None] | None = None,
 ) -> RetrainResult:
-    """Raises ValueError (bad options, too little data) or a MitigaError (missing model) before writing anything."""
+    """Raises ValueError (bad options, too little data) or a MitigaError (missing model) before writing anything.
+
+    A promoted version is registered, then made live by ``go_live`` (Helm; it raises when the rollout fails), and
+    only then becomes the champion and is announced by ``publish``: the store never names a champion that is not
+    being served."""
     folder = store.path(name, base_version)
     manifest = read_manifest(folder)
     original = read_training(folder)
@@ -130,6 +135,8 @@ def retrain(
     saved = save_bundle(store, new, challenger, np.asarray(reference, np.float32), data, validation)
     store.record_decision(name, {**record, "version": saved.version})
     previous = store.champion(name) or base_version
+    if go_live is not None:
+        go_live(saved.version)
     store.set_champion(name, saved.version)
     if publish is not None:
         rollout = pb.ModelRollout(event_id=new_id(), model_name=name, version=saved.version,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 
-from mitiga_core.errors import MitigaError
+from mitiga_core.errors import MitigaError, Unavailable
 from mitiga_core.events import Topic, encode, new_id
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 class JobFailed(Exception):
     """A retraining job that cannot run: bad options, no such model, too little data."""
+
+
+class Locked(Exception):
+    """Another run holds the model's retrain lock: this one has nothing to do."""
 
 
 def lock_key(model: str) -> str:
@@ -58,13 +63,27 @@ class _Progress:
             log.warning("progress event not published", exc_info=True)
 
 
+def take_lock(settings: RetrainerSettings, state: StateStore) -> str:
+    """The owner token under which this run holds the model's retrain lock. A run the detector launched finds the
+    lock held under its request id; any other (a CronJob's, a manual one) takes it, or raises Locked when another
+    run holds it."""
+    owner = settings.request_id or f"{settings.trigger}-{uuid.uuid4().hex[:12]}"
+    key = lock_key(settings.model)
+    if state.get(key) == owner.encode() or state.set_if_absent(key, owner.encode(), ttl_s=settings.lock_ttl_s):
+        return owner
+    held = state.get(key)
+    raise Locked(f"a retrain of {settings.model!r} is running ({(held or b'?').decode()}); nothing to do")
+
+
 def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore, bus: Bus) -> RetrainResult:
-    """Run one retraining; raises JobFailed with a clear message. The model's retrain lock is released at the end
-    when this run holds it."""
+    """Run one retraining; raises JobFailed with a clear message, Locked when another run holds the model's lock,
+    Unavailable when the state store cannot be reached (a transient failure: the Job retries). The lock is
+    released at the end by its owner only."""
     name = settings.model
+    if not name:
+        raise JobFailed("no model given (--model or MITIGA_MODEL)")
+    owner = take_lock(settings, state)
     try:
-        if not name:
-            raise JobFailed("no model given (--model or MITIGA_MODEL)")
         base = settings.base_version or store.champion(name)
         if base is None:
             raise JobFailed(f"model {name!r} has no champion and no --base-version was given")
@@ -77,15 +96,16 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
             window_days=settings.window_days, half_life=settings.half_life, min_rows=settings.min_rows,
             trigger=settings.trigger, episode_id=settings.episode_id, request_id=settings.request_id)
 
+        def go_live(version: str) -> None:
+            if settings.rollout != "helm":
+                return
+            try:  # the new version is live once Helm says so; only then does the champion change
+                helm_upgrade(settings, name, version)
+            except RolloutFailed as exc:
+                store.record_decision(name, {"rollout": "failed", "version": version, "reason": str(exc)[:500]})
+                raise
+
         def publish(rollout: pb.ModelRollout) -> None:
-            if settings.rollout == "helm":  # the new version is live once Helm says so
-                try:
-                    helm_upgrade(settings, name, rollout.version)
-                except RolloutFailed as exc:
-                    store.set_champion(name, rollout.previous_version)  # Helm rolled back; so does the store
-                    store.record_decision(name, {"rollout": "failed", "version": rollout.version,
-                                                 "restored": rollout.previous_version, "reason": str(exc)[:500]})
-                    raise
             bus.publish(Topic.ROLLOUT, encode(rollout, source=settings.service_name, key=name))
             bus.flush()
 
@@ -98,18 +118,18 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
         def report(progress: dict[str, float]) -> None:
             announce(**progress)
 
-        result = retrain(store, name, base, production, options, publish=publish, report=report)
+        result = retrain(store, name, base, production, options, publish=publish, report=report, go_live=go_live)
         announce(status="promoted" if result.version else "refused", version=result.version or "",
                  reason=result.decision.reason)
         return result
     except RolloutFailed as exc:
         _Progress(settings, state, bus)(status="rollout_failed", reason=str(exc)[:1000])
         raise JobFailed(str(exc)) from exc
+    except Unavailable:
+        raise
     except (ValueError, MitigaError, JobFailed) as exc:
-        if name:
-            _Progress(settings, state, bus)(status="failed", reason=str(exc))
+        _Progress(settings, state, bus)(status="failed", reason=str(exc))
         raise exc if isinstance(exc, JobFailed) else JobFailed(str(exc)) from exc
     finally:
-        held = state.get(lock_key(name)) if name else None
-        if held is not None and (not settings.request_id or held.decode() == settings.request_id):
+        if state.get(lock_key(name)) == owner.encode():
             state.delete(lock_key(name))

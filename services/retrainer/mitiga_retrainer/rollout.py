@@ -1,9 +1,14 @@
 """Rolling a promoted version out with Helm: ``helm upgrade --atomic --wait --reuse-values`` of the release,
 setting that model's version. ``--atomic`` makes Helm roll the release back itself when the inference pods do not
-become ready in time; the caller then restores the previous champion and reports the failure."""
+become ready in time; the caller keeps the previous champion and reports the failure.
+
+A retrainer killed in the middle of an upgrade leaves the release ``pending-upgrade`` (or ``pending-install`` /
+``pending-rollback``), which refuses every later upgrade. The next run repairs it first: ``helm rollback`` to the
+last deployed revision, so what is served and what the store names as champion agree again."""
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 from typing import TYPE_CHECKING
@@ -26,9 +31,47 @@ def helm_command(settings: RetrainerSettings, model: str, version: str) -> list[
             "--reuse-values", "--set-string", f"models.{model}.version={version}", *settings.helm_extra_args]
 
 
+def _connection_args(settings: RetrainerSettings) -> list[str]:
+    """The ``--kube*`` flags of ``helm_extra_args`` (how to reach the cluster), which every helm command takes."""
+    out, args = [], settings.helm_extra_args
+    for i, arg in enumerate(args):
+        if arg.startswith("--kube"):
+            out.append(arg)
+            if "=" not in arg and i + 1 < len(args):
+                out.append(args[i + 1])
+    return out
+
+
+def _helm(settings: RetrainerSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([settings.helm_binary, *args, "--namespace", settings.helm_namespace,  # noqa: S603
+                               *_connection_args(settings)], capture_output=True, text=True, check=False,
+                              timeout=settings.helm_deadline_s)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RolloutFailed(f"helm {args[0]} could not run: {exc}") from exc
+
+
+def repair_pending(settings: RetrainerSettings) -> str | None:
+    """Roll a release left pending by an interrupted operation back to its last deployed revision; returns the
+    status it repaired, or None when there was nothing to repair."""
+    done = _helm(settings, "status", settings.helm_release, "-o", "json")
+    if done.returncode != 0:
+        return None  # no such release yet: the upgrade will say so
+    status = str(json.loads(done.stdout).get("info", {}).get("status", ""))
+    if not status.startswith("pending-"):
+        return None
+    log.warning("helm release left pending: rolling back", extra={"release": settings.helm_release, "status": status})
+    rolled = _helm(settings, "rollback", settings.helm_release, "--wait", "--timeout", settings.helm_timeout)
+    if rolled.returncode != 0:
+        raise RolloutFailed(f"the release {settings.helm_release} was left {status} and could not be rolled back: "
+                            f"{(rolled.stderr or rolled.stdout).strip()[-1000:]}")
+    return status
+
+
 def helm_upgrade(settings: RetrainerSettings, model: str, version: str) -> None:
     """Roll ``version`` of ``model`` out; raises RolloutFailed with Helm's message."""
     command = helm_command(settings, model, version)
+    repair_pending(settings)
     log.info("helm upgrade", extra={"model": model, "version": version, "release": settings.helm_release})
     try:
         done = subprocess.run(command, capture_output=True, text=True, check=False,  # noqa: S603

@@ -73,6 +73,10 @@ class RetrainerSettings(CoreSettings):
     trigger: Literal["informed", "blind", "manual"] = "manual"
     """What started the run."""
 
+    lock_ttl_s: float = Field(default=6 * 3600, gt=0)
+    """How long the model's retrain lock is held when a run that took it itself (a CronJob's or a manual one)
+    never releases it. Runs the detector launched hold the lock it took for them."""
+
     # --- rollout ---
     rollout: Literal["none", "helm"] = "none"
     """After a promotion: only announce it (inference services following the champion hot-swap), or also

@@ -8,9 +8,8 @@
 
 from __future__ import annotations
 
-import io
 import zipfile
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -39,7 +38,7 @@ def extract(archive: zipfile.ZipFile, member: str, target: Path, limit: int) -> 
             sink.write(chunk)
 
 
-def _check_npy_stream(stream: BinaryIO, size: int, what: str) -> None:
+def _check_npy_stream(stream: IO[bytes], size: int, what: str) -> None:
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):
@@ -66,7 +65,7 @@ def check_arrays(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
                 with archive.open(info) as member:
-                    _check_npy_stream(io.BufferedReader(member), info.file_size, f"{path.name}/{info.filename}")
+                    _check_npy_stream(member, info.file_size, f"{path.name}/{info.filename}")
         return
     with path.open("rb") as stream:
         _check_npy_stream(stream, path.stat().st_size, path.name)
