@@ -75,7 +75,8 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
     @router.post("/v1/models/{name}/retrain", dependencies=admin, status_code=202)
     async def retrain(name: str, body: RetrainBody) -> dict[str, str]:
         """Manual retraining: optional strategy, mode, epochs, date range and extra labelled rows."""
-        version = body.base_version or store.champion(_named(name))
+        name = _named(name)
+        version = body.base_version or store.champion(name)
         if version is None or version not in store.list_versions(name):
             raise ModelNotFound(f"model {name!r} has no version {version or '(champion)'}")
         if body.dataset is not None:
