@@ -144,3 +144,51 @@ def test_an_unreachable_broker_is_counted_not_hidden() -> None:
                          text=True, timeout=120, check=True).stdout
     assert "raised: kafka: t:" in out
     assert "counted: 1.0" in out
+
+
+def test_a_durable_publish_is_stored_when_it_returns(kafka) -> None:
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    bus = _bus(kafka, topic)
+    consumer = bus.subscribe([topic], "g-durable")
+    bus.publish_durably(topic, Envelope(payload=b"kept"))  # no flush: acknowledged already
+    assert [r.envelope.payload for r in _drain(consumer, 1)] == [b"kept"]
+    consumer.close()
+    bus.close()
+
+
+DEAD_LETTER_UNSTORED = """
+import sys, tempfile
+from pathlib import Path
+from mitiga_core.bus import Record
+from mitiga_core.bus.kafka import KafkaBus
+from mitiga_core.errors import Unavailable
+from mitiga_core.events import Envelope
+from mitiga_core.settings import CoreSettings
+from mitiga_detector.consumer import DetectorConsumer
+from tests.detector.conftest import Harness
+
+bus = KafkaBus(CoreSettings(bus="kafka", kafka_bootstrap=sys.argv[1], kafka_max_block_s=0.5,
+                            kafka_bootstrap_timeout_s=1), topics=["t"])
+harness = Harness(Path(tempfile.mkdtemp()))
+consumer = DetectorConsumer(bus, harness.core, "g")
+record = Record(topic="mitiga.inference.events", partition=0, offset=7, envelope=Envelope(payload=b"junk"))
+try:
+    consumer.process(record)
+    print("processed")
+except Unavailable as exc:
+    print("raised:", exc)
+harness.publisher.stop()
+"""
+
+
+def test_a_dead_letter_that_cannot_be_stored_stops_the_commit() -> None:
+    """The offset that skips a bad event is committed only once its dead letter is stored: when the broker cannot
+    take it, processing raises and the batch is delivered again."""
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    out = subprocess.run([sys.executable, "-c", DEAD_LETTER_UNSTORED, f"127.0.0.1:{free_port()}"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "raised: kafka: mitiga.dlq: the record was not stored" in out and "processed" not in out

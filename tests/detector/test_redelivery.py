@@ -8,7 +8,7 @@ envelopes again.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -197,4 +197,60 @@ def test_an_episode_replayed_after_a_crash_keeps_its_id_and_its_one_retrain(tmp_
         h.core.handle(envelope)
     assert h.core.state_of("tab")["episode_id"] == first
     assert len(h.launcher.specs) == 1
+    h.publisher.stop()
+
+
+class FaultyStore(InMemoryStateStore):
+    """The embedded store with one fault injected on demand: the ``nth`` next call of ``get`` or
+    ``set_many_if_absent`` raises Unavailable, as the Redis store does once its retries run out."""
+
+    fault: tuple[str, int] | None = None
+
+    def arm(self, method: str, nth: int) -> None:
+        self.fault = (method, nth)
+
+    def _trip(self, method: str) -> None:
+        if self.fault is None or self.fault[0] != method:
+            return
+        nth = self.fault[1]
+        self.fault = (method, nth - 1) if nth > 1 else None
+        if nth == 1:
+            raise Unavailable("redis unreachable after 3 attempts")
+
+    def get(self, key: str) -> bytes | None:
+        self._trip("get")
+        return super().get(key)
+
+    def set_many_if_absent(self, items: Any, ttl_s: float | None = None) -> list[str]:
+        self._trip("set_many_if_absent")
+        return super().set_many_if_absent(items, ttl_s)
+
+
+def test_a_state_store_error_mid_batch_counts_nothing_twice_on_redelivery(tmp_path: Path) -> None:
+    state = FaultyStore()
+    h = Harness(tmp_path)
+    h.state = state
+    h.core = DetectorCore(h.settings, store=h.store, state=state, publisher=h.publisher, metrics=h.metrics,
+                          launcher=h.launcher)
+    write_bundle(h.store)
+    x = np.ones((7, 3), np.float32)
+    envelope = inference(x, x.sum(axis=1, keepdims=True), request_id="r1")
+    state.arm("set_many_if_absent", 1)  # storing the prediction fails, after the window took the rows
+    with pytest.raises(Unavailable):
+        h.core.handle(envelope)
+    h.core.handle(envelope)  # the consumer delivers the batch again
+    assert h.core.monitor("tab", "1").window.rows == 7
+    assert h.value("mitiga_detector_events_total", type="InferenceEvent") == 1
+    for rid in ("r2", "r3"):
+        h.core.handle(inference(x[:2], x[:2].sum(axis=1, keepdims=True), request_id=rid))
+    truth = [3.0, 3.0]
+    items = feedback([("r2", truth), ("r3", truth)])
+    state.arm("get", 3)  # the seen check, r2's lookup, then r3's lookup fails
+    with pytest.raises(Unavailable):
+        h.core.handle(items)
+    h.core.handle(items)
+    assert h.value("mitiga_feedback_joined_total", model="tab") == 2  # r2 once, r3 once
+    assert len(h.core.monitor("tab", "1").performance) == 4  # two rows each
+    h.core.checkpoint()
+    assert h.value("mitiga_feedback_unmatched_total", model="tab", reason="no_prediction") is None
     h.publisher.stop()

@@ -11,6 +11,7 @@ The hierarchy, drawn once::
      ├── PayloadTooLarge (413)     the body is over the configured limit
      ├── BundleError (422)         a model file or bundle cannot be loaded or is inconsistent
      ├── EventDecodeError (422)    a bus message cannot be decoded (it goes to the dead-letter topic)
+ ├── Overloaded (429)          the model's queue is full: retry after ``retry_after_s``
      ├── ModelNotReady (503)       the model exists but is not loaded yet
      └── Unavailable (503)         a dependency (Redis, Kafka) is unreachable after retries; try again
 
@@ -56,6 +57,14 @@ class BundleError(MitigaError):
 
 class EventDecodeError(MitigaError):
     status_code = 422
+
+
+class Overloaded(MitigaError):
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ModelNotReady(MitigaError):

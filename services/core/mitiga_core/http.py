@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mitiga_core.errors import Forbidden, MitigaError, Unauthorized
+from mitiga_core.errors import Forbidden, MitigaError, Overloaded, Unauthorized
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -27,6 +27,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_mitiga(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, MitigaError)
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        if isinstance(exc, Overloaded):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return _error(exc.status_code, str(exc), headers)
 
     async def on_validation(_: Request, exc: Exception) -> Response:

@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,15 @@ def _matrix(m: pb.Matrix, what: str) -> AnyArray:
     return np.asarray(m.data, np.float32).reshape(shape)
 
 
+APPLIED_MAX = 100_000
+"""Event ids remembered as applied in this process (a batch is far smaller)."""
+
+
+def _when(event: pb.InferenceEvent) -> datetime:
+    """The request's date: its ``data_time`` when given, else when it was served."""
+    return (event.data_time if event.HasField("data_time") else event.time).ToDatetime(tzinfo=UTC)
+
+
 class DetectorCore:
     def __init__(self, settings: DetectorSettings, *, store: ModelStore, state: StateStore,
                  publisher: EventPublisher, metrics: DetectorMetrics, launcher: JobLauncher | None) -> None:
@@ -76,6 +85,9 @@ class DetectorCore:
         self._monitors: dict[tuple[str, str], ModelMonitor] = {}
         self._episodes: dict[str, tuple[str, EpisodeTracker]] = {}
         """Per model: the version the episode is about, and its tracker. A new version starts afresh."""
+        self._applied: OrderedDict[str, None] = OrderedDict()
+        """Events (and feedback items) whose in-memory effects this process has applied: when the state store fails
+        in the middle of a batch, the batch is delivered again and these are not applied twice."""
         self.history: dict[str, deque[dict[str, Any]]] = {}
         self.last_window: dict[str, tuple[ModelMonitor, Window]] = {}
         self.lock = threading.Lock()  # the HTTP app reads what the consumer thread writes
@@ -98,7 +110,11 @@ class DetectorCore:
                 checked = [self._check(event) for event in events]  # a bad event sends the whole batch to the DLQ
                 pending: list[Any] = []
                 for event, (monitor, inputs, outputs) in zip(events, checked, strict=True):
-                    self._on_inference(event, monitor, inputs, outputs, pending)
+                    if event.request_id:
+                        pending.append((event.model_name, event.request_id, event.model_version, inputs, outputs,
+                                        _when(event).isoformat(), event.event_id))
+                    if event.event_id not in self._applied:
+                        self._on_inference(event, monitor, inputs, outputs)
                 for model in self._joiner.remember_many(pending):
                     self.metrics.reused_ids.labels(model).inc()
                 if len(self._parking):
@@ -167,12 +183,15 @@ class DetectorCore:
                                    f"model {event.model_name!r} version {event.model_version}")
         return monitor, inputs, outputs
 
-    def _on_inference(self, event: pb.InferenceEvent, monitor: ModelMonitor, inputs: AnyArray, outputs: AnyArray,
-                      pending: list[Any]) -> None:
-        when = (event.data_time if event.HasField("data_time") else event.time).ToDatetime(tzinfo=UTC)
-        if event.request_id:
-            pending.append((event.model_name, event.request_id, event.model_version, inputs, outputs,
-                            when.isoformat(), event.event_id))
+    def _applied_once(self, key: str) -> None:
+        if key:
+            self._applied[key] = None
+            while len(self._applied) > APPLIED_MAX:
+                self._applied.popitem(last=False)
+
+    def _on_inference(self, event: pb.InferenceEvent, monitor: ModelMonitor, inputs: AnyArray,
+                      outputs: AnyArray) -> None:
+        when = _when(event)
         features = input_features(monitor.manifest, inputs)
         alarms = monitor.alarms
         if monitor.online is not None and monitor.online.update(features):
@@ -182,16 +201,21 @@ class DetectorCore:
             self.metrics.sequential_alarms.labels(event.model_name).inc()
             alarms.add("sequential")
         window = monitor.window.add(features, outputs, when)
+        self._applied_once(event.event_id)  # counted in the window: a redelivery must not count it again
         if window is None and "sequential" in alarms:  # the verdict need not wait for a full window: it closes
             window = monitor.window.close()  # now, or as soon as it holds min_window_rows
         if window is not None:
             self._evaluate(monitor, window)
 
     def _on_feedback(self, event: pb.FeedbackEvent) -> None:
-        for item in event.items:
+        for i, item in enumerate(event.items):
+            key = f"{event.event_id}:{i}" if event.event_id else ""
+            if key in self._applied:
+                continue  # joined before the state store failed later in this batch
             if not self._join(event.model_name, item.request_id, list(item.ground_truth)):
                 for model in self._parking.park(event.model_name, item.request_id, list(item.ground_truth)):
                     self.metrics.unmatched.labels(model, "no_prediction").inc()
+            self._applied_once(key)
 
     def _join_parked(self, predictions: list[Any]) -> None:
         """Join the parked feedback of the predictions just remembered: (model, request id, ...)."""

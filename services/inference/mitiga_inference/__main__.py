@@ -20,7 +20,8 @@ def main() -> None:
     app = create_app(settings, bus=build_bus(settings), store=build_model_store(settings, state), state=state)
     # uvicorn stops accepting on SIGTERM, lets in-flight requests finish, then runs the lifespan shutdown
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=int(settings.shutdown_grace_s))
+                timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+                limit_concurrency=settings.max_concurrent_requests)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,8 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
                       metrics=metrics, state=state if state is not None else InMemoryStateStore())
     listener = RolloutListener(bus, store, repository, plane.expected_models, pinned=set(settings.model_versions))
     grpc = None if settings.grpc_port is None else GrpcTransport(plane, settings.host, settings.grpc_port,
-                                                                 settings.max_request_bytes)
+                                                                 settings.max_request_bytes,
+                                                                 settings.max_concurrent_requests)
 
     async def load_initial() -> None:
         for name in plane.expected_models:

@@ -3,6 +3,9 @@
 One task per model version takes everything queued (up to ``max_rows``), runs it on a worker thread,
 and splits the result. Requests that arrive while a batch runs form the next batch, so under load
 batches grow by themselves and a lone request never waits. ``max_wait_s`` adds an optional wait.
+
+The queue is bounded in rows (``max_queued_rows``): past it a request is refused at once with ``Overloaded`` (429,
+``Retry-After``) instead of waiting, so a flood cannot grow memory or latency without bound.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mitiga_core.errors import MitigaError, ModelNotReady
+from mitiga_core.errors import MitigaError, ModelNotReady, Overloaded
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,9 +34,12 @@ class MicroBatcher:
         max_rows: int,
         max_wait_s: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
+        max_queued_rows: int | None = None,
     ) -> None:
         self._fn = fn
         self._max_rows = max_rows
+        self._max_queued = max_queued_rows
+        self._queued_rows = 0
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
         self._queue: deque[tuple[FloatArray, asyncio.Future[FloatArray]]] = deque()
@@ -48,16 +54,25 @@ class MicroBatcher:
     async def submit(self, x: FloatArray) -> FloatArray:
         if self._closed:
             raise ModelNotReady("model version is being unloaded")
+        if self._max_queued is not None and self._queue and self._queued_rows + len(x) > self._max_queued:
+            raise Overloaded(f"the model's queue holds {self._queued_rows} rows (at most {self._max_queued}); "
+                             "retry shortly", retry_after_s=1)
         future: asyncio.Future[FloatArray] = asyncio.get_running_loop().create_future()
         self._queue.append((x, future))
+        self._queued_rows += len(x)
         self._wakeup.set()
         return await future
 
+    def _pop(self) -> tuple[FloatArray, asyncio.Future[FloatArray]]:
+        item = self._queue.popleft()
+        self._queued_rows -= len(item[0])
+        return item
+
     def _take(self) -> list[tuple[FloatArray, asyncio.Future[FloatArray]]]:
-        batch = [self._queue.popleft()]
+        batch = [self._pop()]
         rows = len(batch[0][0])
         while self._queue and rows + len(self._queue[0][0]) <= self._max_rows:
-            item = self._queue.popleft()
+            item = self._pop()
             batch.append(item)
             rows += len(item[0])
         return batch
@@ -75,7 +90,7 @@ class MicroBatcher:
                 break
             rows = sum(len(x) for x, _ in batch)
             while self._queue and rows + len(self._queue[0][0]) <= self._max_rows:
-                item = self._queue.popleft()
+                item = self._pop()
                 batch.append(item)
                 rows += len(item[0])
         return batch

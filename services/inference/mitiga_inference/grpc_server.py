@@ -25,6 +25,7 @@ STATUS: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
     403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
     409: grpc.StatusCode.ALREADY_EXISTS, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     422: grpc.StatusCode.INVALID_ARGUMENT, 503: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -76,17 +77,20 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 class GrpcTransport:
     """Starts and stops the gRPC server within the REST app's lifespan."""
 
-    def __init__(self, plane: DataPlane, host: str, port: int, max_message_bytes: int) -> None:
+    def __init__(self, plane: DataPlane, host: str, port: int, max_message_bytes: int,
+                 max_concurrent_rpcs: int | None = None) -> None:
         self._plane = plane
         self._address = f"{host}:{port}"
         self._max = max_message_bytes
+        self._max_rpcs = max_concurrent_rpcs
         self._server: grpc.aio.Server | None = None
         self.port: int | None = None
         """The bound port (useful when configured as 0)."""
 
     async def start(self) -> None:
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", self._max),
-                                          ("grpc.max_send_message_length", self._max)])
+                                          ("grpc.max_send_message_length", self._max)],
+                                 maximum_concurrent_rpcs=self._max_rpcs)
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(self._plane), server)
         self.port = server.add_insecure_port(self._address)
         if not self.port:

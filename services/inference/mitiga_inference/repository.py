@@ -83,7 +83,8 @@ class ModelRepository:
         compiled.warm_up(self._settings.max_batch_rows)
         observe = self._metrics.batch_rows.labels(name, version).observe
         batcher = MicroBatcher(compiled, max_rows=self._settings.max_batch_rows,
-                               max_wait_s=self._settings.max_batch_wait_ms / 1000, on_batch=observe)
+                               max_wait_s=self._settings.max_batch_wait_ms / 1000, on_batch=observe,
+                               max_queued_rows=self._settings.max_queued_rows)
         return LoadedModel(compiled, batcher)
 
     async def load(self, name: str, version: str | None = None) -> LoadedModel:

@@ -41,6 +41,14 @@ class InferenceSettings(CoreSettings):
     """Extra wait for more rows once a batch has begun forming. 0 = adaptive: requests that
     arrive while a batch runs form the next one, and a lone request never waits."""
 
+    max_queued_rows: int = Field(default=8192, ge=1)
+    """Rows waiting for a model at most; a request past it is refused at once (429 with ``Retry-After``, gRPC
+    ``RESOURCE_EXHAUSTED``) and counted in ``mitiga_inference_errors_total{code="429"}``."""
+
+    max_concurrent_requests: int = Field(default=1024, ge=1)
+    """Connections and tasks the REST server takes at once (uvicorn answers 503 past it); gRPC calls in flight at
+    once (``RESOURCE_EXHAUSTED`` past it)."""
+
     xla_max_rows: int = Field(default=32, ge=0, le=1024)
     """Batches up to this many rows run XLA-compiled (padded to a power of two); larger ones run as a
     plain graph. 0 turns XLA off. Warm-up compiles each power of two once per loaded version."""

@@ -55,6 +55,12 @@ class Bus(abc.ABC):
     def subscribe(self, topics: Sequence[str], group_id: str) -> Consumer:
         """Join ``group_id`` on ``topics``."""
 
+    def publish_durably(self, topic: str, envelope: Envelope, timeout_s: float = 10.0) -> None:
+        """Send one envelope and wait until the bus has it; raises ``Unavailable`` when it could not be stored
+        (a caller that commits an offset only after this returns never loses the record)."""
+        self.publish(topic, envelope)
+        self.flush(timeout_s)
+
     def flush(self, timeout_s: float = 10.0) -> None:  # noqa: B027 - optional hook
         """Wait until published envelopes are delivered."""
 

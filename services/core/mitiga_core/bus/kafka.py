@@ -23,6 +23,7 @@ from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from prometheus_client import Counter
 
 from mitiga_core.bus.base import Bus, Consumer, Record
+from mitiga_core.errors import Unavailable
 from mitiga_core.events import Envelope, Topic
 
 if TYPE_CHECKING:
@@ -111,6 +112,16 @@ class KafkaBus(Bus):
             raise ConnectionError(f"kafka: {topic}: {exc}") from exc
         future.add_callback(self._delivered)
         future.add_errback(self._delivery_failed, topic)
+
+    def publish_durably(self, topic: str, envelope: Envelope, timeout_s: float = 10.0) -> None:
+        try:
+            future = self._get_producer().send(topic, value=envelope.payload,
+                                               key=None if envelope.key is None else envelope.key.encode(),
+                                               headers=[(k, v.encode()) for k, v in envelope.headers.items()])
+            future.get(timeout=timeout_s)  # acknowledged by the broker (acks as configured), or raises
+        except KafkaError as exc:
+            self.failed.labels(topic, "delivery").inc()
+            raise Unavailable(f"kafka: {topic}: the record was not stored: {exc}") from exc
 
     @property
     def pending(self) -> int:
