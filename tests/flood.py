@@ -15,7 +15,7 @@ def rss_bytes() -> int:
     return int(line.split()[1]) * 1024
 
 
-def flood(url: str, *, total: int = 1 << 30, chunk: int = 1 << 20, headers: dict[str, str] | None = None,
+def flood(url: str, *, total: int = 1 << 30, chunk: int = 1 << 18, headers: dict[str, str] | None = None,
           content_length: bool = False) -> tuple[int | None, int]:
     """POST ``total`` bytes (chunked, or with a Content-Length when asked); returns the status the server answered
     with (None when it closed without one) and how many body bytes the client got to send before that."""
@@ -37,6 +37,10 @@ def flood(url: str, *, total: int = 1 << 30, chunk: int = 1 << 20, headers: dict
                 return None, sent
             try:
                 sock.sendall(frame)
-            except OSError:  # the server closed the connection
-                return None, sent
+            except OSError:  # the server answered and closed while this chunk was on its way: read what came
+                try:
+                    reply = sock.recv(65536, socket.MSG_DONTWAIT)
+                except OSError:
+                    return None, sent
+                return (int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/1.1") else None), sent
             sent += chunk

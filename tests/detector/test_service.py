@@ -158,9 +158,10 @@ def test_a_gigabyte_post_is_refused_before_it_is_read(admin_service, content_len
 
     url = admin_service[0] + "/v1/models/tab/retrain"
     before = rss_bytes()
-    status, sent = flood(url, total=1 << 30, content_length=content_length)  # no token
-    assert status == 401 and sent < 64 << 20
-    status, sent = flood(url, total=1 << 30, content_length=content_length, headers=AUTH)  # a token, too big
-    assert status == 413 and sent < 128 << 20
+    # a reply can be lost to the connection's reset under load: one in three must be read, none may read the body
+    tries = [flood(url, total=1 << 30, content_length=content_length) for _ in range(3)]  # no token
+    assert 401 in [s for s, _ in tries] and {s for s, _ in tries} <= {401, None} and all(n < 64 << 20 for _, n in tries)
+    tries = [flood(url, total=1 << 30, content_length=content_length, headers=AUTH) for _ in range(3)]  # too big
+    assert 413 in [s for s, _ in tries] and {s for s, _ in tries} <= {413, None} and all(n < 128 << 20 for _, n in tries)
     grown = rss_bytes() - before
     assert grown < 64 << 20, f"resident memory grew by {grown >> 20} MB"

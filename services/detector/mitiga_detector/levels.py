@@ -20,7 +20,7 @@ METRIC_DRIFT_TYPE: dict[str, str] = {
     "mmd": "data", "lsdd": "data", "outlier_share": "data",
     "prediction": "prediction",
     "mae": "concept", "mse": "concept", "rmse": "concept", "r2": "concept", "mae_ratio": "concept",
-    "rmse_ratio": "concept", "skill_ratio": "concept", "concept": "concept",
+    "rmse_ratio": "concept", "skill_ratio": "concept", "mase": "concept", "concept": "concept",
     "estimated_mae_ratio": "estimated",
 }
 """The kind of drift a level on each signal points to: the inputs moved (data), the outputs moved (prediction),

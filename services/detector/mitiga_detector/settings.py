@@ -37,6 +37,8 @@ def research_thresholds() -> dict[str, Level]:
       bundle): warning at 1.2x, critical at 1.5x. Per model: ``{"mae_ratio.critical": 2.0}``.
     - ``skill_ratio`` (forecast models): the MAE over the naive forecast's MAE ("tomorrow = today") on the labelled
       window, over the same ratio on the validation rows: the model lost skill, whatever the series' level.
+    - ``mase`` (forecast models): that MAE over the naive forecast's MAE itself (the mean absolute scaled error):
+      above 1 the model does worse than "tomorrow = today"; warning above 1.1, critical at 1.3.
     - ``estimated_mae_ratio``: the error estimated from the inputs alone (before labels), over the validation error.
     - ``concept``: 1 when the error-stream detector saw the error rise in the window.
     - ``mmd``, ``lsdd``, ``online``, ``sequential``, ``prediction``: 1 when that test flagged the window (each is
@@ -55,6 +57,7 @@ def research_thresholds() -> dict[str, Level]:
         "mae_ratio": Level(warning=1.2, critical=1.5),
         "rmse_ratio": Level(warning=1.2, critical=1.5),
         "skill_ratio": Level(warning=1.2, critical=1.5),
+        "mase": Level(warning=1.1, critical=1.3),
         "estimated_mae_ratio": Level(warning=1.2, critical=1.5),
         "concept": flag, "mmd": flag, "lsdd": flag, "online": flag, "sequential": flag, "prediction": flag,
         "outlier_share": Level(warning=0.05, critical=0.15),
@@ -62,7 +65,8 @@ def research_thresholds() -> dict[str, Level]:
 
 
 DEFAULT_SIGNALS = ["drift_flag", "share_drifted", "sequential", "online", "mmd", "lsdd", "prediction",
-                   "outlier_share", "mae_ratio", "rmse_ratio", "skill_ratio", "concept", "estimated_mae_ratio"]
+                   "outlier_share", "mae_ratio", "rmse_ratio", "skill_ratio", "mase", "concept",
+                   "estimated_mae_ratio"]
 
 
 class DetectorSettings(CoreSettings):
@@ -172,8 +176,8 @@ class DetectorSettings(CoreSettings):
     p-value is below 0.5 in most windows."""
 
     signal_persistence: dict[str, int] = Field(default_factory=lambda: {
-        "sequential": 1, "online": 1, "concept": 1, "mae_ratio": 1, "rmse_ratio": 1, "skill_ratio": 1, "mae": 1,
-        "rmse": 1, "r2": 1})
+        "sequential": 1, "online": 1, "concept": 1, "mae_ratio": 1, "rmse_ratio": 1, "skill_ratio": 1, "mase": 1,
+        "mae": 1, "rmse": 1, "r2": 1})
     """Consecutive windows each signal's level must hold before it counts; signals not named use ``persistence``.
     The sequential and online tests and the error-stream detector are already sequential, so one alarm counts; the
     realised error is already an average over the labelled window (``performance_window`` rows, at least

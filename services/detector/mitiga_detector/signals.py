@@ -90,7 +90,9 @@ def performance_signals(monitor: ModelMonitor, realised: dict[str, float], skill
     """The realised error relative to the model's own validation error (``mae_ratio``, ``rmse_ratio``; the
     ``realised`` metrics are in original units, as the validation metrics in the manifest are) and, for forecast
     models, its skill against the naive forecast relative to the same skill on the validation rows
-    (``skill_ratio``: scale-free, so a series that moves to another level does not move it by itself)."""
+    (``skill_ratio``: scale-free, so a series that moves to another level does not move it by itself), and the
+    skill itself (``mase``, the mean absolute scaled error: a model worse than the naive forecast, whatever its
+    validation said, is worth retraining)."""
     out = {}
     for metric in ("mae", "rmse"):
         reference = monitor.manifest.training.reference_error(metric)
@@ -98,4 +100,6 @@ def performance_signals(monitor: ModelMonitor, realised: dict[str, float], skill
             out[f"{metric}_ratio"] = realised[metric] / reference
     if skill is not None and monitor.reference_skill:
         out["skill_ratio"] = skill / monitor.reference_skill
+    if skill is not None and np.isfinite(skill):
+        out["mase"] = skill  # the MAE over the naive forecast's: above 1, "tomorrow = today" would do better
     return out

@@ -29,6 +29,7 @@ SIGNALS: dict[str, str] = {
     "mae_ratio": "the MAE on labelled feedback over the model's own validation MAE",
     "rmse_ratio": "the RMSE on labelled feedback over the model's own validation RMSE",
     "skill_ratio": "the MAE over the naive forecast's, relative to the same ratio on the model's validation rows",
+    "mase": "the MAE over the naive forecast's (\"tomorrow = today\"): above 1 the model does worse than it",
     "estimated_mae_ratio": "the MAE estimated from the inputs (before labels) over the model's validation MAE",
     "concept": "the error-stream detector's alarm (1: the error rose)",
     "mmd": "the multivariate MMD test's drift flag",
