@@ -87,3 +87,19 @@ def test_feedback_needs_its_own_token_when_one_is_set(guarded: Service) -> None:
 
 def test_without_a_feedback_token_feedback_stays_open(client) -> None:  # type: ignore[no-untyped-def]
     assert client.post("/v2/models/lstm/feedback", json={"request_id": "x", "ground_truth": [1.0]}).status_code == 202
+
+
+def test_ground_truth_must_fit_the_outputs_its_request_was_answered_with(guarded: Service) -> None:
+    with guarded.client() as client:
+        served = client.post("/v2/models/lstm/infer", json=window_request(3)).json()  # a server-chosen id
+        rid = served["id"]
+        wrong = client.post("/v2/models/lstm/feedback", headers=FEEDBACK,
+                            json={"items": [{"request_id": rid, "ground_truth": [1.0, 2.0]}]})
+        assert wrong.status_code == 400 and "items[0].ground_truth" in wrong.json()["error"]
+        assert "3 output values" in wrong.json()["error"]
+        right = client.post("/v2/models/lstm/feedback", headers=FEEDBACK,
+                            json={"items": [{"request_id": rid, "ground_truth": [1.0, 2.0, 3.0]}]})
+        assert right.status_code == 202
+        # a server-chosen id is kept too: a client cannot claim it for a request of its own
+        again = client.post("/v2/models/lstm/infer", json=window_request(1, id=rid))
+        assert again.status_code == 409

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from mitiga_core import __version__
 from mitiga_core.bundle import Scaler, import_archive
-from mitiga_core.errors import Conflict, InvalidInput, MitigaError, ModelNotFound, ModelNotReady
+from mitiga_core.errors import InvalidInput, MitigaError, ModelNotFound, ModelNotReady
 from mitiga_core.events import Topic, encode, new_id
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.store import existing_model_name as _named
 from mitiga_inference import codec
 from mitiga_inference.metrics import UNKNOWN
+from mitiga_inference.request_ids import RequestIds
 
 if TYPE_CHECKING:
     from mitiga_core.bundle import ModelManifest
@@ -73,7 +74,7 @@ class DataPlane:
         state: StateStore,
     ) -> None:
         self._settings = settings
-        self._state = state
+        self._ids = RequestIds(state, settings.request_id_ttl_s, metrics)
         self._repo = repository
         self._store = store
         self._bus = bus
@@ -111,19 +112,20 @@ class DataPlane:
             try:
                 x = codec.decode_inputs(request, loaded.manifest)
                 data_time = _data_time(request.parameters, loaded.manifest, self._settings)
-                reserved = self._reserve(name, request.id)
+                request_id = request.id or str(uuid.uuid4())
+                reserved = self._ids.reserve(name, request_id, len(x) * len(loaded.manifest.outputs),
+                                             chosen=bool(request.id))
                 y = await loaded.batcher.submit(x)
                 outputs = codec.encode_outputs(y, loaded.manifest, request.outputs)
                 reserved = None  # answered: the id stays taken
             finally:
                 loaded.release()
                 if reserved is not None:  # not answered: the client may retry with the same id
-                    self._state.delete(reserved)
+                    self._ids.release(reserved)
         except MitigaError as exc:
             model_label = name if labels[1] or self._repo.peek(name) is not None else UNKNOWN
             self._metrics.errors.labels(model_label, labels[1], str(exc.status_code)).inc()
             raise
-        request_id = request.id or str(uuid.uuid4())
         if self._settings.publish_events:
             self._publish_inference(request_id, loaded.manifest, x, y, data_time)
         self._metrics.requests.labels(*labels).inc()
@@ -131,24 +133,6 @@ class DataPlane:
         self._metrics.latency.labels(*labels).observe(time.perf_counter() - start)
         return codec.InferenceResponse(model_name=name, model_version=loaded.version, id=request_id,
                                        parameters=request.parameters, outputs=outputs)
-
-    def _reserve(self, name: str, request_id: str | None) -> str | None:
-        """Take a client-chosen request id for this model, or refuse it (409) when a request already used it: the
-        detector joins ground truth by this id, so a reused id must never take over another request's prediction.
-        Without the state store (Redis down) the request is served and counted; the detector still never
-        overwrites a stored prediction."""
-        if not request_id:
-            return None
-        key = f"mitiga:request-id:{name}:{request_id}"
-        try:
-            taken = not self._state.set_if_absent(key, b"1", ttl_s=self._settings.request_id_ttl_s)
-        except Exception:  # serving goes on; the miss is counted
-            self._metrics.unchecked_ids.labels(name).inc()
-            return None
-        if taken:
-            raise Conflict(f"id: request id {request_id!r} was already used for model {name!r}; "
-                           "ids are unique per model (omit id to have the server choose one)")
-        return key
 
     def _publish_inference(self, request_id: str, manifest: ModelManifest, x: FloatArray, y: FloatArray,
                            data_time: datetime | None) -> None:
@@ -175,6 +159,7 @@ class DataPlane:
     def _feedback(self, name: str, request: codec.FeedbackRequest) -> int:
         if not self._store.list_versions(_named(name)):
             raise ModelNotFound(f"model {name!r} not found")
+        self._ids.check_feedback(name, request.items)
         event = pb.FeedbackEvent(
             event_id=new_id(), model_name=name,
             items=[pb.Feedback(request_id=i.request_id, ground_truth=i.ground_truth) for i in request.items],

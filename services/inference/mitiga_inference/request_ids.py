@@ -1,0 +1,68 @@
+"""Request ids, unique per model: the detector joins ground truth to a prediction by its id, so an id must never
+be taken over by another request, and ground truth must fit the prediction it is sent for.
+
+Each served request's id is kept in the state store (shared by the replicas when it is Redis) for
+``request_id_ttl_s``, with the number of output values it answered. A client-chosen id already kept is refused (409);
+feedback for a kept id must carry that many values (400 naming the item). When the state store cannot be reached,
+requests are served and feedback accepted unchecked, and counted: the detector still never overwrites a stored
+prediction and counts ground truth of the wrong size.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from mitiga_core.errors import Conflict, InvalidInput
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mitiga_core.state import StateStore
+    from mitiga_inference.codec import FeedbackItem
+    from mitiga_inference.metrics import InferenceMetrics
+
+log = logging.getLogger(__name__)
+
+
+def _key(model: str, request_id: str) -> str:
+    return f"mitiga:request-id:{model}:{request_id}"
+
+
+class RequestIds:
+    def __init__(self, state: StateStore, ttl_s: float, metrics: InferenceMetrics) -> None:
+        self._state = state
+        self._ttl_s = ttl_s
+        self._metrics = metrics
+
+    def reserve(self, model: str, request_id: str, outputs: int, *, chosen: bool) -> str | None:
+        """Keep ``request_id`` for ``model``; a ``chosen`` (client-given) id already kept is refused with 409.
+        Returns the key to release if the request is not answered after all."""
+        key = _key(model, request_id)
+        try:
+            fresh = self._state.set_if_absent(key, str(outputs).encode(), ttl_s=self._ttl_s)
+        except Exception:  # serving goes on; the miss is counted
+            self._metrics.unchecked_ids.labels(model).inc()
+            return None
+        if not fresh and chosen:
+            raise Conflict(f"id: request id {request_id!r} was already used for model {model!r}; "
+                           "ids are unique per model (omit id to have the server choose one)")
+        return key
+
+    def release(self, key: str) -> None:
+        try:
+            self._state.delete(key)
+        except Exception:  # it expires with its TTL
+            log.warning("request id not released", extra={"key": key})
+
+    def check_feedback(self, model: str, items: Sequence[FeedbackItem]) -> None:
+        """400 for an item whose ground truth does not fit the outputs its request was answered with."""
+        for i, item in enumerate(items):
+            try:
+                kept = self._state.get(_key(model, item.request_id))
+            except Exception:
+                self._metrics.unchecked_ids.labels(model).inc()
+                return
+            if kept is not None and kept.isdigit() and int(kept) != len(item.ground_truth):
+                raise InvalidInput(f"items[{i}].ground_truth: {len(item.ground_truth)} values for request "
+                                   f"{item.request_id!r}, which was answered with {int(kept)} output values")
