@@ -339,3 +339,24 @@ def test_a_reused_request_id_never_takes_over_a_stored_prediction(harness: Harne
     assert rows is not None
     np.testing.assert_array_equal(rows.x, np.vstack([honest_x, np.ones((1, 3), np.float32)]))
     assert list(rows.sources) == ["order-1", "order-1", "order-1", "twin"]
+
+
+def test_an_episode_that_used_its_attempts_retries_only_once_the_model_got_markedly_worse(tmp_path: Path) -> None:
+    """The gate refused the challengers while the champion held up; years later the model is far worse in the same
+    episode: it must not be left without retraining for ever, nor retrain on every window."""
+    from mitiga_detector.levels import pressure
+    from mitiga_detector.settings import Level
+    from mitiga_detector.trigger import RetrainTrigger
+
+    h = Harness(tmp_path, cooldown_s=0, max_attempts=2, rearm_factor=1.5)
+    trigger = RetrainTrigger(h.settings, h.state, h.launcher, h.publisher)
+    outcomes = []
+    for value in (1.2, 1.2, 1.3, 1.7, 1.9, 2.0, 2.9):
+        outcomes.append(trigger.fire("tab", "1", "episode-1", value))
+        h.state.delete("mitiga:retrain:lock:tab")  # each job ends (refused) before the next window
+    assert outcomes == ["requested", "requested", "exhausted", "exhausted", "requested", "exhausted", "requested"]
+    assert len(h.launcher.specs) == 4
+    levels = {"mae_ratio": Level(warning=1.2, critical=1.5), "r2": Level(warning=1, critical=0.8, direction="below")}
+    assert pressure({"mae_ratio": 3.0, "r2": 0.4}, levels, ["mae_ratio", "r2"]) == pytest.approx(2.0)
+    assert pressure({"mae_ratio": 3.0}, levels, ["r2"]) == 0.0
+    h.publisher.stop()

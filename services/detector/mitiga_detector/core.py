@@ -23,7 +23,15 @@ from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.state import StagedWrites
 from mitiga_detector import signals
 from mitiga_detector.checkpoint import Checkpoints
-from mitiga_detector.levels import METRIC_DRIFT_TYPE, EpisodeTracker, Severity, metric_severity, verdict
+from mitiga_detector.levels import (
+    METRIC_DRIFT_TYPE,
+    EpisodeTracker,
+    Severity,
+    may_be_critical,
+    metric_severity,
+    pressure,
+    verdict,
+)
 from mitiga_detector.monitor import ModelMonitor, build_monitor, input_features
 from mitiga_detector.parking import FeedbackParking
 from mitiga_detector.performance import FeedbackJoiner
@@ -334,7 +342,9 @@ class DetectorCore:
         if opened or closed or level != before:
             self._publish_drift(monitor, window, level, result, values, found, tracker.episode_id or episode_before)
         if level == Severity.CRITICAL and tracker.episode_id:
-            outcome = self._trigger.fire(name, version, tracker.episode_id)
+            outcome = self._trigger.fire(name, version, tracker.episode_id,
+                                         pressure(values, levels, [s for s in confirmed if may_be_critical(
+                                             s, self.settings.trigger_policy)]))
             self.metrics.triggers.labels(name, outcome).inc()
             record["trigger"] = outcome
 

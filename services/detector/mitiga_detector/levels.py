@@ -65,6 +65,22 @@ def may_be_critical(signal: str, policy: str) -> bool:
     return performance if policy == "performance" else not performance
 
 
+def pressure(values: Mapping[str, float], levels: Mapping[str, Level], signals: Iterable[str]) -> float:
+    """How far past its critical level the furthest of ``signals`` is (1 = at it; 2 = twice the error a critical
+    level allows), 0 when none has a value. A trigger compares it across attempts: an episode whose model keeps
+    getting worse is worth another attempt even after the gate refused the last ones."""
+    worst = 0.0
+    for name in signals:
+        value, level = values.get(name), levels.get(name)
+        if value is None or level is None or not math.isfinite(value):
+            continue
+        if level.direction == "above" and level.critical > 0:
+            worst = max(worst, value / level.critical)
+        elif level.direction == "below" and value > 0:
+            worst = max(worst, level.critical / value)
+    return worst
+
+
 @dataclass(frozen=True)
 class Verdict:
     level: Severity

@@ -226,6 +226,10 @@ class DetectorSettings(CoreSettings):
     max_attempts: int = Field(default=3, ge=1)
     """Retrain requests one episode may make (a refused or unhelpful retrain is retried after the cooldown)."""
 
+    rearm_factor: float = Field(default=1.5, gt=1)
+    """An episode that has used its ``max_attempts`` makes another once its deciding signal is this many times
+    further past its critical level than at the last attempt (the model kept getting worse)."""
+
     lock_ttl_s: float = Field(default=6 * 3600, gt=0)
     """How long a retrain lock is held if the job never reports back."""
 

@@ -3,14 +3,18 @@
 The core calls :meth:`RetrainTrigger.fire` for every window whose confirmed level is critical. The first call of an
 episode requests a retrain; repeated calls are absorbed by the lock (a retrain is running) and the cooldown. If the
 episode is still critical once both have passed (the gate refused the challenger, or it did not help), the next
-call makes the episode's next attempt. Request ids are deterministic per episode and attempt, so a redelivered
-window or a restarted detector never requests the same attempt twice.
+call makes the episode's next attempt, up to ``max_attempts``; after that, only when the model has got markedly
+worse since the last attempt (its deciding signal ``rearm_factor`` times further past the critical level), so an
+episode whose challengers were refused while the champion held up is not left without retraining for ever. Request
+ids are deterministic per episode and attempt, so a redelivered window or a restarted detector never requests the
+same attempt twice.
 
 Keys in the StateStore::
 
     mitiga:retrain:lock:MODEL          held while a retrain runs (SET NX with a TTL); the retrainer deletes it
     mitiga:retrain:cooldown:MODEL      present for ``cooldown_s`` after a request
     mitiga:retrain:attempts:EPISODE    how many requests the episode has made
+    mitiga:retrain:pressure:EPISODE    how far past its critical level the deciding signal was at the last request
     mitiga:retrain:request:ID          a request id, once requested
     mitiga:retrain:backoff:MODEL       present while launches wait after a failed one (doubling, capped)
     mitiga:retrain:launch-failures:MODEL  consecutive failed launches
@@ -70,8 +74,10 @@ class RetrainTrigger:
         progress.time.GetCurrentTime()
         self._publisher.offer(Topic.PROGRESS, model, lambda: progress)
 
-    def fire(self, model: str, version: str, episode_id: str) -> str:
-        """Request a retrain for a critical episode; returns the outcome (a metric label)."""
+    def fire(self, model: str, version: str, episode_id: str, pressure: float = 0.0) -> str:
+        """Request a retrain for a critical episode; returns the outcome (a metric label). ``pressure``: how far
+        past its critical level the deciding signal is (``levels.pressure``); an episode that has used its
+        attempts makes another once the pressure is ``rearm_factor`` times what it was at the last one."""
         mode = self._settings.trigger
         if mode == "off":
             return "off"
@@ -84,8 +90,11 @@ class RetrainTrigger:
         attempts_key = f"mitiga:retrain:attempts:{episode_id}"
         keep_s = max(self._settings.lock_ttl_s, 7 * 86400)
         attempt = int(self._state.get(attempts_key) or b"0")
+        pressure_key = f"mitiga:retrain:pressure:{episode_id}"
         if attempt >= self._settings.max_attempts:
-            return "exhausted"
+            last = float(self._state.get(pressure_key) or b"0")
+            if not (last > 0 and pressure >= last * self._settings.rearm_factor):
+                return "exhausted"
         request_id = job_name(model, episode_id, attempt)
         if self._state.get(f"mitiga:retrain:request:{request_id}") is not None:
             return "duplicate"
@@ -97,7 +106,10 @@ class RetrainTrigger:
         outcome = self._start(model, version, request_id, "informed", episode_id)
         if outcome == "launch_failed":
             self._state.set(attempts_key, str(attempt).encode(), ttl_s=keep_s)
-        elif self._settings.cooldown_s > 0:
+            return outcome
+        if pressure > 0:
+            self._state.set(pressure_key, str(pressure).encode(), ttl_s=keep_s)
+        if self._settings.cooldown_s > 0:
             self._state.set(f"mitiga:retrain:cooldown:{model}", b"1", ttl_s=self._settings.cooldown_s)
         return outcome
 
