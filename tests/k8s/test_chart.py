@@ -141,3 +141,21 @@ def test_a_retrainer_run_that_cannot_succeed_is_not_retried(control_plane) -> No
                                                      "values": [2]}} in rules
         assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]} in rules
         assert spec["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_a_pod_is_out_of_the_service_before_it_drains_and_the_kubelet_waits_for_the_drain(control_plane) -> None:  # type: ignore[no-untyped-def]
+    rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
+                    "1.34.4").stdout
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered) if d}
+    pod = docs[("Deployment", "check-mitiga-inference")]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    drain = int(docs[("ConfigMap", "check-mitiga-inference")]["data"]["MITIGA_SHUTDOWN_GRACE_S"])
+    assert pod["terminationGracePeriodSeconds"] > 5 + drain
+    # the retrainer needs no admin token
+    job = yaml.safe_load(docs[("ConfigMap", "check-mitiga-job-template")]["data"]["job.yaml"])
+    env = job["spec"]["template"]["spec"]["containers"][0].get("env") or []
+    assert "MITIGA_ADMIN_TOKEN" not in [e["name"] for e in env]
+    done = helm(control_plane, "template", "check", str(CHART), "--kube-version", "1.34.4", "--set",
+                "inference.terminationGracePeriodSeconds=20",
+                check=False)
+    assert done.returncode != 0 and "still draining" in done.stderr

@@ -180,3 +180,36 @@ def test_a_refused_launch_releases_the_lock_and_waits_a_backoff(detector_api, jo
     episode = h.core.state_of("tab")["episode_id"]
     assert h.state.get(f"mitiga:retrain:attempts:{episode}") == b"0"  # the attempt was given back
     h.publisher.stop()
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ("image", "retrainer image"), ("service_account", "retrainer's ServiceAccount"),
+    ("command", "mitiga_retrainer"), ("host_path", "host access"), ("privileged", "privileged"),
+])
+def test_the_detector_account_can_create_no_job_but_the_retrainer(detector_api, job_template, change: str,  # type: ignore[no-untyped-def]
+                                                                  says: str) -> None:
+    """The chart's ValidatingAdmissionPolicy, on the real API server: a leaked detector token cannot start an
+    arbitrary pod, however the Job is dressed."""
+    import copy
+
+    from kubernetes import client
+    from kubernetes.client import ApiException
+
+    job = copy.deepcopy(job_template)
+    job["metadata"] = {"name": f"evil-{change.replace('_', '-')}", "labels": {"mitiga.io/model": "tab"}}
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    if change == "image":
+        container["image"] = "docker.io/library/busybox:latest"
+    elif change == "service_account":
+        pod["serviceAccountName"] = "default"
+    elif change == "command":
+        container["args"] = ["http.server"]
+    elif change == "host_path":
+        pod["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    elif change == "privileged":
+        container["securityContext"] = {**container.get("securityContext", {}), "privileged": True,
+                                         "allowPrivilegeEscalation": True}
+    with pytest.raises(ApiException) as refused:
+        client.BatchV1Api(detector_api).create_namespaced_job(NAMESPACE, job)
+    assert refused.value.status in (403, 422) and says in refused.value.body, refused.value.body

@@ -49,8 +49,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-models" (include "mitiga.fullname" .)) .Values.modelStore.existingClaim -}}
 {{- end -}}
 
-{{/* Environment of a component's container: the common ConfigMap, its own, the admin token, and (inference, when
-required) the feedback token.
+{{/* Environment of a component's container: the common ConfigMap, its own, the admin token (inference and detector:
+the retrainer needs none), and (inference, when required) the feedback token.
 Pass (dict "ctx" $ "component" "inference"). */}}
 {{- define "mitiga.env" -}}
 envFrom:
@@ -59,11 +59,13 @@ envFrom:
   - configMapRef:
       name: {{ include "mitiga.componentName" . }}
 env:
+  {{- if ne .component "retrainer" }}
   - name: MITIGA_ADMIN_TOKEN
     valueFrom:
       secretKeyRef:
         name: {{ include "mitiga.adminSecret" .ctx }}
         key: admin-token
+  {{- end }}
   {{- if and (eq .component "inference") .ctx.Values.feedbackToken.required }}
   - name: MITIGA_FEEDBACK_TOKEN
     valueFrom:
