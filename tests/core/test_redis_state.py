@@ -128,3 +128,18 @@ def test_a_batch_whose_reply_was_lost_is_applied_once(redis_db, monkeypatch) -> 
     assert len(markers) == 2 and all(0 < client.pttl(m) <= 600_000 for m in markers)  # they expire
     client.close()
     store.close()
+
+
+def test_the_store_reports_its_memory_and_limit(redis_db) -> None:
+    import redis
+
+    store = RedisStateStore(redis_db.url)
+    client = redis.Redis.from_url(redis_db.url)
+    client.config_set("maxmemory", 64 * 1024 * 1024)
+    try:
+        store.set("some", b"x" * 100_000)
+        used, limit = store.memory() or (0, 0)
+        assert used > 100_000 and limit == 64 * 1024 * 1024
+    finally:
+        client.config_set("maxmemory", 0)
+        store.close()

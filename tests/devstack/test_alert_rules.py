@@ -98,6 +98,8 @@ def _pipeline_scenario() -> tuple[list[dict], list[dict]]:
         {"series": 'mitiga_retrain_outcomes_total{model="amzn",outcome="failed"}', "values": "0 0 1 1 1 1 1 1 1 1 1"},
         {"series": 'mitiga_retrain_outcomes_total{model="goog",outcome="refused"}', "values": "0 1 1 1 1 1 1 1 1 1 1"},
         {"series": 'mitiga_retrain_outcomes_total{model="calm",outcome="promoted"}', "values": "0 1 2 2 2 2 2 2 2 2 2"},
+        {"series": 'mitiga_state_memory_used_bytes{job="mitiga-detector",instance="a"}', "values": "10+10x20"},
+        {"series": 'mitiga_state_memory_max_bytes{job="mitiga-detector",instance="a"}', "values": "100x20"},
         {"series": 'mitiga_retrain_triggers_total{model="amzn",outcome="launch_failed"}',
          "values": "0 0 1 1 1 1 1 1 1 1 1"},
         {"series": 'mitiga_retrain_triggers_total{model="goog",outcome="requested"}', "values": "0 1 2 3 3 3 3 3 3 3 3"},
@@ -133,6 +135,9 @@ def _pipeline_scenario() -> tuple[list[dict], list[dict]]:
         {"eval_time": "5m", "alertname": "MitigaDriftPersists", "exp_alerts": []},  # not held long enough yet
         {"eval_time": "10m", "alertname": "MitigaRetrainFailed",
          "exp_alerts": [_expected("MitigaRetrainFailed", {"model": "amzn"})]},
+        {"eval_time": "6m", "alertname": "MitigaStateStoreFilling", "exp_alerts": []},  # 70%: not yet
+        {"eval_time": "14m", "alertname": "MitigaStateStoreFilling",
+         "exp_alerts": [_expected("MitigaStateStoreFilling", {})]},
         {"eval_time": "10m", "alertname": "MitigaRetrainLaunchFailed",
          "exp_alerts": [_expected("MitigaRetrainLaunchFailed", {"model": "amzn"})]},
         {"eval_time": "10m", "alertname": "MitigaRetrainRefused",

@@ -34,7 +34,9 @@ def test_the_dev_manifests_build_and_pass_the_api_servers_validation(control_pla
     rules = next(d for d in documents if d["kind"] == "ConfigMap" and "mitiga-rules.yaml" in d["data"])
     assert rules["data"]["mitiga-rules.yaml"] == (ROOT / "charts/mitiga/files/prometheus-rules.yaml").read_text()
     redis = next(d for d in documents if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "redis")
-    assert "--appendonly" in redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--appendonly" in args and args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    assert args[args.index("--maxmemory") + 1] == "400mb"
 
 
 def test_skaffold_builds_each_service_image_and_sets_values_the_chart_has() -> None:

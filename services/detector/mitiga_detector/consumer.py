@@ -40,6 +40,7 @@ class DetectorConsumer:
 
     def _after_batch(self) -> None:
         self._core.checkpoint()
+        self._core.observe_state_memory()
         lag = self._core.metrics.lag
         for (topic, partition), value in self._loop.lag.items():
             lag.labels(topic, str(partition)).set(value)

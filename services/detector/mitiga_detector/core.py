@@ -6,6 +6,7 @@ Transports (the bus consumer, the HTTP app) are thin adapters around :class:`Det
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -93,6 +94,7 @@ class DetectorCore:
         self._monitors: dict[tuple[str, str], ModelMonitor] = {}
         self._episodes: dict[str, tuple[str, EpisodeTracker]] = {}
         """Per model: the version the episode is about, and its tracker. A new version starts afresh."""
+        self._memory_seen = -math.inf
         self._applied: OrderedDict[str, None] = OrderedDict()
         """Events (and feedback items) whose in-memory effects this process has applied: when the state store fails
         in the middle of a batch, the batch is delivered again and these are not applied twice."""
@@ -181,6 +183,17 @@ class DetectorCore:
             self.metrics.parked.set(len(self._parking))
             self._staged.apply(self._state, *writes)
             self._dirty.clear()
+
+    def observe_state_memory(self, every_s: float = 10.0) -> None:
+        """Export the state store's memory and limit (at most every ``every_s``), for the alert before it fills."""
+        now = time.monotonic()
+        if now - self._memory_seen < every_s:
+            return
+        self._memory_seen = now
+        found = self._state.memory()
+        if found is not None:
+            self.metrics.state_used.set(found[0])
+            self.metrics.state_max.set(found[1])
 
     def _check(self, event: pb.InferenceEvent) -> tuple[ModelMonitor, AnyArray, AnyArray]:
         monitor = self.monitor(event.model_name, event.model_version)

@@ -44,6 +44,10 @@ class DetectorMetrics:
         self.events = Counter("mitiga_detector_events", "Events processed.", ["type"], registry=r)
         self.rejected = Counter("mitiga_detector_events_rejected", "Events sent to the dead-letter topic.",
                                 ["reason"], registry=r)
+        self.state_used = Gauge("mitiga_state_memory_used_bytes", "Memory the state store (Redis) uses.",
+                                registry=r)
+        self.state_max = Gauge("mitiga_state_memory_max_bytes", "The state store's memory limit (Redis maxmemory; "
+                               "0 = none). With noeviction, writes fail past it.", registry=r)
         self.duplicates = Counter("mitiga_detector_events_duplicate", "Redelivered events skipped.", registry=r)
         self.reused_ids = Counter("mitiga_detector_request_ids_reused", "Predictions not stored because another "
                                   "request of the model already holds their request id.", ["model"], registry=r)

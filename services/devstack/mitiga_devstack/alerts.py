@@ -67,6 +67,8 @@ class AlertSettings(BaseSettings):
     """Share of ground-truth items in the last 30 minutes that found no prediction and raises
     ``MitigaFeedbackUnmatched`` (the performance metrics then rest on less data than was sent)."""
 
+    state_memory_ratio: float = Field(default=0.8, gt=0, lt=1)
+    """Share of Redis' maxmemory in use past which ``MitigaStateStoreFilling`` fires."""
     feedback_for: str = "15m"
 
 
@@ -164,6 +166,12 @@ def build_rules(s: AlertSettings | None = None) -> dict[str, Any]:
                "MITIGA_FEEDBACK_TTL_S, or inference events that never reached the detector; see "
                "mitiga_feedback_unmatched_total by reason). MAE, RMSE and R² rest on less data than was sent.",
                s.feedback_for, drift_type="none"),
+        _alert("MitigaStateStoreFilling",
+               "max(mitiga_state_memory_used_bytes) / max(mitiga_state_memory_max_bytes > 0) > "
+               f"{s.state_memory_ratio}", "warning", "The state store (Redis) is filling up",
+               f"Redis uses more than {s.state_memory_ratio:.0%} of its maxmemory. With the noeviction policy it "
+               "refuses writes once full (the detector then stops committing and retries): raise maxmemory, or "
+               "lower MITIGA_FEEDBACK_TTL_S / MITIGA_LABELLED_MAX_BYTES.", "5m", model="all", drift_type="none"),
         _alert("MitigaDeadLetters", "sum by (reason) (increase(mitiga_detector_events_rejected_total[10m])) > 0",
                "warning", "Events went to the dead-letter topic ({{ $labels.reason }})",
                "The detector could not use some events and sent them to mitiga.dlq with the reason in the "

@@ -66,5 +66,9 @@ class StateStore(abc.ABC):
         crash before the checkpoint leaves no trace of them and their redelivery is processed afresh.
         """
 
+    def memory(self) -> tuple[int, int] | None:
+        """(bytes used, the store's limit, 0 when none), where the store can tell; None otherwise."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -128,6 +128,14 @@ class RedisStateStore(StateStore):
     def items(self, key: str) -> list[bytes]:
         return [bytes(v) for v in self._call(lambda: self._client.lrange(key, 0, -1))]
 
+    def memory(self) -> tuple[int, int] | None:
+        """(bytes used, ``maxmemory`` limit; 0 = none), or None when Redis does not answer now (no retries)."""
+        try:
+            info = self._client.info("memory")
+        except redis.RedisError:
+            return None
+        return int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+
     def ping(self) -> bool:
         """True when Redis answers now (no retries): for readiness probes."""
         try:
