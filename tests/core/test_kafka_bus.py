@@ -192,3 +192,37 @@ def test_a_dead_letter_that_cannot_be_stored_stops_the_commit() -> None:
     out = subprocess.run([sys.executable, "-c", DEAD_LETTER_UNSTORED, f"127.0.0.1:{free_port()}"],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     assert "raised: kafka: mitiga.dlq: the record was not stored" in out and "processed" not in out
+
+
+def test_a_burst_larger_than_a_kafka_message_arrives_whole(kafka) -> None:
+    """Three hundred 10 kB events in one burst: one batch would be 3 MB, past the broker's 1 MB limit; split by
+    bytes, every event arrives."""
+    from prometheus_client import CollectorRegistry
+
+    from mitiga_core.events import decode_as
+    from mitiga_core.publisher import EventPublisher
+
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    bus = _bus(kafka, topic)
+    consumer = bus.subscribe([topic], "g-big")
+    registry = CollectorRegistry()
+    for collector in bus.collectors():
+        registry.register(collector)
+    publisher = EventPublisher(bus, source="test", maxsize=1000, registry=registry, linger_s=1.0,
+                               batch_as={topic: lambda events: pb.InferenceEventBatch(events=events)})
+    for i in range(300):
+        publisher.offer(topic, "m", lambda i=i: pb.InferenceEvent(event_id=f"e{i}", inputs=pb.Matrix(
+            shape=[1, 2500], data=[float(i)] * 2500)), size=10_000)
+    publisher.start()
+    publisher.stop()
+    events: list[str] = []
+    for _ in range(60):
+        events += [e.event_id for r in consumer.poll(timeout_s=0.5)
+                   for e in decode_as(r.envelope, pb.InferenceEventBatch).events]
+        if len(events) >= 300:
+            break
+    assert sorted(events) == sorted(f"e{i}" for i in range(300))
+    assert registry.get_sample_value("mitiga_bus_delivery_failed_total", {"topic": topic, "reason": "delivery"}) \
+        in (None, 0.0)
+    consumer.close()
+    bus.close()

@@ -51,6 +51,11 @@ class CoreSettings(BaseSettings):
     kafka_batch_bytes: int = Field(default=65536, ge=1024)
     """Producer batch size per partition."""
 
+    max_message_bytes: int = Field(default=1_000_000, ge=10_000)
+    """Largest bus message (Kafka's producer ``max_request_size``; keep it within the broker's ``message.max.bytes``,
+    1 MB by default). Event batches are split to fit; a single event larger than this is not logged and is counted
+    in ``mitiga_events_dropped_total{reason="too_large"}`` (its request is still served)."""
+
     kafka_max_pending: int = Field(default=200_000, ge=1)
     """Records sent but not yet acknowledged that the producer may hold. While the broker is away records wait
     (up to ``kafka_delivery_timeout_s``); past this bound a send fails and is counted."""

@@ -33,7 +33,8 @@ def create_app(settings: DetectorSettings, *, bus: Bus, store: ModelStore, state
     metrics = DetectorMetrics()
     for collector in bus.collectors():
         metrics.registry.register(collector)
-    publisher = EventPublisher(bus, source=settings.service_name, maxsize=10_000, registry=metrics.registry)
+    publisher = EventPublisher(bus, source=settings.service_name, maxsize=10_000, registry=metrics.registry,
+                               max_message_bytes=settings.max_message_bytes)
     core = DetectorCore(settings, store=store, state=state, publisher=publisher, metrics=metrics, launcher=launcher)
     consumer = DetectorConsumer(bus, core, settings.consumer_group)
 

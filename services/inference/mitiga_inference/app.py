@@ -51,7 +51,9 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
         metrics.registry.register(collector)
     publisher = EventPublisher(bus, source=settings.service_name, maxsize=settings.event_buffer_size,
                                registry=metrics.registry, linger_s=settings.event_linger_s,
-                               batch_as={Topic.INFERENCE: _inference_batch})
+                               batch_as={Topic.INFERENCE: _inference_batch},
+                               max_message_bytes=settings.max_message_bytes,
+                               max_queue_bytes=settings.event_buffer_bytes)
     repository = ModelRepository(store, settings, metrics)
     plane = DataPlane(settings=settings, repository=repository, store=store, bus=bus, publisher=publisher,
                       metrics=metrics, state=state if state is not None else InMemoryStateStore())

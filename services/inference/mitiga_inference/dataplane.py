@@ -148,7 +148,7 @@ class DataPlane:
                 event.data_time.FromDatetime(data_time)
             return event
 
-        self._publisher.offer(Topic.INFERENCE, manifest.name, build)
+        self._publisher.offer(Topic.INFERENCE, manifest.name, build, size=x.nbytes + y.nbytes + 256)
 
     # --- feedback ---
     async def feedback(self, name: str, request: codec.FeedbackRequest) -> int:

@@ -60,6 +60,10 @@ class InferenceSettings(CoreSettings):
     event_buffer_size: int = Field(default=10_000, ge=1)
     """Events held while the bus is slow; past it they are dropped and counted."""
 
+    event_buffer_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
+    """Bytes of events (inputs and outputs) the publish buffer holds at most; past it events are dropped and
+    counted (``reason="buffer_full"``), never the request."""
+
     event_linger_s: float = Field(default=0.1, gt=0, le=5)
     """The event publisher sends one batch per model at most this often: fewer, larger bus messages cost the
     request path less (the Kafka client runs in this process and competes for the GIL)."""

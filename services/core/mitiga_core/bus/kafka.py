@@ -90,6 +90,7 @@ class KafkaBus(Bus):
                 self._producer = KafkaProducer(
                     bootstrap_servers=_servers(s), client_id=s.service_name, acks="all", enable_idempotence=True,
                     linger_ms=s.kafka_linger_ms, batch_size=s.kafka_batch_bytes,
+                    max_request_size=s.max_message_bytes + 4096,  # the message, its key, headers and framing
                     delivery_timeout_ms=int(s.kafka_delivery_timeout_s * 1000),
                     max_block_ms=int(s.kafka_max_block_s * 1000), retries=2**31 - 1,
                     reconnect_backoff_max_ms=2000, bootstrap_timeout_ms=int(s.kafka_bootstrap_timeout_s * 1000))
