@@ -226,3 +226,28 @@ def test_a_burst_larger_than_a_kafka_message_arrives_whole(kafka) -> None:
         in (None, 0.0)
     consumer.close()
     bus.close()
+
+
+def test_sasl_credentials_from_the_settings_reach_an_authenticating_listener(kafka) -> None:
+    """The broker's second listener takes SASL/PLAIN only: the right credentials round-trip, wrong ones are refused."""
+    from mitiga_core.errors import Unavailable
+
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+
+    def sasl_bus(password: str) -> KafkaBus:
+        settings = CoreSettings(bus="kafka", kafka_bootstrap=kafka.sasl_bootstrap, service_name="test",
+                                kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="PLAIN",
+                                kafka_sasl_username=kafka.SASL_USER, kafka_sasl_password=password,
+                                kafka_bootstrap_timeout_s=5, kafka_max_block_s=3)
+        return KafkaBus(settings, topics=[topic])
+
+    bus = sasl_bus(kafka.SASL_PASSWORD)
+    consumer = bus.subscribe([topic], "g-sasl")
+    bus.publish_durably(topic, Envelope(payload=b"authenticated"))
+    intruder = sasl_bus("wrong")
+    with pytest.raises(Unavailable):  # the broker drops the connection at the handshake: nothing is stored
+        intruder.publish_durably(topic, Envelope(payload=b"forged"))
+    intruder.close()
+    assert [r.envelope.payload for r in _drain(consumer, 2, rounds=6)] == [b"authenticated"]
+    consumer.close()
+    bus.close()

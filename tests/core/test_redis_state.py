@@ -143,3 +143,26 @@ def test_the_store_reports_its_memory_and_limit(redis_db) -> None:
     finally:
         client.config_set("maxmemory", 0)
         store.close()
+
+
+def test_a_redis_with_a_password_takes_it_from_the_url(redis_db) -> None:
+    """``requirepass``: the password travels in MITIGA_REDIS_URL (from a Secret in the chart)."""
+    import redis
+
+    admin = redis.Redis.from_url(redis_db.url)
+    admin.config_set("requirepass", "s3cret-pass")
+    try:
+        host = redis_db.url.removeprefix("redis://")
+        store = RedisStateStore(f"redis://:s3cret-pass@{host}")
+        store.set("k", b"v")
+        assert store.get("k") == b"v"
+        store.close()
+        anonymous = RedisStateStore(redis_db.url, retry_s=0.5)
+        with pytest.raises(Unavailable):
+            anonymous.get("k")
+        anonymous.close()
+    finally:
+        authed = redis.Redis.from_url(f"redis://:s3cret-pass@{redis_db.url.removeprefix('redis://')}")
+        authed.config_set("requirepass", "")
+        authed.close()
+        admin.close()

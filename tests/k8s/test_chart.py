@@ -159,3 +159,20 @@ def test_a_pod_is_out_of_the_service_before_it_drains_and_the_kubelet_waits_for_
                 "inference.terminationGracePeriodSeconds=20",
                 check=False)
     assert done.returncode != 0 and "still draining" in done.stderr
+
+
+def test_connection_secrets_come_from_secrets_never_from_config_maps(control_plane) -> None:  # type: ignore[no-untyped-def]
+    rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
+                    "1.34.4", "--set", "config.redisUrlSecret.name=redis-auth",
+                    "--set", "config.kafkaSecurityProtocol=SASL_SSL", "--set", "config.kafkaSasl.username=mitiga",
+                    "--set", "config.kafkaSasl.passwordSecret.name=kafka-auth").stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    common = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "check-mitiga-common")
+    assert "MITIGA_REDIS_URL" not in common["data"]
+    assert common["data"]["MITIGA_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert common["data"]["MITIGA_KAFKA_SASL_USERNAME"] == "mitiga"
+    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+        env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["MITIGA_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth", "key": "redis-url"}
+        assert env["MITIGA_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "kafka-auth",
+                                                                                 "key": "password"}

@@ -66,6 +66,20 @@ env:
         name: {{ include "mitiga.adminSecret" .ctx }}
         key: admin-token
   {{- end }}
+  {{- with .ctx.Values.config.redisUrlSecret }}
+  {{- if .name }}
+  - name: MITIGA_REDIS_URL
+    valueFrom:
+      secretKeyRef: {name: {{ .name | quote }}, key: {{ .key | quote }}}
+  {{- end }}
+  {{- end }}
+  {{- with .ctx.Values.config.kafkaSasl.passwordSecret }}
+  {{- if .name }}
+  - name: MITIGA_KAFKA_SASL_PASSWORD
+    valueFrom:
+      secretKeyRef: {name: {{ .name | quote }}, key: {{ .key | quote }}}
+  {{- end }}
+  {{- end }}
   {{- if and (eq .component "inference") .ctx.Values.feedbackToken.required }}
   - name: MITIGA_FEEDBACK_TOKEN
     valueFrom:

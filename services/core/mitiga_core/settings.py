@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,19 @@ class CoreSettings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     """Kafka bootstrap servers, comma separated (used when ``bus=kafka``)."""
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How to reach the brokers: in the clear, over TLS, and/or with SASL authentication."""
+
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    """SASL mechanism (with ``SASL_*`` protocols)."""
+
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr | None = None
+    """SASL credentials; keep the password in a Secret (the chart's ``config.kafkaSaslSecret``)."""
+
+    kafka_ssl_cafile: str | None = None
+    """CA bundle that signs the brokers' certificates (with ``SSL`` / ``SASL_SSL``); None: the system's."""
 
     kafka_bootstrap_timeout_s: float = Field(default=10.0, gt=0)
     """How long a client waits for the cluster when it connects; after that the call fails and is retried later."""

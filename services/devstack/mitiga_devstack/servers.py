@@ -43,14 +43,23 @@ class KafkaServer(ServerProcess):
     name = "kafka"
     start_timeout_s = 120.0
 
+    SASL_USER = "mitiga"
+    SASL_PASSWORD = "mitiga-dev-password"  # noqa: S105 - a local test broker's, not a secret
+    """A second listener authenticates with SASL/PLAIN as this user (for the clients' SASL settings)."""
+
     def __init__(self, data_dir: Path, port: int | None = None, controller_port: int | None = None) -> None:
         super().__init__(data_dir, port)
         self.controller_port = controller_port or free_port()
+        self.sasl_port = free_port()
         self.lib = Path(run_script("install-kafka.sh"))
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
 
     def prepare(self) -> None:
         props = self.data_dir / "server.properties"
@@ -60,10 +69,15 @@ class KafkaServer(ServerProcess):
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms=PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_{self.SASL_USER}="{self.SASL_PASSWORD}";',
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={self.data_dir / 'logs'}",
             "num.partitions=3",

@@ -47,6 +47,19 @@ def _servers(settings: CoreSettings) -> list[str]:
     return [s.strip() for s in settings.kafka_bootstrap.split(",") if s.strip()]
 
 
+def connection(settings: CoreSettings) -> dict[str, Any]:
+    """The options every Kafka client takes: the brokers, and how to authenticate and encrypt."""
+    options: dict[str, Any] = {"bootstrap_servers": _servers(settings), "client_id": settings.service_name,
+                               "security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+        options |= {"sasl_mechanism": settings.kafka_sasl_mechanism,
+                    "sasl_plain_username": settings.kafka_sasl_username, "sasl_plain_password": password}
+    if settings.kafka_security_protocol.endswith("SSL") and settings.kafka_ssl_cafile:
+        options["ssl_cafile"] = settings.kafka_ssl_cafile
+    return options
+
+
 class KafkaBus(Bus):
     def __init__(self, settings: CoreSettings, topics: Sequence[str] = ALL_TOPICS) -> None:
         self._settings = settings
@@ -66,7 +79,7 @@ class KafkaBus(Bus):
         cluster cannot be reached."""
         if self._topics_ready:
             return
-        admin = KafkaAdminClient(bootstrap_servers=_servers(self._settings), client_id=self._settings.service_name,
+        admin = KafkaAdminClient(**connection(self._settings),
                                  request_timeout_ms=10_000,
                                  bootstrap_timeout_ms=int(self._settings.kafka_bootstrap_timeout_s * 1000))
         try:
@@ -88,7 +101,7 @@ class KafkaBus(Bus):
                 s = self._settings
                 self.ensure_topics()
                 self._producer = KafkaProducer(
-                    bootstrap_servers=_servers(s), client_id=s.service_name, acks="all", enable_idempotence=True,
+                    **connection(s), acks="all", enable_idempotence=True,
                     linger_ms=s.kafka_linger_ms, batch_size=s.kafka_batch_bytes,
                     max_request_size=s.max_message_bytes + 4096,  # the message, its key, headers and framing
                     delivery_timeout_ms=int(s.kafka_delivery_timeout_s * 1000),
@@ -167,7 +180,7 @@ class KafkaBusConsumer(Consumer):
 
     def __init__(self, settings: CoreSettings, topics: list[str], group_id: str) -> None:
         self._consumer = KafkaConsumer(
-            bootstrap_servers=_servers(settings), group_id=group_id, client_id=settings.service_name,
+            **connection(settings), group_id=group_id,
             enable_auto_commit=False, auto_offset_reset="earliest", reconnect_backoff_max_ms=2000,
             bootstrap_timeout_ms=int(settings.kafka_bootstrap_timeout_s * 1000),
             session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
