@@ -176,3 +176,22 @@ def test_connection_secrets_come_from_secrets_never_from_config_maps(control_pla
         assert env["MITIGA_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "redis-auth", "key": "redis-url"}
         assert env["MITIGA_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "kafka-auth",
                                                                                  "key": "password"}
+
+
+def test_egress_to_the_api_server_is_to_its_own_addresses(control_plane, admin) -> None:  # type: ignore[no-untyped-def]
+    """At install the chart looks the API server up (the kubernetes Service and its endpoints): the detector and the
+    retrainer may reach those addresses, not the whole internet on 443."""
+    from kubernetes import client
+
+    done = helm(control_plane, "install", "egress", str(CHART), "--namespace", NAMESPACE, "--dry-run=server")
+    docs = [d for d in yaml.safe_load_all(done.stdout.split("MANIFEST:", 1)[1].split("NOTES:", 1)[0]) if d]
+    service = client.CoreV1Api(admin).read_namespaced_service("kubernetes", "default")
+    slices = client.DiscoveryV1Api(admin).list_namespaced_endpoint_slice(
+        "default", label_selector="kubernetes.io/service-name=kubernetes").items
+    expected = {f"{service.spec.cluster_ip}/32"} | {f"{a}/32" for s in slices for e in s.endpoints or []
+                                                     for a in e.addresses}
+    for name in ("egress-mitiga-detector", "egress-mitiga-retrainer"):
+        policy = next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == name)
+        blocks = {peer["ipBlock"]["cidr"] for rule in policy["spec"]["egress"] for peer in rule.get("to", [])
+                  if "ipBlock" in peer}
+        assert blocks == expected, (name, blocks)

@@ -127,8 +127,24 @@ env:
   ports: [{protocol: TCP, port: {{ .Values.networkPolicy.redis.port }}}]
 {{- end -}}
 {{- define "mitiga.egressApiServer" -}}
-# the Kubernetes API server
-- to: [{ipBlock: {cidr: {{ .Values.networkPolicy.apiServer.cidr | quote }}}}]
+{{- $cidrs := .Values.networkPolicy.apiServer.cidrs }}
+{{- if not $cidrs }}
+{{- /* the API server's real addresses: the kubernetes Service's cluster IP and its endpoints (a CNI may check the
+address before or after the Service's translation); none offline (helm template): then anywhere */}}
+{{- $found := list }}
+{{- with lookup "v1" "Service" "default" "kubernetes" }}{{ $found = append $found (printf "%s/32" .spec.clusterIP) }}{{ end }}
+{{- range (lookup "discovery.k8s.io/v1" "EndpointSlice" "default" "").items }}
+{{- if eq (index (.metadata.labels | default dict) "kubernetes.io/service-name" | default "") "kubernetes" }}
+{{- range .endpoints }}{{ range .addresses }}{{ $found = append $found (printf "%s/32" .) }}{{ end }}{{ end }}
+{{- end }}
+{{- end }}
+{{- $cidrs = $found | default (list "0.0.0.0/0") }}
+{{- end }}
+# the Kubernetes API server, by its own addresses
+- to:
+    {{- range $cidrs }}
+    - ipBlock: {cidr: {{ . | quote }}}
+    {{- end }}
   ports:
     {{- range .Values.networkPolicy.apiServer.ports }}
     - {protocol: TCP, port: {{ . }}}
