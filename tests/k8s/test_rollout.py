@@ -54,6 +54,14 @@ def test_a_promoted_version_rolls_the_inference_pods(control_plane, admin, relea
     assert after_pods and after_pods.isdisjoint(before_pods)  # every serving pod is a new one
     history = json.loads(helm(control_plane, "history", release, "-n", NAMESPACE, "-o", "json").stdout)
     assert history[-1]["status"] == "deployed" and history[-1]["description"] == "Upgrade complete"
+    # the retrainer may not read where the API server is; its upgrade keeps the addresses found at install
+    from kubernetes import client
+
+    policy = raw(client.NetworkingV1Api(admin).read_namespaced_network_policy(
+        f"{release}-mitiga-detector", NAMESPACE, _preload_content=False))
+    blocks = {peer["ipBlock"]["cidr"] for rule in policy["spec"]["egress"] for peer in rule.get("to", [])
+              if "ipBlock" in peer}
+    assert blocks and "0.0.0.0/0" not in blocks and all(b.endswith("/32") for b in blocks)
 
 
 def test_an_upgrade_that_cannot_become_ready_rolls_back_and_the_old_version_stays(  # type: ignore[no-untyped-def]

@@ -129,6 +129,13 @@ env:
 {{- define "mitiga.egressApiServer" -}}
 {{- $cidrs := .Values.networkPolicy.apiServer.cidrs }}
 {{- if not $cidrs }}
+{{- /* the addresses found at install, kept in the detector's own policy: an upgrade (the retrainer's, which may not
+read the default namespace) keeps them */}}
+{{- with lookup "networking.k8s.io/v1" "NetworkPolicy" .Release.Namespace (include "mitiga.componentName" (dict "ctx" . "component" "detector")) }}
+{{- range .spec.egress }}{{ range .to }}{{ if .ipBlock }}{{ $cidrs = append $cidrs .ipBlock.cidr }}{{ end }}{{ end }}{{ end }}
+{{- end }}
+{{- end }}
+{{- if not $cidrs }}
 {{- /* the API server's real addresses: the kubernetes Service's cluster IP and its endpoints (a CNI may check the
 address before or after the Service's translation); none offline (helm template): then anywhere */}}
 {{- $found := list }}
