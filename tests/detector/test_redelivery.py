@@ -147,12 +147,13 @@ def test_feedback_that_waits_too_long_is_counted_unmatched(tmp_path: Path) -> No
     h.publisher.stop()
 
 
-@pytest.mark.parametrize(("overrides", "counted"), [({"feedback_parked_max": 2}, 1), ({"feedback_wait_s": 0}, 3)])
+@pytest.mark.parametrize(("overrides", "counted"), [({"feedback_parked_max": 2}, 1), ({"feedback_wait_s": 0}, 3),
+                                                    ({"feedback_parked_max_bytes": 1500}, 2)])
 def test_feedback_past_the_parking_bound_is_counted_at_once(tmp_path: Path, overrides: dict[str, float],
                                                             counted: int) -> None:
     h = Harness(tmp_path, **overrides)
     write_bundle(h.store)
-    h.core.handle(feedback([(f"f{i}", [1.0]) for i in range(3)]))
+    h.core.handle(feedback([(f"f{i}", [1.0] * 30) for i in range(3)]))  # about 1.2 kB each
     assert h.value("mitiga_feedback_unmatched_total", model="tab", reason="no_prediction") == counted
     h.core.checkpoint()
     assert h.value("mitiga_feedback_parked") == 3 - counted

@@ -87,7 +87,8 @@ class DetectorCore:
         self._checkpoints = Checkpoints(state, settings.consumer_group)
         self._staged = StagedWrites()
         """Side effects of the events handled since the last checkpoint, applied together with it."""
-        self._parking = FeedbackParking(settings.feedback_wait_s, settings.feedback_parked_max)
+        self._parking = FeedbackParking(settings.feedback_wait_s, settings.feedback_parked_max,
+                                        max_bytes=settings.feedback_parked_max_bytes)
         self._parking_restored = False
         self._dirty: set[tuple[str, str]] = set()
         """Model versions whose monitor changed since the last checkpoint."""

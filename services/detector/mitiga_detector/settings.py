@@ -209,6 +209,9 @@ class DetectorSettings(CoreSettings):
     feedback_parked_max: int = Field(default=10_000, ge=0)
     """Most feedback items waiting for their prediction at once; the oldest is given up (and counted) past it."""
 
+    feedback_parked_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Memory the parked feedback may take; the oldest is given up (and counted) past it."""
+
     labelled_max_requests: int = Field(default=2000, ge=1)
     """Joined requests (inputs with their ground truth) kept per model in the state store for the retrainer."""
 
