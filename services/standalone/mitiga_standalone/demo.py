@@ -39,6 +39,17 @@ def _forecast(client: Any, day: str, window: Any) -> dict[str, Any]:
     return dict(response.json())
 
 
+def _settle(stack: Any, client: Any, requests: int) -> None:
+    """A retrain takes minutes and the data comes a day at a time: once the detector has seen a window, let a
+    retrain it asked for finish and go live before the next day is served. (Without this the replay, which serves a
+    day in milliseconds, would keep a stale model for a quarter of data time while a few seconds of training run.)"""
+    stack.wait_processed("InferenceEvent", requests)
+    stack.launcher.wait_all()
+    champion = stack.store.champion("lstm")
+    while client.get("/v2/models/lstm").json()["parameters"]["version"] != champion:
+        time.sleep(0.05)
+
+
 def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: int, start: str = "2004-01-01",
            end: str | None = None, policy: str = "informed", blind_every: str = "month",
            trigger_policy: str = "performance", performance_window: int = 60) -> dict[str, Any]:
@@ -90,10 +101,14 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
                         continue
                     x, y = x_all[mask], y_all[mask]
                     days = [d.date().isoformat() for d in target_dates[mask]]
-                    answers = [_forecast(client, day, row) for day, row in zip(days, x, strict=True)]
+                    answers = []
+                    for day, row in zip(days, x, strict=True):
+                        answers.append(_forecast(client, day, row))
+                        requests += 1
+                        if requests % window_rows == 0:
+                            _settle(stack, client, requests)
                     pred = np.asarray([a["outputs"][0]["data"][0] for a in answers], np.float32)
                     frozen_pred = frozen(x)[:, 0]
-                    requests += len(answers)
                     # ground truth arrives after the predictions, as it would in production: a step's at once
                     stack.wait_processed("InferenceEvent", requests)
                     items = [{"request_id": a["id"], "ground_truth": [float(v)]}
