@@ -264,7 +264,7 @@ def test_a_new_version_starts_a_fresh_episode(tmp_path: Path) -> None:
 
 
 def test_a_still_critical_episode_retries_until_its_attempts_run_out(tmp_path: Path) -> None:
-    h = Harness(tmp_path, cooldown_s=0, max_attempts=3, trigger_policy="drift")
+    h = Harness(tmp_path, cooldown_s=0, max_attempts=3, trigger_policy="drift", retry_after_rows=0)
     write_bundle(h.store)
     rng = np.random.default_rng(12)
     for _ in range(8):  # each retrain "finishes" (releases the lock) but does not help
@@ -348,13 +348,22 @@ def test_an_episode_that_used_its_attempts_retries_only_once_the_model_got_marke
     from mitiga_detector.settings import Level
     from mitiga_detector.trigger import RetrainTrigger
 
-    h = Harness(tmp_path, cooldown_s=0, max_attempts=2, rearm_factor=1.5)
+    h = Harness(tmp_path, cooldown_s=0, max_attempts=2, rearm_factor=1.5, retry_after_rows=50, rearm_rows=400)
     trigger = RetrainTrigger(h.settings, h.state, h.launcher, h.publisher)
     outcomes = []
-    for value in (1.2, 1.2, 1.3, 1.7, 1.9, 2.0, 2.9):
-        outcomes.append(trigger.fire("tab", "1", "episode-1", value))
-        h.state.delete("mitiga:retrain:lock:tab")  # each job ends (refused) before the next window
-    assert outcomes == ["requested", "requested", "exhausted", "exhausted", "requested", "exhausted", "requested"]
+    # (pressure, labelled rows so far): each job ends (refused) before the next window
+    for value, rows in ((1.2, 100), (1.2, 120), (1.2, 160), (1.3, 220), (1.7, 300), (1.9, 330), (2.0, 400),
+                        (2.0, 740), (2.0, 780)):
+        outcomes.append(trigger.fire("tab", "1", "episode-1", value, rows))
+        h.state.delete("mitiga:retrain:lock:tab")
+    assert outcomes == ["requested",
+                        "awaiting_data",  # 20 new labelled rows: the gate would see what it refused again
+                        "requested",  # 60 new rows
+                        "exhausted", "exhausted",  # its attempts used; not much worse, not much new data
+                        "requested",  # 1.9 >= 1.5 x 1.2: the model got markedly worse
+                        "exhausted",
+                        "requested",  # 410 new rows since: enough new evidence to try again
+                        "awaiting_data"]
     assert len(h.launcher.specs) == 4
     levels = {"mae_ratio": Level(warning=1.2, critical=1.5), "r2": Level(warning=1, critical=0.8, direction="below")}
     assert pressure({"mae_ratio": 3.0, "r2": 0.4}, levels, ["mae_ratio", "r2"]) == pytest.approx(2.0)

@@ -358,7 +358,7 @@ class DetectorCore:
         if level == Severity.CRITICAL and tracker.episode_id:
             outcome = self._trigger.fire(name, version, tracker.episode_id,
                                          pressure(values, levels, [s for s in confirmed if may_be_critical(
-                                             s, self.settings.trigger_policy)]))
+                                             s, self.settings.trigger_policy)]), monitor.performance.total)
             self.metrics.triggers.labels(name, outcome).inc()
             record["trigger"] = outcome
 

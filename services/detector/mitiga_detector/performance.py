@@ -122,6 +122,8 @@ class PerformanceWindow:
         """Forecast models: the naive forecast of each labelled row (its newest input, "tomorrow = today")."""
         self.errors = ErrorStreamDetector(concept)
         self.concept_alarm = False
+        self.total = 0
+        """Labelled rows ever added (the window keeps the newest): how much new evidence came since a moment."""
 
     def __len__(self) -> int:
         return len(self._truth)
@@ -131,6 +133,7 @@ class PerformanceWindow:
         for t, p in zip(truth, pred, strict=True):
             self._truth.append(t)
             self._pred.append(p)
+        self.total += len(truth)
         if naive is not None:
             self._naive.extend(np.asarray(naive, np.float32))
         if estimated is not None:
@@ -143,7 +146,7 @@ class PerformanceWindow:
         """The labelled rows as JSON-ready data."""
         return {"truth": [np.asarray(t).tolist() for t in self._truth],
                 "pred": [np.asarray(p).tolist() for p in self._pred], "estimated": list(self._estimated),
-                "naive": [np.asarray(n).tolist() for n in self._naive]}
+                "naive": [np.asarray(n).tolist() for n in self._naive], "total": self.total}
 
     def restore(self, data: dict[str, Any], scaler: Scaler) -> None:
         """Take back the rows of a snapshot, and rebuild the error-stream detector by replaying their errors (its
@@ -152,6 +155,7 @@ class PerformanceWindow:
         self._pred.extend(np.asarray(p, np.float32) for p in data["pred"])
         self._estimated.extend(float(e) for e in data.get("estimated", []))
         self._naive.extend(np.asarray(n, np.float32) for n in data.get("naive", []))
+        self.total = int(data.get("total", len(self._truth)))
         if self._truth:
             truth, pred = np.stack(self._truth), np.stack(self._pred)
             self.errors.replay(np.abs(scaler.transform(truth) - scaler.transform(pred)).mean(axis=1))

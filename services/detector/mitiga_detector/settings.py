@@ -229,6 +229,14 @@ class DetectorSettings(CoreSettings):
     max_attempts: int = Field(default=3, ge=1)
     """Retrain requests one episode may make (a refused or unhelpful retrain is retried after the cooldown)."""
 
+    retry_after_rows: int = Field(default=60, ge=0)
+    """A retry within an episode waits for this many new labelled rows: a challenger trained on the data the gate
+    has just judged would be judged the same."""
+
+    rearm_rows: int = Field(default=500, ge=1)
+    """An episode that has used its ``max_attempts`` makes another after this many new labelled rows (or sooner,
+    by ``rearm_factor``)."""
+
     rearm_factor: float = Field(default=1.5, gt=1)
     """An episode that has used its ``max_attempts`` makes another once its deciding signal is this many times
     further past its critical level than at the last attempt (the model kept getting worse)."""

@@ -15,6 +15,7 @@ Keys in the StateStore::
     mitiga:retrain:cooldown:MODEL      present for ``cooldown_s`` after a request
     mitiga:retrain:attempts:EPISODE    how many requests the episode has made
     mitiga:retrain:pressure:EPISODE    how far past its critical level the deciding signal was at the last request
+    mitiga:retrain:labelled:EPISODE    the model's labelled rows at the last request
     mitiga:retrain:request:ID          a request id, once requested
     mitiga:retrain:backoff:MODEL       present while launches wait after a failed one (doubling, capped)
     mitiga:retrain:launch-failures:MODEL  consecutive failed launches
@@ -74,10 +75,13 @@ class RetrainTrigger:
         progress.time.GetCurrentTime()
         self._publisher.offer(Topic.PROGRESS, model, lambda: progress)
 
-    def fire(self, model: str, version: str, episode_id: str, pressure: float = 0.0) -> str:
+    def fire(self, model: str, version: str, episode_id: str, pressure: float = 0.0, labelled: int = 0) -> str:
         """Request a retrain for a critical episode; returns the outcome (a metric label). ``pressure``: how far
-        past its critical level the deciding signal is (``levels.pressure``); an episode that has used its
-        attempts makes another once the pressure is ``rearm_factor`` times what it was at the last one."""
+        past its critical level the deciding signal is (``levels.pressure``); ``labelled``: the labelled rows the
+        model has had so far. A retry waits for ``retry_after_rows`` new labelled rows (a challenger trained on the
+        data the gate just judged would be judged the same); an episode that has used its attempts makes another
+        once the pressure is ``rearm_factor`` times what it was at the last one, or ``rearm_rows`` new labelled rows
+        have come."""
         mode = self._settings.trigger
         if mode == "off":
             return "off"
@@ -91,9 +95,14 @@ class RetrainTrigger:
         keep_s = max(self._settings.lock_ttl_s, 7 * 86400)
         attempt = int(self._state.get(attempts_key) or b"0")
         pressure_key = f"mitiga:retrain:pressure:{episode_id}"
+        rows_key = f"mitiga:retrain:labelled:{episode_id}"
+        new_rows = labelled - int(self._state.get(rows_key) or b"0")
+        if attempt >= 1 and new_rows < self._settings.retry_after_rows:
+            return "awaiting_data"
         if attempt >= self._settings.max_attempts:
             last = float(self._state.get(pressure_key) or b"0")
-            if not (last > 0 and pressure >= last * self._settings.rearm_factor):
+            worse = last > 0 and pressure >= last * self._settings.rearm_factor
+            if not (worse or new_rows >= self._settings.rearm_rows):
                 return "exhausted"
         request_id = job_name(model, episode_id, attempt)
         if self._state.get(f"mitiga:retrain:request:{request_id}") is not None:
@@ -109,6 +118,7 @@ class RetrainTrigger:
             return outcome
         if pressure > 0:
             self._state.set(pressure_key, str(pressure).encode(), ttl_s=keep_s)
+        self._state.set(rows_key, str(labelled).encode(), ttl_s=keep_s)
         if self._settings.cooldown_s > 0:
             self._state.set(f"mitiga:retrain:cooldown:{model}", b"1", ttl_s=self._settings.cooldown_s)
         return outcome
