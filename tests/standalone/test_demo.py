@@ -31,11 +31,19 @@ def test_blind_policy_retrains_on_schedule() -> None:
     assert len(decisions) == len(result["rows"]) - 1  # one per quarter after the first
 
 
-def test_the_performance_policy_leaves_a_model_whose_error_holds_alone() -> None:
-    """2004-2005: the inputs drift all along (the price leaves its 2000-2003 range) but the model's error stays near
-    its validation error, so the default policy warns and never retrains; the naive forecast is reported beside."""
+def test_under_the_performance_policy_input_drift_alone_never_retrains() -> None:
+    """2004-2005: the inputs drift all along (the price leaves its 2000-2003 range). The default policy warns of
+    it; what retrains, when anything does, is the model's error (here: worse than "tomorrow = today", ``mase``)."""
+    from mitiga_detector.levels import METRIC_DRIFT_TYPE, PERFORMANCE_TYPES
+
     result = replay(epochs=3, step_months=3, window_rows=60, retrain_epochs=3, start="2004-01-01", end="2005-12-31")
     rows, summary = result["rows"], result["summary"]
-    assert summary["retrains_requested"] == 0 and {r["version"] for r in rows} == {"1"}
-    assert all(r["level"] != "critical" for r in rows) and any("data" in r["types"] for r in rows)
+    assert any("data" in r["types"] for r in rows)
+    for row in rows:
+        if row["level"] == "critical":
+            assert METRIC_DRIFT_TYPE[row["decided_by"]] in PERFORMANCE_TYPES, row
+        elif row["decided_by"]:
+            assert row["level"] == "warning"
+    informed = [d for d in result["decisions"] if d["trigger"] == "informed"]
+    assert len(informed) == summary["retrains_requested"]
     assert 0 < summary["mae_persistence"] < summary["mae_frozen"] * 5
