@@ -1,11 +1,11 @@
 """Request ids, unique per model: the detector joins ground truth to a prediction by its id, so an id must never
 be taken over by another request, and ground truth must fit the prediction it is sent for.
 
-Each served request's id is kept in the state store (shared by the replicas when it is Redis) for
-``request_id_ttl_s``, with the number of output values it answered. A client-chosen id already kept is refused (409);
-feedback for a kept id must carry that many values (400 naming the item). When the state store cannot be reached,
-requests are served and feedback accepted unchecked, and counted: the detector still never overwrites a stored
-prediction and counts ground truth of the wrong size.
+Each client-chosen id is kept in the state store (shared by the replicas when it is Redis) for ``request_id_ttl_s``,
+with the number of output values it answered: reusing it is refused (409), and feedback for it must carry that many
+values (400 naming the item). Server-chosen ids are random UUIDs and are not kept (no key per request). When the
+state store cannot be reached, requests are served and feedback accepted unchecked, and counted: the detector still
+never overwrites a stored prediction and counts ground truth of the wrong size.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ class RequestIds:
         self._ttl_s = ttl_s
         self._metrics = metrics
 
-    def reserve(self, model: str, request_id: str, outputs: int, *, chosen: bool) -> str | None:
-        """Keep ``request_id`` for ``model``; a ``chosen`` (client-given) id already kept is refused with 409.
+    def reserve(self, model: str, request_id: str, outputs: int) -> str | None:
+        """Keep a client-chosen ``request_id`` for ``model``, or refuse it with 409 when it is kept already.
         Returns the key to release if the request is not answered after all."""
         key = _key(model, request_id)
         try:
@@ -44,7 +44,7 @@ class RequestIds:
         except Exception:  # serving goes on; the miss is counted
             self._metrics.unchecked_ids.labels(model).inc()
             return None
-        if not fresh and chosen:
+        if not fresh:
             raise Conflict(f"id: request id {request_id!r} was already used for model {model!r}; "
                            "ids are unique per model (omit id to have the server choose one)")
         return key
