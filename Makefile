@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 export PIP_CACHE_DIR ?= $(HOME)/.cache/mitiga/pip
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup infra test fuzz lint protos demo up down bench lock clean
+.PHONY: help setup infra test fuzz soak lint protos demo up down bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ bench: setup ## benchmarks; results in benchmarks/results/*.json and *.md
 	bash scripts/build-ghz.sh >/dev/null
 	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) detector_bench.py && ../$(PY) early_detection_bench.py \
 	  && ../$(PY) kafka_bench.py && ../$(PY) policy_bench.py
+
+soak: setup infra ## R1: the multi-process stack at 70% of its peak for 10 minutes (SOAK_SECONDS); benchmarks/results/soak.*
+	cd benchmarks && ../$(PY) soak.py
 
 lock: ## re-resolve every pin in one resolver run into requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
