@@ -38,12 +38,15 @@ class Record(NamedTuple):
     source: str
     """The request the rows came from ('' for records without one): the gate measures how much of its holdout
     one request contributes."""
+    meta: dict[str, str] = {}
+    """Other short fields of the record (a stored prediction's model version and event id)."""
 
 
-def encode_record(x: FloatArray, y: FloatArray, when: str, source: str = "") -> bytes:
+def encode_record(x: FloatArray, y: FloatArray, when: str, source: str = "", **meta: str) -> bytes:
+    """Rows as float32 behind a short JSON header: the format of labelled rows and of stored predictions."""
     x32 = np.ascontiguousarray(x, "<f4")
     y32 = np.ascontiguousarray(np.asarray(y).reshape(len(x32), -1), "<f4")
-    header = json.dumps({"t": when, "r": source, "x": list(x32.shape), "y": list(y32.shape)}).encode()
+    header = json.dumps({"t": when, "r": source, "x": list(x32.shape), "y": list(y32.shape), **meta}).encode()
     return _HEAD.pack(MAGIC, len(header)) + header + x32.tobytes() + y32.tobytes()
 
 
@@ -61,7 +64,8 @@ def decode_record(raw: bytes) -> Record:
     x_bytes = int(np.prod(x_shape)) * 4
     x = np.frombuffer(raw, "<f4", int(np.prod(x_shape)), start).reshape(x_shape)
     y = np.frombuffer(raw, "<f4", int(np.prod(y_shape)), start + x_bytes).reshape(y_shape)
-    return Record(x.astype(np.float32), y.astype(np.float32), str(header["t"]), str(header.get("r", "")))
+    meta = {k: str(v) for k, v in header.items() if k not in ("t", "r", "x", "y")}
+    return Record(x.astype(np.float32), y.astype(np.float32), str(header["t"]), str(header.get("r", "")), meta)
 
 
 class LabelledLog:

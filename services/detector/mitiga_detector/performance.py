@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from mitiga_core.labelled import decode_record, encode_record
 from mitiga_core.metrics import regression_metrics
 
 if TYPE_CHECKING:
@@ -51,16 +52,14 @@ class FeedbackJoiner:
             if key in items:  # the same id twice in one batch: the first keeps it
                 models.append(model)
                 continue
-            items[key] = json.dumps({"v": version, "t": when, "e": event_id,
-                                     "x": np.asarray(inputs, np.float64).tolist(),
-                                     "y": np.asarray(outputs, np.float64).tolist()}).encode()
+            items[key] = encode_record(inputs, outputs, when, v=version, e=event_id)  # float32, a short header
         refused = set(self._state.set_many_if_absent(items, ttl_s=self._ttl_s))
         for model, request_id, *_, event_id in predictions:
             key = self._key(model, request_id)
             if key in refused:
                 refused.discard(key)
                 held = self._state.get(key)
-                if held is None or json.loads(held).get("e") != event_id:
+                if held is None or decode_record(held).meta.get("e") != event_id:
                     models.append(model)
         return models
 
@@ -71,9 +70,12 @@ class FeedbackJoiner:
         if raw is None:
             return None
         staged.delete(key)
-        body = json.loads(raw)
-        return StoredPrediction(str(body["v"]), np.asarray(body["x"], np.float32), np.asarray(body["y"], np.float32),
-                                str(body["t"]))
+        if raw[:1] == b"{":  # stored as JSON by an earlier version
+            body = json.loads(raw)
+            return StoredPrediction(str(body["v"]), np.asarray(body["x"], np.float32),
+                                    np.asarray(body["y"], np.float32), str(body["t"]))
+        record = decode_record(raw)
+        return StoredPrediction(record.meta.get("v", ""), record.x, record.y, record.when)
 
 
 class ErrorStreamDetector:
