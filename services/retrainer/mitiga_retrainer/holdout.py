@@ -6,9 +6,9 @@ row) become the holdout. Contiguous blocks keep neighbouring forecast windows to
 stay available for training, so the challenger also learns from the latest data it is not scored on.
 
 A holdout that one request or one burst dominates can choose the promoted model (whoever sent it picks the ground
-truth the gate believes). ``concentration`` measures it: the largest share of holdout rows that come from one
-source request, and the largest share that carry one and the same data time. The gate refuses a challenger when
-either is above ``max_share``.
+truth the gate believes). ``concentration`` measures it among the holdout's production rows (the model's own
+training data is trusted): the largest share that come from one source request, and the largest share that carry
+one and the same data time. The gate refuses a challenger when either is above ``max_share``.
 """
 
 from __future__ import annotations
@@ -72,10 +72,20 @@ class Concentration:
         return max(self.top_request_share, self.top_time_share)
 
 
+TRUSTED = "training-"
+"""Source prefix of the rows of the model's own training data (``strategies.combine``), which no client sent."""
+
+
 def concentration(holdout: TrainingData) -> Concentration:
-    n = len(holdout.x)
-    dates = Counter(str(d) for d in holdout.dates)
-    sources = Counter(str(s) for s in holdout.sources) if holdout.sources is not None else Counter()
-    top_source = (max(sources.values()) / n) if sources else 0.0
-    return Concentration(requests=len(sources), top_request_share=top_source,
-                         top_time_share=max(dates.values()) / n if n else 0.0)
+    """Among the holdout's production rows (what clients sent; the training data is trusted), the largest share
+    from one request and the largest share with one data time."""
+    if holdout.sources is None:
+        rows = [(f"row-{i}", str(d)) for i, d in enumerate(holdout.dates)]
+    else:
+        rows = [(str(s), str(d)) for s, d in zip(holdout.sources, holdout.dates, strict=True)
+                if not str(s).startswith(TRUSTED)]
+    if not rows:
+        return Concentration(requests=0, top_request_share=0.0, top_time_share=0.0)
+    sources, dates = Counter(s for s, _ in rows), Counter(d for _, d in rows)
+    return Concentration(requests=len(sources), top_request_share=max(sources.values()) / len(rows),
+                         top_time_share=max(dates.values()) / len(rows))

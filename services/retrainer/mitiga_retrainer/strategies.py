@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from mitiga_retrainer.holdout import TRUSTED
+
 if TYPE_CHECKING:
     from mitiga_core.bundle import TrainingData
     from mitiga_core.types import AnyArray, FloatArray
@@ -47,16 +49,16 @@ def combine(original: TrainingData, production: TrainingData | None) -> Training
     from mitiga_core.bundle import TrainingData
 
     def sources(data: TrainingData, prefix: str) -> AnyArray:
-        # the original training data is trusted: each of its rows is a source of its own
+        # each row of the original training data (trusted: no client sent it) is a source of its own
         return data.sources if data.sources is not None else np.asarray([f"{prefix}{i}" for i in range(len(data.x))])
 
     if production is None or len(production.x) == 0:
-        return TrainingData(original.x, original.y, original.dates, sources(original, "training-"))
+        return TrainingData(original.x, original.y, original.dates, sources(original, TRUSTED))
     dates = np.concatenate([np.asarray(original.dates, str), np.asarray(production.dates, str)])
     order = np.argsort(dates, kind="stable")
     return TrainingData(x=np.concatenate([original.x, production.x])[order],
                         y=np.concatenate([original.y, production.y])[order], dates=dates[order],
-                        sources=np.concatenate([sources(original, "training-"),
+                        sources=np.concatenate([sources(original, TRUSTED),
                                                 sources(production, "production-")])[order])
 
 
