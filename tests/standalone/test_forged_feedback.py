@@ -50,7 +50,7 @@ def test_forged_ground_truth_cannot_pick_the_promoted_model(reference_store: Pat
             assert client.post("/v2/models/lstm/feedback", json={"items": forged}).status_code == 202
             stack.wait_processed("FeedbackEvent", 1)
         champion = stack.store.champion("lstm")
-        outcome, request_id = stack.detector_core.manual_retrain("lstm", champion or "1", {})
+        outcome, _ = stack.detector_core.manual_retrain("lstm", champion or "1", {})
         assert outcome == "requested"
         stack.launcher.wait_all()
         decision = stack.store.decisions("lstm")[-1]
