@@ -302,23 +302,9 @@ class DetectorCore:
         m.seconds.labels("window").observe(time.perf_counter() - start)
 
     def _blind(self, name: str, version: str, when: datetime) -> None:
-        """Scheduled retraining: once the windows' data time enters a new period, request a retrain."""
-        every = self.settings.blind_every
-        if every == "none":
-            return
-        period = {"month": f"{when:%Y-%m}", "quarter": f"{when.year}-q{(when.month - 1) // 3 + 1}",
-                  "year": f"{when:%Y}"}[every]
-        key = f"mitiga:retrain:blind:{name}"
-        last = self._state.get(key)
-        if last is None:
-            self._state.set(key, period.encode())
-            return
-        if last.decode() == period:
-            return
-        outcome = self._trigger.blind(name, version, period)
-        self.metrics.triggers.labels(name, f"blind_{outcome}").inc()
-        if outcome in ("requested", "duplicate"):
-            self._state.set(key, period.encode())
+        outcome = self._trigger.scheduled(name, version, when)
+        if outcome is not None:
+            self.metrics.triggers.labels(name, f"blind_{outcome}").inc()
 
     def _decide(self, monitor: ModelMonitor, window: Window, values: dict[str, float],
                 found: signals.WindowSignals) -> None:

@@ -16,6 +16,7 @@ Keys in the StateStore::
     mitiga:retrain:attempts:EPISODE    how many requests the episode has made
     mitiga:retrain:pressure:EPISODE    how far past its critical level the deciding signal was at the last request
     mitiga:retrain:labelled:EPISODE    the model's labelled rows at the last request
+    mitiga:retrain:blind:MODEL         the data-time period of the last scheduled (blind) request
     mitiga:retrain:request:ID          a request id, once requested
     mitiga:retrain:backoff:MODEL       present while launches wait after a failed one (doubling, capped)
     mitiga:retrain:launch-failures:MODEL  consecutive failed launches
@@ -38,6 +39,8 @@ from mitiga_core.jobs import JobSpec
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mitiga_core.jobs import JobLauncher
     from mitiga_core.publisher import EventPublisher
     from mitiga_core.state import StateStore
@@ -185,6 +188,25 @@ class RetrainTrigger:
             return "locked", ""
         outcome = self._start(model, version, request_id, "manual", "", options)
         return outcome, request_id if outcome != "launch_failed" else ""
+
+    def scheduled(self, model: str, version: str, when: datetime) -> str | None:
+        """Blind retraining on a data-time schedule (``blind_every``): once the windows' data time enters a new
+        period, request a retrain. Returns the outcome, or None when nothing was due."""
+        every = self._settings.blind_every
+        if every == "none":
+            return None
+        period = {"month": f"{when:%Y-%m}", "quarter": f"{when.year}-q{(when.month - 1) // 3 + 1}",
+                  "year": f"{when:%Y}"}[every]
+        key = f"mitiga:retrain:blind:{model}"
+        last = self._state.get(key)
+        if last is None or last.decode() == period:
+            if last is None:
+                self._state.set(key, period.encode())
+            return None
+        outcome = self.blind(model, version, period)
+        if outcome in ("requested", "duplicate"):
+            self._state.set(key, period.encode())
+        return outcome
 
     def blind(self, model: str, version: str, period: str) -> str:
         """A scheduled retrain for ``period`` (e.g. ``2004-07``): one per period, no cooldown, the lock holds."""
