@@ -165,3 +165,36 @@ def test_a_retraining_job_whose_rollout_fails_restores_the_champion(control_plan
     assert bus.messages(Topic.ROLLOUT) == []  # nothing announced as live
     statuses = [decode_as(e, pb.RetrainProgress).status for e in bus.messages(Topic.PROGRESS)]
     assert statuses[-1] == "rollout_failed"
+
+
+def test_the_retrainer_may_change_the_charts_deployments_and_config_maps_and_no_other(  # type: ignore[no-untyped-def]
+        control_plane, admin, release) -> None:
+    from kubernetes import client
+    from kubernetes.client import ApiException
+
+    from tests.k8s.conftest import client_as
+
+    retrainer = client_as(control_plane, admin, f"{release}-mitiga-retrainer")
+    apps, core = client.AppsV1Api(admin), client.CoreV1Api(admin)
+    labels = {"app": "other"}
+    apps.create_namespaced_deployment(NAMESPACE, {
+        "metadata": {"name": "other-app", "labels": labels},
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels}, "template": {
+            "metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}})
+    core.create_namespaced_config_map(NAMESPACE, {"metadata": {"name": "other-config"}, "data": {"a": "1"}})
+    try:
+        for patch in (lambda: client.AppsV1Api(retrainer).patch_namespaced_deployment(
+                          "other-app", NAMESPACE, {"spec": {"replicas": 1}}),
+                      lambda: client.CoreV1Api(retrainer).patch_namespaced_config_map(
+                          "other-config", NAMESPACE, {"data": {"a": "2"}})):
+            with pytest.raises(ApiException) as refused:
+                patch()
+            assert refused.value.status == 403
+        # its own: allowed (a no-op patch of the inference ConfigMap and Deployment)
+        client.CoreV1Api(retrainer).patch_namespaced_config_map(f"{release}-mitiga-inference", NAMESPACE,
+                                                                {"metadata": {"labels": {"probe": "1"}}})
+        client.AppsV1Api(retrainer).patch_namespaced_deployment(f"{release}-mitiga-inference", NAMESPACE,
+                                                                {"metadata": {"labels": {"probe": "1"}}})
+    finally:
+        apps.delete_namespaced_deployment("other-app", NAMESPACE)
+        core.delete_namespaced_config_map("other-config", NAMESPACE)
