@@ -147,11 +147,15 @@ class EventPublisher:
                                                                     "limit": self._max_message})
 
     def _publish(self, topic: str, key: str | None, message: Message | _Pending, events: int = 1) -> None:
+        """Send one message; a single event is checked against the size limit here (a batch was sized by
+        ``_chunks``, event by event)."""
         try:
             event = message.build() if isinstance(message, _Pending) else message
-            if event.ByteSize() > self._max_message:
-                self._too_large(topic, event.ByteSize())
-                return
+            if isinstance(message, _Pending):
+                size = event.ByteSize()
+                if size > self._max_message:
+                    self._too_large(topic, size)
+                    return
             self._bus.publish(topic, encode(event, source=self._source, key=key))
             self.published.labels(topic).inc(events)
         except Exception:

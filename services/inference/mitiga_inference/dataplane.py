@@ -115,8 +115,8 @@ class DataPlane:
                 request_id = request.id or str(uuid.uuid4())
                 # a client-chosen id is kept (one key per such request, for request_id_ttl_s); a server-chosen one
                 # is a random UUID no other request can guess
-                reserved = None if not request.id else self._ids.reserve(
-                    name, request_id, len(x) * len(loaded.manifest.outputs))
+                reserved = None if not request.id else await asyncio.to_thread(
+                    self._ids.reserve, name, request_id, len(x) * len(loaded.manifest.outputs))
                 y = await loaded.batcher.submit(x)
                 outputs = codec.encode_outputs(y, loaded.manifest, request.outputs)
                 reserved = None  # answered: the id stays taken

@@ -87,6 +87,10 @@ class InferenceSettings(CoreSettings):
     (fine only where nothing but the label owners can). Separate from the admin token: a labelling system needs
     this one and nothing more."""
 
+    redis_retry_s: float = Field(default=1.0, ge=0)
+    """How long a state-store call retries before giving up: short here, since the request ids are the only state
+    and a request is served (and counted) rather than kept waiting when Redis is away."""
+
     request_id_ttl_s: float = Field(default=7 * 24 * 3600.0, gt=0)
     """How long a request id the client chose stays taken for its model: reusing it meanwhile is refused (409), so
     no request can take over another's stored prediction and receive its ground truth. Match the detector's
