@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 export PIP_CACHE_DIR ?= $(HOME)/.cache/mitiga/pip
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup infra test fuzz soak lint protos demo up down bench lock clean
+.PHONY: help setup infra test fuzz soak lint protos demo up down bench lock clean images
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ test: setup lint infra ## lint, then the whole test suite (starts real Kafka, Re
 
 fuzz: setup ## the fuzz suite at 1,000 generated requests per operation (make test runs it at 100)
 	MITIGA_FUZZ_EXAMPLES=1000 $(PY) -m pytest -q tests/fuzz tests/inference/test_codec_properties.py
+
+images: setup ## the three service images with podman (no Docker engine or registry needed), cached by their inputs
+	bash scripts/build-images.sh
 
 protos: setup ## regenerate the protobuf code from protos/
 	$(PY) protos/generate.py

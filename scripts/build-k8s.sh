@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A Kubernetes test control plane built with Go from the module proxy, cached outside the repository
 # (idempotent): kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok, helm and kustomize, plus kwok's
-# stages and the Prometheus Operator CRDs.
+# stages and the Prometheus Operator CRDs; kubelet and kube-proxy for the real node (scripts/node.sh).
 # Prints the directory holding the binaries. Override versions with the variables below.
 set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
@@ -18,7 +18,7 @@ have() { [ -x "$BIN/$1" ]; }
 mkdir -p "$BIN"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 
-if ! have kube-apiserver || ! have kube-controller-manager || ! have kube-scheduler; then
+if ! have kube-apiserver || ! have kube-controller-manager || ! have kube-scheduler || ! have kubelet || ! have kube-proxy; then
   # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging: a module
   # that requires it must replace each one with its published v0.X release instead.
   mkdir -p "$work/k8s" && cd "$work/k8s"
@@ -32,7 +32,7 @@ if ! have kube-apiserver || ! have kube-controller-manager || ! have kube-schedu
   ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor%%.*}"
   ldflags="$ldflags -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
-  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+  for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
     have "$c" || go build -trimpath -ldflags "$ldflags" -o "$BIN/$c" "k8s.io/kubernetes/cmd/$c" >&2
   done
 fi

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -99,3 +101,30 @@ def redis_db(redis_server):  # type: ignore[no-untyped-def]
     client.flushall()
     client.close()
     return redis_server
+
+
+# --- images (make images: podman, no Docker engine, no registry) ---
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE_CACHE = Path(os.environ.get("MITIGA_CACHE", Path.home() / ".cache" / "mitiga")) / "images"
+# what the chart's securityContext and podSecurityContext ask of every container
+HARDENED = ["--read-only", "--user", "10001:10001", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "--tmpfs", "/tmp:rw,size=256m"]
+
+
+def podman(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CONTAINERS_CONF": str(IMAGE_CACHE / "containers.conf")}
+    done = subprocess.run(["podman", *args], capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    if check:
+        assert done.returncode == 0, f"podman {' '.join(args)}: {done.stderr[-2000:]}"
+    return done
+
+
+@pytest.fixture(scope="session")
+def images() -> dict[str, str]:
+    """The service images and the pod sandbox image, built (or found in podman's storage, keyed by their inputs)
+    by the project's script."""
+    built = subprocess.run(["bash", str(REPO / "scripts" / "build-images.sh")], capture_output=True, text=True,
+                           env={**os.environ, "PY": sys.executable}, check=False, timeout=3600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    return {ref.rsplit("/", 1)[-1].split(":")[0].removeprefix("mitiga-"): ref for ref in built.stdout.split()}

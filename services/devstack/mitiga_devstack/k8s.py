@@ -32,6 +32,10 @@ FAKE_NODE = {
 }
 
 
+BRIDGE_GATEWAY = "10.244.0.1"
+"""The real node's pod network gateway (``node.RealNode``): pods reach the API server there."""
+
+
 def k8s_bin() -> Path:
     return Path(run_script("build-k8s.sh"))
 
@@ -69,17 +73,21 @@ class _Unprobed(_Binary):
 
 
 class ControlPlane:
-    def __init__(self, root: Path) -> None:
+    """``fake_node``: kwok simulates the node (the fast tests); without it, a real node joins (``node.RealNode``)."""
+
+    def __init__(self, root: Path, *, fake_node: bool = True) -> None:
         self.root = root
+        self.fake_node = fake_node
         self.bin = k8s_bin()
         self.pki = Pki(root / "pki")
         self.api_port, etcd_port, peer_port = free_port(), free_port(), free_port()
         self.server = f"https://127.0.0.1:{self.api_port}"
         pki = self.pki
         pki.issue("apiserver", "kube-apiserver", server=True,
-                  hosts=("127.0.0.1", "localhost", "10.96.0.1", "kubernetes", "kubernetes.default",
+                  hosts=("127.0.0.1", "localhost", "10.96.0.1", BRIDGE_GATEWAY, "kubernetes", "kubernetes.default",
                          "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"))
         pki.issue("admin", "mitiga-admin", org="system:masters")
+        pki.issue("apiserver-kubelet", "kube-apiserver-kubelet-client", org="system:masters")
         pki.issue("controller-manager", "system:kube-controller-manager")
         pki.issue("scheduler", "system:kube-scheduler")
         self.kubeconfig = pki.kubeconfig("admin", self.server, root / "admin.kubeconfig")
@@ -102,7 +110,11 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={root / 'pki' / 'sa.pub'}",
             f"--service-account-signing-key-file={pki.key('sa')}", "--service-cluster-ip-range=10.96.0.0/16",
-            "--endpoint-reconciler-type=none", "--v=0"],
+            "--endpoint-reconciler-type=none", "--v=0",
+            # a real node's kubelet is reached on loopback only, by the name that resolves there
+            "--kubelet-preferred-address-types=Hostname",
+            f"--kubelet-client-certificate={pki.cert('apiserver-kubelet')}",
+            f"--kubelet-client-key={pki.key('apiserver-kubelet')}"],
             self.api_port, f"{self.server}/readyz", context)
         self.apiserver.start_timeout_s = 120
         cm_config = pki.kubeconfig("controller-manager", self.server, root / "controller-manager.kubeconfig")
@@ -127,12 +139,14 @@ class ControlPlane:
 
     @property
     def components(self) -> list[ServerProcess]:
-        return [self.etcd, self.apiserver, self.controller_manager, self.scheduler, self.kwok]
+        fake = [self.kwok] if self.fake_node else []
+        return [self.etcd, self.apiserver, self.controller_manager, self.scheduler, *fake]
 
     def start(self) -> ControlPlane:
         for component in self.components:
             component.start()
-        self._create_node()
+        if self.fake_node:
+            self._create_node()
         return self
 
     def _create_node(self) -> None:

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Builds the three service images with podman, without a Docker engine or a reachable image registry:
+#  - a Debian bookworm base from debootstrap (python3, venv) unless PYTHON_IMAGE names one that can be pulled;
+#  - a wheelhouse of every pinned dependency, made on the host, handed to the builds as a build context, so pip
+#    never reaches a package index inside a build;
+#  - helm from the control plane's tool cache (scripts/build-k8s.sh), for the retrainer's rollout.
+#  - the pod sandbox ("pause") image the real node's containerd needs.
+# Everything is cached outside the repository, keyed by its inputs. Prints the built image references.
+# Usage: scripts/build-images.sh [inference detector retrainer]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${MITIGA_CACHE:-$HOME/.cache/mitiga}
+IMAGES=$CACHE/images
+PY=${PY:-.venv/bin/python}
+SERVICES=("$@"); [ ${#SERVICES[@]} -eq 0 ] && SERVICES=(inference detector retrainer)
+mkdir -p "$IMAGES"
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
+need=()
+for tool in podman runc debootstrap; do command -v $tool >/dev/null || need+=($tool); done
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# podman's defaults fail here: crun does not support cgroups in hybrid mode, and the default rlimits cannot be set
+# without CAP_SYS_RESOURCE. Our own containers.conf, nothing of the machine's changed.
+export CONTAINERS_CONF=$IMAGES/containers.conf
+cat > "$CONTAINERS_CONF" <<'CONF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+CONF
+
+# 1. the base image
+BASE_PACKAGES="python3,python3-venv,passwd,ca-certificates"
+if [ -z "${PYTHON_IMAGE:-}" ]; then
+  key=$(echo "bookworm $BASE_PACKAGES" | sha1sum | cut -c1-12)
+  PYTHON_IMAGE=localhost/mitiga-base:bookworm-$key
+  if ! podman image exists "$PYTHON_IMAGE"; then
+    tarball=$IMAGES/base-$key.tar
+    if [ ! -f "$tarball" ]; then
+      root=$(mktemp -d "$IMAGES/rootfs.XXXX")
+      $SUDO debootstrap --variant=minbase --include="$BASE_PACKAGES" bookworm "$root" \
+        "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/dev/null
+      $SUDO rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+      $SUDO tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+      $SUDO rm -rf "$root"
+    fi
+    podman import -q "$tarball" "$PYTHON_IMAGE" >/dev/null
+  fi
+fi
+
+# 2. the wheelhouse: one wheel per pinned requirement of any image, plus the build backend for mitiga itself
+lock_key=$(cat requirements.lock services/*/requirements.in pyproject.toml "$0" | sha1sum | cut -c1-12)
+WHEELS=$IMAGES/wheelhouse
+if [ ! -f "$WHEELS/.complete-$lock_key" ]; then
+  mkdir -p "$WHEELS"
+  backend=$(sed -n 's/^requires = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '"' | tr ',' '\n' | sed 's/^ *//')
+  mapfile -t backend <<< "$backend"
+  # the lock is resolved on Python >= 3.11.3; Debian's 3.11.2 also needs redis's async-timeout backport
+  "$PY" -m pip wheel -q --find-links "$WHEELS" -w "$WHEELS" -c requirements.lock \
+    $(for s in inference detector retrainer; do echo "-r services/$s/requirements.in"; done) "${backend[@]}" \
+    async-timeout==5.0.1
+  touch "$WHEELS/.complete-$lock_key"
+fi
+
+# 3. tools: helm, from the control plane's cache
+TOOLS=$IMAGES/tools
+mkdir -p "$TOOLS"
+if [ ! -x "$TOOLS/helm" ]; then
+  bash scripts/build-k8s.sh >/dev/null
+  cp "$(ls -d "$CACHE"/k8s-*/helm | head -1)" "$TOOLS/helm"
+fi
+
+# 4. the pod sandbox image for the real node (scripts/node/pause.go, static, from scratch)
+pause_key=$(sha1sum scripts/node/pause.go | cut -c1-12)
+PAUSE=localhost/mitiga-pause:$pause_key
+if ! podman image exists "$PAUSE"; then
+  ctx=$(mktemp -d)
+  (cd scripts/node && CGO_ENABLED=0 GOCACHE="$CACHE/go-build" GOTOOLCHAIN=local go build -trimpath -ldflags "-s -w" \
+     -o "$ctx/pause" pause.go)
+  printf 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n' > "$ctx/Containerfile"
+  podman build -q --format docker --runtime runc -f "$ctx/Containerfile" -t "$PAUSE" "$ctx" >/dev/null
+  rm -rf "$ctx"
+fi
+echo "$PAUSE"
+
+# 5. the images, tagged by a hash of their inputs (sources, lock, base), skipped when that tag exists
+base_id=$(podman image inspect --format '{{.Id}}' "$PYTHON_IMAGE" 2>/dev/null || echo "$PYTHON_IMAGE")
+for svc in "${SERVICES[@]}"; do
+  inputs=(requirements.lock pyproject.toml README.md services/core "services/$svc")
+  [ "$svc" = retrainer ] && inputs+=(charts/mitiga)
+  tag=$( { echo "$base_id $(cat "$TOOLS/helm" "$0" | sha1sum | cut -c1-12)"; find "${inputs[@]}" -type f -not -path '*/__pycache__/*' \
+          -not -name '*.pyc' -print0 | sort -z | xargs -0 sha1sum; } | sha1sum | cut -c1-12)
+  ref=localhost/mitiga-$svc:$tag
+  if ! podman image exists "$ref"; then
+    extra=()
+    [ "$svc" = retrainer ] && extra+=(--build-context "tools=$TOOLS")
+    podman build -q --format docker --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 \
+      -f "services/$svc/Dockerfile" --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" \
+      --build-context "wheels=$WHEELS" "${extra[@]}" -t "$ref" . >/dev/null
+  fi
+  podman tag "$ref" "localhost/mitiga-$svc:dev"
+  # older builds of this service are only disk space now
+  podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=localhost/mitiga-$svc" \
+    | grep -v -e ":$tag\$" -e ':dev$' | xargs -r podman rmi -f >/dev/null 2>&1 || true
+  echo "$ref"
+done
+podman image prune -f >/dev/null 2>&1 || true

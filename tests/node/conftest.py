@@ -1,0 +1,46 @@
+"""A control plane with a real node (containerd, runc, kubelet, kube-proxy, a bridge CNI network) instead of kwok,
+and the images of `make images` imported into it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+NAMESPACE = "mitiga"
+
+
+@pytest.fixture(scope="session")
+def real_node(tmp_path_factory: pytest.TempPathFactory, images: dict[str, str]) -> Iterator[Any]:
+    from kubernetes import client, config
+
+    from mitiga_devstack.k8s import ControlPlane
+    from mitiga_devstack.node import RealNode
+
+    root = tmp_path_factory.mktemp("node")
+    cp = ControlPlane(root / "control-plane", fake_node=False).start()
+    node = RealNode(cp, root / "node", images["pause"])
+    try:
+        node.start()
+        for service in ("inference", "detector", "retrainer"):
+            node.import_image(images[service])
+        api = config.new_client_from_config(str(cp.kubeconfig))
+        core: Any = client.CoreV1Api(api)
+        core.create_namespace({"metadata": {"name": NAMESPACE}})
+        deadline = time.monotonic() + 60  # pods need the namespace's default ServiceAccount
+        while not core.list_namespaced_service_account(NAMESPACE, field_selector="metadata.name=default").items:
+            assert time.monotonic() < deadline, "no default ServiceAccount"
+            time.sleep(0.3)
+        yield node
+    finally:
+        node.stop()
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def node_api(real_node):  # type: ignore[no-untyped-def]
+    from kubernetes import config
+
+    return config.new_client_from_config(str(real_node.cp.kubeconfig))
