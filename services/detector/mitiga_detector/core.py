@@ -341,7 +341,10 @@ class DetectorCore:
             self.metrics.episodes.labels(name, level.name.lower()).inc()
         if opened or closed or level != before:
             self._publish_drift(monitor, window, level, result, values, found, tracker.episode_id or episode_before)
-        if level == Severity.CRITICAL and tracker.episode_id:
+        # the episode's level only escalates until it closes, and input drift alone keeps it open (on a trending series
+        # for ever): a retrain is asked only while this window's own verdict is critical, so an episode whose
+        # model has recovered makes no more attempts however long its inputs stay drifted
+        if level == Severity.CRITICAL and result.level == Severity.CRITICAL and tracker.episode_id:
             outcome = self._trigger.fire(name, version, tracker.episode_id,
                                          pressure(values, levels, [s for s in confirmed if may_be_critical(
                                              s, self.settings.trigger_policy)]), monitor.performance.total)

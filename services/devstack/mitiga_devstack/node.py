@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -198,6 +199,7 @@ state = "{c / 'state'}"
     # --- lifecycle ---
     def start(self) -> RealNode:
         self._netns_before = set(_netns())
+        self._netns_mounted = _mounted("/run/netns")
         self._bridge()
         self._relay = _Relay((BRIDGE_GATEWAY, API_PORT), ("127.0.0.1", self.cp.api_port))
         self._api_endpoint()
@@ -278,6 +280,7 @@ state = "{c / 'state'}"
         self._relay.close()
         _run("ip", "link", "delete", BRIDGE, check=False)
         _run(str(self.cp.bin / "kube-proxy"), "--cleanup", check=False)
+        _drop_kube_chains()
 
     def _shims(self) -> list[int]:
         """The containerd shims of this node (their command line names its socket)."""
@@ -299,6 +302,28 @@ state = "{c / 'state'}"
         for netns in created:
             with contextlib.suppress(OSError):
                 Path(netns).unlink()
+        if not self._netns_mounted and _mounted("/run/netns"):  # the CNI plugins' shared mount of the folder
+            _run("umount", "/run/netns", check=False)
+
+
+def _drop_kube_chains() -> None:
+    """The kubelet's own iptables chains (KUBE-FIREWALL, KUBE-IPTABLES-HINT, canaries) and the jumps to them: the
+    kubelet leaves them behind when it stops, and nothing else on a test machine makes KUBE-* chains."""
+    for tool in ("iptables", "ip6tables"):
+        for table in ("filter", "nat", "mangle"):
+            rules = _run(tool, "-t", table, "-S", check=False).stdout.splitlines()
+            for rule in rules:
+                if rule.startswith("-A ") and " -j KUBE-" in rule and not rule.split()[1].startswith("KUBE-"):
+                    _run(tool, "-t", table, "-D", *shlex.split(rule)[1:], check=False)
+            chains = [r.split()[1] for r in rules if r.startswith("-N KUBE-")]
+            for chain in chains:
+                _run(tool, "-t", table, "-F", chain, check=False)
+            for chain in chains:
+                _run(tool, "-t", table, "-X", chain, check=False)
+
+
+def _mounted(path: str) -> bool:
+    return any(line.split()[1] == path for line in Path("/proc/self/mounts").read_text().splitlines())
 
 
 def _netns() -> list[str]:
