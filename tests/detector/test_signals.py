@@ -55,6 +55,25 @@ def test_a_model_that_got_worse_retrains_and_the_deciding_signal_is_named(tmp_pa
     h.publisher.stop()
 
 
+def test_an_episode_kept_open_by_input_drift_stops_retraining_once_the_model_recovers(tmp_path: Path) -> None:
+    """The model got worse (one retrain), then recovered while its inputs stayed drifted: the episode stays open and
+    critical (levels only escalate within it), but no further attempt is made for the drifted inputs alone."""
+    h = harness(tmp_path, cooldown_s=0, max_attempts=5, retry_after_rows=400)
+    rng = np.random.default_rng(8)
+    stream(h, rng, 3, label=True)
+    stream(h, rng, 4, shift=SHIFT, label=True, error=1.0)
+    assert len(h.launcher.specs) == 1
+    h.state.delete("mitiga:retrain:lock:tab")  # the job ended
+    stream(h, rng, 12, shift=SHIFT, label=True)  # still drifted inputs; the error back to the validation error
+    state = h.core.state_of("tab")
+    assert state["level"] == "critical" and state["episode_id"] is not None  # the episode has not closed
+    assert state["last_window"]["mae_ratio"] < 1.2
+    assert len(h.launcher.specs) == 1
+    stream(h, rng, 4, shift=SHIFT, label=True, error=1.0)  # worse again, same episode: another attempt
+    assert len(h.launcher.specs) == 2
+    h.publisher.stop()
+
+
 def test_data_and_concept_drift_are_reported_together(tmp_path: Path) -> None:
     h = harness(tmp_path)
     rng = np.random.default_rng(5)
