@@ -78,8 +78,11 @@ def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(store_copy: Path,
         for t in threads:
             t.join(10)
         assert statuses and set(statuses) == {200}
-        # the gRPC calls in flight finished; the next one found the server gone (UNAVAILABLE), never an error
-        assert grpc_codes.count("OK") >= 1 and set(grpc_codes) <= {"OK", "UNAVAILABLE"}, grpc_codes
+        # the gRPC calls in flight finished; the next one found the server gone, never an error. gRPC core reports
+        # a call that reached the server but was never handed to a handler before the stop as CANCELLED, not
+        # UNAVAILABLE (grpc/grpc#41785; on a busy machine one sometimes waits there): either way it was not run.
+        assert grpc_codes.count("OK") >= 1 and all(c == "OK" for c in grpc_codes[:-1]), grpc_codes
+        assert grpc_codes[-1] in ("OK", "UNAVAILABLE", "CANCELLED"), grpc_codes
     finally:
         if proc.poll() is None:
             proc.kill()
