@@ -26,6 +26,7 @@ from mitiga_detector import signals
 from mitiga_detector.checkpoint import Checkpoints
 from mitiga_detector.levels import (
     METRIC_DRIFT_TYPE,
+    SCALE_DEPENDENT,
     EpisodeTracker,
     Severity,
     may_be_critical,
@@ -318,7 +319,9 @@ class DetectorCore:
         use = [s for s in self.settings.level_metrics if s in values and s in levels]
         observed = {s: metric_severity(values[s], levels[s]) for s in use}
         confirmed = tracker.confirm(observed, self.settings.signal_persistence, self.settings.persistence)
-        result = verdict(confirmed, self.settings.trigger_policy, use)
+        warn_only = SCALE_DEPENDENT if (monitor.manifest.task == "forecast"
+                                        and self.settings.forecast_scale_free) else frozenset()
+        result = verdict(confirmed, self.settings.trigger_policy, use, warn_only)
         for signal, severity in confirmed.items():
             self.metrics.signal.labels(name, signal).set(int(severity) - 1)
         before, episode_before = tracker.level, tracker.episode_id
@@ -345,9 +348,9 @@ class DetectorCore:
         # for ever): a retrain is asked only while this window's own verdict is critical, so an episode whose
         # model has recovered makes no more attempts however long its inputs stay drifted
         if level == Severity.CRITICAL and result.level == Severity.CRITICAL and tracker.episode_id:
-            outcome = self._trigger.fire(name, version, tracker.episode_id,
-                                         pressure(values, levels, [s for s in confirmed if may_be_critical(
-                                             s, self.settings.trigger_policy)]), monitor.performance.total)
+            deciding = [s for s in confirmed if s not in warn_only and may_be_critical(s, self.settings.trigger_policy)]
+            outcome = self._trigger.fire(name, version, tracker.episode_id, pressure(values, levels, deciding),
+                                         monitor.performance.total)
             self.metrics.triggers.labels(name, outcome).inc()
             record["trigger"] = outcome
 

@@ -10,7 +10,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Collection, Iterable, Mapping, Sequence
 
     from mitiga_detector.settings import Level
 
@@ -98,12 +98,19 @@ class Verdict:
         return [t for t in ("data", "prediction", "concept", "estimated") if t in found]
 
 
-def verdict(confirmed: Mapping[str, Severity], policy: str, order: Sequence[str]) -> Verdict:
-    """The window's verdict from each signal's confirmed level."""
+SCALE_DEPENDENT = frozenset({"mae_ratio", "rmse_ratio", "estimated_mae_ratio"})
+"""Error ratios in the data's own units: on a series whose scale grows they grow with it (``forecast_scale_free``)."""
+
+
+def verdict(confirmed: Mapping[str, Severity], policy: str, order: Sequence[str],
+            warn_only: Collection[str] = ()) -> Verdict:
+    """The window's verdict from each signal's confirmed level; ``warn_only`` signals stop at warning whatever
+    the policy."""
     fired = {name: confirmed[name] for name in order if confirmed.get(name, Severity.NONE) >= Severity.WARNING}
     level, decided_by = Severity.NONE, ""
     for name, severity in fired.items():
-        capped = severity if may_be_critical(name, policy) else min(severity, Severity.WARNING)
+        may = may_be_critical(name, policy) and name not in warn_only
+        capped = severity if may else min(severity, Severity.WARNING)
         if capped > level:
             level, decided_by = capped, name
     return Verdict(level, fired, decided_by)

@@ -169,6 +169,13 @@ class DetectorSettings(CoreSettings):
       estimate is trusted.
     - ``any``: every signal. The most retraining, the earliest."""
 
+    forecast_scale_free: bool = True
+    """For forecast models, the error ratios in the series' own units (``mae_ratio``, ``rmse_ratio``,
+    ``estimated_mae_ratio``) stop at warning; the scale-free ones (``mase``, ``skill_ratio``) decide. A series whose
+    level or volatility grows (a share price over years) raises every forecaster's absolute error, the naive
+    "tomorrow = today" one's too, without the model getting worse at what can be done. Set it false to let them
+    retrain too (the research's absolute view)."""
+
     level_metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_SIGNALS))
     """Signals whose levels take part in the verdict. The thesis's absolute error levels are available: add
     ``mae``, ``rmse`` (in ``metric_units``) or ``r2`` (set ``r2.critical``, e.g. 0.68, the air-quality model's
