@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -247,15 +248,16 @@ def forecast_rows(rng: np.random.Generator, n: int, step_sd: float, skilled: boo
     return x, (x[:, -1:] + guess).astype(np.float32), y
 
 
-@pytest.mark.parametrize(("step_sd", "skilled", "retrains"), [(5.0, True, 0), (1.0, False, 1)])
-def test_the_skill_ratio_judges_a_forecaster_against_tomorrow_equals_today(tmp_path: Path, step_sd: float,
-                                                                          skilled: bool, retrains: int) -> None:
+def write_forecaster(h: Harness, rng: np.random.Generator) -> None:
+    """A forecaster whose validation rows are skilled at a step scale of 1 (its validation MAE in the manifest)."""
     from mitiga_core.bundle import ModelManifest
+    from mitiga_core.bundle.manifest import TrainingInfo
 
-    h = Harness(tmp_path, window_size=50, level_metrics=["skill_ratio"])
-    rng = np.random.default_rng(15)
     x_val, pred_val, y_val = forecast_rows(rng, 300, 1.0, skilled=True)
-    manifest = ModelManifest(name="fc", task="forecast", features=["open"], window=5)
+    val_mae = float(np.abs(pred_val - y_val).mean())
+    val_rmse = float(np.sqrt(((pred_val - y_val) ** 2).mean()))
+    manifest = ModelManifest(name="fc", task="forecast", features=["open"], window=5,
+                             training=TrainingInfo(metrics={"val_mae": val_mae, "val_rmse": val_rmse}))
 
     def populate(folder: Path, version: str) -> None:
         np.save(folder / "reference.npy", x_val[:, -1:])
@@ -263,15 +265,45 @@ def test_the_skill_ratio_judges_a_forecaster_against_tomorrow_equals_today(tmp_p
         (folder / "manifest.json").write_text(manifest.model_copy(update={"version": version}).model_dump_json())
 
     h.store.write_version("fc", populate)
+
+
+def serve_forecasts(h: Harness, rng: np.random.Generator, step_sd: float, skilled: bool) -> dict[str, Any]:
     from tests.detector.conftest import feedback
 
-    for i in range(20):  # skilled but five times as volatile (five times the MAE), or unskilled as volatile
+    for i in range(20):
         x, pred, y = forecast_rows(rng, 10, step_sd, skilled)
         h.core.handle(inference(x, pred, name="fc", request_id=f"f{i}"))
         h.core.handle(feedback([(f"f{i}", y[:, 0].tolist())], name="fc"))
-    last = h.core.state_of("fc")["last_window"]
+    return h.core.state_of("fc")
+
+
+@pytest.mark.parametrize(("step_sd", "skilled", "retrains"), [(5.0, True, 0), (1.0, False, 1)])
+def test_the_skill_ratio_judges_a_forecaster_against_tomorrow_equals_today(tmp_path: Path, step_sd: float,
+                                                                          skilled: bool, retrains: int) -> None:
+    h = Harness(tmp_path, window_size=50, level_metrics=["skill_ratio"])
+    rng = np.random.default_rng(15)
+    write_forecaster(h, rng)
+    # skilled but five times as volatile (five times the MAE), or unskilled as volatile
+    last = serve_forecasts(h, rng, step_sd, skilled)["last_window"]
     assert len(h.launcher.specs) == retrains
     assert (last["skill_ratio"] > 1.5) == (not skilled)
+    h.publisher.stop()
+
+
+@pytest.mark.parametrize(("scale_free", "retrains"), [(True, 0), (False, 1)])
+def test_a_forecast_series_grown_more_volatile_warns_but_retrains_only_when_scale_counts(
+        tmp_path: Path, scale_free: bool, retrains: int) -> None:
+    """Five times the volatility, the same skill: the MAE is five times the validation MAE (and the naive
+    forecast's too). Every signal takes part; the error ratios in the series' units only warn by default."""
+    h = Harness(tmp_path, window_size=50, forecast_scale_free=scale_free)
+    rng = np.random.default_rng(17)
+    write_forecaster(h, rng)
+    state = serve_forecasts(h, rng, 5.0, skilled=True)
+    last = state["last_window"]
+    assert last["mae_ratio"] > 3 and last["mase"] < 1
+    assert last["signals"]["mae_ratio"] == "critical"
+    assert len(h.launcher.specs) == retrains
+    assert state["level"] == ("warning" if scale_free else "critical")
     h.publisher.stop()
 
 
