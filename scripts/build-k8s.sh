@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A Kubernetes test control plane built with Go from the module proxy, cached outside the repository
 # (idempotent): kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok, helm and kustomize, plus kwok's
-# stages and the Prometheus Operator CRDs; kubelet and kube-proxy for the real node (scripts/node.sh).
+# stages and the Prometheus Operator CRDs; kubelet, kube-proxy and CoreDNS for the real node
+# (services/devstack/mitiga_devstack/node.py).
 # Prints the directory holding the binaries. Override versions with the variables below.
 set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
@@ -10,6 +11,7 @@ KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.19.0}"
 PROM_OPERATOR_VERSION="${PROM_OPERATOR_VERSION:-v0.85.0}"
 KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.7.1}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.12.4}"
 CACHE="${MITIGA_CACHE:-$HOME/.cache/mitiga}"
 BIN="$CACHE/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
 export GOPATH="${GOPATH:-$CACHE/go}" GOMODCACHE="${GOMODCACHE:-$CACHE/go/pkg/mod}"
@@ -63,5 +65,6 @@ if [ ! -f "$BIN/crds/servicemonitors.yaml" ]; then
   done
 fi
 have helm || GOBIN="$BIN" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+have coredns || GOBIN="$BIN" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" >&2
 have kustomize || GOBIN="$BIN" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2
 echo "$BIN"

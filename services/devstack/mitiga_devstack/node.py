@@ -1,9 +1,9 @@
 """A real Kubernetes node on this machine, joined to the test control plane (``k8s.ControlPlane(fake_node=False)``):
 containerd 1.6 with runc and its CRI plugin, kubelet 1.34 on cgroups v1 with the cgroupfs driver, a bridge CNI
-network (``10.244.0.0/24``), and kube-proxy in iptables mode so Services route. Images come from podman's storage
-(``make images``) and are imported into containerd. Everything it creates lives under its root folder, except what
-the kernel keeps elsewhere (the bridge link, network namespaces, iptables chains, cgroups); ``stop`` removes those,
-and every process it started, by pid.
+network (``10.244.0.0/24``), kube-proxy in iptables mode so Services route, and CoreDNS so their names resolve.
+Images come from podman's storage (``make images``) and are imported into containerd. Everything it creates lives
+under its root folder, except what the kernel keeps elsewhere (the bridge link, network namespaces, iptables chains,
+cgroups); ``stop`` removes those, and every process it started, by pid.
 
 Settings that matter here (see ``../shared/notes/real-node.md``): containerd's ``restrict_oom_score_adj`` (no
 ``CAP_SYS_RESOURCE``), a locally built sandbox ("pause") image, kubelet's ``failCgroupV1: false`` and ``cgroupfs``,
@@ -92,6 +92,27 @@ class _Relay:
         self._server.close()
 
 
+class _Dns(_Binary):
+    """CoreDNS (built from the module proxy) answering for ``cluster.local`` from the API server, on the pod
+    gateway: the kubelet gives pods this address as their nameserver, so Service names resolve."""
+
+    def __init__(self, root: Path, control_plane: ControlPlane) -> None:
+        self.health_port = free_port()
+        corefile = root / "Corefile"
+        root.mkdir(parents=True, exist_ok=True)
+        corefile.write_text(f"""cluster.local:53 {{
+    bind {BRIDGE_GATEWAY}
+    kubernetes cluster.local {{
+        kubeconfig {control_plane.kubeconfig} mitiga-test
+    }}
+    health 127.0.0.1:{self.health_port}
+    errors
+}}
+""")
+        super().__init__("coredns", root, [str(control_plane.bin / "coredns"), "-conf", str(corefile)],
+                         self.health_port, f"http://127.0.0.1:{self.health_port}/health")
+
+
 class RealNode:
     def __init__(self, control_plane: ControlPlane, root: Path, pause_image: str) -> None:
         self.cp, self.root, self.pause_image = control_plane, root, pause_image
@@ -111,6 +132,7 @@ class RealNode:
             f"--kubeconfig={kubelet_kubeconfig}", f"--root-dir={root / 'kubelet' / 'root'}",
             f"--cert-dir={root / 'kubelet' / 'pki'}", f"--hostname-override={NODE_NAME}", "--v=1"],
             self.healthz_port, f"http://127.0.0.1:{self.healthz_port}/healthz")
+        self.dns = _Dns(root / "dns", control_plane)
         self.kube_proxy = _Unprobed("kube-proxy", root / "kube-proxy", [
             str(control_plane.bin / "kube-proxy"), f"--config={self._proxy_config(proxy_kubeconfig)}",
             f"--hostname-override={NODE_NAME}", "--v=1"], free_port())
@@ -171,7 +193,7 @@ state = "{c / 'state'}"
             "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
                                "x509": {"clientCAFile": str(self.cp.pki.cert("ca"))}},
             "authorization": {"mode": "Webhook"},
-            "clusterDomain": "cluster.local", "resolvConf": "/etc/resolv.conf",
+            "clusterDomain": "cluster.local", "clusterDNS": [BRIDGE_GATEWAY], "resolvConf": "/etc/resolv.conf",
             "serializeImagePulls": False, "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
             "nodeStatusReportFrequency": "5s", "nodeStatusUpdateFrequency": "5s",
         }
@@ -203,6 +225,7 @@ state = "{c / 'state'}"
         self._bridge()
         self._relay = _Relay((BRIDGE_GATEWAY, API_PORT), ("127.0.0.1", self.cp.api_port))
         self._api_endpoint()
+        self.dns.start()
         self.containerd.start()
         self.import_image(self.pause_image)
         self.kubelet.start_timeout_s = 90
@@ -274,6 +297,7 @@ state = "{c / 'state'}"
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.containerd.stop(20)
+        self.dns.stop(10)
         for pid in self._shims():
             stop_pid(pid, 5)
         self._unmount()

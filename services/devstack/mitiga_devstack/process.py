@@ -61,8 +61,10 @@ class ServerProcess:
     name = "server"
     start_timeout_s = 60.0
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.data_dir = data_dir
+        self.host = host
+        """The address it listens on: loopback, or the real node's pod gateway for pods to reach it."""
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -75,7 +77,7 @@ class ServerProcess:
         """Write configuration before the first start."""
 
     def ready(self) -> bool:
-        return port_open(self.port)
+        return port_open(self.port, self.host)
 
     def environment(self) -> dict[str, str] | None:
         """The process's environment (None: this one's)."""
@@ -89,7 +91,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             return self
-        if port_open(self.port):
+        if port_open(self.port, self.host):
             raise ServerError(f"{self.name}: port {self.port} is already in use")
         self.prepare()
         with self.log_path.open("ab") as out:

@@ -47,15 +47,16 @@ class KafkaServer(ServerProcess):
     SASL_PASSWORD = "mitiga-dev-password"  # noqa: S105 - a local test broker's, not a secret
     """A second listener authenticates with SASL/PLAIN as this user (for the clients' SASL settings)."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, controller_port: int | None = None) -> None:
-        super().__init__(data_dir, port)
+    def __init__(self, data_dir: Path, port: int | None = None, controller_port: int | None = None,
+                 host: str = "127.0.0.1") -> None:
+        super().__init__(data_dir, port, host)
         self.controller_port = controller_port or free_port()
         self.sasl_port = free_port()
         self.lib = Path(run_script("install-kafka.sh"))
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def sasl_bootstrap(self) -> str:
@@ -69,9 +70,9 @@ class KafkaServer(ServerProcess):
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
+            f"listeners=PLAINTEXT://{self.host}:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
             f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
+            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
             "controller.listener.names=CONTROLLER",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
             "sasl.enabled.mechanisms=PLAIN",
@@ -141,10 +142,10 @@ class RedisServer(ServerProcess):
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def command(self) -> Sequence[str]:
-        return [_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
+        return [_binary("redis-server"), "--bind", self.host, "--port", str(self.port), "--dir", str(self.data_dir),
                 "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
                 "--protected-mode", "no", "--logfile", ""]
 
