@@ -60,6 +60,10 @@ def release(real_node, node_api, images, reference_store: Path,  # type: ignore[
         # two CPUs on this node: room for a rollout's surge pod and a retrain Job beside the others
         "inference.resources.requests.cpu": "100m", "detector.resources.requests.cpu": "100m",
         "retrainer.resources.requests.cpu": "500m",
+        # the loop test: judge the error on 120 labelled rows, train briefly on what came
+        "detector.env.MITIGA_MIN_PERFORMANCE_ROWS": "120", "retrainer.env.MITIGA_EPOCHS": "2",
+        "retrainer.env.MITIGA_HOLDOUT_ROWS": "30", "retrainer.env.MITIGA_MIN_ROWS": "30",
+        "retrainer.env.MITIGA_WINDOW_ROWS": "200",
     }
     sets = [arg for key, value in values.items() for arg in ("--set-string", f"{key}={value}")]
     sets += ["--set", "inference.replicas=1"]
@@ -103,3 +107,61 @@ def test_requests_through_the_inference_service_reach_the_detector_through_kafka
                 break
             assert time.monotonic() < deadline, f"the detector saw {processed} of 10 events"
             time.sleep(1)
+
+
+def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_failed_request(
+        real_node, node_api, release) -> None:  # type: ignore[no-untyped-def]
+    """The LSTM trained on 2000-2001 serves 2012 prices, with their ground truth: the detector container opens an
+    episode and creates a Job; the retrainer container trains, gates and runs `helm upgrade`; new inference pods
+    start with the new version while a client's requests keep flowing, none failing."""
+    import threading
+
+    from kubernetes import client
+
+    from tests.devstack.conftest import Traffic, windows
+
+    traffic = Traffic(_service_url(node_api, "inference"))
+    steady = Traffic(_service_url(node_api, "inference"))
+    first = traffic.version()
+    x, y = windows("2012-01-01", "2013-01-01")
+    stop = threading.Event()
+    answered: list[str] = []
+
+    def load() -> None:  # a client through the whole episode and rollout
+        while not stop.is_set():
+            served = steady.infer(x[:4])
+            if served is not None:
+                answered.append(served["model_version"])
+            time.sleep(0.05)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    started = time.monotonic()
+    try:
+        for lo in range(0, 200, 20):
+            served = traffic.infer(x[lo:lo + 20])
+            assert served is not None, traffic.failures
+            traffic.feedback(served["id"], y[lo:lo + 20])
+        deadline = time.monotonic() + 900
+        while traffic.version() == first:
+            assert time.monotonic() < deadline, "no new version served"
+            time.sleep(2)
+        mitigated = time.monotonic() - started
+        new = traffic.version()
+        deadline = time.monotonic() + 60
+        while not answered or answered[-1] != new:  # the steady client reaches the new pods too
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        loader.join(60)
+        traffic.close()
+        steady.close()
+    assert steady.failures == [] and len(answered) > 100, steady.failures[:5]
+    jobs = client.BatchV1Api(node_api).list_namespaced_job(
+        NAMESPACE, label_selector="app.kubernetes.io/component=retrainer").items
+    assert len(jobs) == 1 and jobs[0].metadata.labels["mitiga.io/trigger"] == "informed"
+    assert jobs[0].status.succeeded == 1
+    revisions = helm(real_node, "history", RELEASE, "--namespace", NAMESPACE).stdout.strip().splitlines()[1:]
+    assert len(revisions) >= 2 and "deployed" in revisions[-1]  # the retrainer's `helm upgrade`
+    print(f"time to mitigation on the real node: {mitigated:.0f} s")

@@ -77,8 +77,15 @@ class _Relay:
                 conn.close()
                 continue
             upstream.settimeout(None)
-            for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn, upstream), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, upstream: socket.socket) -> None:
+        back = threading.Thread(target=self._pump, args=(upstream, conn), daemon=True)
+        back.start()
+        self._pump(conn, upstream)
+        back.join()
+        conn.close()
+        upstream.close()
 
     @staticmethod
     def _pump(src: socket.socket, dst: socket.socket) -> None:
