@@ -15,13 +15,13 @@ import sys
 import time
 from typing import Any
 
-from common import write_report
+from common import RESULTS, write_report
 
 POLICIES = os.environ.get("BENCH_POLICIES", "performance,drift").split(",")
 
 
 def main() -> None:
-    from mitiga_standalone.experiments import production
+    from mitiga_standalone.experiments import plot_production, production
 
     started = time.monotonic()
     runs = {policy: production(step_months=3, blind_every="quarter", trigger_policy=policy) for policy in POLICIES}
@@ -49,6 +49,8 @@ def main() -> None:
               f"with at most a third of its retrains (measured {informed['retrains']} of {blind['retrains']}). Met: "
               + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in goal.items()) + ".", ""]
     print("\n".join(lines), file=sys.stderr)
+    plot_production(runs[POLICIES[0]], RESULTS / "policy.png")
+    lines += ["![MAE per quarter](policy.png)", ""]
     write_report("policy", results, "\n".join(lines))
 
 

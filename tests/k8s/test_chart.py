@@ -46,7 +46,7 @@ def test_every_rendered_manifest_passes_the_api_servers_validation(control_plane
     documents = [d for d in yaml.safe_load_all(rendered) if d]
     kinds = {d["kind"] for d in documents}
     assert {"Deployment", "Service", "ConfigMap", "Secret", "Role", "RoleBinding", "ServiceAccount", "NetworkPolicy",
-            "PersistentVolumeClaim", "PodDisruptionBudget", "HorizontalPodAutoscaler", "CronJob", "Job",
+            "PersistentVolumeClaim", "PodDisruptionBudget", "HorizontalPodAutoscaler", "CronJob", "Pod",
             "ServiceMonitor", "PrometheusRule"} <= kinds
     client = dynamic.DynamicClient(admin)
     for doc in documents:

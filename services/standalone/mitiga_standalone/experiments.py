@@ -93,6 +93,8 @@ def plot_incremental(result: dict[str, Any], path: Path) -> None:
 
 
 def plot_production(result: dict[str, Any], path: Path) -> None:
+    """MAE per step of the frozen model, the naive forecast and each policy's served model (log scale), with a tick
+    at each step after which an informed retrain went live."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,14 +102,20 @@ def plot_production(result: dict[str, Any], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(10, 4))
     informed = result["runs"]["informed"]["steps"]
-    ax.plot([s["step"] for s in informed], [s["mae_frozen"] for s in informed], label="frozen")
-    for policy in ("blind", "informed"):
-        steps = result["runs"][policy]["steps"]
-        ax.plot([s["step"] for s in steps], [s["mae_served"] for s in steps], label=policy)
+    steps = [s["step"] for s in informed]
+    ax.plot(steps, [s["mae_frozen"] for s in informed], label="frozen", color="grey")
+    ax.plot(steps, [s["mae_persistence"] for s in informed], label="naive: tomorrow = today", color="black",
+            linestyle=":")
+    for policy, color in (("blind", "tab:orange"), ("informed", "tab:blue")):
+        served = result["runs"][policy]["steps"]
+        ax.plot([s["step"] for s in served], [s["mae_served"] for s in served], label=policy, color=color)
+    retrained = [s["step"] for s in informed if s["next_version"] != s["version"]]
+    ax.vlines(retrained, 0, 1, transform=ax.get_xaxis_transform(), colors="tab:blue", alpha=0.25,
+              label=f"informed retrains ({len(retrained)})")
     ax.set_yscale("log")
-    ax.set_ylabel("MAE per step")
+    ax.set_ylabel("MAE per step (USD)")
     ax.set_xticks(ax.get_xticks()[:: max(1, len(informed) // 10)])
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
