@@ -165,3 +165,46 @@ def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_fa
     revisions = helm(real_node, "history", RELEASE, "--namespace", NAMESPACE).stdout.strip().splitlines()[1:]
     assert len(revisions) >= 2 and "deployed" in revisions[-1]  # the retrainer's `helm upgrade`
     print(f"time to mitigation on the real node: {mitigated:.0f} s")
+
+
+def test_a_rollout_whose_pods_never_start_is_rolled_back_while_the_old_pods_keep_answering(
+        real_node, node_api, release) -> None:  # type: ignore[no-untyped-def]
+    """An upgrade to an image the node does not have: the new pod never becomes ready, `--atomic` rolls the
+    release back, and a client of the Service sees no failure throughout."""
+    import threading
+
+    from kubernetes import client
+
+    from tests.devstack.conftest import Traffic, windows
+
+    steady = Traffic(_service_url(node_api, "inference"))
+    before = steady.version()
+    x, _ = windows("2012-01-01", "2012-03-01")
+    stop = threading.Event()
+    answered: list[str] = []
+
+    def load() -> None:
+        while not stop.is_set():
+            served = steady.infer(x[:4])
+            if served is not None:
+                answered.append(served["model_version"])
+            time.sleep(0.05)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        done = helm(real_node, "upgrade", RELEASE, str(CHART), "--namespace", NAMESPACE, "--reuse-values",
+                    "--atomic", "--wait", "--timeout", "60s",
+                    "--set-string", "image.inference=localhost/mitiga-inference:not-on-this-node", check=False)
+    finally:
+        stop.set()
+        loader.join(60)
+        version_after = steady.version()
+        steady.close()
+    assert done.returncode != 0 and "rolled back" in (done.stdout + done.stderr).lower(), done.stderr
+    assert steady.failures == [] and len(answered) > 20 and set(answered) == {before}, steady.failures[:5]
+    assert version_after == before
+    deployment = client.AppsV1Api(node_api).read_namespaced_deployment(f"{RELEASE}-mitiga-inference", NAMESPACE)
+    assert "not-on-this-node" not in deployment.spec.template.spec.containers[0].image
+    revisions = helm(real_node, "history", RELEASE, "--namespace", NAMESPACE).stdout.strip().splitlines()[1:]
+    assert "deployed" in revisions[-1] and "rollback" in revisions[-1].lower()
