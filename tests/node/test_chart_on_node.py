@@ -84,6 +84,42 @@ def _service_url(node_api: Any, component: str) -> str:
     return f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}"
 
 
+class SteadyClient:
+    """A client of the inference Service sending small requests every 50 ms in a thread, recording the version
+    that answered each and every failure."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        from tests.devstack.conftest import Traffic, windows
+
+        self.traffic = Traffic(url)
+        self.answered: list[str] = []
+        self._x = windows("2012-01-01", "2012-03-01")[0][:4]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._load)
+        self._thread.start()
+
+    def _load(self) -> None:
+        while not self._stop.is_set():
+            served = self.traffic.infer(self._x)
+            if served is not None:
+                self.answered.append(served["model_version"])
+            time.sleep(0.05)
+
+    @property
+    def failures(self) -> list[str]:
+        return self.traffic.failures
+
+    def stop(self) -> str:
+        """Stop; the version the Service serves now."""
+        self._stop.set()
+        self._thread.join(60)
+        version = self.traffic.version()
+        self.traffic.close()
+        return version
+
+
 def test_helm_test_reaches_the_readiness_endpoint_from_a_pod(real_node, release) -> None:  # type: ignore[no-untyped-def]
     tested = helm(real_node, "test", RELEASE, "--namespace", NAMESPACE, "--timeout", "300s", "--logs")
     assert "Phase:          Succeeded" in tested.stdout
@@ -114,28 +150,14 @@ def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_fa
     """The LSTM trained on 2000-2001 serves 2012 prices, with their ground truth: the detector container opens an
     episode and creates a Job; the retrainer container trains, gates and runs `helm upgrade`; new inference pods
     start with the new version while a client's requests keep flowing, none failing."""
-    import threading
-
     from kubernetes import client
 
     from tests.devstack.conftest import Traffic, windows
 
     traffic = Traffic(_service_url(node_api, "inference"))
-    steady = Traffic(_service_url(node_api, "inference"))
     first = traffic.version()
     x, y = windows("2012-01-01", "2013-01-01")
-    stop = threading.Event()
-    answered: list[str] = []
-
-    def load() -> None:  # a client through the whole episode and rollout
-        while not stop.is_set():
-            served = steady.infer(x[:4])
-            if served is not None:
-                answered.append(served["model_version"])
-            time.sleep(0.05)
-
-    loader = threading.Thread(target=load)
-    loader.start()
+    steady = SteadyClient(_service_url(node_api, "inference"))  # a client through the whole episode and rollout
     started = time.monotonic()
     try:
         for lo in range(0, 200, 20):
@@ -149,15 +171,13 @@ def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_fa
         mitigated = time.monotonic() - started
         new = traffic.version()
         deadline = time.monotonic() + 60
-        while not answered or answered[-1] != new:  # the steady client reaches the new pods too
+        while not steady.answered or steady.answered[-1] != new:  # the steady client reaches the new pods too
             assert time.monotonic() < deadline
             time.sleep(0.5)
     finally:
-        stop.set()
-        loader.join(60)
+        steady.stop()
         traffic.close()
-        steady.close()
-    assert steady.failures == [] and len(answered) > 100, steady.failures[:5]
+    assert steady.failures == [] and len(steady.answered) > 100, steady.failures[:5]
     jobs = client.BatchV1Api(node_api).list_namespaced_job(
         NAMESPACE, label_selector="app.kubernetes.io/component=retrainer").items
     assert len(jobs) == 1 and jobs[0].metadata.labels["mitiga.io/trigger"] == "informed"
@@ -171,38 +191,23 @@ def test_a_rollout_whose_pods_never_start_is_rolled_back_while_the_old_pods_keep
         real_node, node_api, release) -> None:  # type: ignore[no-untyped-def]
     """An upgrade to an image the node does not have: the new pod never becomes ready, `--atomic` rolls the
     release back, and a client of the Service sees no failure throughout."""
-    import threading
-
     from kubernetes import client
 
-    from tests.devstack.conftest import Traffic, windows
+    from tests.devstack.conftest import Traffic
 
-    steady = Traffic(_service_url(node_api, "inference"))
-    before = steady.version()
-    x, _ = windows("2012-01-01", "2012-03-01")
-    stop = threading.Event()
-    answered: list[str] = []
-
-    def load() -> None:
-        while not stop.is_set():
-            served = steady.infer(x[:4])
-            if served is not None:
-                answered.append(served["model_version"])
-            time.sleep(0.05)
-
-    loader = threading.Thread(target=load)
-    loader.start()
+    probe = Traffic(_service_url(node_api, "inference"))
+    before = probe.version()
+    probe.close()
+    steady = SteadyClient(_service_url(node_api, "inference"))
     try:
         done = helm(real_node, "upgrade", RELEASE, str(CHART), "--namespace", NAMESPACE, "--reuse-values",
                     "--atomic", "--wait", "--timeout", "60s",
                     "--set-string", "image.inference=localhost/mitiga-inference:not-on-this-node", check=False)
     finally:
-        stop.set()
-        loader.join(60)
-        version_after = steady.version()
-        steady.close()
+        version_after = steady.stop()
     assert done.returncode != 0 and "rolled back" in (done.stdout + done.stderr).lower(), done.stderr
-    assert steady.failures == [] and len(answered) > 20 and set(answered) == {before}, steady.failures[:5]
+    assert steady.failures == [] and len(steady.answered) > 20 and set(steady.answered) == {before}, \
+        steady.failures[:5]
     assert version_after == before
     deployment = client.AppsV1Api(node_api).read_namespaced_deployment(f"{RELEASE}-mitiga-inference", NAMESPACE)
     assert "not-on-this-node" not in deployment.spec.template.spec.containers[0].image
