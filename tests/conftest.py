@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from mitiga_devstack.process import CACHE as DEVSTACK_CACHE
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -106,7 +108,7 @@ def redis_db(redis_server):  # type: ignore[no-untyped-def]
 # --- images (make images: podman, no Docker engine, no registry) ---
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGE_CACHE = Path(os.environ.get("MITIGA_CACHE", Path.home() / ".cache" / "mitiga")) / "images"
+IMAGE_CACHE = DEVSTACK_CACHE / "images"
 # what the chart's securityContext and podSecurityContext ask of every container
 HARDENED = ["--read-only", "--user", "10001:10001", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--tmpfs", "/tmp:rw,size=256m"]

@@ -181,7 +181,12 @@ def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_fa
     jobs = client.BatchV1Api(node_api).list_namespaced_job(
         NAMESPACE, label_selector="app.kubernetes.io/component=retrainer").items
     assert len(jobs) == 1 and jobs[0].metadata.labels["mitiga.io/trigger"] == "informed"
-    assert jobs[0].status.succeeded == 1
+    name, deadline = jobs[0].metadata.name, time.monotonic() + 180
+    job = jobs[0]
+    while not (job.status.succeeded or job.status.failed) and time.monotonic() < deadline:
+        time.sleep(1)  # the new version serves once `helm upgrade` returns; the container still reports, then exits
+        job = client.BatchV1Api(node_api).read_namespaced_job_status(name, NAMESPACE)
+    assert job.status.succeeded == 1
     revisions = helm(real_node, "history", RELEASE, "--namespace", NAMESPACE).stdout.strip().splitlines()[1:]
     assert len(revisions) >= 2 and "deployed" in revisions[-1]  # the retrainer's `helm upgrade`
     print(f"time to mitigation on the real node: {mitigated:.0f} s")

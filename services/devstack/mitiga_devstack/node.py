@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from mitiga_devstack.k8s import BRIDGE_GATEWAY, _Binary, _Unprobed
-from mitiga_devstack.process import ServerError, free_port, stop_pid
+from mitiga_devstack.process import CACHE, ServerError, free_port, stop_pid
 
 if TYPE_CHECKING:
     from mitiga_devstack.k8s import ControlPlane
@@ -39,8 +39,10 @@ API_PORT = 6443
 """Where pods reach the API server: the relay on the gateway (the ``kubernetes`` Service's endpoint)."""
 
 
-def _run(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+def _run(*args: str, check: bool = True, timeout: float = 600,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False,  # noqa: S603
+                          env=env)
     if check and done.returncode != 0:
         raise ServerError(f"{' '.join(args)}: {done.stderr[-2000:]}")
     return done
@@ -269,11 +271,10 @@ state = "{c / 'state'}"
         if ref in listed:
             return
         archive = self.root / "image.tar"
-        env_conf = os.environ.get("CONTAINERS_CONF")
-        if env_conf is None:
-            os.environ["CONTAINERS_CONF"] = str(Path.home() / ".cache" / "mitiga" / "images" / "containers.conf")
+        # the podman settings scripts/build-images.sh wrote (runc, rlimits this machine allows)
+        podman_env = {**os.environ, "CONTAINERS_CONF": str(CACHE / "images" / "containers.conf")}
         try:
-            _run("podman", "save", "--format", "docker-archive", "-o", str(archive), ref)
+            _run("podman", "save", "--format", "docker-archive", "-o", str(archive), ref, env=podman_env)
             _run("ctr", "--address", self.socket, "-n", "k8s.io", "images", "import", "--no-unpack", str(archive))
         finally:
             archive.unlink(missing_ok=True)
