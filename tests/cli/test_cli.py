@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from mitiga_cli.__main__ import app
 from mitiga_core.store import FilesystemModelStore
 from tests.detector.conftest import write_bundle
+from tests.detector.test_service import admin_service  # noqa: F401  (a fixture)
 
 runner = CliRunner()
 
@@ -133,3 +134,30 @@ def test_forecast_a_date_range_from_a_csv(reference_store: Path, tmp_path: Path)
         assert code == 2 and "no dates" in text
     finally:
         service.running.stop()
+
+
+@pytest.mark.parametrize(("status", "code"), [("promoted", 0), ("refused", 0), ("failed", 1), ("rollout_failed", 1)])
+def test_retrain_stops_following_at_every_terminal_status(admin_service, status: str, code: int) -> None:
+    """Every outcome the retrainer can report ends the wait at once, whatever the follow timeout; a run that did
+    not carry out the gate's decision exits non-zero."""
+    import threading
+    import time
+
+    from mitiga_core.progress import write_progress
+
+    url, _store, state, launcher = admin_service
+    result: dict[str, tuple[int, str]] = {}
+    follower = threading.Thread(target=lambda: result.setdefault("cli", run(
+        "retrain", "tab", "--detector", url, "--token", "tok", "--timeout-s", "120")), daemon=True)
+    follower.start()
+    deadline = time.monotonic() + 30
+    while not launcher.specs:
+        assert time.monotonic() < deadline, "no retrain launched"
+        time.sleep(0.1)
+    request_id = next(iter(launcher.specs))
+    write_progress(state, request_id, status="running", epoch=1, epochs=3)
+    write_progress(state, request_id, status=status, reason="the gate's words")
+    follower.join(60)  # far below the follow timeout: the CLI saw the outcome and stopped
+    assert not follower.is_alive(), f"`mitiga retrain` still waiting after {status!r}"
+    exit_code, out = result["cli"]
+    assert exit_code == code and f"tab: {status}" in out and "the gate's words" in out, out

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.inference.conftest import window_request
-from tests.node.conftest import NAMESPACE
+from tests.node.conftest import NAMESPACE, describe
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -166,7 +166,7 @@ def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_fa
             traffic.feedback(served["id"], y[lo:lo + 20])
         deadline = time.monotonic() + 900
         while traffic.version() == first:
-            assert time.monotonic() < deadline, "no new version served"
+            assert time.monotonic() < deadline, f"no new version served\n{describe(real_node, node_api)}"
             time.sleep(2)
         mitigated = time.monotonic() - started
         new = traffic.version()
@@ -186,7 +186,7 @@ def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_fa
     while not (job.status.succeeded or job.status.failed) and time.monotonic() < deadline:
         time.sleep(1)  # the new version serves once `helm upgrade` returns; the container still reports, then exits
         job = client.BatchV1Api(node_api).read_namespaced_job_status(name, NAMESPACE)
-    assert job.status.succeeded == 1
+    assert job.status.succeeded == 1, describe(real_node, node_api)
     revisions = helm(real_node, "history", RELEASE, "--namespace", NAMESPACE).stdout.strip().splitlines()[1:]
     assert len(revisions) >= 2 and "deployed" in revisions[-1]  # the retrainer's `helm upgrade`
     print(f"time to mitigation on the real node: {mitigated:.0f} s")

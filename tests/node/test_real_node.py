@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.inference.conftest import window_request
-from tests.node.conftest import NAMESPACE
+from tests.node.conftest import NAMESPACE, describe
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -26,14 +26,14 @@ TMP = {"name": "tmp", "emptyDir": {}}
 TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
 
 
-def _wait(what: str, check: Any, timeout_s: float = 180) -> Any:
+def _wait(what: str, check: Any, timeout_s: float = 180, explain: Any = None) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = check()
         if found:
             return found
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{explain()}" if explain else ""))
 
 
 def _job(name: str, image: str, command: list[str]) -> dict[str, Any]:
@@ -44,20 +44,22 @@ def _job(name: str, image: str, command: list[str]) -> dict[str, Any]:
         "volumes": [TMP]}}}}
 
 
-def _finished_pod(core: Any, job: str) -> Any:
+def _finished_pod(node: Any, api: Any, job: str) -> Any:
+    from kubernetes import client
+
     def done() -> Any:
-        pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"job-name={job}").items
+        pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector=f"job-name={job}").items
         return next((p for p in pods if p.status.phase in ("Succeeded", "Failed")), None)
-    return _wait(f"job {job}", done)
+    return _wait(f"job {job}", done, explain=lambda: describe(node, api))
 
 
 def test_a_job_container_runs_to_completion_and_its_log_comes_back_through_the_api_server(
-        node_api, images) -> None:  # type: ignore[no-untyped-def]
+        real_node, node_api, images) -> None:  # type: ignore[no-untyped-def]
     from kubernetes import client
 
     batch, core = client.BatchV1Api(node_api), client.CoreV1Api(node_api)
     batch.create_namespaced_job(NAMESPACE, _job("helm-version", images["retrainer"], ["helm", "version", "--short"]))
-    pod = _finished_pod(core, "helm-version")
+    pod = _finished_pod(real_node, node_api, "helm-version")
     log = core.read_namespaced_pod_log(pod.metadata.name, NAMESPACE)  # API server -> kubelet -> containerd
     assert pod.status.phase == "Succeeded", log
     assert log.startswith("v3.")
@@ -66,21 +68,21 @@ def test_a_job_container_runs_to_completion_and_its_log_comes_back_through_the_a
           == 1)
 
 
-def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(node_api, images) -> None:  # type: ignore[no-untyped-def]
+def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(real_node, node_api, images) -> None:  # type: ignore[no-untyped-def]
     from kubernetes import client
 
     batch, core = client.BatchV1Api(node_api), client.CoreV1Api(node_api)
     probe = ("from kubernetes import client, config; config.load_incluster_config(); "
              "print(client.VersionApi().get_code().git_version)")
     batch.create_namespaced_job(NAMESPACE, _job("in-cluster", images["retrainer"], ["python", "-c", probe]))
-    pod = _finished_pod(core, "in-cluster")
+    pod = _finished_pod(real_node, node_api, "in-cluster")
     log = core.read_namespaced_pod_log(pod.metadata.name, NAMESPACE)
     assert pod.status.phase == "Succeeded", log
     assert log.strip() == "v1.34.4"
 
 
 def test_the_kubelet_probes_the_inference_pod_and_a_service_routes_to_it(
-        node_api, images, reference_store: Path, tmp_path_factory: pytest.TempPathFactory) -> None:  # type: ignore[no-untyped-def]
+        real_node, node_api, images, reference_store: Path, tmp_path_factory: pytest.TempPathFactory) -> None:  # type: ignore[no-untyped-def]
     from kubernetes import client
 
     from mitiga_core.store import FilesystemModelStore
@@ -114,7 +116,7 @@ def test_the_kubelet_probes_the_inference_pod_and_a_service_routes_to_it(
         pods = core.list_namespaced_pod(NAMESPACE, label_selector="app=inference").items
         return any(c.type == "Ready" and c.status == "True" for p in pods for c in p.status.conditions or [])
 
-    _wait("the kubelet to find the inference pod ready", ready, 240)
+    _wait("the kubelet to find the inference pod ready", ready, 240, explain=lambda: describe(real_node, node_api))
     url = f"http://{service.spec.cluster_ip}"  # through kube-proxy's rules, to the pod on the bridge
     body = window_request(3)
     answer = _wait("the Service to route", lambda: _post(f"{url}/v2/models/lstm/infer", body), 60)

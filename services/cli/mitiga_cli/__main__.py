@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mitiga_cli import models
+from mitiga_core.progress import RetrainStatus
 from mitiga_cli.forecast import forecast
 
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -100,13 +101,13 @@ def retrain(
                 loss = state.get("loss")
                 bar.update(task, total=float(str(state.get("epochs", 1))), completed=float(str(state.get("epoch", 0))),
                            loss=f"{float(str(loss)):.4g}" if loss is not None else "-")
-            if state.get("status") in ("promoted", "refused", "failed"):
+            if (found_status := RetrainStatus.of(state.get("status"))) is not None and found_status.finished:
                 break
             time.sleep(0.5)
-    status = state.get("status", "unknown")
-    console.print(f"{name}: {status}" + (f" as version {state['version']}" if state.get("version") else "")
+    status = RetrainStatus.of(state.get("status"))
+    console.print(f"{name}: {status or 'unknown'}" + (f" as version {state['version']}" if state.get("version") else "")
                   + (f" ({state['reason']})" if state.get("reason") else ""))
-    if status not in ("promoted", "refused"):
+    if status is None or not status.succeeded:
         raise typer.Exit(1)
 
 

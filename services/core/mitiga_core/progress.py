@@ -1,8 +1,10 @@
 """Progress of a retraining run, kept in the state store under its request id so that any component can show it
-(the detector's API, ``mitiga retrain``). Status: ``running``, then ``promoted``, ``refused`` or ``failed``."""
+(the detector's API, ``mitiga retrain``). Its status is a :class:`RetrainStatus`, spelled the same by every
+service and the CLI."""
 
 from __future__ import annotations
 
+import enum
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +12,33 @@ if TYPE_CHECKING:
     from mitiga_core.state import StateStore
 
 TTL_S = 7 * 86400
+
+
+class RetrainStatus(enum.StrEnum):
+    """Where a retraining run is: ``running``, then one terminal outcome."""
+
+    RUNNING = "running"
+    PROMOTED = "promoted"  # the challenger won the gate and is live
+    REFUSED = "refused"  # the gate kept the champion
+    FAILED = "failed"  # the run could not train or gate
+    ROLLOUT_FAILED = "rollout_failed"  # the challenger won but its rollout failed (rolled back)
+
+    @property
+    def finished(self) -> bool:
+        return self is not RetrainStatus.RUNNING
+
+    @property
+    def succeeded(self) -> bool:
+        """The run reached a decision of the gate and carried it out."""
+        return self in (RetrainStatus.PROMOTED, RetrainStatus.REFUSED)
+
+    @classmethod
+    def of(cls, value: object) -> RetrainStatus | None:
+        """The status named by ``value``; None for anything else (an absent or unknown record)."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return None
 
 
 def _key(request_id: str) -> str:

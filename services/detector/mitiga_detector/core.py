@@ -20,6 +20,7 @@ from mitiga_core.errors import EventDecodeError, MitigaError
 from mitiga_core.events import Topic, decode, new_id
 from mitiga_core.jobs import JobState
 from mitiga_core.labelled import LabelledLog
+from mitiga_core.progress import RetrainStatus
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.state import StagedWrites
 from mitiga_detector import signals
@@ -134,7 +135,7 @@ class DetectorCore:
             elif isinstance(message, pb.FeedbackEvent):
                 self._on_feedback(message)
             elif isinstance(message, pb.RetrainProgress):
-                if message.status in ("promoted", "refused", "failed", "rollout_failed"):
+                if (status := RetrainStatus.of(message.status)) is not None and status.finished:
                     self.metrics.retrain_outcomes.labels(message.model_name, message.status).inc()
             else:
                 raise EventDecodeError(f"the detector does not consume {message.DESCRIPTOR.name}")

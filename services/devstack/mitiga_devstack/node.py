@@ -203,7 +203,7 @@ state = "{c / 'state'}"
                                "x509": {"clientCAFile": str(self.cp.pki.cert("ca"))}},
             "authorization": {"mode": "Webhook"},
             "clusterDomain": "cluster.local", "clusterDNS": [BRIDGE_GATEWAY], "resolvConf": "/etc/resolv.conf",
-            "serializeImagePulls": False, "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+            "serializeImagePulls": False, "runtimeRequestTimeout": "10m", "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
             "nodeStatusReportFrequency": "5s", "nodeStatusUpdateFrequency": "5s",
         }
         path = folder / "config.yaml"
@@ -275,7 +275,10 @@ state = "{c / 'state'}"
         podman_env = {**os.environ, "CONTAINERS_CONF": str(CACHE / "images" / "containers.conf")}
         try:
             _run("podman", "save", "--format", "docker-archive", "-o", str(archive), ref, env=podman_env)
-            _run("ctr", "--address", self.socket, "-n", "k8s.io", "images", "import", "--no-unpack", str(archive))
+            # unpacked now, not when the first pod needs it: unpacking a 2-3 GB image under load can outlast the
+            # kubelet's CreateContainer deadline, and a cancelled unpack starts over on every retry
+            _run("ctr", "--address", self.socket, "-n", "k8s.io", "images", "import", "--snapshotter", "overlayfs",
+                 str(archive))
         finally:
             archive.unlink(missing_ok=True)
 

@@ -10,7 +10,7 @@ from mitiga_core.errors import MitigaError, Unavailable
 from mitiga_core.events import Topic, encode, new_id
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
-from mitiga_core.progress import read_progress, write_progress
+from mitiga_core.progress import RetrainStatus, read_progress, write_progress
 from mitiga_retrainer.flow import RetrainOptions, RetrainResult, retrain
 from mitiga_retrainer.rollout import RolloutFailed, helm_upgrade
 
@@ -51,7 +51,7 @@ class _Progress:
         current = read_progress(self._state, self._id) or {}
         event = pb.RetrainProgress(
             event_id=new_id(), request_id=self._id, model_name=self._settings.model,
-            status=str(current.get("status", "running")), epoch=int(current.get("epoch", 0)),
+            status=str(current.get("status", RetrainStatus.RUNNING)), epoch=int(current.get("epoch", 0)),
             epochs=int(current.get("epochs", 0)), loss=float(current.get("loss", 0.0)),
             elapsed_seconds=float(current.get("elapsed_s", 0.0)), eta_seconds=float(current.get("eta_s", 0.0)),
             version=str(current.get("version") or ""), reason=str(current.get("reason", "")))
@@ -113,22 +113,22 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
                                       "mode": settings.mode, "labelled_rows": 0 if production is None
                                       else len(production.x)})
         announce = _Progress(settings, state, bus)
-        announce(status="running", epoch=0, epochs=settings.epochs)
+        announce(status=RetrainStatus.RUNNING, epoch=0, epochs=settings.epochs)
 
         def report(progress: dict[str, float]) -> None:
             announce(**progress)
 
         result = retrain(store, name, base, production, options, publish=publish, report=report, go_live=go_live)
-        announce(status="promoted" if result.version else "refused", version=result.version or "",
+        announce(status=RetrainStatus.PROMOTED if result.version else RetrainStatus.REFUSED, version=result.version or "",
                  reason=result.decision.reason)
         return result
     except RolloutFailed as exc:
-        _Progress(settings, state, bus)(status="rollout_failed", reason=str(exc)[:1000])
+        _Progress(settings, state, bus)(status=RetrainStatus.ROLLOUT_FAILED, reason=str(exc)[:1000])
         raise JobFailed(str(exc)) from exc
     except Unavailable:
         raise
     except (ValueError, MitigaError, JobFailed) as exc:
-        _Progress(settings, state, bus)(status="failed", reason=str(exc))
+        _Progress(settings, state, bus)(status=RetrainStatus.FAILED, reason=str(exc))
         raise exc if isinstance(exc, JobFailed) else JobFailed(str(exc)) from exc
     finally:
         if state.get(lock_key(name)) == owner.encode():
