@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 from mitiga_cli.__main__ import app
 from mitiga_core.store import FilesystemModelStore
 from tests.detector.conftest import write_bundle
-from tests.detector.test_service import admin_service  # noqa: F401  (a fixture)
 
 runner = CliRunner()
 

@@ -54,7 +54,7 @@ def test_bad_events_go_to_the_dead_letter_topic_and_the_consumer_keeps_going(ser
         bus.publish(Topic.INFERENCE, envelope)
     bus.publish(Topic.FEEDBACK, Envelope(payload=b"\xff", headers={**good.headers, "ce_id": "g4"}))
     bus.publish(Topic.INFERENCE, good)
-    wait_for(lambda: len(bus.messages(Topic.DLQ)) == 7)
+    wait_for(lambda: len(bus.messages(Topic.DLQ)) == 7, timeout=60)  # the first event builds the detectors
     reasons = [e.headers["mitiga_dlq_reason"] for e in bus.messages(Topic.DLQ)]
     assert any("not a valid InferenceEvent" in r for r in reasons)
     assert any("unknown ce_type" in r for r in reasons)

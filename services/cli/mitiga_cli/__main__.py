@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from mitiga_cli import models
-from mitiga_core.progress import RetrainStatus
 from mitiga_cli.forecast import forecast
+from mitiga_core.progress import RetrainStatus
 
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(models.app, name="models")

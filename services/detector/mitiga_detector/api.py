@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mitiga_core.bundle import read_manifest
 from mitiga_core.errors import InvalidInput, ModelNotFound, ModelNotReady, Unavailable
 from mitiga_core.http import admin_guard
 from mitiga_core.labelled import LabelledLog
@@ -64,7 +65,7 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
         return current
 
     @router.get("/v1/models/{name}/drift/report", response_class=HTMLResponse)
-    async def report(name: str) -> Response:
+    def report(name: str) -> Response:  # plotting blocks: FastAPI runs it in its thread pool
         from mitiga_detector.reports import render
 
         try:
@@ -73,20 +74,21 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
             return JSONResponse({"error": f"model {name!r} has no tested window yet"}, status_code=404)
 
     @router.post("/v1/models/{name}/retrain", dependencies=admin, status_code=202)
-    async def retrain(name: str, body: RetrainBody) -> dict[str, str]:
-        """Manual retraining: optional strategy, mode, epochs, date range and extra labelled rows."""
+    def retrain(name: str, body: RetrainBody) -> dict[str, str]:
+        """Manual retraining: optional strategy, mode, epochs, date range and extra labelled rows. Synchronous (the
+        store, the state and the launcher block), so FastAPI runs it off the event loop: probes keep answering."""
         name = _named(name)
         version = body.base_version or store.champion(name)
         if version is None or version not in store.list_versions(name):
             raise ModelNotFound(f"model {name!r} has no version {version or '(champion)'}")
         if body.dataset is not None:
-            monitor = core.monitor(name, version)
-            width = monitor.manifest.window if monitor.manifest.task == "forecast" else len(monitor.feature_names)
+            manifest = read_manifest(store.path(name, version))  # the shapes only: no detector is built for this
+            width = manifest.window if manifest.task == "forecast" else len(manifest.features)
             x, y = np.asarray(body.dataset.x, np.float32), np.asarray(body.dataset.y, np.float32)
             if x.ndim != 2 or x.shape[1] != width:
                 raise InvalidInput(f"dataset.x: rows must have {width} values for model {name!r}")
-            if y.ndim != 2 or y.shape[1] != len(monitor.manifest.outputs):
-                raise InvalidInput(f"dataset.y: rows must have {len(monitor.manifest.outputs)} values")
+            if y.ndim != 2 or y.shape[1] != len(manifest.outputs):
+                raise InvalidInput(f"dataset.y: rows must have {len(manifest.outputs)} values")
             log = LabelledLog(state, settings.labelled_max_requests, settings.labelled_max_bytes)
             days = np.asarray([d.isoformat() for d in body.dataset.dates])
             for day in sorted(set(days)):

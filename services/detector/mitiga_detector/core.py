@@ -20,8 +20,8 @@ from mitiga_core.errors import EventDecodeError, MitigaError
 from mitiga_core.events import Topic, decode, new_id
 from mitiga_core.jobs import JobState
 from mitiga_core.labelled import LabelledLog
-from mitiga_core.progress import RetrainStatus
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_core.progress import RetrainStatus
 from mitiga_core.state import StagedWrites
 from mitiga_detector import signals
 from mitiga_detector.checkpoint import Checkpoints

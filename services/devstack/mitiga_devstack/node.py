@@ -203,7 +203,8 @@ state = "{c / 'state'}"
                                "x509": {"clientCAFile": str(self.cp.pki.cert("ca"))}},
             "authorization": {"mode": "Webhook"},
             "clusterDomain": "cluster.local", "clusterDNS": [BRIDGE_GATEWAY], "resolvConf": "/etc/resolv.conf",
-            "serializeImagePulls": False, "runtimeRequestTimeout": "10m", "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+            "serializeImagePulls": False, "runtimeRequestTimeout": "10m",
+            "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
             "nodeStatusReportFrequency": "5s", "nodeStatusUpdateFrequency": "5s",
         }
         path = folder / "config.yaml"

@@ -119,8 +119,8 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
             announce(**progress)
 
         result = retrain(store, name, base, production, options, publish=publish, report=report, go_live=go_live)
-        announce(status=RetrainStatus.PROMOTED if result.version else RetrainStatus.REFUSED, version=result.version or "",
-                 reason=result.decision.reason)
+        outcome = RetrainStatus.PROMOTED if result.version else RetrainStatus.REFUSED
+        announce(status=outcome, version=result.version or "", reason=result.decision.reason)
         return result
     except RolloutFailed as exc:
         _Progress(settings, state, bus)(status=RetrainStatus.ROLLOUT_FAILED, reason=str(exc)[:1000])
