@@ -7,7 +7,9 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
-for tool in podman runc debootstrap containerd iptables; do command -v $tool >/dev/null || need+=($tool); done
+# chromium and its driver: the console's browser tests
+for tool in podman runc debootstrap containerd iptables chromium; do command -v $tool >/dev/null || need+=($tool); done
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

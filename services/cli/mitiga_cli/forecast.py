@@ -25,7 +25,7 @@ def forecast(
     import numpy as np
     import pandas as pd
 
-    from mitiga_core.metrics import regression_metrics
+    from mitiga_core.forecasting import ForecastError, forecast_series
 
     if not csv.is_file():
         raise fail(f"no such file: {csv}")
@@ -35,33 +35,14 @@ def forecast(
         raise fail(f"{csv} needs a Date column and a {column!r} column; it has {list(frame.columns)}")
     series = frame.set_index(pd.to_datetime(frame[date_column]))[column].astype("float64").sort_index()
     try:
-        meta = httpx.get(f"{url}/v2/models/{model}", timeout=30)
-    except httpx.HTTPError as exc:
-        raise fail(f"cannot reach {url}: {exc}") from None
-    if meta.status_code != 200:
-        raise fail(meta.json().get("error", meta.text))
-    window = meta.json()["parameters"].get("window")
-    if not window:
-        raise fail(f"model {model!r} is not a forecast model")
-    values, index = series.to_numpy(np.float32), series.index
-    targets = [i for i in range(window, len(series))
-               if (start is None or index[i] >= pd.Timestamp(start)) and (end is None or index[i] <= pd.Timestamp(end))]
-    if not targets:
-        raise fail(f"no dates to forecast between {start} and {end} with a window of {window}")
-    predictions: list[float] = []
-    for chunk in (targets[i : i + 256] for i in range(0, len(targets), 256)):
-        x = np.stack([values[i - window : i] for i in chunk])
-        body: dict[str, Any] = {"inputs": [{"name": "window", "shape": list(x.shape), "datatype": "FP32",
-                                            "data": x.reshape(-1).tolist()}]}
-        response = httpx.post(f"{url}/v2/models/{model}/infer", json=body, timeout=120)
-        if response.status_code != 200:
-            raise fail(response.json().get("error", response.text))
-        predictions.extend(response.json()["outputs"][0]["data"])
-    actual = values[targets]
-    metrics = regression_metrics(actual, np.asarray(predictions))
-    _chart(index[targets], actual, np.asarray(predictions), model, out)
-    console.print(f"{model}: {len(targets)} days {index[targets[0]].date()} .. {index[targets[-1]].date()}  "
-                  f"MAE {metrics['mae']:.4g}  RMSE {metrics['rmse']:.4g}  (chart: {out})")
+        with httpx.Client(base_url=url) as client:
+            result = forecast_series(client, model, series, start, end)
+    except ForecastError as exc:
+        raise fail(str(exc)) from None
+    dates = pd.to_datetime(result.dates)
+    _chart(dates, np.asarray(result.actual), np.asarray(result.predicted), model, out)
+    console.print(f"{model}: {len(dates)} days {result.dates[0]} .. {result.dates[-1]}  "
+                  f"MAE {result.metrics['mae']:.4g}  RMSE {result.metrics['rmse']:.4g}  (chart: {out})")
 
 
 def _chart(dates: Any, actual: Any, predicted: Any, model: str, path: Path) -> None:

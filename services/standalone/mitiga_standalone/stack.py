@@ -23,14 +23,16 @@ if TYPE_CHECKING:
 
 
 class StandaloneStack:
-    """``detector`` and ``retrainer`` override their settings; retraining jobs run in this process."""
+    """``inference``, ``detector`` and ``retrainer`` override their settings; retraining jobs run in this
+    process."""
 
     def __init__(self, store_root: Path, *, detector: dict[str, Any] | None = None,
-                 retrainer: dict[str, Any] | None = None, inference_port: int = 0, detector_port: int = 0) -> None:
+                 retrainer: dict[str, Any] | None = None, inference: dict[str, Any] | None = None,
+                 inference_port: int = 0, detector_port: int = 0) -> None:
         self.bus = InMemoryBus()
         self.state = InMemoryStateStore()
         self.store = FilesystemModelStore(store_root)
-        inference_settings = InferenceSettings(model_store_path=store_root, log_level="WARNING")
+        inference_settings = InferenceSettings(model_store_path=store_root, log_level="WARNING", **(inference or {}))
         detector_settings = DetectorSettings(model_store_path=store_root, log_level="WARNING", **(detector or {}))
         self.launcher = InProcessLauncher(store=self.store, state=self.state, bus=self.bus, defaults=retrainer)
         inference_app = create_inference(inference_settings, bus=self.bus, store=self.store, state=self.state)

@@ -1,0 +1,111 @@
+"""What the console reads and asks of the other services, over their public APIs only. A service that cannot be
+reached makes its part of a page say so; it never fails the page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from mitiga_console.settings import ConsoleSettings
+
+
+class UpstreamError(Exception):
+    """A service refused or could not be reached; ``status`` is its HTTP status (502 when unreachable)."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Alert:
+    name: str
+    severity: str
+    model: str | None
+    summary: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code >= 400:
+        message = body.get("error") if isinstance(body, dict) else None
+        raise UpstreamError(f"{what}: {message or response.text[:300]}", response.status_code)
+    return body
+
+
+class Upstream:
+    """HTTP clients for the inference service, the detector and Alertmanager."""
+
+    def __init__(self, settings: ConsoleSettings) -> None:
+        timeout = httpx.Timeout(settings.upstream_timeout_s, read=120.0)
+        self.inference = httpx.Client(base_url=settings.inference_url, timeout=timeout)
+        self.detector = httpx.Client(base_url=settings.detector_url, timeout=timeout)
+        self.alertmanager = (httpx.Client(base_url=settings.alertmanager_url, timeout=timeout)
+                             if settings.alertmanager_url else None)
+
+    def close(self) -> None:
+        for client in (self.inference, self.detector, self.alertmanager):
+            if client is not None:
+                client.close()
+
+    def _call(self, client: httpx.Client, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        try:
+            return _json(client.request(method, path, **kwargs), what)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{what}: cannot reach {client.base_url} ({exc})") from None
+
+    # --- the detector ---
+    def drift(self, model: str) -> dict[str, Any] | None:
+        """The detector's state of ``model``; None when it has none."""
+        try:
+            return dict(self._call(self.detector, "GET", f"/v1/models/{model}/drift", "the detector"))
+        except UpstreamError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def report(self, model: str) -> str:
+        try:
+            response = self.detector.get(f"/v1/models/{model}/drift/report")
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"the detector: cannot reach {self.detector.base_url} ({exc})") from None
+        if response.status_code != 200:
+            _json(response, "the detector's report")
+        return response.text
+
+    def retrain(self, model: str, token: str, options: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call(self.detector, "POST", f"/v1/models/{model}/retrain", "retrain", json=options,
+                               headers={"Authorization": f"Bearer {token}"}))
+
+    def progress(self, request_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._call(self.detector, "GET", f"/v1/retrains/{request_id}", "the detector"))
+        except UpstreamError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    # --- the inference service ---
+    def upload(self, model: str, token: str, data: bytes, params: dict[str, str]) -> dict[str, Any]:
+        return dict(self._call(self.inference, "POST", f"/v2/repository/models/{model}/upload", "upload",
+                               content=data, params=params, headers={"Authorization": f"Bearer {token}",
+                                                                     "Content-Type": "application/octet-stream"}))
+
+    # --- Alertmanager ---
+    def alerts(self) -> list[Alert]:
+        """Alerts firing now (not silenced or inhibited), critical first."""
+        if self.alertmanager is None:
+            return []
+        found = self._call(self.alertmanager, "GET", "/api/v2/alerts", "Alertmanager",
+                           params={"active": "true", "silenced": "false", "inhibited": "false"})
+        alerts = [Alert(name=a["labels"].get("alertname", "?"), severity=a["labels"].get("severity", "none"),
+                        model=a["labels"].get("model"), summary=a.get("annotations", {}).get("summary", ""),
+                        labels=dict(a["labels"])) for a in found or []]
+        return sorted(alerts, key=lambda a: (a.severity != "critical", a.model or "", a.name))

@@ -1,0 +1,184 @@
+"""The console in a real browser: every page loads without a browser error; the forecast's chart carries the
+predictions the model gives in this process; an upload from the file picker becomes the champion; a retrain
+started from a model's page is followed to the gate's decision; a critical alert in Alertmanager puts a banner on
+every page that links to retraining; admin actions need the token, which never appears in a page or a URL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.console.conftest import TOKEN
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+HERE = Path(__file__).parent
+
+
+def _open(browser: Any, url: str, status: int = 200) -> None:
+    """Load a page; the browser logs no error, but the page's own status when it is an expected error page."""
+    browser.get(url)
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"
+              and not (status != 200 and e["message"].startswith(f"{url} - ") and f"status of {status}" in e["message"])]
+    assert errors == [], errors
+
+
+def _text(browser: Any, css: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(browser.find_element(By.CSS_SELECTOR, css).text)
+
+
+def _wait(what: str, check: Any, timeout_s: float = 120, browser: Any = None) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    shown = f" at {browser.current_url}: {browser.page_source[-3000:]}" if browser is not None else ""
+    raise AssertionError(f"timed out waiting for {what}{shown}")
+
+
+def _sign_in(browser: Any, base: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{base}/login")
+    browser.find_element(By.NAME, "token").send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    _wait("signed in", lambda: "sign out" in browser.page_source)
+    assert TOKEN not in browser.page_source and TOKEN not in browser.current_url
+    cookie = browser.get_cookie("mitiga_admin")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and "expiry" not in cookie  # a session cookie
+    assert browser.execute_script("return document.cookie") == ""  # no script can read it
+
+
+def test_models_and_a_model_page(console, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    _open(browser, console.url)
+    rows = {r.find_elements(By.TAG_NAME, "td")[0].text: [c.text for c in r.find_elements(By.TAG_NAME, "td")]
+            for r in browser.find_elements(By.CSS_SELECTOR, "#models tbody tr")}
+    assert set(rows) == {"lstm", "air"} and rows["lstm"][2] == console.store.champion("lstm")
+    browser.find_element(By.LINK_TEXT, "lstm").click()
+    assert browser.current_url.endswith("/models/lstm")
+    versions = browser.find_elements(By.CSS_SELECTOR, "#versions tbody tr")
+    assert len(versions) == len(console.store.list_versions("lstm")) and "champion" in versions[0].text
+    assert "No window tested yet" in _text(browser, "#health")
+    _open(browser, f"{console.url}/models/nope", 404)
+    assert "not found" in browser.page_source
+
+
+def test_a_forecast_chart_carries_the_models_own_predictions(console, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from mitiga_core.datasets import load_prices, sliding_windows
+    from mitiga_inference.runtime import CompiledModel
+
+    _open(browser, f"{console.url}/forecast")
+    Select(browser.find_element(By.NAME, "model")).select_by_value("lstm")
+    browser.find_element(By.NAME, "start").send_keys("01012004")  # a date input, typed as a user would
+    browser.find_element(By.NAME, "end").send_keys("03312004")
+    browser.find_element(By.CSS_SELECTOR, "#forecast-form button").click()
+    _wait("the chart", lambda: browser.find_elements(By.ID, "forecast"), browser=browser)
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    data = json.loads(browser.find_element(By.ID, "forecast-data").get_attribute("textContent"))
+    prices = load_prices("amzn")["open"]
+    x, y = sliding_windows(prices.to_numpy(np.float32), 50)
+    dates = prices.index[50:]
+    mask = (dates >= "2004-01-01") & (dates <= "2004-03-31")
+    store = console.store
+    local = CompiledModel(store.path("lstm", store.champion("lstm")))(x[mask])[:, 0]
+    assert data["dates"] == [d.date().isoformat() for d in dates[mask]]
+    np.testing.assert_allclose(data["actual"], y[mask], rtol=1e-6)
+    np.testing.assert_allclose(data["forecast (lstm)"], local, rtol=1e-4)
+    assert float(_text(browser, "#mae")) == pytest.approx(float(np.mean(np.abs(local - y[mask]))), rel=1e-3)
+
+
+def test_upload_needs_the_token_and_then_serves_the_model(console, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    subprocess.run([sys.executable, str(HERE.parent / "inference" / "make_plain_model.py"), str(tmp_path)],
+                   check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    browser.delete_all_cookies()
+
+    def upload() -> None:
+        _open(browser, f"{console.url}/upload")
+        browser.find_element(By.NAME, "file").send_keys(str(tmp_path / "plain.keras"))
+        browser.find_element(By.NAME, "name").send_keys("plain")
+        Select(browser.find_element(By.NAME, "task")).select_by_value("regression")
+        browser.find_element(By.NAME, "features").send_keys("a,b,c")
+        browser.find_element(By.CSS_SELECTOR, "#upload-form button").click()
+
+    upload()
+    _wait("the refusal", lambda: "sign in with the admin token first" in browser.page_source, browser=browser)
+    refused = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert len(refused) == 1 and "status of 401" in refused[0], refused  # the answer, and nothing else
+    assert console.store.list_versions("plain") == []
+    _sign_in(browser, console.url)
+    upload()
+    _wait("the model's page", lambda: "/models/plain" in browser.current_url, browser=browser)
+    assert console.store.champion("plain") == "1"
+    expected = np.load(tmp_path / "expected.npz")
+    body = {"inputs": [{"name": "features", "shape": [5, 3], "datatype": "FP32", "data": expected["x"].tolist()}]}
+    served = httpx.post(f"{console.stack.inference.url}/v2/models/plain/infer", json=body).json()
+    np.testing.assert_allclose(served["outputs"][0]["data"], expected["y"].reshape(-1), rtol=1e-5, atol=1e-6)
+
+
+def test_a_retrain_started_in_the_console_is_followed_to_the_gates_decision(console, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.devstack.conftest import Traffic, windows
+
+    traffic = Traffic(console.stack.inference.url)  # a client with ground truth, as in production
+    x, y = windows("2012-01-01", "2012-07-01")
+    for lo in range(0, 120, 20):
+        served = traffic.infer(x[lo:lo + 20])
+        assert served is not None, traffic.failures
+        traffic.feedback(served["id"], y[lo:lo + 20])
+    traffic.close()
+    console.stack.wait_processed("FeedbackEvent", 6)
+    if not browser.get_cookie("mitiga_admin"):
+        _sign_in(browser, console.url)
+    _open(browser, f"{console.url}/models/lstm")
+    assert "Level" in _text(browser, "#health")  # the detector's windows are shown now
+    Select(browser.find_element(By.NAME, "strategy")).select_by_value("sliding_window")
+    browser.find_element(By.NAME, "epochs").send_keys("2")
+    browser.find_element(By.CSS_SELECTOR, "#retrain-form button").click()
+    _wait("the progress page", lambda: "/retrains/" in browser.current_url, browser=browser)
+    status = _wait("the gate's decision", lambda: (s := _text(browser, "#status")) in ("promoted", "refused") and s,
+                   300, browser)
+    decision = console.store.decisions("lstm")[-1]
+    assert status == ("promoted" if decision["promote"] else "refused")
+    assert decision["trigger"] == "manual" and decision["strategy"] == "sliding_window"
+    assert _text(browser, "#reason") == decision["reason"]
+    assert browser.find_element(By.ID, "epochs").get_attribute("value") == "2"
+    _open(browser, f"{console.url}/models/lstm")
+    assert decision["reason"] in _text(browser, "#decisions")
+
+
+def test_a_critical_alert_puts_a_banner_that_links_to_retraining(console, alertmanager, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{console.url}/alerts")
+    assert browser.find_elements(By.ID, "no-alerts") and not browser.find_elements(By.ID, "critical-banner")
+    alert = {"labels": {"alertname": "MitigaMaeCritical", "severity": "critical", "model": "lstm"},
+             "annotations": {"summary": "MAE above the critical level"}}  # as Prometheus posts it
+    httpx.post(f"{alertmanager.url}/api/v2/alerts", json=[alert]).raise_for_status()
+    _open(browser, f"{console.url}/alerts")
+    assert "MitigaMaeCritical" in _text(browser, "#alerts") and "MAE above" in _text(browser, "#alerts")
+    _open(browser, f"{console.url}/forecast")  # the banner is on every page
+    browser.find_element(By.CSS_SELECTOR, "#critical-banner a").click()
+    assert browser.current_url.endswith("/models/lstm#retrain")
+    assert browser.find_element(By.ID, "retrain-form").is_displayed()
