@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Builds the three service images with podman, without a Docker engine or a reachable image registry:
+# Builds the service images with podman, without a Docker engine or a reachable image registry:
 #  - a Debian bookworm base from debootstrap (python3, venv) unless PYTHON_IMAGE names one that can be pulled;
 #  - a wheelhouse of every pinned dependency, made on the host, handed to the builds as a build context, so pip
 #    never reaches a package index inside a build;
 #  - helm from the control plane's tool cache (scripts/build-k8s.sh), for the retrainer's rollout.
 #  - the pod sandbox ("pause") image the real node's containerd needs.
 # Everything is cached outside the repository, keyed by its inputs. Prints the built image references.
-# Usage: scripts/build-images.sh [inference detector retrainer]
+# Usage: scripts/build-images.sh [inference detector retrainer console]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${MITIGA_CACHE:-$HOME/.cache/mitiga}
 IMAGES=$CACHE/images
 PY=${PY:-.venv/bin/python}
-SERVICES=("$@"); [ ${#SERVICES[@]} -eq 0 ] && SERVICES=(inference detector retrainer)
+SERVICES=("$@"); [ ${#SERVICES[@]} -eq 0 ] && SERVICES=(inference detector retrainer console)
 mkdir -p "$IMAGES"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
@@ -60,7 +60,7 @@ if [ ! -f "$WHEELS/.complete-$lock_key" ]; then
   mapfile -t backend <<< "$backend"
   # the lock is resolved on Python >= 3.11.3; Debian's 3.11.2 also needs redis's async-timeout backport
   "$PY" -m pip wheel -q --find-links "$WHEELS" -w "$WHEELS" -c requirements.lock \
-    $(for s in inference detector retrainer; do echo "-r services/$s/requirements.in"; done) "${backend[@]}" \
+    $(for s in inference detector retrainer console; do echo "-r services/$s/requirements.in"; done) "${backend[@]}" \
     async-timeout==5.0.1
   touch "$WHEELS/.complete-$lock_key"
 fi
@@ -89,7 +89,7 @@ echo "$PAUSE"
 # 5. the images, tagged by a hash of their inputs (sources, lock, base), skipped when that tag exists
 base_id=$(podman image inspect --format '{{.Id}}' "$PYTHON_IMAGE" 2>/dev/null || echo "$PYTHON_IMAGE")
 for svc in "${SERVICES[@]}"; do
-  inputs=(requirements.lock pyproject.toml README.md services/core "services/$svc")
+  inputs=(requirements.lock pyproject.toml services/core "services/$svc")
   [ "$svc" = retrainer ] && inputs+=(charts/mitiga)
   tag=$( { echo "$base_id $(cat "$TOOLS/helm" "$0" | sha1sum | cut -c1-12)"; find "${inputs[@]}" -type f -not -path '*/__pycache__/*' \
           -not -name '*.pyc' -print0 | sort -z | xargs -0 sha1sum; } | sha1sum | cut -c1-12)

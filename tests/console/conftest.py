@@ -33,7 +33,6 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def console(reference_store: Path, alertmanager: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from mitiga_console.app import create_app
     from mitiga_console.settings import ConsoleSettings
-
     from mitiga_core.store import FilesystemModelStore
     from mitiga_standalone.stack import StandaloneStack
     from tests.conftest import serve

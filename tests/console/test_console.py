@@ -182,3 +182,36 @@ def test_a_critical_alert_puts_a_banner_that_links_to_retraining(console, alertm
     browser.find_element(By.CSS_SELECTOR, "#critical-banner a").click()
     assert browser.current_url.endswith("/models/lstm#retrain")
     assert browser.find_element(By.ID, "retrain-form").is_displayed()
+
+
+def test_the_demo_leaves_the_console_up_with_screenshots_until_interrupted(console, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`make demo`'s ending: the console over the stack that ran the replay, a screenshot of each page, and the
+    console up (answering) until Ctrl-C."""
+    import os
+    import signal
+    import threading
+
+    from rich.console import Console
+
+    from mitiga_standalone.console import PAGES, ConsoleOnStack
+
+    shots = tmp_path / "console"
+    printed = Console(record=True, width=200)
+    answered: list[int] = []
+
+    def user() -> None:  # waits for the URL, opens it, then presses Ctrl-C
+        deadline = time.monotonic() + 240
+        while "The console: " not in printed.export_text(clear=False) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        url = printed.export_text(clear=False).split("The console: ")[1].split()[0]
+        answered.append(httpx.get(url, timeout=30).status_code)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=user, daemon=True)
+    thread.start()
+    ConsoleOnStack(0, shots).serve_until_interrupted(printed, console.stack)
+    thread.join(10)
+    assert answered == [200]
+    for name in PAGES:
+        assert (shots / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (shots / f"{name}.png").stat().st_size > 10_000  # a rendered page, not a blank one

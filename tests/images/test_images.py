@@ -118,17 +118,31 @@ def test_the_retrainer_image_runs_its_command_and_helm_read_only_as_a_non_root_u
     assert "name: mitiga" in chart.stdout
 
 
+def test_the_console_image_shows_the_models_read_only_as_a_non_root_user(run, models) -> None:  # type: ignore[no-untyped-def]
+    """The console with nothing else running: its pages still load, and say the other services are unreachable."""
+    port = free_port()
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    container = run("console", {"MITIGA_INFERENCE_URL": nowhere, "MITIGA_DETECTOR_URL": nowhere}, port)
+    container.wait_ready(60)
+    page = httpx.get(f"{container.url}/", timeout=30)
+    assert page.status_code == 200 and ">lstm<" in page.text and ">air<" in page.text
+    assert "detector unreachable" in page.text
+    assert container.stop() == 0
+
+
 @pytest.mark.parametrize(("service", "absent"), [
     ("inference", ["alibi_detect", "river", "kubernetes", "sklearn", "pandas", "typer"]),
     ("retrainer", ["alibi_detect", "river", "fastapi", "uvicorn", "multipart"]),
     ("detector", ["typer"]),  # TensorFlow (Alibi's backend) brings Keras, and Keras brings rich
+    ("console", ["tensorflow", "keras", "alibi_detect", "river", "kubernetes", "grpc", "kafka", "typer"]),
 ])
 def test_each_image_holds_only_its_own_services_dependencies(images, service: str, absent: list[str]) -> None:  # type: ignore[no-untyped-def]
     probe = ("import importlib.util, json, sys; "
              "print(json.dumps([m for m in sys.argv[1:] if importlib.util.find_spec(m) is not None]))")
     found = podman("run", "--rm", *HARDENED, "--entrypoint", "python", images[service], "-c", probe, *absent)
     assert json.loads(found.stdout) == []
-    own = {"inference": "mitiga_inference", "retrainer": "mitiga_retrainer", "detector": "mitiga_detector"}
+    own = {"inference": "mitiga_inference", "retrainer": "mitiga_retrainer", "detector": "mitiga_detector",
+           "console": "mitiga_console"}
     others = [m for m in own.values() if m != own[service]]
     found = podman("run", "--rm", *HARDENED, "--entrypoint", "python", images[service], "-c", probe, own[service],
                    *others)

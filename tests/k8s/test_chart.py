@@ -12,7 +12,9 @@ from tests.k8s.conftest import CHART, NAMESPACE, helm, raw
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ALL_ON = ["--set", "monitoring.serviceMonitor.enabled=true", "--set", "monitoring.prometheusRule.enabled=true",
           "--set", "monitoring.grafanaDashboard.enabled=true", "--set", "retrainer.cron.enabled=true",
-          "--set", "inference.autoscaling.enabled=true"]
+          "--set", "inference.autoscaling.enabled=true", "--set", "console.enabled=true",
+          "--set", "console.alertmanagerUrl=http://alertmanager.monitoring:9093",
+          "--set", "console.alertmanagerPeers[0].namespaceSelector.matchLabels.name=monitoring"]
 
 
 def test_helm_lint_is_clean(control_plane) -> None:  # type: ignore[no-untyped-def]
@@ -127,6 +129,33 @@ def test_the_feedback_token_reaches_only_the_inference_pods(control_plane, requi
     assert has_token and not any(has_token.values())  # the detector never sees it ...
     job_template = [d for d in docs if d["kind"] == "ConfigMap" and "job.yaml" in d.get("data", {})]
     assert job_template and "FEEDBACK_TOKEN" not in job_template[0]["data"]["job.yaml"]  # ... nor the retrainer
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_the_console_is_off_by_default_and_reads_without_credentials(control_plane, enabled: bool) -> None:  # type: ignore[no-untyped-def]
+    """On, the console reaches the inference and detector Services by name, mounts the model store read-only,
+    gets no ServiceAccount token and no admin token, and the detector's policy admits it."""
+    rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
+                    "1.34.4", *(ALL_ON if enabled else [])).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    console = [d for d in docs if d["metadata"]["name"] == "check-mitiga-console"]
+    if not enabled:
+        assert console == []
+        return
+    assert {d["kind"] for d in console} == {"Deployment", "Service", "NetworkPolicy"}
+    pod = next(d for d in console if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MITIGA_INFERENCE_URL"] == "http://check-mitiga-inference:8080"
+    assert env["MITIGA_DETECTOR_URL"] == "http://check-mitiga-detector:8081"
+    assert env["MITIGA_ALERTMANAGER_URL"] == "http://alertmanager.monitoring:9093"
+    assert "MITIGA_ADMIN_TOKEN" not in env and pod["automountServiceAccountToken"] is False
+    assert next(m for m in container["volumeMounts"] if m["name"] == "models")["readOnly"] is True
+    detector_policy = next(d for d in docs if d["kind"] == "NetworkPolicy"
+                           and d["metadata"]["name"] == "check-mitiga-detector")
+    admitted = [p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+                for rule in detector_policy["spec"]["ingress"] for p in rule.get("from", [])]
+    assert "console" in admitted
 
 
 def test_a_retrainer_run_that_cannot_succeed_is_not_retried(control_plane) -> None:  # type: ignore[no-untyped-def]

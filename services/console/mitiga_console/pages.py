@@ -90,9 +90,10 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
                          html.esc(manifest.lineage.strategy or "-"), metrics or "-"])
         versions = html.table(["version", "parent", "trigger", "data window", "strategy", "metrics"], rows,
                               "versions")
+        logged = store.decisions(name)[-20:]
         decisions = html.table(["when", "trigger", "version", "decision", "metric", "champion", "challenger",
-                                "holdout rows", "reason"],
-                               [_decision_row(d) for d in reversed(store.decisions(name)[-20:])], "decisions")
+                                "holdout rows", "reason"], [_decision_row(d) for d in reversed(logged)],
+                               "decisions") if logged else '<p id="decisions">No retraining yet.</p>'
         body = (f"<h2>Versions</h2>{versions}<h2>Health</h2>{_health(upstream, name)}"
                 f"<h2>Gate decisions</h2>{decisions}<h2 id=\"retrain\">Retrain</h2>{_retrain_form(name)}")
         return page(request, upstream, name, body)

@@ -6,6 +6,8 @@
    prices to ``/v2/models/lstm/feedback``. A retraining started in a step finishes before the next step begins.
 4. Print, per step, the MAE of the frozen model and of the model mitiga serves, the drift level and type, and the
    retrains; write ``summary.json`` and ``demo.png``.
+5. Open the web console on the stack (screenshots of its pages in ``out/console/``) and keep it up until Ctrl-C,
+   unless ``--no-console``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mitiga_standalone.stack import StandaloneStack
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -52,12 +59,14 @@ def _settle(stack: Any, client: Any, requests: int) -> None:
 
 def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: int, start: str = "2004-01-01",
            end: str | None = None, policy: str = "informed", blind_every: str = "month",
-           trigger_policy: str = "performance", performance_window: int = 60) -> dict[str, Any]:
+           trigger_policy: str = "performance", performance_window: int = 60,
+           before_stop: Callable[[StandaloneStack, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the simulation and return the per-step rows and the summary (used by the demo, the experiments and the
     test). ``policy``: ``informed`` (mitiga's retraining under ``trigger_policy``) or ``blind`` (on a data-time
     schedule). ``performance_window``: labelled rows the realised error is measured on; the ground truth arrives a
     step (a quarter, about 60 trading days) at a time, so a window of one step compares each quarter with the
-    model's own validation error rather than averaging it with older quarters."""
+    model's own validation error rather than averaging it with older quarters. ``before_stop`` gets the stack,
+    still running, and the result once the replay is over (the demo reports, then opens the console on it)."""
     import httpx
     import numpy as np
 
@@ -132,10 +141,13 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
                         "dates": days,
                         "actual": y.tolist(), "served": pred.tolist(), "frozen": frozen_pred.tolist(),
                     })
+            decisions = store.decisions("lstm")
+            result = {"rows": rows, "decisions": decisions, "summary": summarize(rows, decisions)}
+            if before_stop is not None:
+                before_stop(stack, result)
         finally:
             stack.stop()
-        decisions = store.decisions("lstm")
-    return {"rows": rows, "decisions": decisions, "summary": summarize(rows, decisions)}
+    return result
 
 
 def summarize(rows: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -167,16 +179,37 @@ def main(
     trigger_policy: Annotated[str, typer.Option(help="performance | drift | any (MITIGA_TRIGGER_POLICY)")] = (
         "performance"),
     out: Annotated[Path, typer.Option(help="Where the summary and chart go")] = Path("out/demo"),
+    open_console: Annotated[bool, typer.Option("--console/--no-console", help="Open the web console on the stack at "
+                                               "the end and keep it up until Ctrl-C")] = True,
+    console_port: Annotated[int, typer.Option(help="The console's port")] = 8090,
 ) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rich.console import Console
-    from rich.table import Table
+
+    from mitiga_standalone.console import ConsoleOnStack
 
     console = Console()
     started = time.monotonic()
-    with console.status("training the LSTM on 2000-2003, then replaying 2004-2017 ..."):
-        result = replay(epochs=epochs, step_months=step_months, window_rows=window_rows,
-                        retrain_epochs=retrain_epochs, trigger_policy=trigger_policy)
+    shown = ConsoleOnStack(console_port, out.parent / "console") if open_console else None
+    status = console.status("training the LSTM on 2000-2003, then replaying 2004-2017 ...")
+    status.start()
+
+    def finish(stack: StandaloneStack, result: dict[str, Any]) -> None:
+        status.stop()
+        _report(console, result, out, trigger_policy, started)
+        if shown is not None:  # on the stack that served the replay, still running
+            shown.serve_until_interrupted(console, stack)
+
+    try:
+        replay(epochs=epochs, step_months=step_months, window_rows=window_rows, retrain_epochs=retrain_epochs,
+               trigger_policy=trigger_policy, before_stop=finish)
+    finally:
+        status.stop()
+
+
+def _report(console: Any, result: dict[str, Any], out: Path, trigger_policy: str, started: float) -> None:
+    from rich.table import Table
+
     rows, summary = result["rows"], result["summary"]
     table = Table(title="Amazon Open: LSTM trained on 2000-2003, served 2004-2017 by mitiga",
                   caption="drift type: d = data, p = prediction, c = concept")
