@@ -160,3 +160,44 @@ def test_retrain_stops_following_at_every_terminal_status(admin_service, status:
     assert not follower.is_alive(), f"`mitiga retrain` still waiting after {status!r}"
     exit_code, out = result["cli"]
     assert exit_code == code and f"tab: {status}" in out and "the gate's words" in out, out
+
+
+@pytest.mark.slow
+def test_up_runs_the_services_and_the_console_until_interrupted(reference_store: Path, tmp_path: Path) -> None:
+    """`mitiga up`: inference, detector and the console answer on the ports given; the console lists the store's
+    models; Ctrl-C stops everything with a clean exit."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    store = tmp_path / "models"
+    shutil.copytree(reference_store, store)
+    ports = {"inference": free_port(), "detector": free_port(), "console": free_port()}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mitiga_cli", "up", "--store", str(store), "--inference-port", str(ports["inference"]),
+         "--detector-port", str(ports["detector"]), "--console-port", str(ports["console"])],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "mitiga up did not come up"
+            try:
+                if httpx.get(f"http://127.0.0.1:{ports['inference']}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        page = httpx.get(f"http://127.0.0.1:{ports['console']}/", timeout=30)
+        assert page.status_code == 200 and ">lstm<" in page.text and ">air<" in page.text
+        assert httpx.get(f"http://127.0.0.1:{ports['detector']}/v2/health/live").status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, out[-2000:]
+    assert f"console http://127.0.0.1:{ports['console']}" in " ".join(out.split())  # the URL is printed

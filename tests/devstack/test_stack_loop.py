@@ -21,7 +21,7 @@ def loop(tmp_path_factory, reference_store):  # type: ignore[no-untyped-def]
     """Run the scenario once: the LSTM trained on 2000-2001 serves 2012 prices, with feedback."""
     tmp = tmp_path_factory.mktemp("loop")
     webhook = WebhookReceiver()
-    stack = make_stack(tmp, reference_store, webhook=webhook, interval="1s", group_wait="1s",
+    stack = make_stack(tmp, reference_store, webhook=webhook, interval="1s", group_wait="1s", console=True,
                        alerts=AlertSettings(drift_for="2s", episode_for="2s"),
                        # the error decides (the default policy): judge it on 120 labelled 2012 rows, so the challenger
                        # trains on more of 2012 than of the old data, whatever the order events and labels arrive in
@@ -77,6 +77,22 @@ def test_the_drift_alert_reaches_the_alertmanager_webhook(loop) -> None:  # type
     assert alerts[0]["status"] == "firing" and "lstm" in alerts[0]["annotations"]["summary"]
     firing = httpx.get(f"{stack.prometheus.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
     assert any(a["labels"]["alertname"] == "MitigaDriftFlagCritical" for a in firing)
+
+
+def test_the_console_process_shows_prometheus_alert_and_the_retrained_version(loop) -> None:  # type: ignore[no-untyped-def]
+    """`make up`'s console: the critical alert Prometheus fired, through Alertmanager, is on its alerts page with a
+    banner that links to retraining lstm; the model's page shows the version the loop promoted and why."""
+    stack, traffic, _, first_version = loop
+
+    def alerts_page() -> str | None:
+        text = httpx.get(f"{stack.console.url}/alerts", timeout=30).text
+        return text if "MitigaDriftFlagCritical" in text else None
+
+    page = wait_for(alerts_page, 120, "the alert on the console")
+    assert 'id="critical-banner"' in page and 'href="/models/lstm#retrain"' in page
+    new = wait_for(lambda: traffic.version() != first_version and traffic.version(), 300, "the retrained version")
+    model = httpx.get(f"{stack.console.url}/models/lstm", timeout=30).text
+    assert f"{new} <strong>champion</strong>" in model and ">informed<" in model and ">promoted<" in model
 
 
 def test_every_dashboard_query_runs_on_prometheus_and_the_research_panels_have_data(loop) -> None:  # type: ignore[no-untyped-def]

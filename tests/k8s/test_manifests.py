@@ -42,7 +42,7 @@ def test_the_dev_manifests_build_and_pass_the_api_servers_validation(control_pla
 def test_skaffold_builds_each_service_image_and_sets_values_the_chart_has() -> None:
     config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
     artifacts = {a["image"]: a for a in config["build"]["artifacts"]}
-    assert set(artifacts) == {"mitiga-inference", "mitiga-detector", "mitiga-retrainer"}
+    assert set(artifacts) == {"mitiga-inference", "mitiga-detector", "mitiga-retrainer", "mitiga-console"}
     for artifact in artifacts.values():
         assert (ROOT / artifact["context"] / artifact["docker"]["dockerfile"]).is_file()
     [release] = config["manifests"]["helm"]["releases"]
@@ -59,7 +59,7 @@ def test_skaffold_builds_each_service_image_and_sets_values_the_chart_has() -> N
             node = node[part]
 
 
-@pytest.mark.parametrize("service", ["inference", "detector", "retrainer"])
+@pytest.mark.parametrize("service", ["inference", "detector", "retrainer", "console"])
 def test_each_dockerfile_is_multi_stage_pinned_non_root_and_copies_what_exists(service: str) -> None:
     text = (ROOT / "services" / service / "Dockerfile").read_text()
     assert len(re.findall(r"^FROM ", text, re.M)) >= 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -123,7 +122,9 @@ def experiment_incremental(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("out/experiments"),
 ) -> None:
     """Test 1: train on 50%..90% of the Amazon series, MSE on the next 10%, for LSTM, RNN and Transformer."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mitiga_core.quiet import quiet_frameworks
+
+    quiet_frameworks()
     from mitiga_standalone import experiments
 
     result = experiments.incremental(repeats=repeats, epochs=epochs)
@@ -147,7 +148,9 @@ def experiment_production(
 ) -> None:
     """Test 2: frozen vs blind scheduled vs informed retraining on the Amazon replay, MAE and retrains, beside the
     naive "tomorrow = today" forecast."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mitiga_core.quiet import quiet_frameworks
+
+    quiet_frameworks()
     from mitiga_standalone import experiments
 
     result = experiments.production(step_months=step_months, blind_every=blind_every,
@@ -164,12 +167,17 @@ def experiment_production(
 
 
 @app.command()
-def up(store: models.StoreOption = Path("var/models"), inference_port: int = 8080, detector_port: int = 8081) -> None:
-    """Run inference, detector and retrainer jobs together on this machine with the embedded adapters."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def up(store: models.StoreOption = Path("var/models"), inference_port: int = 8080, detector_port: int = 8081,
+       console_port: int = 8090) -> None:
+    """Run inference, detector, retrainer jobs and the web console together on this machine with the embedded
+    adapters."""
+    from mitiga_core.quiet import quiet_frameworks
+
+    quiet_frameworks()
     import threading
 
     from mitiga_core.logging import configure_logging
+    from mitiga_standalone.console import start_console
     from mitiga_standalone.stack import StandaloneStack
 
     configure_logging("mitiga-standalone")
@@ -177,12 +185,15 @@ def up(store: models.StoreOption = Path("var/models"), inference_port: int = 808
     stack = StandaloneStack(store, inference_port=inference_port, detector_port=detector_port,
                             detector={"trigger": "auto"})
     stack.start()
-    console.print(f"inference {stack.inference.url}  detector {stack.detector.url}  store {store}  (Ctrl-C stops)")
+    web = start_console(stack, console_port)
+    console.print(f"inference {stack.inference.url}  detector {stack.detector.url}  console {web.url}  "
+                  f"store {store}  (Ctrl-C stops)")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
+        web.stop()
         stack.stop()
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 
 def main() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mitiga_core.quiet import quiet_frameworks
+
+    quiet_frameworks()
     from pathlib import Path
 
     import uvicorn

@@ -46,7 +46,8 @@ def up(root: Annotated[Path, typer.Option(help="Where data, logs and stack.json 
         raise typer.BadParameter(f"a stack is already up (see {state}); run `make down` first")
     root.mkdir(parents=True, exist_ok=True)
     _seed(root / "models")
-    stack = DevStack(root, root / "models", detector_env={"MITIGA_WINDOW_SIZE": "60"}, well_known_ports=True)
+    stack = DevStack(root, root / "models", detector_env={"MITIGA_WINDOW_SIZE": "60"}, well_known_ports=True,
+                     console=True)
     stack.add_webhook_process()
     try:
         stack.start()

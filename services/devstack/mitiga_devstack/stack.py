@@ -68,7 +68,7 @@ class DevStack:
                  detector_env: dict[str, str] | None = None, inference_env: dict[str, str] | None = None,
                  alerts: AlertSettings | None = None, interval: str = "5s", group_wait: str = "30s",
                  webhook: WebhookReceiver | None = None, webhook_url: str | None = None,
-                 monitoring: bool = True, well_known_ports: bool = False) -> None:
+                 monitoring: bool = True, well_known_ports: bool = False, console: bool = False) -> None:
         self.root = root
         self.model_store = model_store
         self.admin_token = admin_token
@@ -88,9 +88,15 @@ class DevStack:
                                          **(inference_env or {})}, port(8080))
         self.detector = ServiceProcess("detector", "mitiga_detector", root / "detector",
                                        {**base, **(detector_env or {})}, port(8081))
+        self.alertmanager_port = port(9093)
+        self.console = ServiceProcess("console", "mitiga_console", root / "console", {
+            "MITIGA_MODEL_STORE_PATH": str(model_store), "MITIGA_INFERENCE_URL": self.inference.url,
+            "MITIGA_DETECTOR_URL": self.detector.url,
+            **({"MITIGA_ALERTMANAGER_URL": f"http://127.0.0.1:{self.alertmanager_port}"} if monitoring else {})},
+            port(8090)) if console else None
         rules = root / "prometheus-rules.yaml"
         rules.write_text(render(alerts))
-        self.alertmanager = AlertmanagerServer(root / "alertmanager", root / "alertmanager.yml", port(9093))
+        self.alertmanager = AlertmanagerServer(root / "alertmanager", root / "alertmanager.yml", self.alertmanager_port)
         alertmanager_config(self.alertmanager.config, webhook_url=self.webhook_url, group_wait=group_wait,
                             group_interval="5s" if group_wait != "30s" else "5m")
         self.prometheus = PrometheusServer(root / "prometheus", root / "prometheus.yml", port(9090))
@@ -107,7 +113,8 @@ class DevStack:
     def servers(self) -> list[ServerProcess]:
         """In start order."""
         monitoring = [self.alertmanager, self.prometheus] if self.monitoring else []
-        return [*self._extra, self.kafka, self.redis, *monitoring, self.inference, self.detector]
+        console = [self.console] if self.console is not None else []
+        return [*self._extra, self.kafka, self.redis, *monitoring, self.inference, self.detector, *console]
 
     def start(self) -> DevStack:
         if self.webhook is not None:
@@ -129,7 +136,8 @@ class DevStack:
             "urls": {"inference": self.inference.url, "inference_grpc": self.inference_grpc,
                      "detector": self.detector.url,
                      "prometheus": self.prometheus.url, "alertmanager": self.alertmanager.url,
-                     "webhook": self.webhook_url, "kafka": self.kafka.bootstrap, "redis": self.redis.url},
+                     "webhook": self.webhook_url, "kafka": self.kafka.bootstrap, "redis": self.redis.url,
+                     **({"console": self.console.url} if self.console is not None else {})},
             "logs": {s.name: str(s.log_path) for s in self.servers},
         }
 

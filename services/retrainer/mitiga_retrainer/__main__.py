@@ -8,7 +8,6 @@ else a transient failure (the state store unreachable, a crash: the Job retries 
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated, Any
 
@@ -30,7 +29,9 @@ def main(
     data_start: Annotated[str | None, typer.Option(help="First date of labelled data to use")] = None,
     data_end: Annotated[str | None, typer.Option(help="Last date of labelled data to use")] = None,
 ) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mitiga_core.quiet import quiet_frameworks
+
+    quiet_frameworks()
     from pydantic import ValidationError
 
     from mitiga_core.adapters import build_bus, build_model_store, build_state

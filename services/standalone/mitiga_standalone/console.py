@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from mitiga_standalone.server import BackgroundServer
     from mitiga_standalone.stack import StandaloneStack
 
 PAGES = {"models": "/", "model-lstm": "/models/lstm",
@@ -56,6 +57,19 @@ def screenshots(url: str, folder: Path) -> list[Path] | str:
     return saved
 
 
+def start_console(stack: StandaloneStack, port: int) -> BackgroundServer:
+    """The console over ``stack``, on ``port`` (any free port when that one is taken)."""
+    from mitiga_console.app import create_app
+    from mitiga_console.settings import ConsoleSettings
+    from mitiga_standalone.server import BackgroundServer
+
+    settings = ConsoleSettings(inference_url=stack.inference.url, detector_url=stack.detector.url,
+                               model_store_path=stack.store.root, log_level="WARNING")
+    server = BackgroundServer(create_app(settings, store=stack.store), port=_free(port))
+    server.start()
+    return server
+
+
 class ConsoleOnStack:
     def __init__(self, port: int, shots: Path) -> None:
         self.port = port
@@ -63,14 +77,7 @@ class ConsoleOnStack:
 
     def serve_until_interrupted(self, out: Any, stack: StandaloneStack) -> None:
         """Serve the console over ``stack`` until SIGINT or SIGTERM; ``out`` is a rich Console."""
-        from mitiga_console.app import create_app
-        from mitiga_console.settings import ConsoleSettings
-        from mitiga_standalone.server import BackgroundServer
-
-        settings = ConsoleSettings(inference_url=stack.inference.url, detector_url=stack.detector.url,
-                                   model_store_path=stack.store.root, log_level="WARNING")
-        server = BackgroundServer(create_app(settings, store=stack.store), port=_free(self.port))
-        server.start()
+        server = start_console(stack, self.port)
         try:
             shots = screenshots(server.url, self.shots)
             out.print(shots if isinstance(shots, str) else f"console screenshots in {self.shots}/")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -60,13 +59,15 @@ def _settle(stack: Any, client: Any, requests: int) -> None:
 def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: int, start: str = "2004-01-01",
            end: str | None = None, policy: str = "informed", blind_every: str = "month",
            trigger_policy: str = "performance", performance_window: int = 60,
-           before_stop: Callable[[StandaloneStack, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+           before_stop: Callable[[StandaloneStack, dict[str, Any]], None] | None = None,
+           on_step: Callable[[int, int, list[dict[str, Any]] | None], None] | None = None) -> dict[str, Any]:
     """Run the simulation and return the per-step rows and the summary (used by the demo, the experiments and the
     test). ``policy``: ``informed`` (mitiga's retraining under ``trigger_policy``) or ``blind`` (on a data-time
     schedule). ``performance_window``: labelled rows the realised error is measured on; the ground truth arrives a
     step (a quarter, about 60 trading days) at a time, so a window of one step compares each quarter with the
     model's own validation error rather than averaging it with older quarters. ``before_stop`` gets the stack,
-    still running, and the result once the replay is over (the demo reports, then opens the console on it)."""
+    still running, and the result once the replay is over (the demo reports, then opens the console on it);
+    ``on_step`` gets (steps done, steps in all, the rows so far) when the replay starts and after each step."""
     import httpx
     import numpy as np
 
@@ -104,7 +105,10 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
             with httpx.Client(base_url=stack.inference.url, timeout=120) as client:
                 while client.get("/v2/health/ready").status_code != 200:
                     time.sleep(0.05)
-                for lo, hi in _steps(target_dates[target_dates <= (end or target_dates[-1])], start, step_months):
+                steps = _steps(target_dates[target_dates <= (end or target_dates[-1])], start, step_months)
+                if on_step is not None:
+                    on_step(0, len(steps), None)
+                for done, (lo, hi) in enumerate(steps, start=1):
                     mask = (target_dates >= lo) & (target_dates < hi)
                     if not mask.any():
                         continue
@@ -141,6 +145,8 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
                         "dates": days,
                         "actual": y.tolist(), "served": pred.tolist(), "frozen": frozen_pred.tolist(),
                     })
+                    if on_step is not None:
+                        on_step(done, len(steps), rows)
             decisions = store.decisions("lstm")
             result = {"rows": rows, "decisions": decisions, "summary": summarize(rows, decisions)}
             if before_stop is not None:
@@ -183,7 +189,9 @@ def main(
                                                "the end and keep it up until Ctrl-C")] = True,
     console_port: Annotated[int, typer.Option(help="The console's port")] = 8090,
 ) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mitiga_core.quiet import quiet_frameworks
+
+    quiet_frameworks()
     from rich.console import Console
 
     from mitiga_standalone.console import ConsoleOnStack
@@ -191,20 +199,43 @@ def main(
     console = Console()
     started = time.monotonic()
     shown = ConsoleOnStack(console_port, out.parent / "console") if open_console else None
-    status = console.status("training the LSTM on 2000-2003, then replaying 2004-2017 ...")
-    status.start()
+    bar = _ProgressBar(console)
 
     def finish(stack: StandaloneStack, result: dict[str, Any]) -> None:
-        status.stop()
+        bar.stop()
         _report(console, result, out, trigger_policy, started)
         if shown is not None:  # on the stack that served the replay, still running
             shown.serve_until_interrupted(console, stack)
 
     try:
         replay(epochs=epochs, step_months=step_months, window_rows=window_rows, retrain_epochs=retrain_epochs,
-               trigger_policy=trigger_policy, before_stop=finish)
+               trigger_policy=trigger_policy, before_stop=finish, on_step=bar.step)
     finally:
-        status.stop()
+        bar.stop()
+
+
+class _ProgressBar:
+    """The demo's live line: training, then each quarter served with the MAE so far and the retrains so far."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console)
+        self._task = self._progress.add_task("training the LSTM on 2000-2003", total=None, detail="")
+        self._progress.start()
+
+    def step(self, done: int, total: int, rows: list[dict[str, Any]] | None) -> None:
+        detail = ""
+        if rows:
+            served = sum(r["mae_served"] * r["rows"] for r in rows) / sum(r["rows"] for r in rows)
+            retrains = sum(1 for r in rows if r["next_version"] != r["version"])
+            detail = f"quarter {rows[-1]['step']}  MAE so far {served:.2f} USD  new versions {retrains}"
+        self._progress.update(self._task, description="serving 2004-2017 through mitiga", total=total,
+                              completed=done, detail=detail)
+
+    def stop(self) -> None:
+        self._progress.stop()
 
 
 def _report(console: Any, result: dict[str, Any], out: Path, trigger_policy: str, started: float) -> None:
