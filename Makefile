@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 export PIP_CACHE_DIR ?= $(HOME)/.cache/mitiga/pip
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup infra test fuzz soak lint protos demo up down bench lock clean images
+.PHONY: help setup infra test fuzz soak lint protos demo up down bench lock clean images docs
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench: setup ## benchmarks; results in benchmarks/results/*.json and *.md
 
 soak: setup infra ## R1: the multi-process stack at 70% of its peak for 10 minutes (SOAK_SECONDS); benchmarks/results/soak.*
 	cd benchmarks && ../$(PY) soak.py
+
+docs: setup ## regenerate docs/settings.md, metrics.md, alerts.md and loop.svg from the code
+	$(PY) scripts/gen_docs.py
 
 lock: ## re-resolve every pin in one resolver run into requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

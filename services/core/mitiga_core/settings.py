@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class CoreSettings(BaseSettings):
     """Adapters and logging, common to all services."""
 
-    model_config = SettingsConfigDict(env_prefix="MITIGA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MITIGA_", extra="ignore", use_attribute_docstrings=True)
 
     # --- adapters ---
     bus: Literal["memory", "kafka"] = "memory"
