@@ -9,7 +9,7 @@ LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 # downloads are cached outside the repository
 export PIP_CACHE_DIR ?= $(HOME)/.cache/mitiga/pip
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: help setup infra test fuzz soak lint protos demo up down bench lock clean images docs
 

@@ -38,7 +38,11 @@ def quiet_frameworks(*, import_tensorflow: bool = True, verbose: bool | None = N
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if import_tensorflow and "tensorflow" not in sys.modules:
         with _stderr_to_devnull():
-            import tensorflow  # noqa: F401
+            import tensorflow as tf
+
+            # XLA announces itself once per process (service start, device, "compiled cluster") through absl, which
+            # no log level stops: let it do so now, while fd 2 is closed
+            tf.function(jit_compile=True)(lambda x: x + 1.0)(tf.constant(1.0))
         with contextlib.suppress(ImportError):
             import absl.logging
 
