@@ -5,6 +5,7 @@ twice, cuInit failing on a machine without a GPU, XLA's "compiled cluster") say 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ def quiet_frameworks(*, import_tensorflow: bool = True, verbose: bool | None = N
             # XLA announces itself once per process (service start, device, "compiled cluster") through absl, which
             # no log level stops: let it do so now, while fd 2 is closed
             tf.function(jit_compile=True)(lambda x: x + 1.0)(tf.constant(1.0))
+        tf.get_logger().setLevel(logging.ERROR)  # "triggered tf.function retracing" and the like
         with contextlib.suppress(ImportError):
             import absl.logging
 
