@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +131,15 @@ def images() -> dict[str, str]:
                            env={**os.environ, "PY": sys.executable}, check=False, timeout=3600)
     assert built.returncode == 0, built.stderr[-3000:]
     return {ref.rsplit("/", 1)[-1].split(":")[0].removeprefix("mitiga-"): ref for ref in built.stdout.split()}
+
+
+def wait_for(check: Any, timeout_s: float, what: str, every_s: float = 0.5, explain: Any = None) -> Any:
+    """Poll ``check`` until it returns something true, and return that; fail after ``timeout_s`` saying what was
+    awaited (and ``explain()``: what an operator would look at)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every_s)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}" + (f"\n{explain()}" if explain else ""))

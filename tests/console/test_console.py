@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.conftest import wait_for
 from tests.console.conftest import TOKEN
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -38,14 +39,8 @@ def _text(browser: Any, css: str) -> str:
 
 
 def _wait(what: str, check: Any, timeout_s: float = 120, browser: Any = None) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    shown = f" at {browser.current_url}: {browser.page_source[-3000:]}" if browser is not None else ""
-    raise AssertionError(f"timed out waiting for {what}{shown}")
+    shown = (lambda: f"at {browser.current_url}: {browser.page_source[-3000:]}") if browser is not None else None
+    return wait_for(check, timeout_s, what, explain=shown)
 
 
 def _sign_in(browser: Any, base: str) -> None:

@@ -4,17 +4,18 @@ reading topics and Redis directly."""
 from __future__ import annotations
 
 import shutil
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 
 from mitiga_core.events import decode
 from mitiga_devstack.stack import DevStack
+from tests.conftest import wait_for
+
+__all__ = ["wait_for"]  # the devstack tests import it from here
 
 ADMIN = "test-admin-token"
 FAST = {"MITIGA_WINDOW_SIZE": "40", "MITIGA_PERSISTENCE": "2", "MITIGA_MIN_PERFORMANCE_ROWS": "10",
@@ -114,11 +115,3 @@ def metric(url: str, name: str, **labels: str) -> float:
     return total
 
 
-def wait_for(check: Any, timeout_s: float, what: str, every_s: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every_s)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")

@@ -6,7 +6,6 @@ kube-proxy to it and the answer equals the in-process prediction; a pod reaches 
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.conftest import wait_for
 from tests.inference.conftest import window_request
 from tests.node.conftest import NAMESPACE, describe
 
@@ -27,13 +27,7 @@ TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
 
 
 def _wait(what: str, check: Any, timeout_s: float = 180, explain: Any = None) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n{explain()}" if explain else ""))
+    return wait_for(check, timeout_s, what, explain=explain)
 
 
 def _job(name: str, image: str, command: list[str]) -> dict[str, Any]:
