@@ -86,7 +86,7 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
             metrics = ", ".join(f"{k} {html.pretty(v)}" for k, v in sorted(manifest.training.metrics.items()))
             rows.append([html.esc(version) + (" <strong>champion</strong>" if version == champion else ""),
                          html.esc(manifest.lineage.parent or "-"), html.esc(manifest.lineage.trigger),
-                         html.esc(f"{manifest.training.data_start or '?'} .. {manifest.training.data_end or '?'}"),
+                         html.esc(f"{_day(manifest.training.data_start)} .. {_day(manifest.training.data_end)}"),
                          html.esc(manifest.lineage.strategy or "-"), metrics or "-"])
         versions = html.table(["version", "parent", "trigger", "data window", "strategy", "metrics"], rows,
                               "versions")
@@ -211,6 +211,11 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
         return RedirectResponse(f"/models/{done['name']}?uploaded={done['version']}", status_code=303)
 
     return router
+
+
+def _day(stamp: str | None) -> str:
+    """The date of an ISO timestamp ("2015-07-09T00:00:00+00:00" -> "2015-07-09")."""
+    return (stamp or "?")[:10]
 
 
 def _decision_row(d: dict[str, Any]) -> list[str]:
