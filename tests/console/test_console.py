@@ -161,6 +161,27 @@ def test_a_retrain_started_in_the_console_is_followed_to_the_gates_decision(cons
     assert browser.find_element(By.ID, "epochs").get_attribute("value") == "2"
     _open(browser, f"{console.url}/models/lstm")
     assert decision["reason"] in _text(browser, "#decisions")
+    # the windows over time: one point per window the detector tested, and the new version marked once it judges
+    history = httpx.get(f"{console.stack.detector.url}/v1/models/lstm/drift/history").json()["windows"]
+    plotted = json.loads(browser.find_element(By.ID, "p-values-data").get_attribute("textContent"))
+    lines = [k for k in plotted if k.startswith("p ")]  # a p-value line per feature
+    assert lines and all(len(plotted[k]) == len(history) for k in lines) and len(history) >= 2
+    assert plotted["marks"] == []
+    if decision["promote"]:
+        traffic = Traffic(console.stack.inference.url)
+        _wait("the new version to serve", lambda: traffic.version() == str(decision["version"]))
+        later, _ = windows("2012-07-01", "2012-10-01")
+        for lo in range(0, 60, 20):  # requests the new version serves, and the detector judges
+            served = traffic.infer(later[lo:lo + 20])
+            assert served is not None and served["model_version"] == str(decision["version"]), traffic.failures
+        traffic.close()
+        console.stack.wait_processed("InferenceEvent", 9)
+        _wait("a window of the new version", lambda: any(
+            w["version"] == str(decision["version"]) for w in httpx.get(
+                f"{console.stack.detector.url}/v1/models/lstm/drift/history").json()["windows"]))
+        _open(browser, f"{console.url}/models/lstm")
+        plotted = json.loads(browser.find_element(By.ID, "p-values-data").get_attribute("textContent"))
+        assert plotted["marks"] == [len(history)] and browser.find_elements(By.ID, "version-changes")  # one change
 
 
 def test_a_critical_alert_puts_a_banner_that_links_to_retraining(console, alertmanager, browser) -> None:  # type: ignore[no-untyped-def]

@@ -87,6 +87,10 @@ def test_metrics_state_and_report(service) -> None:
                  "mitiga_drift_level", "mitiga_outlier_share", "mitiga_estimated_metric", "mitiga_drift_signal"):
         assert name in text, name
     assert 'mitiga_drift_level{drift_type="data",model="tab"} 2.0' in text
+    history = httpx.get(f"{url}/v1/models/tab/drift/history").json()["windows"]
+    assert len(history) == 4 and history[-1] == state["last_window"]
+    assert all(set(w["p_values"]) == {"a", "b", "c"} and w["version"] == "1" for w in history)
+    assert httpx.get(f"{url}/v1/models/nope/drift/history").status_code == 404
     report = httpx.get(f"{url}/v1/models/tab/drift/report")
     assert report.status_code == 200 and report.text.count("data:image/png;base64,") == 3
     assert httpx.get(f"{url}/v1/models/nope/drift").status_code == 404

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from mitiga_console.upstream import Alert
 
@@ -70,12 +71,14 @@ def layout(title: str, body: str, *, alerts: Sequence[Alert] = (), signed_in: bo
 {banner(alerts)}<main><h1>{esc(title)}</h1>{body}</main></body></html>"""
 
 
-def chart(series: dict[str, Sequence[float]], dates: Sequence[str], *, chart_id: str = "chart",
-          width: int = 960, height: int = 320) -> str:
+def chart(series: Mapping[str, Sequence[float]], dates: Sequence[str], *, chart_id: str = "chart",
+          width: int = 960, height: int = 320, marks: Sequence[int] = ()) -> str:
     """Lines on a shared date axis, as SVG, with the data also in a JSON script element for whoever reads the
-    page (a test, a script) and a tooltip on each line."""
-    values = [v for line in series.values() for v in line]
-    data = json.dumps({"dates": list(dates), **{k: list(v) for k, v in series.items()}}).replace("</", "<\\/")
+    page (a test, a script) and a tooltip on each line; ``marks``: indexes of the dates to mark with a vertical
+    line (a new version). Missing values (NaN) are left out of the lines."""
+    values = [v for line in series.values() for v in line if math.isfinite(v)]
+    lines_data = {name: [v if math.isfinite(v) else None for v in line] for name, line in series.items()}
+    data = json.dumps({"dates": list(dates), "marks": list(marks), **lines_data}).replace("</", "<\\/")
     if not values or not dates:
         return f'<script type="application/json" id="{esc(chart_id)}-data">{data}</script>'
     lo, hi = min(values), max(values)
@@ -89,10 +92,14 @@ def chart(series: dict[str, Sequence[float]], dates: Sequence[str], *, chart_id:
     lines, legend = [], []
     for k, (name, line) in enumerate(series.items()):
         colour = colours[k % len(colours)]
-        path = " ".join(point(i, v) for i, v in enumerate(line))
+        path = " ".join(point(i, v) for i, v in enumerate(line) if math.isfinite(v))
         lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}">'
                      f"<title>{esc(name)}</title></polyline>")
         legend.append(f'<text x="{pad + k * 160}" y="16" fill="{colour}" font-size="13">{esc(name)}</text>')
+    for i in marks:
+        x = pad + i * (width - 2 * pad) / n
+        lines.append(f'<line x1="{x:.1f}" y1="{pad - 10}" x2="{x:.1f}" y2="{height - pad}" stroke="#5cb85c" '
+                     f'stroke-dasharray="4,3"><title>new version from {esc(dates[i])}</title></line>')
     axis = (f'<text x="{pad}" y="{height - 12}" font-size="12">{esc(dates[0])}</text>'
             f'<text x="{width - pad}" y="{height - 12}" font-size="12" text-anchor="end">{esc(dates[-1])}</text>'
             f'<text x="4" y="{pad}" font-size="12">{hi:.4g}</text>'

@@ -247,7 +247,29 @@ def _health(upstream: Upstream, name: str) -> str:
             f'decided by {html.esc(last.get("decided_by") or "-")}; {state["windows"]} windows tested; last '
             f'{html.esc(last["window_start"])} .. {html.esc(last["window_end"])}.</p>'
             f"<p>Signals: {signals or '-'}</p><p>Error: {errors or 'no ground truth yet'}</p>{features}"
+            f"{_over_time(upstream, name)}"
             f'<p><a href="/models/{html.esc(name)}/report">drift report with plots over time</a></p>')
+
+
+def _over_time(upstream: Upstream, name: str) -> str:
+    """The windows over time: each feature's p-value, the realised MAE, and the windows where a new version took
+    over (a retrain promoted, or a rollback) marked on the same axis."""
+    try:
+        windows = upstream.history(name)
+    except UpstreamError as exc:
+        return html.error(str(exc))
+    if len(windows) < 2:
+        return ""
+    ends = [_day(w.get("window_end")) for w in windows]
+    features = sorted({f for w in windows for f in w.get("p_values", {})})
+    p_values = {f"p {f}": [float(w.get("p_values", {}).get(f, float("nan"))) for w in windows] for f in features}
+    marks = [i for i in range(1, len(windows)) if windows[i].get("version") != windows[i - 1].get("version")]
+    charts = "<h3>Over time</h3>" + html.chart(p_values, ends, chart_id="p-values", height=220, marks=marks)
+    if any("mae" in w for w in windows):
+        mae = [float(w.get("mae", float("nan"))) for w in windows]
+        charts += html.chart({"MAE": mae}, ends, chart_id="mae", height=220, marks=marks)
+    changes = ", ".join(ends[i] for i in marks)
+    return charts + (f'<p id="version-changes">New versions from the windows ending {changes}.</p>' if marks else "")
 
 
 def _retrain_form(name: str) -> str:

@@ -71,6 +71,16 @@ class Upstream:
                 return None
             raise
 
+    def history(self, model: str) -> list[dict[str, Any]]:
+        """The detector's tested windows of ``model``, oldest first (none when it has none)."""
+        try:
+            found = self._call(self.detector, "GET", f"/v1/models/{model}/drift/history", "the detector")
+        except UpstreamError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return list(found.get("windows", []))
+
     def report(self, model: str) -> str:
         try:
             response = self.detector.get(f"/v1/models/{model}/drift/report")

@@ -64,6 +64,17 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
             raise ModelNotFound(f"model {name!r} not found")
         return current
 
+    @router.get("/v1/models/{name}/drift/history")
+    async def history(name: str) -> dict[str, Any]:
+        """The tested windows kept for the report (``MITIGA_HISTORY``), oldest first: level, types, signals,
+        p-values and PSI per feature, errors, and the version each window judged."""
+        name = _named(name)
+        with core.lock:
+            windows = list(core.history.get(name, []))
+        if not windows and name not in store.list_models():
+            raise ModelNotFound(f"model {name!r} not found")
+        return {"model": name, "windows": windows}
+
     @router.get("/v1/models/{name}/drift/report", response_class=HTMLResponse)
     def report(name: str) -> Response:  # plotting blocks: FastAPI runs it in its thread pool
         from mitiga_detector.reports import render
