@@ -201,3 +201,76 @@ def test_up_runs_the_services_and_the_console_until_interrupted(reference_store:
         out, _ = process.communicate(timeout=60)
     assert process.returncode == 0, out[-2000:]
     assert f"console http://127.0.0.1:{ports['console']}" in " ".join(out.split())  # the URL is printed
+
+
+@pytest.mark.slow
+def test_models_upload_registers_a_version_through_the_admin_api(tmp_path: Path) -> None:
+    """`mitiga models upload`: a plain .keras file becomes a served champion with Keras's own predictions; a wrong
+    token or a missing file is a short error that registers nothing."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+    import numpy as np
+
+    from tests.inference.conftest import start_service
+
+    subprocess.run([sys.executable, str(Path(__file__).parents[1] / "inference" / "make_plain_model.py"),
+                    str(tmp_path)], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    service = start_service(tmp_path / "store")
+    try:
+        code, out = run("models", "upload", "plain", str(tmp_path / "nope.keras"), "--url", service.url,
+                        "--token", "s3cret")
+        assert code == 2 and "no such file" in out
+        code, out = run("models", "upload", "plain", str(tmp_path / "plain.keras"), "--url", service.url,
+                        "--token", "wrong", "--features", "a,b,c")
+        assert code == 2 and "invalid admin token" in out and service.store.list_versions("plain") == []
+        code, out = run("models", "upload", "plain", str(tmp_path / "plain.keras"), "--url", service.url,
+                        "--token", "s3cret", "--features", "a,b,c")
+        assert code == 0 and "uploaded plain version 1" in " ".join(out.split()), out
+        assert service.store.champion("plain") == "1"
+        expected = np.load(tmp_path / "expected.npz")
+        body = {"inputs": [{"name": "features", "shape": [5, 3], "datatype": "FP32",
+                            "data": expected["x"].tolist()}]}
+        served = httpx.post(f"{service.url}/v2/models/plain/infer", json=body).json()
+        np.testing.assert_allclose(served["outputs"][0]["data"], expected["y"].reshape(-1), rtol=1e-5, atol=1e-6)
+    finally:
+        service.running.stop()
+
+
+def test_report_writes_the_detectors_report_with_its_plots(tmp_path: Path) -> None:
+    """`mitiga report`: the detector's HTML report of a model that has tested windows, with its plots; a model
+    without windows is a short error and writes nothing."""
+    import numpy as np
+
+    from mitiga_core.bus import InMemoryBus
+    from mitiga_core.events import Topic
+    from mitiga_core.state import InMemoryStateStore
+    from mitiga_detector.app import create_app
+    from mitiga_detector.settings import DetectorSettings
+    from tests.conftest import serve, wait_for
+    from tests.detector.conftest import RecordingLauncher, inference
+
+    store = FilesystemModelStore(tmp_path / "store")
+    write_bundle(store)
+    bus = InMemoryBus()
+    app = create_app(DetectorSettings(window_size=30, sequential=False), bus=bus, store=store,
+                     state=InMemoryStateStore(), launcher=RecordingLauncher())
+    running = serve(app)
+    try:
+        rng = np.random.default_rng(1)
+        for i in range(6):
+            x = rng.normal(size=(10, 3)).astype(np.float32) + (2.0 if i >= 3 else 0.0)
+            bus.publish(Topic.INFERENCE, inference(x, x.sum(axis=1, keepdims=True), request_id=f"r{i}"))
+        wait_for(lambda: app.state.core.state_of("tab")["windows"] == 2, 60, "two tested windows")
+        out = tmp_path / "report.html"
+        code, text = run("report", "tab", "--detector", running.url, "--out", str(out))
+        assert code == 0 and str(out) in " ".join(text.split())
+        page = out.read_text()
+        # the reference-vs-current histograms and the p-values over time; no error plot without ground truth
+        assert page.count("data:image/png;base64,") == 2 and "drift report: tab" in page
+        code, text = run("report", "ghost", "--detector", running.url, "--out", str(tmp_path / "ghost.html"))
+        assert code == 2 and "ghost" in text and not (tmp_path / "ghost.html").exists()
+    finally:
+        running.stop()
