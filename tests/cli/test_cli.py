@@ -274,3 +274,34 @@ def test_report_writes_the_detectors_report_with_its_plots(tmp_path: Path) -> No
         assert code == 2 and "ghost" in text and not (tmp_path / "ghost.html").exists()
     finally:
         running.stop()
+
+
+@pytest.mark.slow
+def test_experiment_production_on_a_short_range_agrees_with_an_independent_computation(tmp_path: Path) -> None:
+    """`mitiga experiment production` over the first half of 2004: the naive forecast's MAE equals numpy's on the
+    same days; each policy's retrain count is what its own decision log holds; the JSON and the plot are written."""
+    import json
+
+    import numpy as np
+
+    from mitiga_core.datasets import load_prices
+
+    code, out = run("experiment", "production", "--end", "2004-06-30", "--epochs", "2", "--retrain-epochs", "1",
+                    "--out", str(tmp_path))
+    assert code == 0, out
+    result = json.loads((tmp_path / "production.json").read_text())
+    assert (tmp_path / "production.png").stat().st_size > 10_000
+    prices = load_prices("amzn")["open"]
+    days = prices.loc["2004-01-01":"2004-06-30"]
+    before = prices.shift(1).loc[days.index]  # "tomorrow = today": yesterday's open
+    naive = float(np.mean(np.abs(days.to_numpy() - before.to_numpy())))
+    summary = result["summary"]
+    assert summary["persistence"]["mae"] == pytest.approx(naive, rel=1e-5)
+    for policy in ("informed", "blind"):
+        assert summary[policy]["retrains"] == len(result["runs"][policy]["decisions"])
+        steps = result["runs"][policy]["steps"]
+        assert [s["step"] for s in steps] == ["2004-01-01", "2004-04-01"]
+        assert sum(s["rows"] for s in steps) == len(days)
+    assert summary["frozen"]["mae"] > 0 and summary["frozen"]["retrains"] == 0
+    assert set(summary["targets"]) == {"informed_mae_le_30pct_of_frozen", "informed_within_10pct_of_blind",
+                                       "informed_retrains_le_third_of_blind"}

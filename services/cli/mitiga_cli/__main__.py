@@ -144,6 +144,9 @@ def experiment_production(
     blind_every: Annotated[str, typer.Option(help="month | quarter | year")] = "quarter",
     trigger_policy: Annotated[str, typer.Option(help="performance | drift | any, for informed retraining")] = (
         "performance"),
+    end: Annotated[str | None, typer.Option(help="Last day of the replay (ISO; default: the end of the data)")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the first LSTM")] = 8,
+    retrain_epochs: Annotated[int, typer.Option(min=1, help="Epochs of each retraining")] = 5,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("out/experiments"),
 ) -> None:
     """Test 2: frozen vs blind scheduled vs informed retraining on the Amazon replay, MAE and retrains, beside the
@@ -153,12 +156,12 @@ def experiment_production(
     quiet_frameworks()
     from mitiga_standalone import experiments
 
-    result = experiments.production(step_months=step_months, blind_every=blind_every,
-                                    trigger_policy=trigger_policy)
+    result = experiments.production(step_months=step_months, blind_every=blind_every, trigger_policy=trigger_policy,
+                                    end=end, epochs=epochs, retrain_epochs=retrain_epochs)
     out.mkdir(parents=True, exist_ok=True)
     experiments.write(result, out / "production.json")
     experiments.plot_production(result, out / "production.png")
-    table = Table("policy", "MAE 2004-2017", "retrains")
+    table = Table("policy", f"MAE 2004-{(end or '2017')[:4]}", "retrains")
     for policy, row in result["summary"].items():
         if policy != "targets":
             table.add_row(policy, f"{row['mae']:.2f}", str(row["retrains"]))
