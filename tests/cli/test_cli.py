@@ -230,11 +230,11 @@ def test_models_upload_registers_a_version_through_the_admin_api(tmp_path: Path)
                         "--token", "s3cret", "--features", "a,b,c")
         assert code == 0 and "uploaded plain version 1" in " ".join(out.split()), out
         assert service.store.champion("plain") == "1"
-        expected = np.load(tmp_path / "expected.npz")
-        body = {"inputs": [{"name": "features", "shape": [5, 3], "datatype": "FP32",
-                            "data": expected["x"].tolist()}]}
+        with np.load(tmp_path / "expected.npz") as expected:
+            x, y = expected["x"], expected["y"]
+        body = {"inputs": [{"name": "features", "shape": [5, 3], "datatype": "FP32", "data": x.tolist()}]}
         served = httpx.post(f"{service.url}/v2/models/plain/infer", json=body).json()
-        np.testing.assert_allclose(served["outputs"][0]["data"], expected["y"].reshape(-1), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(served["outputs"][0]["data"], y.reshape(-1), rtol=1e-5, atol=1e-6)
     finally:
         service.running.stop()
 

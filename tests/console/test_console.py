@@ -124,10 +124,11 @@ def test_upload_needs_the_token_and_then_serves_the_model(console, browser, tmp_
     upload()
     _wait("the model's page", lambda: "/models/plain" in browser.current_url, browser=browser)
     assert console.store.champion("plain") == "1"
-    expected = np.load(tmp_path / "expected.npz")
-    body = {"inputs": [{"name": "features", "shape": [5, 3], "datatype": "FP32", "data": expected["x"].tolist()}]}
+    with np.load(tmp_path / "expected.npz") as expected:
+        x, y = expected["x"], expected["y"]
+    body = {"inputs": [{"name": "features", "shape": [5, 3], "datatype": "FP32", "data": x.tolist()}]}
     served = httpx.post(f"{console.stack.inference.url}/v2/models/plain/infer", json=body).json()
-    np.testing.assert_allclose(served["outputs"][0]["data"], expected["y"].reshape(-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(served["outputs"][0]["data"], y.reshape(-1), rtol=1e-5, atol=1e-6)
 
 
 def test_a_retrain_started_in_the_console_is_followed_to_the_gates_decision(console, browser) -> None:  # type: ignore[no-untyped-def]
