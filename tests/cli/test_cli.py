@@ -170,11 +170,10 @@ def test_up_runs_the_services_and_the_console_until_interrupted(reference_store:
     import signal
     import subprocess
     import sys
-    import time
 
     import httpx
 
-    from tests.conftest import free_port
+    from tests.conftest import free_port, wait_for
 
     store = tmp_path / "models"
     shutil.copytree(reference_store, store)
@@ -184,15 +183,15 @@ def test_up_runs_the_services_and_the_console_until_interrupted(reference_store:
          "--detector-port", str(ports["detector"]), "--console-port", str(ports["console"])],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, "mitiga up did not come up"
+        def ready(service: str) -> bool:  # each service answers its own readiness probe: they start apart
+            assert process.poll() is None, f"mitiga up exited: {process.communicate()[0][-2000:]}"
             try:
-                if httpx.get(f"http://127.0.0.1:{ports['inference']}/v2/health/ready").status_code == 200:
-                    break
+                return httpx.get(f"http://127.0.0.1:{ports[service]}/v2/health/ready").status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+                return False
+
+        for service in ports:
+            wait_for(lambda service=service: ready(service), 180, f"mitiga up's {service} to be ready")
         page = httpx.get(f"http://127.0.0.1:{ports['console']}/", timeout=30)
         assert page.status_code == 200 and ">lstm<" in page.text and ">air<" in page.text
         assert httpx.get(f"http://127.0.0.1:{ports['detector']}/v2/health/live").status_code == 200

@@ -49,9 +49,25 @@ def console(reference_store: Path, alertmanager: Any, tmp_path_factory: pytest.T
     settings = ConsoleSettings(inference_url=stack.inference.url, detector_url=stack.detector.url,
                                alertmanager_url=alertmanager.url, model_store_path=root)
     running = serve(create_app(settings, store=FilesystemModelStore(root)))
-    yield SimpleNamespace(url=running.url, stack=stack, store=stack.store)
+    # a second console that reads a model's health over time from a real Prometheus scraping the detector
+    prometheus = _prometheus(tmp_path_factory.mktemp("prometheus"), stack.detector.url)
+    watched = serve(create_app(settings.model_copy(update={"prometheus_url": prometheus.url}),
+                               store=FilesystemModelStore(root)))
+    yield SimpleNamespace(url=running.url, stack=stack, store=stack.store, prometheus=prometheus,
+                          watched_url=watched.url)
+    watched.stop()
+    prometheus.stop()
     running.stop()
     stack.stop()
+
+
+def _prometheus(root: Path, detector_url: str) -> Any:
+    from mitiga_devstack.servers import PrometheusServer
+
+    config = root / "prometheus.yml"
+    config.write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n"
+                      f"  - job_name: detector\n    static_configs: [{{targets: ['{detector_url.split('//')[1]}']}}]\n")
+    return PrometheusServer(root / "data", config).start()
 
 
 @pytest.fixture(scope="module")

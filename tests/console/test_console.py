@@ -5,11 +5,13 @@ every page that links to retraining; admin actions need the token, which never a
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +186,94 @@ def test_a_retrain_started_in_the_console_is_followed_to_the_gates_decision(cons
         _open(browser, f"{console.url}/models/lstm")
         plotted = json.loads(browser.find_element(By.ID, "p-values-data").get_attribute("textContent"))
         assert plotted["marks"] == [len(history)] and browser.find_elements(By.ID, "version-changes")  # one change
+
+
+def _stream(stack: Any, start: str, end: str, rows: int) -> str:
+    """Requests with their ground truth, as a client in production sends them, until the detector has processed
+    them all; the version that answered."""
+    from tests.devstack.conftest import Traffic, windows
+
+    seen = {kind: stack.processed(kind) for kind in ("InferenceEvent", "FeedbackEvent")}
+    traffic = Traffic(stack.inference.url)
+    x, y = windows(start, end)
+    version = ""
+    for lo in range(0, rows, 25):
+        served = traffic.infer(x[lo:lo + 25])
+        assert served is not None, traffic.failures
+        traffic.feedback(served["id"], y[lo:lo + 25])
+        version = served["model_version"]
+    traffic.close()
+    for kind, count in seen.items():
+        stack.wait_processed(kind, count + len(range(0, rows, 25)), 120)
+    return version
+
+
+def _plotted(browser: Any, chart: str) -> dict[str, Any]:
+    from selenium.webdriver.common.by import By
+
+    return dict(json.loads(browser.find_element(By.ID, f"{chart}-data").get_attribute("textContent")))
+
+
+def _last(line: list[float | None]) -> float:
+    return float(next(v for v in reversed(line) if v is not None))
+
+
+def test_health_over_time_from_prometheus_then_a_rollback_from_the_console(console, browser) -> None:  # type: ignore[no-untyped-def]
+    """The console given Prometheus draws a model's p-values and MAE from it, with the new version's first window
+    marked; then an admin makes the earlier version the champion again from the model's page, and it serves."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.devstack.conftest import Traffic
+
+    stack, store = console.stack, console.store
+    before = _stream(stack, "2013-01-01", "2013-07-01", 100)
+    bundle = store.path("lstm", before)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        for member in ("model.keras", "manifest.json", "reference.npy"):
+            z.write(bundle / member, member)
+    uploaded = httpx.post(f"{stack.inference.url}/v2/repository/models/lstm/upload", content=archive.getvalue(),
+                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
+    assert uploaded.status_code == 201, uploaded.text
+    after = uploaded.json()["version"]
+    assert _stream(stack, "2013-07-01", "2014-01-01", 100) == after
+    judged = time.time()  # every window of the new version is tested and its MAE measured
+    prometheus = console.prometheus.url
+
+    def scraped(query: str) -> list[dict[str, Any]]:
+        found = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}).json()["data"]["result"]
+        return list(found)
+
+    _wait("Prometheus to scrape the detector after the new version was judged", lambda: any(
+        float(r["value"][1]) > judged for r in scraped(f'timestamp(mitiga_drift_window_rows{{model="lstm",'
+                                                        f'version="{after}"}})')))
+    _open(browser, f"{console.watched_url}/models/lstm")
+    assert _text(browser, "#health-source").startswith("From Prometheus")
+    p_values = _plotted(browser, "p-values")
+    now = {r["metric"]["feature"]: float(r["value"][1])
+           for r in scraped('min by (feature) (mitiga_drift_p_value{model="lstm"})')}
+    assert now and {k[2:]: _last(v) for k, v in p_values.items() if k.startswith("p ")} == pytest.approx(now)
+    assert len(p_values["marks"]) >= 1 and max(p_values["marks"]) > 0  # where the uploaded version's windows begin
+    mae = float(scraped('max(mitiga_model_performance{model="lstm",metric="mae"})')[0]["value"][1])
+    assert _last(_plotted(browser, "errors")["MAE"]) == pytest.approx(mae)
+    # the detector-history console still draws from the detector
+    _open(browser, f"{console.url}/models/lstm")
+    assert _text(browser, "#health-source").startswith("From the detector")
+    # rollback: the admin's choice serves at once
+    if not browser.get_cookie("mitiga_admin"):
+        _sign_in(browser, console.url)
+    _open(browser, f"{console.url}/models/lstm")
+    Select(browser.find_element(By.CSS_SELECTOR, "#champion-form select")).select_by_value(before)
+    browser.find_element(By.CSS_SELECTOR, "#champion-form button").click()
+    _wait("the model page again", lambda: browser.current_url.endswith(f"?champion={before}"), browser=browser)
+    assert store.champion("lstm") == before
+    assert "champion" in next(r.text for r in browser.find_elements(By.CSS_SELECTOR, "#versions tbody tr")
+                              if r.text.startswith(before))
+    assert "rollback" in _text(browser, "#decisions")
+    traffic = Traffic(stack.inference.url)
+    assert traffic.version() == before  # the inference service serves it
+    traffic.close()
 
 
 def test_a_critical_alert_puts_a_banner_that_links_to_retraining(console, alertmanager, browser) -> None:  # type: ignore[no-untyped-def]

@@ -81,7 +81,8 @@ def test_the_drift_alert_reaches_the_alertmanager_webhook(loop) -> None:  # type
 
 def test_the_console_process_shows_prometheus_alert_and_the_retrained_version(loop) -> None:  # type: ignore[no-untyped-def]
     """`make up`'s console: the critical alert Prometheus fired, through Alertmanager, is on its alerts page with a
-    banner that links to retraining lstm; the model's page shows the version the loop promoted and why."""
+    banner that links to retraining lstm; the model's page shows the version the loop promoted and why, and its
+    health over time from the stack's Prometheus."""
     stack, traffic, _, first_version = loop
 
     def alerts_page() -> str | None:
@@ -93,6 +94,7 @@ def test_the_console_process_shows_prometheus_alert_and_the_retrained_version(lo
     new = wait_for(lambda: traffic.version() != first_version and traffic.version(), 300, "the retrained version")
     model = httpx.get(f"{stack.console.url}/models/lstm", timeout=30).text
     assert f"{new} <strong>champion</strong>" in model and ">informed<" in model and ">promoted<" in model
+    assert '<p id="health-source">From Prometheus' in model and 'id="p-values"' in model  # the stack's Prometheus
 
 
 def test_every_dashboard_query_runs_on_prometheus_and_the_research_panels_have_data(loop) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mitiga_core.events import Topic
+from tests.conftest import wait_for
 from tests.inference.conftest import ADMIN, service_on_a_copy
 
 pytestmark = pytest.mark.slow
@@ -61,7 +62,8 @@ def test_plain_keras_upload_serves_keras_predictions(admin_service, admin, plain
     out = admin.post("/v2/models/plain/infer", json=body).json()
     np.testing.assert_allclose(out["outputs"][0]["data"], expected["y"].reshape(-1), rtol=1e-5, atol=1e-6)
     assert admin_service.store.champion("plain") == "1"
-    assert any(e.key == "plain" for e in admin_service.bus.messages(Topic.ROLLOUT))
+    wait_for(lambda: any(e.key == "plain" for e in admin_service.bus.messages(Topic.ROLLOUT)), 30,
+             "the upload's rollout event")  # the publisher sends from its own thread
 
 
 def test_default_feature_names_and_explicit_scaler(admin, plain_model: Path) -> None:
@@ -117,6 +119,39 @@ def test_bundle_zip_upload_keeps_manifest_and_reference(admin_service, admin) ->
     meta = admin.get("/v2/models/air2").json()
     assert meta["outputs"][0]["name"] == "CO(GT)" and meta["parameters"]["task"] == "regression"
     assert (admin_service.store.path("air2", "1") / "reference.npy").exists()
+
+
+def test_a_rollback_serves_the_earlier_champion_and_tells_the_other_replicas(admin_service, admin) -> None:
+    folder = admin_service.store.path("air", "1")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member in ("model.keras", "manifest.json", "reference.npy"):
+            archive.write(folder / member, member)
+    body = {"inputs": [{"name": "features", "shape": [1, 8], "datatype": "FP32", "data": [1.0] * 8}]}
+    assert admin.post("/v2/repository/models/back/upload", content=buffer.getvalue(), headers=ADMIN).status_code == 201
+    r = admin.post("/v2/repository/models/back/rollback", headers=ADMIN)
+    assert r.status_code == 409 and "no earlier champion" in r.json()["error"]
+    assert admin.post("/v2/repository/models/back/upload", content=buffer.getvalue(), headers=ADMIN).status_code == 201
+    assert admin.post("/v2/models/back/infer", json=body).json()["model_version"] == "2"
+    assert admin.post("/v2/repository/models/back/rollback").status_code == 401
+    r = admin.post("/v2/repository/models/back/rollback", params={"version": "9"}, headers=ADMIN)
+    assert r.status_code == 404 and "version" in r.json()["error"]
+    assert admin_service.store.champion("back") == "2"  # a refused rollback changes nothing
+    r = admin.post("/v2/repository/models/back/rollback", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"name": "back", "version": "1", "previous_version": "2"}
+    assert admin.post("/v2/models/back/infer", json=body).json()["model_version"] == "1"  # served here at once
+    assert admin_service.store.champion("back") == "1"
+    assert admin_service.store.decisions("back")[-1] == {"rollback": True, "from": "2", "version": "1", "promote": True}
+    from mitiga_core.events import decode_as
+    from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+
+    def announced() -> list[tuple[str, str, str]]:
+        return [(e.version, e.previous_version, e.reason) for e in (
+            decode_as(m, pb.ModelRollout) for m in admin_service.bus.messages(Topic.ROLLOUT) if m.key == "back")]
+
+    wait_for(lambda: len(announced()) == 3, 30, "three rollout events")
+    assert announced() == [("1", "", "upload"), ("2", "1", "upload"), ("1", "2", "rollback")]
 
 
 def test_bad_model_name_and_empty_body(admin) -> None:

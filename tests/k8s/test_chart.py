@@ -14,7 +14,9 @@ ALL_ON = ["--set", "monitoring.serviceMonitor.enabled=true", "--set", "monitorin
           "--set", "monitoring.grafanaDashboard.enabled=true", "--set", "retrainer.cron.enabled=true",
           "--set", "inference.autoscaling.enabled=true", "--set", "console.enabled=true",
           "--set", "console.alertmanagerUrl=http://alertmanager.monitoring:9093",
-          "--set", "console.alertmanagerPeers[0].namespaceSelector.matchLabels.name=monitoring"]
+          "--set", "console.alertmanagerPeers[0].namespaceSelector.matchLabels.name=monitoring",
+          "--set", "console.prometheusUrl=http://prometheus.monitoring:9090",
+          "--set", "console.prometheusPeers[0].namespaceSelector.matchLabels.name=monitoring"]
 
 
 def test_helm_lint_is_clean(control_plane) -> None:  # type: ignore[no-untyped-def]
@@ -149,6 +151,9 @@ def test_the_console_is_off_by_default_and_reads_without_credentials(control_pla
     assert env["MITIGA_INFERENCE_URL"] == "http://check-mitiga-inference:8080"
     assert env["MITIGA_DETECTOR_URL"] == "http://check-mitiga-detector:8081"
     assert env["MITIGA_ALERTMANAGER_URL"] == "http://alertmanager.monitoring:9093"
+    assert env["MITIGA_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"
+    egress = next(d for d in console if d["kind"] == "NetworkPolicy")["spec"]["egress"]
+    assert {p["port"] for rule in egress for p in rule["ports"]} >= {9090, 9093}  # both reachable, when given
     assert "MITIGA_ADMIN_TOKEN" not in env and pod["automountServiceAccountToken"] is False
     assert next(m for m in container["volumeMounts"] if m["name"] == "models")["readOnly"] is True
     detector_policy = next(d for d in docs if d["kind"] == "NetworkPolicy"

@@ -7,15 +7,20 @@ that follows the champion swaps to it. With the embedded adapters there is nobod
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mitiga_core.adapters import build_bus, build_state
-from mitiga_core.events import Topic, encode, new_id
-from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_core.events import Topic, encode
 from mitiga_core.settings import CoreSettings
 from mitiga_core.store.cached import champion_key
 
+if TYPE_CHECKING:
+    from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 
-def announce_champion(name: str, version: str, previous: str) -> list[str]:
+
+def announce_champion(rollout: pb.ModelRollout) -> list[str]:
     """What was done, for the operator; raises when the services could not be told."""
+    name = rollout.model_name
     settings = CoreSettings(service_name="mitiga-cli")
     done: list[str] = []
     if settings.state == "redis":  # before the event, so a replica that hears it reads the new pointer
@@ -26,9 +31,6 @@ def announce_champion(name: str, version: str, previous: str) -> list[str]:
             state.close()
         done.append("champion cache cleared")
     if settings.bus == "kafka":
-        rollout = pb.ModelRollout(event_id=new_id(), model_name=name, version=version, previous_version=previous,
-                                  reason="rollback")
-        rollout.time.GetCurrentTime()
         bus = build_bus(settings)
         try:
             bus.publish(Topic.ROLLOUT, encode(rollout, source=settings.service_name, key=name))

@@ -104,26 +104,20 @@ def rollback(name: str, to: Annotated[str | None, typer.Option(help="Version to 
     """Make the previous champion (or --to) the champion again; the services configured in the environment are told
     (see --announce), and with --url that service loads it at once. Models pinned by the Helm chart roll back with
     `helm rollback` instead."""
-    from mitiga_core.errors import ModelNotFound
+    from mitiga_core.champion import rollback as roll_back
+    from mitiga_core.errors import MitigaError
 
-    models = _store(store)
-    current = models.champion(name)
-    if current is None:
-        raise fail(f"model {name!r} has no champion")
-    target = to or next((v for v in reversed(models.champion_history(name)) if v != current), None)
-    if target is None:
-        raise fail(f"model {name!r} has no earlier champion to return to")
     try:
-        models.set_champion(name, target)
-    except ModelNotFound as exc:
+        rollout = roll_back(_store(store), name, to)
+    except MitigaError as exc:
         raise fail(str(exc)) from None
-    models.record_decision(name, {"rollback": True, "from": current, "version": target, "promote": True})
-    console.print(f"{name}: champion {current} → {target}")
+    target = rollout.version
+    console.print(f"{name}: champion {rollout.previous_version} → {target}")
     if announce:
         from mitiga_cli.announce import announce_champion
 
         try:
-            done = announce_champion(name, target, current)
+            done = announce_champion(rollout)
         except Exception as exc:  # Kafka or Redis unreachable: the store changed, the services did not hear it
             raise fail(f"the store changed, but the services were not told: {exc}") from None
         for line in done:

@@ -72,13 +72,17 @@ def layout(title: str, body: str, *, alerts: Sequence[Alert] = (), signed_in: bo
 
 
 def chart(series: Mapping[str, Sequence[float]], dates: Sequence[str], *, chart_id: str = "chart",
-          width: int = 960, height: int = 320, marks: Sequence[int] = ()) -> str:
+          width: int = 960, height: int = 320, marks: Sequence[int] = (),
+          events: Mapping[str, Sequence[int]] | None = None) -> str:
     """Lines on a shared date axis, as SVG, with the data also in a JSON script element for whoever reads the
     page (a test, a script) and a tooltip on each line; ``marks``: indexes of the dates to mark with a vertical
-    line (a new version). Missing values (NaN) are left out of the lines."""
+    line (a new version); ``events``: more indexes to mark, by what happened there (a retrain's outcome). Missing
+    values (NaN) are left out of the lines."""
+    events = dict(events or {})
     values = [v for line in series.values() for v in line if math.isfinite(v)]
     lines_data = {name: [v if math.isfinite(v) else None for v in line] for name, line in series.items()}
-    data = json.dumps({"dates": list(dates), "marks": list(marks), **lines_data}).replace("</", "<\\/")
+    data = json.dumps({"dates": list(dates), "marks": list(marks), "events": events, **lines_data}
+                      ).replace("</", "<\\/")
     if not values or not dates:
         return f'<script type="application/json" id="{esc(chart_id)}-data">{data}</script>'
     lo, hi = min(values), max(values)
@@ -100,6 +104,11 @@ def chart(series: Mapping[str, Sequence[float]], dates: Sequence[str], *, chart_
         x = pad + i * (width - 2 * pad) / n
         lines.append(f'<line x1="{x:.1f}" y1="{pad - 10}" x2="{x:.1f}" y2="{height - pad}" stroke="#5cb85c" '
                      f'stroke-dasharray="4,3"><title>new version from {esc(dates[i])}</title></line>')
+    for what, at in events.items():
+        for i in at:
+            x = pad + i * (width - 2 * pad) / n
+            lines.append(f'<line x1="{x:.1f}" y1="{pad - 10}" x2="{x:.1f}" y2="{height - pad}" stroke="#a15c00" '
+                         f'stroke-dasharray="1,3"><title>retrain {esc(what)} at {esc(dates[i])}</title></line>')
     axis = (f'<text x="{pad}" y="{height - 12}" font-size="12">{esc(dates[0])}</text>'
             f'<text x="{width - pad}" y="{height - 12}" font-size="12" text-anchor="end">{esc(dates[-1])}</text>'
             f'<text x="4" y="{pad}" font-size="12">{hi:.4g}</text>'

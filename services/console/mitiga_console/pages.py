@@ -11,7 +11,8 @@ import anyio
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from mitiga_console import html
+from mitiga_console import health, html
+from mitiga_console.health import day
 from mitiga_console.upstream import UpstreamError
 from mitiga_core.bundle import read_manifest
 from mitiga_core.errors import MitigaError, ModelNotFound
@@ -86,7 +87,7 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
             metrics = ", ".join(f"{k} {html.pretty(v)}" for k, v in sorted(manifest.training.metrics.items()))
             rows.append([html.esc(version) + (" <strong>champion</strong>" if version == champion else ""),
                          html.esc(manifest.lineage.parent or "-"), html.esc(manifest.lineage.trigger),
-                         html.esc(f"{_day(manifest.training.data_start)} .. {_day(manifest.training.data_end)}"),
+                         html.esc(f"{day(manifest.training.data_start)} .. {day(manifest.training.data_end)}"),
                          html.esc(manifest.lineage.strategy or "-"), metrics or "-"])
         versions = html.table(["version", "parent", "trigger", "data window", "strategy", "metrics"], rows,
                               "versions")
@@ -94,9 +95,25 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
         decisions = html.table(["when", "trigger", "version", "decision", "metric", "champion", "challenger",
                                 "holdout rows", "reason"], [_decision_row(d) for d in reversed(logged)],
                                "decisions") if logged else '<p id="decisions">No retraining yet.</p>'
-        body = (f"<h2>Versions</h2>{versions}<h2>Health</h2>{_health(upstream, name)}"
+        earlier = [v for v in reversed(store.list_versions(name)) if v != champion]
+        if champion and earlier:
+            versions += _champion_form(name, earlier)
+        body = (f"<h2>Versions</h2>{versions}<h2>Health</h2>{health.render(upstream, name)}"
                 f"<h2>Gate decisions</h2>{decisions}<h2 id=\"retrain\">Retrain</h2>{_retrain_form(name)}")
         return page(request, upstream, name, body)
+
+    @router.post("/models/{name}/champion")
+    def make_champion(request: Request, name: str, version: Annotated[str, Form()]) -> Response:
+        """Roll the champion back (or forward) to an existing version, through the inference service."""
+        name = _name(name)
+        token = request.cookies.get(COOKIE)
+        if not token:
+            return page(request, upstream, "Champion", html.error("sign in with the admin token first"), 401)
+        try:
+            done = upstream.rollback(name, token, version.strip())
+        except UpstreamError as exc:
+            return page(request, upstream, "Champion", html.error(str(exc)), exc.status)
+        return RedirectResponse(f"/models/{name}?champion={done['version']}", status_code=303)
 
     @router.get("/models/{name}/report", response_class=HTMLResponse)
     def report(name: str) -> HTMLResponse:
@@ -213,11 +230,6 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
     return router
 
 
-def _day(stamp: str | None) -> str:
-    """The date of an ISO timestamp ("2015-07-09T00:00:00+00:00" -> "2015-07-09")."""
-    return (stamp or "?")[:10]
-
-
 def _decision_row(d: dict[str, Any]) -> list[str]:
     if d.get("rollback"):
         outcome = "rollback"
@@ -230,46 +242,10 @@ def _decision_row(d: dict[str, Any]) -> list[str]:
             html.pretty(d.get("challenger", "")), html.esc(d.get("holdout_rows", "")), html.esc(d.get("reason", ""))]
 
 
-def _health(upstream: Upstream, name: str) -> str:
-    try:
-        state = upstream.drift(name)
-    except UpstreamError as exc:
-        return html.error(str(exc))
-    if not state or not state.get("last_window"):
-        return '<p id="health">No window tested yet.</p>'
-    last = state["last_window"]
-    features = html.table(["feature", "p-value", "PSI"], [
-        [html.esc(f), html.pretty(p), html.pretty(last.get("psi", {}).get(f))]
-        for f, p in last.get("p_values", {}).items()], "features")
-    signals = ", ".join(f"{html.esc(s)} {html.level(v)}" for s, v in sorted(last.get("signals", {}).items()))
-    errors = ", ".join(f"{k} {html.pretty(last[k])}" for k in ("mae", "rmse", "r2", "estimated_mae") if k in last)
-    return (f'<p id="health">Level {html.level(state["level"])} ({html.esc(", ".join(last.get("types", [])))}), '
-            f'decided by {html.esc(last.get("decided_by") or "-")}; {state["windows"]} windows tested; last '
-            f'{html.esc(last["window_start"])} .. {html.esc(last["window_end"])}.</p>'
-            f"<p>Signals: {signals or '-'}</p><p>Error: {errors or 'no ground truth yet'}</p>{features}"
-            f"{_over_time(upstream, name)}"
-            f'<p><a href="/models/{html.esc(name)}/report">drift report with plots over time</a></p>')
-
-
-def _over_time(upstream: Upstream, name: str) -> str:
-    """The windows over time: each feature's p-value, the realised MAE, and the windows where a new version took
-    over (a retrain promoted, or a rollback) marked on the same axis."""
-    try:
-        windows = upstream.history(name)
-    except UpstreamError as exc:
-        return html.error(str(exc))
-    if len(windows) < 2:
-        return ""
-    ends = [_day(w.get("window_end")) for w in windows]
-    features = sorted({f for w in windows for f in w.get("p_values", {})})
-    p_values = {f"p {f}": [float(w.get("p_values", {}).get(f, float("nan"))) for w in windows] for f in features}
-    marks = [i for i in range(1, len(windows)) if windows[i].get("version") != windows[i - 1].get("version")]
-    charts = "<h3>Over time</h3>" + html.chart(p_values, ends, chart_id="p-values", height=220, marks=marks)
-    if any("mae" in w for w in windows):
-        mae = [float(w.get("mae", float("nan"))) for w in windows]
-        charts += html.chart({"MAE": mae}, ends, chart_id="mae", height=220, marks=marks)
-    changes = ", ".join(ends[i] for i in marks)
-    return charts + (f'<p id="version-changes">New versions from the windows ending {changes}.</p>' if marks else "")
+def _champion_form(name: str, versions: list[str]) -> str:
+    return (f'<form method="post" action="/models/{html.esc(name)}/champion" id="champion-form">'
+            f'<label>make version <select name="version">{html.options(versions)}</select></label> '
+            "<button>the champion</button> (admin; every replica swaps to it)</form>")
 
 
 def _retrain_form(name: str) -> str:

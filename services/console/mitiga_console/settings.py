@@ -16,6 +16,11 @@ class ConsoleSettings(CoreSettings):
     """The detector: drift state, its report, retraining and its progress."""
     alertmanager_url: str | None = None
     """Alertmanager's base URL; without it the console shows no alerts (and says so)."""
+    prometheus_url: str | None = None
+    """Prometheus' base URL; with it a model's health over time is read from Prometheus (it outlives detector
+    restarts and covers every replica), without it from the detector's recent windows."""
+    health_range_s: float = Field(default=6 * 3600.0, gt=0)
+    """How far back a model's health over time reaches when read from Prometheus."""
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
     """The largest model file the upload form forwards."""
     secure_cookie: bool = False

@@ -29,6 +29,14 @@ class Alert:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Series:
+    """One series of a Prometheus range query: its labels and its (unix time, value) samples."""
+
+    labels: dict[str, str]
+    points: list[tuple[float, float]]
+
+
 def _json(response: httpx.Response, what: str) -> Any:
     try:
         body = response.json()
@@ -41,7 +49,7 @@ def _json(response: httpx.Response, what: str) -> Any:
 
 
 class Upstream:
-    """HTTP clients for the inference service, the detector and Alertmanager."""
+    """HTTP clients for the inference service, the detector, Alertmanager and Prometheus."""
 
     def __init__(self, settings: ConsoleSettings) -> None:
         timeout = httpx.Timeout(settings.upstream_timeout_s, read=120.0)
@@ -49,9 +57,12 @@ class Upstream:
         self.detector = httpx.Client(base_url=settings.detector_url, timeout=timeout)
         self.alertmanager = (httpx.Client(base_url=settings.alertmanager_url, timeout=timeout)
                              if settings.alertmanager_url else None)
+        self.prometheus = (httpx.Client(base_url=settings.prometheus_url, timeout=timeout)
+                           if settings.prometheus_url else None)
+        self.health_range_s = settings.health_range_s
 
     def close(self) -> None:
-        for client in (self.inference, self.detector, self.alertmanager):
+        for client in (self.inference, self.detector, self.alertmanager, self.prometheus):
             if client is not None:
                 client.close()
 
@@ -108,6 +119,11 @@ class Upstream:
                                content=data, params=params, headers={"Authorization": f"Bearer {token}",
                                                                      "Content-Type": "application/octet-stream"}))
 
+    def rollback(self, model: str, token: str, version: str) -> dict[str, Any]:
+        """Make ``version`` the champion again (the inference service serves it and tells the other replicas)."""
+        return dict(self._call(self.inference, "POST", f"/v2/repository/models/{model}/rollback", "rollback",
+                               params={"version": version}, headers={"Authorization": f"Bearer {token}"}))
+
     # --- Alertmanager ---
     def alerts(self) -> list[Alert]:
         """Alerts firing now (not silenced or inhibited), critical first."""
@@ -119,3 +135,16 @@ class Upstream:
                         model=a["labels"].get("model"), summary=a.get("annotations", {}).get("summary", ""),
                         labels=dict(a["labels"])) for a in found or []]
         return sorted(alerts, key=lambda a: (a.severity != "critical", a.model or "", a.name))
+
+    # --- Prometheus ---
+    def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]:
+        """A PromQL range query (``/api/v1/query_range``); a refused query is an :class:`UpstreamError`."""
+        if self.prometheus is None:
+            raise UpstreamError("no Prometheus configured (MITIGA_PROMETHEUS_URL)", 404)
+        found = self._call(self.prometheus, "GET", "/api/v1/query_range", "Prometheus",
+                           params={"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
+                                   "step": f"{step:.3f}"})
+        if not isinstance(found, dict) or found.get("status") != "success":
+            raise UpstreamError(f"Prometheus: {query}: {found.get('error') if isinstance(found, dict) else found}")
+        return [Series(dict(r.get("metric", {})), [(float(t), float(v)) for t, v in r.get("values", [])])
+                for r in found["data"]["result"]]

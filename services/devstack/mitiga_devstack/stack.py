@@ -88,18 +88,19 @@ class DevStack:
                                          **(inference_env or {})}, port(8080))
         self.detector = ServiceProcess("detector", "mitiga_detector", root / "detector",
                                        {**base, **(detector_env or {})}, port(8081))
-        self.alertmanager_port = port(9093)
+        self.alertmanager_port, prometheus_port = port(9093), port(9090)
         self.console = ServiceProcess("console", "mitiga_console", root / "console", {
             "MITIGA_MODEL_STORE_PATH": str(model_store), "MITIGA_INFERENCE_URL": self.inference.url,
             "MITIGA_DETECTOR_URL": self.detector.url,
-            **({"MITIGA_ALERTMANAGER_URL": f"http://127.0.0.1:{self.alertmanager_port}"} if monitoring else {})},
+            **({"MITIGA_ALERTMANAGER_URL": f"http://127.0.0.1:{self.alertmanager_port}",
+                "MITIGA_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}"} if monitoring else {})},
             port(8090)) if console else None
         rules = root / "prometheus-rules.yaml"
         rules.write_text(render(alerts))
         self.alertmanager = AlertmanagerServer(root / "alertmanager", root / "alertmanager.yml", self.alertmanager_port)
         alertmanager_config(self.alertmanager.config, webhook_url=self.webhook_url, group_wait=group_wait,
                             group_interval="5s" if group_wait != "30s" else "5m")
-        self.prometheus = PrometheusServer(root / "prometheus", root / "prometheus.yml", port(9090))
+        self.prometheus = PrometheusServer(root / "prometheus", root / "prometheus.yml", prometheus_port)
         prometheus_config(self.prometheus.config, rules=rules, alertmanager=f"127.0.0.1:{self.alertmanager.port}",
                           targets={"mitiga-inference": f"127.0.0.1:{self.inference.port}",
                                    "mitiga-detector": f"127.0.0.1:{self.detector.port}"}, interval=interval)

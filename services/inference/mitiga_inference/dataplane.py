@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from mitiga_core import __version__
 from mitiga_core.bundle import Scaler, import_archive
+from mitiga_core.champion import promote
+from mitiga_core.champion import rollback as roll_back
 from mitiga_core.errors import InvalidInput, MitigaError, ModelNotFound, ModelNotReady
 from mitiga_core.events import Topic, encode, new_id
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
@@ -194,11 +196,14 @@ class DataPlane:
             max_unpacked_bytes=self._settings.max_unpacked_bytes,
         )
         if champion:
-            previous = self._store.champion(name) or ""
-            self._store.set_champion(name, manifest.version)
+            rollout = promote(self._store, name, manifest.version, reason="upload")
             await self._repo.load(name, manifest.version)
-            rollout = pb.ModelRollout(event_id=new_id(), model_name=name, version=manifest.version,
-                                      previous_version=previous, reason="upload")
-            rollout.time.GetCurrentTime()
             self._publisher.offer(Topic.ROLLOUT, name, lambda: rollout)
         return manifest.version
+
+    async def rollback(self, name: str, version: str | None) -> dict[str, str]:
+        """Return the champion to the previous one (or ``version``): serve it here, announce it to the others."""
+        rollout = await asyncio.to_thread(roll_back, self._store, _named(name), version)
+        await self._repo.load(name, rollout.version)
+        self._publisher.offer(Topic.ROLLOUT, name, lambda: rollout)
+        return {"name": name, "version": rollout.version, "previous_version": rollout.previous_version}

@@ -121,6 +121,14 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
         )
         return {"name": name, "version": version}
 
+    @router.post("/v2/repository/models/{name}/rollback", tags=["repository"], dependencies=admin)
+    async def rollback(name: str, version: Annotated[str | None, Query(
+            description="The version to return to; the champion before this one when absent")] = None,
+    ) -> dict[str, str]:
+        """Make an earlier version the champion again: this replica serves it at once, the others hear the
+        rollout event; the model's decision log records it beside the gate's decisions."""
+        return await plane.rollback(name, version)
+
     @router.get("/metrics", tags=["metrics"], include_in_schema=False)
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

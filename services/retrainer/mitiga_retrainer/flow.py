@@ -24,9 +24,8 @@ from mitiga_core.bundle import (
     save_bundle,
 )
 from mitiga_core.bundle.io import MODEL_FILE
-from mitiga_core.events import new_id
+from mitiga_core.champion import promote
 from mitiga_core.metrics import regression_metrics
-from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_retrainer.challenger import Mode, predict, train_challenger
 from mitiga_retrainer.gate import GateDecision, Metric, decide
 from mitiga_retrainer.holdout import concentration, split_holdout
@@ -35,6 +34,7 @@ from mitiga_retrainer.strategies import Strategy, build_training_set, combine
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
     from mitiga_core.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -134,15 +134,11 @@ def retrain(
     validation = ValidationData(x=holdout.x, pred=challenger_pred, y=holdout.y)  # never trained on
     saved = save_bundle(store, new, challenger, np.asarray(reference, np.float32), data, validation)
     store.record_decision(name, {**record, "version": saved.version})
-    previous = store.champion(name) or base_version
     if go_live is not None:
         go_live(saved.version)
-    store.set_champion(name, saved.version)
+    rollout = promote(store, name, saved.version, reason=f"retrain ({options.trigger})",
+                      request_id=options.request_id, previous=base_version)
     if publish is not None:
-        rollout = pb.ModelRollout(event_id=new_id(), model_name=name, version=saved.version,
-                                  previous_version=previous, reason=f"retrain ({options.trigger})",
-                                  request_id=options.request_id)
-        rollout.time.GetCurrentTime()
         publish(rollout)
     log.info("challenger promoted", extra={"model": name, "version": saved.version, "parent": base_version})
     return RetrainResult(decision, saved.version)

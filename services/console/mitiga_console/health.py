@@ -1,0 +1,146 @@
+"""A model's health on its page: the detector's latest verdict, then its windows over time with the realised and
+estimated error and the new versions and retrains marked on the same axis. The history is read from Prometheus'
+HTTP API when the console has one (``MITIGA_PROMETHEUS_URL``): it outlives detector restarts and covers every
+replica. Otherwise it comes from the detector's own window history."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mitiga_console import html
+from mitiga_console.upstream import UpstreamError
+
+if TYPE_CHECKING:
+    from mitiga_console.upstream import Series, Upstream
+
+POINTS = 240  # samples per line read from Prometheus
+ERRORS = ("mae", "rmse", "r2", "estimated_mae")
+
+
+def day(stamp: str | None) -> str:
+    """The date of an ISO timestamp ("2015-07-09T00:00:00+00:00" -> "2015-07-09")."""
+    return (stamp or "?")[:10]
+
+
+def render(upstream: Upstream, name: str) -> str:
+    try:
+        state = upstream.drift(name)
+    except UpstreamError as exc:
+        return html.error(str(exc))
+    if not state or not state.get("last_window"):
+        return '<p id="health">No window tested yet.</p>'
+    last = state["last_window"]
+    features = html.table(["feature", "p-value", "PSI"], [
+        [html.esc(f), html.pretty(p), html.pretty(last.get("psi", {}).get(f))]
+        for f, p in last.get("p_values", {}).items()], "features")
+    signals = ", ".join(f"{html.esc(s)} {html.level(v)}" for s, v in sorted(last.get("signals", {}).items()))
+    errors = ", ".join(f"{k} {html.pretty(last[k])}" for k in ERRORS if k in last)
+    over_time = _from_prometheus(upstream, name) if upstream.prometheus is not None else _from_detector(upstream, name)
+    return (f'<p id="health">Level {html.level(state["level"])} ({html.esc(", ".join(last.get("types", [])))}), '
+            f'decided by {html.esc(last.get("decided_by") or "-")}; {state["windows"]} windows tested; last '
+            f'{html.esc(last["window_start"])} .. {html.esc(last["window_end"])}.</p>'
+            f"<p>Signals: {signals or '-'}</p><p>Error: {errors or 'no ground truth yet'}</p>{features}"
+            f"{over_time}"
+            f'<p><a href="/models/{html.esc(name)}/report">drift report with plots over time</a></p>')
+
+
+def _charts(p_values: dict[str, list[float]], errors: dict[str, list[float]], dates: list[str], marks: list[int],
+            events: dict[str, list[int]] | None = None) -> str:
+    charts = "<h3>Over time</h3>" + html.chart(p_values, dates, chart_id="p-values", height=220, marks=marks,
+                                               events=events)
+    if any(math.isfinite(v) for line in errors.values() for v in line):
+        charts += html.chart(errors, dates, chart_id="errors", height=220, marks=marks, events=events)
+    changes = ", ".join(dates[i] for i in marks)
+    return charts + (f'<p id="version-changes">New versions from {changes}.</p>' if marks else "")
+
+
+def _from_detector(upstream: Upstream, name: str) -> str:
+    """One point per window the detector tested (on the data's own time axis); a mark where the version that
+    answered changed (a retrain promoted, or a rollback)."""
+    try:
+        windows = upstream.history(name)
+    except UpstreamError as exc:
+        return html.error(str(exc))
+    if len(windows) < 2:
+        return ""
+    ends = [day(w.get("window_end")) for w in windows]
+    features = sorted({f for w in windows for f in w.get("p_values", {})})
+    p_values = {f"p {f}": [float(w.get("p_values", {}).get(f, math.nan)) for w in windows] for f in features}
+    errors = {label: [float(w.get(key, math.nan)) for w in windows]
+              for key, label in (("mae", "MAE"), ("estimated_mae", "estimated MAE"))}
+    marks = [i for i in range(1, len(windows)) if windows[i].get("version") != windows[i - 1].get("version")]
+    return (f'<p id="health-source">From the detector\'s last {len(windows)} windows.</p>'
+            + _charts(p_values, errors, ends, marks))
+
+
+def _from_prometheus(upstream: Upstream, name: str) -> str:
+    """The last ``health_range_s`` of the model's gauges, from its first tested window on, on the wall-clock axis;
+    marks where a version's windows begin and where a retrain ended (by outcome)."""
+    end = time.time()
+    begin = end - upstream.health_range_s
+    selector = f'model="{name}"'  # model names are [a-z0-9-]: nothing to escape
+    coarse = upstream.health_range_s / POINTS
+    try:
+        seen = upstream.query_range(f"max(mitiga_drift_window_rows{{{selector}}})", begin, end, coarse)
+        if not seen:
+            return ('<p id="health-source">Prometheus has no window of this model in the last '
+                    f"{upstream.health_range_s / 3600:g} h.</p>")
+        # the coarse step before the first point with data had none: the first sample came after it
+        start = max(begin, min(t for s in seen for t, _ in s.points) - coarse)
+        step = max((end - start) / POINTS, 1.0)
+        size = int((end - start) / step) + 1
+
+        def lines(query: str, label: str, name_of: Any) -> dict[str, list[float]]:
+            return {name_of(s.labels): _on(s, start, step, size)
+                    for s in upstream.query_range(query, start, end, step)} or {label: [math.nan] * size}
+
+        p_values = lines(f"min by (feature) (mitiga_drift_p_value{{{selector}}})", "p",
+                         lambda labels: f"p {labels.get('feature', '?')}")
+        errors = lines(f'max(mitiga_model_performance{{{selector},metric="mae"}})', "MAE", lambda _: "MAE")
+        errors |= lines(f'max(mitiga_estimated_metric{{{selector},metric="mae"}})', "estimated MAE",
+                        lambda _: "estimated MAE")
+        versions = upstream.query_range(f"max by (version) (mitiga_drift_window_rows{{{selector}}})", start, end,
+                                        step)
+        outcomes = upstream.query_range(f"sum by (outcome) (mitiga_retrain_outcomes_total{{{selector}}})", start,
+                                        end, step)
+    except UpstreamError as exc:
+        return html.error(str(exc))
+    firsts = sorted(_index(s.points[0][0], start, step) for s in versions if s.points)
+    marks = sorted({i for i in firsts if i > firsts[0]}) if firsts else []  # where a later version's windows begin
+    events = {s.labels.get("outcome", "?"): _rises(_on(s, start, step, size)) for s in outcomes}
+    dates = [_clock(start + i * step, end - start) for i in range(size)]
+    return (f'<p id="health-source">From Prometheus, {_clock(start, end - start)} .. {_clock(end, end - start)} '
+            "UTC.</p>" + _charts(p_values, errors, dates, marks, {k: v for k, v in events.items() if v}))
+
+
+def _index(t: float, start: float, step: float) -> int:
+    return max(0, round((t - start) / step))
+
+
+def _on(series: Series, start: float, step: float, size: int) -> list[float]:
+    """A series' samples on the shared axis; NaN where it has none."""
+    values = [math.nan] * size
+    for t, v in series.points:
+        i = _index(t, start, step)
+        if i < size:
+            values[i] = v
+    return values
+
+
+def _rises(counter: list[float]) -> list[int]:
+    """Where a counter went up, counting its first sample after a gap as a rise (it was created by that rise)."""
+    rises, before = [], math.nan
+    for i, v in enumerate(counter):
+        if math.isfinite(v) and (not math.isfinite(before) or v > before) and (math.isfinite(before) or i > 0):
+            rises.append(i)
+        if math.isfinite(v):
+            before = v
+    return rises
+
+
+def _clock(t: float, span_s: float) -> str:
+    stamp = datetime.fromtimestamp(t, UTC)
+    return stamp.strftime("%H:%M:%S" if span_s < 86_400 else "%Y-%m-%d %H:%M")
