@@ -170,6 +170,8 @@ def test_a_retrain_started_in_the_console_is_followed_to_the_gates_decision(cons
     plotted = json.loads(browser.find_element(By.ID, "p-values-data").get_attribute("textContent"))
     lines = [k for k in plotted if k.startswith("p ")]  # a p-value line per feature
     assert lines and all(len(plotted[k]) == len(history) for k in lines) and len(history) >= 2
+    distances = _plotted(browser, "distances")
+    assert [distances[f"PSI {k[2:]}"] for k in lines] == [[w["psi"][k[2:]] for w in history] for k in lines]
     assert plotted["marks"] == []
     if decision["promote"]:
         traffic = Traffic(console.stack.inference.url)
@@ -255,6 +257,14 @@ def test_health_over_time_from_prometheus_then_a_rollback_from_the_console(conso
            for r in scraped('min by (feature) (mitiga_drift_p_value{model="lstm"})')}
     assert now and {k[2:]: _last(v) for k, v in p_values.items() if k.startswith("p ")} == pytest.approx(now)
     assert len(p_values["marks"]) >= 1 and max(p_values["marks"]) > 0  # where the uploaded version's windows begin
+    psi = {r["metric"]["feature"]: float(r["value"][1])
+           for r in scraped('max by (feature) (mitiga_drift_psi{model="lstm"})')}
+    assert {k[4:]: _last(v) for k, v in _plotted(browser, "distances").items() if k.startswith("PSI ")} == \
+        pytest.approx(psi)
+    levels = _plotted(browser, "levels")  # a line per drift type, at the level the detector's gauge held
+    kinds = {r["metric"]["drift_type"]: float(r["value"][1])
+             for r in scraped('max by (drift_type) (mitiga_drift_level{model="lstm"})')}
+    assert kinds and {k: _last(levels[k]) for k in kinds} == kinds
     mae = float(scraped('max(mitiga_model_performance{model="lstm",metric="mae"})')[0]["value"][1])
     assert _last(_plotted(browser, "errors")["MAE"]) == pytest.approx(mae)
     # the detector-history console still draws from the detector

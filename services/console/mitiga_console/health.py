@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 POINTS = 240  # samples per line read from Prometheus
 ERRORS = ("mae", "rmse", "r2", "estimated_mae")
+LEVELS = {"none": 0.0, "warning": 1.0, "critical": 2.0}  # as the detector's mitiga_drift_level gauge counts them
+TITLES = {"p-values": "p-value per feature", "distances": "PSI per feature", "errors": "realised and estimated MAE",
+          "levels": "drift level per type (1 warning, 2 critical)"}
 
 
 def day(stamp: str | None) -> str:
@@ -47,12 +50,15 @@ def render(upstream: Upstream, name: str) -> str:
             f'<p><a href="/models/{html.esc(name)}/report">drift report with plots over time</a></p>')
 
 
-def _charts(p_values: dict[str, list[float]], errors: dict[str, list[float]], dates: list[str], marks: list[int],
+def _charts(lines: dict[str, dict[str, list[float]]], dates: list[str], marks: list[int],
             events: dict[str, list[int]] | None = None) -> str:
-    charts = "<h3>Over time</h3>" + html.chart(p_values, dates, chart_id="p-values", height=220, marks=marks,
-                                               events=events)
-    if any(math.isfinite(v) for line in errors.values() for v in line):
-        charts += html.chart(errors, dates, chart_id="errors", height=220, marks=marks, events=events)
+    """The charts over time, each under its heading: ``lines`` maps a chart's id to its lines (p-values first:
+    it is drawn even when empty, so a reader sees the axis)."""
+    charts = "<h3>Over time</h3>"
+    for chart_id, series in lines.items():
+        if chart_id == "p-values" or any(math.isfinite(v) for line in series.values() for v in line):
+            charts += (f"<h4>{html.esc(TITLES[chart_id])}</h4>"
+                       + html.chart(series, dates, chart_id=chart_id, height=200, marks=marks, events=events))
     changes = ", ".join(dates[i] for i in marks)
     return charts + (f'<p id="version-changes">New versions from {changes}.</p>' if marks else "")
 
@@ -69,17 +75,21 @@ def _from_detector(upstream: Upstream, name: str) -> str:
     ends = [day(w.get("window_end")) for w in windows]
     features = sorted({f for w in windows for f in w.get("p_values", {})})
     p_values = {f"p {f}": [float(w.get("p_values", {}).get(f, math.nan)) for w in windows] for f in features}
+    psi = {f"PSI {f}": [float(w.get("psi", {}).get(f, math.nan)) for w in windows] for f in features}
     errors = {label: [float(w.get(key, math.nan)) for w in windows]
               for key, label in (("mae", "MAE"), ("estimated_mae", "estimated MAE"))}
+    kinds = sorted({t for w in windows for t in w.get("types", [])})
+    levels = {kind: [LEVELS.get(w.get("level", "none"), 0.0) if kind in w.get("types", []) else 0.0
+                     for w in windows] for kind in kinds}
     marks = [i for i in range(1, len(windows)) if windows[i].get("version") != windows[i - 1].get("version")]
     return (f'<p id="health-source">From the detector\'s last {len(windows)} windows.</p>'
-            + _charts(p_values, errors, ends, marks))
+            + _charts({"p-values": p_values, "distances": psi, "errors": errors, "levels": levels}, ends, marks))
 
 
 def _from_prometheus(upstream: Upstream, name: str) -> str:
     """The last ``health_range_s`` of the model's gauges, from its first tested window on, on the wall-clock axis;
     marks where a version's windows begin and where a retrain ended (by outcome)."""
-    end = time.time()
+    end = round(time.time(), 3)  # milliseconds, as Prometheus counts them: the last point is evaluated at ``end``
     begin = end - upstream.health_range_s
     selector = f'model="{name}"'  # model names are [a-z0-9-]: nothing to escape
     coarse = upstream.health_range_s / POINTS
@@ -90,8 +100,9 @@ def _from_prometheus(upstream: Upstream, name: str) -> str:
                     f"{upstream.health_range_s / 3600:g} h.</p>")
         # the coarse step before the first point with data had none: the first sample came after it
         start = max(begin, min(t for s in seen for t, _ in s.points) - coarse)
-        step = max((end - start) / POINTS, 1.0)
-        size = int((end - start) / step) + 1
+        step = max(round((end - start) / POINTS, 3), 1.0)
+        size = math.ceil((end - start) / step) + 1
+        start = round(end - (size - 1) * step, 3)  # on a grid that ends at ``end``: the page shows the state now
 
         def lines(query: str, label: str, name_of: Any) -> dict[str, list[float]]:
             return {name_of(s.labels): _on(s, start, step, size)
@@ -99,6 +110,10 @@ def _from_prometheus(upstream: Upstream, name: str) -> str:
 
         p_values = lines(f"min by (feature) (mitiga_drift_p_value{{{selector}}})", "p",
                          lambda labels: f"p {labels.get('feature', '?')}")
+        psi = lines(f"max by (feature) (mitiga_drift_psi{{{selector}}})", "PSI",
+                    lambda labels: f"PSI {labels.get('feature', '?')}")
+        levels = lines(f"max by (drift_type) (mitiga_drift_level{{{selector}}})", "level",
+                       lambda labels: labels.get("drift_type", "?"))
         errors = lines(f'max(mitiga_model_performance{{{selector},metric="mae"}})', "MAE", lambda _: "MAE")
         errors |= lines(f'max(mitiga_estimated_metric{{{selector},metric="mae"}})', "estimated MAE",
                         lambda _: "estimated MAE")
@@ -113,7 +128,8 @@ def _from_prometheus(upstream: Upstream, name: str) -> str:
     events = {s.labels.get("outcome", "?"): _rises(_on(s, start, step, size)) for s in outcomes}
     dates = [_clock(start + i * step, end - start) for i in range(size)]
     return (f'<p id="health-source">From Prometheus, {_clock(start, end - start)} .. {_clock(end, end - start)} '
-            "UTC.</p>" + _charts(p_values, errors, dates, marks, {k: v for k, v in events.items() if v}))
+            "UTC.</p>" + _charts({"p-values": p_values, "distances": psi, "errors": errors, "levels": levels}, dates,
+                                 marks, {k: v for k, v in events.items() if v}))
 
 
 def _index(t: float, start: float, step: float) -> int:
