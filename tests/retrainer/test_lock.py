@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from mitiga_core.bus import InMemoryBus
+from mitiga_core.progress import lock_key
 from mitiga_core.state import InMemoryStateStore
-from mitiga_retrainer.job import JobFailed, Locked, lock_key, run_job, take_lock
+from mitiga_retrainer.job import JobFailed, Locked, run_job, take_lock
 from mitiga_retrainer.settings import RetrainerSettings
 from tests.retrainer.conftest import regressor_store
 

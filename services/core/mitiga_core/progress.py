@@ -41,6 +41,12 @@ class RetrainStatus(enum.StrEnum):
             return None
 
 
+def lock_key(model: str) -> str:
+    """The retrain lock of ``model`` in the state store: the detector takes it (SET NX with a TTL) when it asks for a
+    retrain, the run that holds it releases it when done; one run per model at a time."""
+    return f"mitiga:retrain:lock:{model}"
+
+
 def _key(request_id: str) -> str:
     return f"mitiga:retrain:progress:{request_id}"
 

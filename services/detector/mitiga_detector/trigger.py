@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from mitiga_core.events import Topic, new_id
 from mitiga_core.jobs import JobSpec
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_core.progress import lock_key
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -110,7 +111,7 @@ class RetrainTrigger:
         request_id = job_name(model, episode_id, attempt)
         if self._state.get(f"mitiga:retrain:request:{request_id}") is not None:
             return "duplicate"
-        if not self._state.set_if_absent(f"mitiga:retrain:lock:{model}", request_id.encode(),
+        if not self._state.set_if_absent(lock_key(model), request_id.encode(),
                                          ttl_s=self._settings.lock_ttl_s):
             return "locked"
         self._state.set(f"mitiga:retrain:request:{request_id}", b"1", ttl_s=keep_s)
@@ -148,7 +149,7 @@ class RetrainTrigger:
 
     def release(self, model: str, request_id: str) -> bool:
         """Release the model's retrain lock if ``request_id`` holds it (only its owner may)."""
-        lock = f"mitiga:retrain:lock:{model}"
+        lock = lock_key(model)
         if self._state.get(lock) == request_id.encode():
             return self._state.delete(lock)
         return False
@@ -183,7 +184,7 @@ class RetrainTrigger:
     def manual(self, model: str, version: str, options: dict[str, str]) -> tuple[str, str]:
         """An operator's request: no cooldown, but the lock holds. Returns (outcome, request id)."""
         request_id = job_name(model, "manual-" + uuid.uuid4().hex[:8])
-        if not self._state.set_if_absent(f"mitiga:retrain:lock:{model}", request_id.encode(),
+        if not self._state.set_if_absent(lock_key(model), request_id.encode(),
                                          ttl_s=self._settings.lock_ttl_s):
             return "locked", ""
         outcome = self._start(model, version, request_id, "manual", "", options)
@@ -215,7 +216,7 @@ class RetrainTrigger:
             return "duplicate"
         if self._state.get(f"mitiga:retrain:backoff:{model}") is not None:
             return "backoff"
-        if not self._state.set_if_absent(f"mitiga:retrain:lock:{model}", request_id.encode(),
+        if not self._state.set_if_absent(lock_key(model), request_id.encode(),
                                          ttl_s=self._settings.lock_ttl_s):
             return "locked"
         self._state.set(f"mitiga:retrain:request:{request_id}", b"1", ttl_s=max(self._settings.lock_ttl_s, 7 * 86400))

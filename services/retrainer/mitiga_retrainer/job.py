@@ -10,7 +10,7 @@ from mitiga_core.errors import MitigaError, Unavailable
 from mitiga_core.events import Topic, encode, new_id
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
-from mitiga_core.progress import RetrainStatus, read_progress, write_progress
+from mitiga_core.progress import RetrainStatus, lock_key, read_progress, write_progress
 from mitiga_retrainer.flow import RetrainOptions, RetrainResult, retrain
 from mitiga_retrainer.rollout import RolloutFailed, helm_upgrade
 
@@ -29,11 +29,6 @@ class JobFailed(Exception):
 
 class Locked(Exception):
     """Another run holds the model's retrain lock: this one has nothing to do."""
-
-
-def lock_key(model: str) -> str:
-    """The detector's retrain lock for ``model`` (see ``mitiga_detector.trigger``)."""
-    return f"mitiga:retrain:lock:{model}"
 
 
 class _Progress:
