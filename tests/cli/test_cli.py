@@ -304,3 +304,40 @@ def test_experiment_production_on_a_short_range_agrees_with_an_independent_compu
     assert summary["frozen"]["mae"] > 0 and summary["frozen"]["retrains"] == 0
     assert set(summary["targets"]) == {"informed_mae_le_30pct_of_frozen", "informed_within_10pct_of_blind",
                                        "informed_retrains_le_third_of_blind"}
+
+
+@pytest.mark.slow
+def test_experiment_incremental_reports_each_step_beside_the_naive_forecast(tmp_path: Path) -> None:
+    """`mitiga experiment incremental` on one architecture and two steps: each step's test days are the 10% after
+    its training share, the naive forecast's MSE on them equals numpy's, the spread is the seeds' own; bad options
+    are clear errors."""
+    import json
+
+    import numpy as np
+
+    from mitiga_core.datasets import load_prices
+
+    code, out = run("experiment", "incremental", "--archs", "lstm", "--repeats", "2", "--epochs", "1",
+                    "--fractions", "0.5,0.8", "--out", str(tmp_path))
+    assert code == 0, out
+    result = json.loads((tmp_path / "incremental.json").read_text())
+    assert (tmp_path / "incremental.png").stat().st_size > 10_000
+    prices = load_prices("amzn")["open"]
+    n = len(prices)
+    steps = result["archs"]["lstm"]
+    assert [s["train_fraction"] for s in steps] == [0.5, 0.8]
+    for step in steps:
+        lo, hi = int(n * step["train_fraction"]), int(n * (step["train_fraction"] + 0.1))
+        days = prices.iloc[lo:hi]
+        assert (step["test_first"], step["test_last"], step["test_rows"]) == (
+            str(days.index[0].date()), str(days.index[-1].date()), hi - lo)
+        naive = float(np.mean((days.to_numpy() - prices.iloc[lo - 1:hi - 1].to_numpy()) ** 2))
+        assert step["naive_mse"] == pytest.approx(naive, rel=1e-5)
+        assert len(step["mse"]) == 2 and all(m > 0 for m in step["mse"])
+        assert step["mse_mean"] == pytest.approx(np.mean(step["mse"])) and step["mse_std"] == pytest.approx(
+            np.std(step["mse"]))
+    assert "naive: tomorrow = today" in out and f"{steps[1]['naive_mse']:.3g}" in out
+    for bad, says in (("--fractions", "between 0 and 1"), ("--archs", "choose among")):
+        code, out = run("experiment", "incremental", bad, "1.5" if bad == "--fractions" else "gru",
+                        "--out", str(tmp_path / "bad"))
+        assert code == 2 and says in out and not (tmp_path / "bad").exists()

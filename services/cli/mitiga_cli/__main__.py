@@ -119,21 +119,37 @@ app.add_typer(experiment, name="experiment")
 def experiment_incremental(
     repeats: Annotated[int, typer.Option(min=1, help="Trainings per step (seeds)")] = 3,
     epochs: Annotated[int, typer.Option(min=1)] = 3,
+    archs: Annotated[str, typer.Option(help="Comma-separated architectures")] = "lstm,rnn,transformer",
+    fractions: Annotated[str, typer.Option(help="Comma-separated shares of the series to train on")] = (
+        "0.5,0.6,0.7,0.8,0.9"),
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("out/experiments"),
 ) -> None:
-    """Test 1: train on 50%..90% of the Amazon series, MSE on the next 10%, for LSTM, RNN and Transformer."""
+    """Test 1: train on 50%..90% of the Amazon series, MSE on the next 10%, for LSTM, RNN and Transformer, beside
+    the naive forecast "tomorrow = today" on the same days."""
+    try:
+        shares = tuple(float(f) for f in fractions.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"not numbers: {fractions!r}", param_hint="--fractions") from None
+    if not all(0 < f < 1 for f in shares):
+        raise typer.BadParameter("each share must lie between 0 and 1", param_hint="--fractions")
+    names = tuple(a.strip() for a in archs.split(",") if a.strip())
+    known = {"lstm", "rnn", "transformer"}
+    if not names or not set(names) <= known:
+        raise typer.BadParameter(f"choose among {', '.join(sorted(known))}", param_hint="--archs")
     from mitiga_core.quiet import quiet_frameworks
 
     quiet_frameworks()
     from mitiga_standalone import experiments
 
-    result = experiments.incremental(repeats=repeats, epochs=epochs)
+    result = experiments.incremental(repeats=repeats, epochs=epochs, archs=names, fractions=shares)
     out.mkdir(parents=True, exist_ok=True)
     experiments.write(result, out / "incremental.json")
     experiments.plot_incremental(result, out / "incremental.png")
-    table = Table("arch", *[f"{int(s['train_fraction'] * 100)}%" for s in next(iter(result["archs"].values()))])
-    for arch, steps in result["archs"].items():
-        table.add_row(arch, *[f"{s['mse_mean']:.3g} ± {s['mse_std']:.2g}" for s in steps])
+    steps = next(iter(result["archs"].values()))
+    table = Table("MSE on the next 10%", *[f"{round(s['train_fraction'] * 100)}%" for s in steps])
+    for arch, arch_steps in result["archs"].items():
+        table.add_row(arch, *[f"{s['mse_mean']:.3g} ± {s['mse_std']:.2g}" for s in arch_steps])
+    table.add_row("naive: tomorrow = today", *[f"{s['naive_mse']:.3g}" for s in steps])
     console.print(table)
     console.print(f"wrote {out / 'incremental.json'} and {out / 'incremental.png'}")
 

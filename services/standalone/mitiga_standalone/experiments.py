@@ -1,7 +1,8 @@
 """The research's two tests as commands, with plots.
 
 - ``incremental`` (Test 1): train on 50%, 60% ... 90% of a series and evaluate on the next 10%, repeated with
-  different seeds; the MSE per step with its spread, for the LSTM, RNN and Transformer.
+  different seeds; the MSE per step with its spread, for the LSTM, RNN and Transformer, beside the naive forecast
+  ("tomorrow = today") on the same days.
 - ``production`` (Test 2): the demo's replay under three policies on the same stream: the frozen model, blind
   retraining on a schedule, and mitiga's informed retraining; MAE over the whole period and retrains for each.
 """
@@ -39,8 +40,11 @@ def incremental(*, ticker: str = "amzn", archs: tuple[str, ...] = ("lstm", "rnn"
                 pred = m.output_scaler.inverse(np.asarray(trained.model.predict(
                     m.input_scaler.transform(x[..., None]), verbose=0, batch_size=256)).reshape(-1, 1))
                 scores.append(regression_metrics(y, pred[:, 0])["mse"])
+            naive = float(np.mean((y - x[:, -1]) ** 2))  # "tomorrow = today" on the same days
             per_step.append({"train_fraction": fraction, "mse_mean": float(np.mean(scores)),
-                             "mse_std": float(np.std(scores)), "mse": scores})
+                             "mse_std": float(np.std(scores)), "mse": scores, "naive_mse": naive,
+                             "test_first": str(series.index[train_end].date()),
+                             "test_last": str(series.index[test_end - 1].date()), "test_rows": len(y)})
         results[arch] = per_step
     return {"ticker": ticker, "epochs": epochs, "repeats": repeats, "archs": results}
 
@@ -83,6 +87,9 @@ def plot_incremental(result: dict[str, Any], path: Path) -> None:
         x = [s["train_fraction"] for s in steps]
         ax.errorbar(x, [s["mse_mean"] for s in steps], yerr=[s["mse_std"] for s in steps], marker="o", label=arch,
                     capsize=3)
+    steps = next(iter(result["archs"].values()))
+    ax.plot([s["train_fraction"] for s in steps], [s["naive_mse"] for s in steps], color="black", linestyle=":",
+            label="naive: tomorrow = today")
     ax.set_xlabel("share of the series trained on")
     ax.set_ylabel("MSE on the next 10%")
     ax.set_yscale("log")
