@@ -94,7 +94,7 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
             raise ModelNotFound(f"model {name!r} has no version {version or '(champion)'}")
         if body.dataset is not None:
             manifest = read_manifest(store.path(name, version))  # the shapes only: no detector is built for this
-            width = manifest.window if manifest.task == "forecast" else len(manifest.features)
+            width = manifest.input_width
             x, y = np.asarray(body.dataset.x, np.float32), np.asarray(body.dataset.y, np.float32)
             if x.ndim != 2 or x.shape[1] != width:
                 raise InvalidInput(f"dataset.x: rows must have {width} values for model {name!r}")

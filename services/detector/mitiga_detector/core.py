@@ -201,7 +201,7 @@ class DetectorCore:
     def _check(self, event: pb.InferenceEvent) -> tuple[ModelMonitor, AnyArray, AnyArray]:
         monitor = self.monitor(event.model_name, event.model_version)
         inputs, outputs = _matrix(event.inputs, "inputs"), _matrix(event.outputs, "outputs")
-        expected = monitor.manifest.window if monitor.manifest.task == "forecast" else len(monitor.feature_names)
+        expected = monitor.manifest.input_width
         if inputs.shape[1] != expected or inputs.shape[0] != outputs.shape[0]:
             raise EventDecodeError(f"inputs {list(inputs.shape)} / outputs {list(outputs.shape)} do not fit "
                                    f"model {event.model_name!r} version {event.model_version}")

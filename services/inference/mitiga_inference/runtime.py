@@ -66,21 +66,18 @@ class CompiledModel:
 
     def __call__(self, x: FloatArray) -> FloatArray:
         """``x`` is (rows, window) for forecasts or (rows, features); returns (rows, outputs)."""
-        m = self.manifest
-        scaled = m.input_scaler.transform(x[..., None] if m.task == "forecast" else x)
-        y = self._run(scaled.reshape(len(x), *self._model_shape))
-        return m.output_scaler.inverse(np.asarray(y, np.float32).reshape(len(x), -1))
+        scaled = self.manifest.model_inputs(x)
+        return self.manifest.output_values(self._run(scaled.reshape(len(x), *self._model_shape)))
 
     def warm_up(self, max_rows: int) -> None:
         """Compile every shape the model will see, so the first requests are not slow."""
-        width = self.manifest.window if self.manifest.task == "forecast" else len(self.manifest.features)
         try:
             for rows in self._buckets:
-                self(np.zeros((rows, width or 1), np.float32))
+                self(np.zeros((rows, self.manifest.input_width), np.float32))
         except Exception as exc:  # a layer XLA cannot compile: serve it with the graph function alone
             log.warning("XLA compilation failed; using the graph function", extra={"reason": str(exc)})
             self._buckets = []
-        self(np.zeros((max(max_rows, (self._buckets or [0])[-1] + 1), width or 1), np.float32))
+        self(np.zeros((max(max_rows, (self._buckets or [0])[-1] + 1), self.manifest.input_width), np.float32))
 
 
 class LoadedModel:

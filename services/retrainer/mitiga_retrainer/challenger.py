@@ -32,14 +32,12 @@ def refit_scalers(manifest: ModelManifest, train: TrainingSet) -> tuple[Scaler, 
     return Scaler.fit(manifest.input_scaler.kind, train.x), Scaler.fit(manifest.output_scaler.kind, train.y)
 
 
-def model_inputs(task: str, scaler: Scaler, x: FloatArray) -> FloatArray:
-    return scaler.transform(x[..., None] if task == "forecast" else x)
-
-
-def predict(model: keras.Model, task: str, in_scaler: Scaler, out_scaler: Scaler, x: FloatArray) -> FloatArray:
-    """Predictions in original units (offline: ``model.predict`` batches the whole array)."""
-    y = model.predict(model_inputs(task, in_scaler, x), verbose=0, batch_size=256)
-    return out_scaler.inverse(np.asarray(y, np.float32).reshape(len(x), -1))
+def predict(model: keras.Model, manifest: ModelManifest, x: FloatArray, in_scaler: Scaler | None = None,
+            out_scaler: Scaler | None = None) -> FloatArray:
+    """Predictions in original units (offline: ``model.predict`` batches the whole array); a challenger passes its
+    own scalers."""
+    y = model.predict(manifest.model_inputs(x, in_scaler), verbose=0, batch_size=256)
+    return manifest.output_values(y, out_scaler)
 
 
 def _progress_callback(epochs: int, report: Callable[[dict[str, float]], None] | None) -> keras.callbacks.Callback:
@@ -86,7 +84,7 @@ def train_challenger(
     model = base if mode == "warm_start" else keras.models.clone_model(base)
     in_scaler, out_scaler = refit_scalers(manifest, train)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    model.fit(model_inputs(manifest.task, in_scaler, train.x), out_scaler.transform(train.y),
+    model.fit(manifest.model_inputs(train.x, in_scaler), out_scaler.transform(train.y),
               sample_weight=train.weights, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
               callbacks=[_progress_callback(epochs, report)])
     return model, in_scaler, out_scaler

@@ -100,12 +100,11 @@ def retrain(
     train_set = build_training_set(train_part, options.strategy, window_rows=options.window_rows,
                                    window_days=options.window_days, half_life=options.half_life,
                                    min_rows=options.min_rows)
-    champion_pred = predict(load_keras(folder / MODEL_FILE), manifest.task, manifest.input_scaler,
-                            manifest.output_scaler, holdout.x)
+    champion_pred = predict(load_keras(folder / MODEL_FILE), manifest, holdout.x)
     challenger, in_scaler, out_scaler = train_challenger(
         load_keras(folder / MODEL_FILE), manifest, train_set, mode=options.mode, epochs=options.epochs,
         seed=options.seed, report=report)
-    challenger_pred = predict(challenger, manifest.task, in_scaler, out_scaler, holdout.x)
+    challenger_pred = predict(challenger, manifest, holdout.x, in_scaler, out_scaler)
     decision = decide(holdout.y, champion_pred, challenger_pred, metric=options.metric, margin=options.margin,
                       concentration=concentration(holdout), max_share=options.max_holdout_share)
     record: dict[str, object] = {
@@ -119,7 +118,7 @@ def retrain(
         store.record_decision(name, {**record, "version": None})
         return RetrainResult(decision, None)
 
-    train_pred = predict(challenger, manifest.task, in_scaler, out_scaler, train_set.x)
+    train_pred = predict(challenger, manifest, train_set.x, in_scaler, out_scaler)
     metrics = {f"train_{k}": v for k, v in regression_metrics(train_set.y, train_pred).items()}
     metrics |= {f"holdout_{k}": v for k, v in regression_metrics(holdout.y, challenger_pred).items()}
     new = manifest.model_copy(update={

@@ -37,8 +37,7 @@ def incremental(*, ticker: str = "amzn", archs: tuple[str, ...] = ("lstm", "rnn"
                 window = trained.manifest.window or 1
                 x, y = sliding_windows(series.iloc[train_end - window : test_end].to_numpy(np.float32), window)
                 m = trained.manifest
-                pred = m.output_scaler.inverse(np.asarray(trained.model.predict(
-                    m.input_scaler.transform(x[..., None]), verbose=0, batch_size=256)).reshape(-1, 1))
+                pred = m.output_values(trained.model.predict(m.model_inputs(x), verbose=0, batch_size=256))
                 scores.append(regression_metrics(y, pred[:, 0])["mse"])
             naive = float(np.mean((y - x[:, -1]) ** 2))  # "tomorrow = today" on the same days
             per_step.append({"train_fraction": fraction, "mse_mean": float(np.mean(scores)),

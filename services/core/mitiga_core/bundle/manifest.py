@@ -128,9 +128,23 @@ class ModelManifest(BaseModel):
         return self
 
     @property
+    def input_width(self) -> int:
+        """Values in one input row: a forecast model's window, else its number of features."""
+        return self.window if self.task == "forecast" and self.window else len(self.features)
+
+    @property
     def input_shape(self) -> list[int]:
         """The OIP input tensor shape, -1 for the batch dimension."""
-        return [-1, self.window] if self.task == "forecast" and self.window else [-1, len(self.features)]
+        return [-1, self.input_width]
+
+    def model_inputs(self, x: FloatArray, scaler: Scaler | None = None) -> FloatArray:
+        """Input rows in original units, ``(rows, input_width)``, as the Keras model takes them: scaled (with the
+        manifest's own scaler unless given another, a challenger's), a forecast window as ``(rows, window, 1)``."""
+        return (scaler or self.input_scaler).transform(x[..., None] if self.task == "forecast" else x)
+
+    def output_values(self, y: FloatArray, scaler: Scaler | None = None) -> FloatArray:
+        """The Keras model's outputs back in original units, ``(rows, outputs)``."""
+        return (scaler or self.output_scaler).inverse(np.asarray(y, np.float32).reshape(len(y), -1))
 
     @property
     def input_name(self) -> str:
