@@ -6,17 +6,16 @@ import math
 from datetime import date  # noqa: TC003 - pydantic reads it at run time
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mitiga_core.bundle import read_manifest
-from mitiga_core.errors import InvalidInput, ModelNotFound, ModelNotReady, Unavailable
+from mitiga_core.errors import ModelNotFound
 from mitiga_core.http import admin_guard
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.progress import read_progress
 from mitiga_core.store import existing_model_name as _named
+from mitiga_detector import manual
 
 if TYPE_CHECKING:
     from mitiga_core.state import StateStore
@@ -89,29 +88,13 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
         """Manual retraining: optional strategy, mode, epochs, date range and extra labelled rows. Synchronous (the
         store, the state and the launcher block), so FastAPI runs it off the event loop: probes keep answering."""
         name = _named(name)
-        version = body.base_version or store.champion(name)
-        if version is None or version not in store.list_versions(name):
-            raise ModelNotFound(f"model {name!r} has no version {version or '(champion)'}")
+        version = manual.base_version(store, name, body.base_version)
         if body.dataset is not None:
-            manifest = read_manifest(store.path(name, version))  # the shapes only: no detector is built for this
-            width = manifest.input_width
-            x, y = np.asarray(body.dataset.x, np.float32), np.asarray(body.dataset.y, np.float32)
-            if x.ndim != 2 or x.shape[1] != width:
-                raise InvalidInput(f"dataset.x: rows must have {width} values for model {name!r}")
-            if y.ndim != 2 or y.shape[1] != len(manifest.outputs):
-                raise InvalidInput(f"dataset.y: rows must have {len(manifest.outputs)} values")
             log = LabelledLog(state, settings.labelled_max_requests, settings.labelled_max_bytes)
-            days = np.asarray([d.isoformat() for d in body.dataset.dates])
-            for day in sorted(set(days)):
-                log.append(name, x[days == day], y[days == day], day)
+            manual.add_rows(store, log, name, version, body.dataset.x, body.dataset.y, body.dataset.dates)
         options = {k: str(v) for k, v in body.model_dump(exclude={"dataset", "base_version"}).items()
                    if v is not None}
-        outcome, request_id = core.manual_retrain(name, version, options)
-        if outcome == "launch_failed":
-            raise Unavailable(f"the retraining job for {name!r} could not be started; see the detector's log and "
-                              "try again")
-        if outcome == "locked":
-            raise ModelNotReady(f"a retrain of {name!r} is already running; try again when it ends")
+        request_id = manual.request(core, name, version, options)
         return {"request_id": request_id, "model": name, "base_version": version}
 
     @router.get("/v1/retrains/{request_id}")
