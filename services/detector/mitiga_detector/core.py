@@ -37,7 +37,7 @@ from mitiga_detector.levels import (
 )
 from mitiga_detector.monitor import ModelMonitor, build_monitor, input_features
 from mitiga_detector.parking import FeedbackParking
-from mitiga_detector.performance import FeedbackJoiner
+from mitiga_detector.performance import FeedbackJoiner, Prediction
 from mitiga_detector.trigger import RetrainTrigger
 
 if TYPE_CHECKING:
@@ -121,11 +121,11 @@ class DetectorCore:
             if isinstance(message, pb.InferenceEvent | pb.InferenceEventBatch):
                 events = message.events if isinstance(message, pb.InferenceEventBatch) else [message]
                 checked = [self._check(event) for event in events]  # a bad event sends the whole batch to the DLQ
-                pending: list[Any] = []
+                pending: list[Prediction] = []
                 for event, (monitor, inputs, outputs) in zip(events, checked, strict=True):
                     if event.request_id:
-                        pending.append((event.model_name, event.request_id, event.model_version, inputs, outputs,
-                                        _when(event).isoformat(), event.event_id))
+                        pending.append(Prediction(event.model_name, event.request_id, event.model_version, inputs,
+                                                  outputs, _when(event).isoformat(), event.event_id))
                     if event.event_id not in self._applied:
                         self._on_inference(event, monitor, inputs, outputs)
                 for model in self._joiner.remember_many(pending):
@@ -241,12 +241,12 @@ class DetectorCore:
                     self.metrics.unmatched.labels(model, "no_prediction").inc()
             self._applied_once(key)
 
-    def _join_parked(self, predictions: list[Any]) -> None:
-        """Join the parked feedback of the predictions just remembered: (model, request id, ...)."""
-        for model, request_id, *_ in predictions:
-            truth = self._parking.claim(model, request_id)
+    def _join_parked(self, predictions: list[Prediction]) -> None:
+        """Join the parked feedback of the predictions just remembered."""
+        for p in predictions:
+            truth = self._parking.claim(p.model, p.request_id)
             if truth is not None:
-                self._join(model, request_id, truth)
+                self._join(p.model, p.request_id, truth)
 
     def _join(self, model: str, request_id: str, ground_truth: list[float]) -> bool:
         """Join ground truth to its stored prediction; False when the prediction is not (yet) there."""

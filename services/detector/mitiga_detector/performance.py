@@ -31,6 +31,19 @@ class StoredPrediction:
     """The request's date (its ``data_time`` when given), ISO 8601."""
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """A prediction to keep until its ground truth arrives."""
+
+    model: str
+    request_id: str
+    version: str
+    inputs: FloatArray
+    outputs: FloatArray
+    when: str
+    event_id: str
+
+
 class FeedbackJoiner:
     def __init__(self, state: StateStore, ttl_s: float) -> None:
         self._state = state
@@ -40,27 +53,26 @@ class FeedbackJoiner:
     def _key(model: str, request_id: str) -> str:
         return f"mitiga:pred:{model}:{request_id}"
 
-    def remember_many(self, predictions: list[tuple[str, str, str, FloatArray, FloatArray, str, str]]) -> list[str]:
-        """Keep predictions until their feedback arrives: (model, request id, version, inputs, outputs, when, event
-        id). A stored prediction is never overwritten: a request id another event of the model already holds is
-        refused, so ground truth always joins the request it was sent for. Returns the models of the refused ones
-        (a redelivery of the same event is not a refusal)."""
+    def remember_many(self, predictions: list[Prediction]) -> list[str]:
+        """Keep predictions until their feedback arrives. A stored prediction is never overwritten: a request id
+        another event of the model already holds is refused, so ground truth always joins the request it was sent
+        for. Returns the models of the refused ones (a redelivery of the same event is not a refusal)."""
         items: dict[str, bytes] = {}
         models = []
-        for model, request_id, version, inputs, outputs, when, event_id in predictions:
-            key = self._key(model, request_id)
+        for p in predictions:
+            key = self._key(p.model, p.request_id)
             if key in items:  # the same id twice in one batch: the first keeps it
-                models.append(model)
+                models.append(p.model)
                 continue
-            items[key] = encode_record(inputs, outputs, when, v=version, e=event_id)  # float32, a short header
+            items[key] = encode_record(p.inputs, p.outputs, p.when, v=p.version, e=p.event_id)  # float32, short header
         refused = set(self._state.set_many_if_absent(items, ttl_s=self._ttl_s))
-        for model, request_id, *_, event_id in predictions:
-            key = self._key(model, request_id)
+        for p in predictions:
+            key = self._key(p.model, p.request_id)
             if key in refused:
                 refused.discard(key)
                 held = self._state.get(key)
-                if held is None or decode_record(held).meta.get("e") != event_id:
-                    models.append(model)
+                if held is None or decode_record(held).meta.get("e") != p.event_id:
+                    models.append(p.model)
         return models
 
     def take(self, model: str, request_id: str, staged: StagedWrites) -> StoredPrediction | None:
