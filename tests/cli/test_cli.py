@@ -165,11 +165,12 @@ def test_retrain_stops_following_at_every_terminal_status(admin_service, status:
 @pytest.mark.slow
 def test_up_runs_the_services_and_the_console_until_interrupted(reference_store: Path, tmp_path: Path) -> None:
     """`mitiga up`: inference, detector and the console answer on the ports given; the console lists the store's
-    models; Ctrl-C stops everything with a clean exit."""
+    models; Ctrl-C, once it says it is up, stops everything with a clean exit."""
     import shutil
     import signal
     import subprocess
     import sys
+    import threading
 
     import httpx
 
@@ -182,24 +183,60 @@ def test_up_runs_the_services_and_the_console_until_interrupted(reference_store:
         [sys.executable, "-m", "mitiga_cli", "up", "--store", str(store), "--inference-port", str(ports["inference"]),
          "--detector-port", str(ports["detector"]), "--console-port", str(ports["console"])],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        def ready(service: str) -> bool:  # each service answers its own readiness probe: they start apart
-            assert process.poll() is None, f"mitiga up exited: {process.communicate()[0][-2000:]}"
-            try:
-                return httpx.get(f"http://127.0.0.1:{ports[service]}/v2/health/ready").status_code == 200
-            except httpx.HTTPError:
-                return False
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
 
-        for service in ports:
-            wait_for(lambda service=service: ready(service), 180, f"mitiga up's {service} to be ready")
+    def said(text: str) -> bool:
+        assert process.poll() is None, f"mitiga up exited: {''.join(lines)[-2000:]}"
+        return text in " ".join("".join(lines).split())
+
+    try:
+        wait_for(lambda: said("(Ctrl-C stops)"), 240, "mitiga up to say it is up", explain=lambda: "".join(lines))
+        for service, port in ports.items():  # each answers its own readiness probe (the models load after start)
+            wait_for(lambda port=port: httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=30  # type: ignore[misc]
+                                                 ).status_code == 200, 180, f"mitiga up's {service} to be ready")
         page = httpx.get(f"http://127.0.0.1:{ports['console']}/", timeout=30)
         assert page.status_code == 200 and ">lstm<" in page.text and ">air<" in page.text
-        assert httpx.get(f"http://127.0.0.1:{ports['detector']}/v2/health/live").status_code == 200
+        assert said(f"console http://127.0.0.1:{ports['console']}")  # the URL is printed
     finally:
         process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, out[-2000:]
-    assert f"console http://127.0.0.1:{ports['console']}" in " ".join(out.split())  # the URL is printed
+        process.wait(timeout=120)
+        reader.join(10)
+        process.stdout.close()  # type: ignore[union-attr]
+    assert process.returncode == 0, "".join(lines)[-2000:]
+
+
+def test_up_interrupted_while_it_starts_stops_what_it_started(reference_store: Path, tmp_path: Path) -> None:
+    """Ctrl-C while `mitiga up` is still starting (its inference port open, the console not yet): it finishes
+    starting, stops everything and exits cleanly; it never hangs or leaves a traceback."""
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port, wait_for
+
+    store = tmp_path / "models"
+    shutil.copytree(reference_store, store)
+    inference = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mitiga_cli", "up", "--store", str(store), "--inference-port", str(inference),
+         "--detector-port", str(free_port()), "--console-port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def listening() -> bool:
+        assert process.poll() is None, "mitiga up exited before it was interrupted"
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", inference)) == 0
+
+    try:
+        wait_for(listening, 240, "mitiga up's inference port", every_s=0.05)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=120)
+    assert process.returncode == 0 and "Traceback" not in out, out[-2000:]
 
 
 @pytest.mark.slow

@@ -189,10 +189,11 @@ def experiment_production(
 def up(store: models.StoreOption = Path("var/models"), inference_port: int = 8080, detector_port: int = 8081,
        console_port: int = 8090) -> None:
     """Run inference, detector, retrainer jobs and the web console together on this machine with the embedded
-    adapters."""
+    adapters, until Ctrl-C or SIGTERM."""
     from mitiga_core.quiet import quiet_frameworks
 
     quiet_frameworks()
+    import signal
     import threading
 
     from mitiga_core.logging import configure_logging
@@ -201,18 +202,22 @@ def up(store: models.StoreOption = Path("var/models"), inference_port: int = 808
 
     configure_logging("mitiga-standalone")
     store.mkdir(parents=True, exist_ok=True)
+    # a signal at any moment from here on, while starting too, only asks to stop: what started is always stopped
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
     stack = StandaloneStack(store, inference_port=inference_port, detector_port=detector_port,
                             detector={"trigger": "auto"})
     stack.start()
-    web = start_console(stack, console_port)
-    console.print(f"inference {stack.inference.url}  detector {stack.detector.url}  console {web.url}  "
-                  f"store {store}  (Ctrl-C stops)")
+    web = None
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        web = start_console(stack, console_port)
+        console.print(f"inference {stack.inference.url}  detector {stack.detector.url}  console {web.url}  "
+                      f"store {store}  (Ctrl-C stops)")
+        stop.wait()
     finally:
-        web.stop()
+        if web is not None:
+            web.stop()
         stack.stop()
 
 
