@@ -133,6 +133,18 @@ def images() -> dict[str, str]:
     return {ref.rsplit("/", 1)[-1].split(":")[0].removeprefix("mitiga-"): ref for ref in built.stdout.split()}
 
 
+def bundle_zip(folder: Path) -> bytes:
+    """A stored version's bundle as an upload zip (model, manifest, reference)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member in ("model.keras", "manifest.json", "reference.npy"):
+            archive.write(folder / member, member)
+    return buffer.getvalue()
+
+
 def wait_for(check: Any, timeout_s: float, what: str, every_s: float = 0.5, explain: Any = None) -> Any:
     """Poll ``check`` until it returns something true, and return that; fail after ``timeout_s`` saying what was
     awaited (and ``explain()``: what an operator would look at)."""

@@ -9,17 +9,14 @@ from typer.testing import CliRunner
 
 from mitiga_cli.__main__ import app
 from mitiga_core.store import FilesystemModelStore
-from tests.detector.conftest import write_bundle
+from tests.detector.conftest import three_champions, write_bundle
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> FilesystemModelStore:
-    models = FilesystemModelStore(tmp_path)
-    for seed in range(3):
-        write_bundle(models, seed=seed)  # versions 1, 2, 3; each becomes champion
-    return models
+    return three_champions(tmp_path)  # versions 1, 2, 3; each became champion
 
 
 def run(*args: str) -> tuple[int, str]:

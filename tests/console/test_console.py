@@ -5,13 +5,11 @@ every page that links to retraining; admin actions need the token, which never a
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import bundle_zip, wait_for
 from tests.console.conftest import TOKEN
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -230,12 +228,8 @@ def test_health_over_time_from_prometheus_then_a_rollback_from_the_console(conso
 
     stack, store = console.stack, console.store
     before = _stream(stack, "2013-01-01", "2013-07-01", 100)
-    bundle = store.path("lstm", before)
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as z:
-        for member in ("model.keras", "manifest.json", "reference.npy"):
-            z.write(bundle / member, member)
-    uploaded = httpx.post(f"{stack.inference.url}/v2/repository/models/lstm/upload", content=archive.getvalue(),
+    uploaded = httpx.post(f"{stack.inference.url}/v2/repository/models/lstm/upload",
+                          content=bundle_zip(store.path("lstm", before)),
                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
     assert uploaded.status_code == 201, uploaded.text
     after = uploaded.json()["version"]

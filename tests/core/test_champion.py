@@ -9,15 +9,12 @@ import pytest
 from mitiga_core.champion import promote, rollback
 from mitiga_core.errors import Conflict, ModelNotFound
 from mitiga_core.store import FilesystemModelStore
-from tests.detector.conftest import write_bundle
+from tests.detector.conftest import three_champions, write_bundle
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> FilesystemModelStore:
-    models = FilesystemModelStore(tmp_path)
-    for seed in range(3):
-        write_bundle(models, seed=seed)  # versions 1, 2, 3; each becomes champion
-    return models
+    return three_champions(tmp_path)  # versions 1, 2, 3; each became champion
 
 
 def test_promote_points_the_store_and_announces_what_it_replaced(store: FilesystemModelStore) -> None:

@@ -24,6 +24,14 @@ from mitiga_detector.settings import DetectorSettings
 FEATURES = ["a", "b", "c"]
 
 
+def three_champions(root: Path) -> FilesystemModelStore:
+    """A store whose model ``tab`` has versions 1, 2 and 3, each champion in turn (3 now)."""
+    store = FilesystemModelStore(root)
+    for seed in range(3):
+        write_bundle(store, seed=seed)
+    return store
+
+
 def write_bundle(store: FilesystemModelStore, name: str = "tab", *, rows: int = 1000, seed: int = 0,
                  thresholds: dict[str, float] | None = None, noise: Any = None) -> str:
     """A regression model's bundle: reference ~ N(0, 1) per feature, target = a + b + c + noise, the model

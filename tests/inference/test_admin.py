@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mitiga_core.events import Topic
-from tests.conftest import wait_for
+from tests.conftest import bundle_zip, wait_for
 from tests.inference.conftest import ADMIN, service_on_a_copy
 
 pytestmark = pytest.mark.slow
@@ -109,12 +107,8 @@ def test_unsafe_lambda_model_is_refused(admin_service, admin, tmp_path: Path) ->
 
 
 def test_bundle_zip_upload_keeps_manifest_and_reference(admin_service, admin) -> None:
-    folder = admin_service.store.path("air", "1")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for member in ("model.keras", "manifest.json", "reference.npy"):
-            archive.write(folder / member, member)
-    r = admin.post("/v2/repository/models/air2/upload", content=buffer.getvalue(), headers=ADMIN)
+    bundle = bundle_zip(admin_service.store.path("air", "1"))
+    r = admin.post("/v2/repository/models/air2/upload", content=bundle, headers=ADMIN)
     assert r.status_code == 201, r.text
     meta = admin.get("/v2/models/air2").json()
     assert meta["outputs"][0]["name"] == "CO(GT)" and meta["parameters"]["task"] == "regression"
@@ -122,16 +116,12 @@ def test_bundle_zip_upload_keeps_manifest_and_reference(admin_service, admin) ->
 
 
 def test_a_rollback_serves_the_earlier_champion_and_tells_the_other_replicas(admin_service, admin) -> None:
-    folder = admin_service.store.path("air", "1")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for member in ("model.keras", "manifest.json", "reference.npy"):
-            archive.write(folder / member, member)
+    bundle = bundle_zip(admin_service.store.path("air", "1"))
     body = {"inputs": [{"name": "features", "shape": [1, 8], "datatype": "FP32", "data": [1.0] * 8}]}
-    assert admin.post("/v2/repository/models/back/upload", content=buffer.getvalue(), headers=ADMIN).status_code == 201
+    assert admin.post("/v2/repository/models/back/upload", content=bundle, headers=ADMIN).status_code == 201
     r = admin.post("/v2/repository/models/back/rollback", headers=ADMIN)
     assert r.status_code == 409 and "no earlier champion" in r.json()["error"]
-    assert admin.post("/v2/repository/models/back/upload", content=buffer.getvalue(), headers=ADMIN).status_code == 201
+    assert admin.post("/v2/repository/models/back/upload", content=bundle, headers=ADMIN).status_code == 201
     assert admin.post("/v2/models/back/infer", json=body).json()["model_version"] == "2"
     assert admin.post("/v2/repository/models/back/rollback").status_code == 401
     r = admin.post("/v2/repository/models/back/rollback", params={"version": "9"}, headers=ADMIN)
