@@ -34,6 +34,7 @@ def test_helm_lint_is_clean(control_plane) -> None:  # type: ignore[no-untyped-d
     (["--set", "inference.typo=1"], "typo"),
     (["--set", "inference.grpcPort=70000"], "/inference/grpcPort"),
     (["--set", "detector.triggerPolicy=always"], "/detector/triggerPolicy"),
+    (["--set", "detector.replicas=0"], "/detector/replicas"),
 ])
 def test_bad_values_are_refused_with_a_clear_message(control_plane, values, message) -> None:  # type: ignore[no-untyped-def]
     done = helm(control_plane, "install", "bad", str(CHART), "--namespace", NAMESPACE, "--dry-run=server", *values,
@@ -114,6 +115,17 @@ def test_the_detector_gets_its_trigger_policy(control_plane, policy: str | None)
     config = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ConfigMap"
                   and d["metadata"]["name"].endswith("-detector"))
     assert config["data"]["MITIGA_TRIGGER_POLICY"] == (policy or "performance")
+
+
+@pytest.mark.parametrize(("replicas", "strategy"), [(None, "Recreate"), (3, "RollingUpdate")])
+def test_the_detector_runs_as_many_replicas_as_asked(control_plane, replicas: int | None, strategy: str) -> None:  # type: ignore[no-untyped-def]
+    extra = ["--set", f"detector.replicas={replicas}"] if replicas else []
+    rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
+                    "1.34.4", *extra).stdout
+    deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment"
+                      and d["metadata"]["name"].endswith("-detector"))
+    assert deployment["spec"]["replicas"] == (replicas or 1)
+    assert deployment["spec"]["strategy"]["type"] == strategy
 
 
 @pytest.mark.parametrize("required", [False, True])

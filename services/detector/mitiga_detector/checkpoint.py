@@ -8,7 +8,8 @@ where the committed offsets say it stopped, with nothing counted twice and nothi
   sequential test's statistics with the alarms not yet in a window (so a replay closes the same windows);
 - per model: the drift-episode tracker with the version it is about, so an open episode keeps its id (and its
   retrain request is not made a second time);
-- the feedback still waiting for its prediction (:mod:`mitiga_detector.parking`).
+- per model: the feedback still waiting for its prediction (:mod:`mitiga_detector.parking`).
+Everything is per model, so a model moves between detector replicas (a consumer-group rebalance) with its state.
 The ADWIN / Page-Hinkley error-stream detectors are rebuilt by replaying the restored labelled window's errors.
 Checkpoints are JSON, never pickles.
 """
@@ -64,12 +65,18 @@ class Checkpoints:
         body = {"version": version, "tracker": tracker.snapshot()}
         return Write("set", self._episode_key(name), json.dumps(body).encode())
 
-    def parked_write(self, items: list[list[Any]]) -> Write:
-        return Write("set", f"{self._prefix}:parked", json.dumps(items).encode())
+    def parked_write(self, model: str, items: list[list[Any]]) -> Write:
+        return Write("set", f"{self._prefix}:parked:{model}", json.dumps(items).encode())
 
-    def read_parked(self) -> list[list[Any]]:
-        raw = self._state.get(f"{self._prefix}:parked")
-        return [] if raw is None else list(json.loads(raw))
+    def read_parked(self, model: str) -> tuple[list[list[Any]], bool]:
+        """The model's parked feedback, and whether it came from the one list of all models that detectors before
+        replicas kept (to be saved in the model's own key)."""
+        raw = self._state.get(f"{self._prefix}:parked:{model}")
+        if raw is not None:
+            return list(json.loads(raw)), False
+        legacy = self._state.get(f"{self._prefix}:parked")
+        items = [] if legacy is None else [item for item in json.loads(legacy) if item[0] == model]
+        return items, bool(items)
 
     def restore_episode(self, name: str, version: str, tracker: EpisodeTracker) -> bool:
         """Restore ``tracker`` when the checkpoint is about ``version``."""

@@ -4,6 +4,10 @@ core's state and then commits (see :class:`~mitiga_core.bus.loop.ConsumerLoop`).
 An event the core cannot use (undecodable, schema-invalid, for an unknown model) goes to ``mitiga.dlq`` with the
 reason in a header and is counted; the consumer keeps going. When Redis is unreachable the batch is not committed
 and is delivered again once it is back.
+
+Several detector replicas share the models through the consumer group: records are keyed by model, so a model's
+records all reach the one member that holds its partition. When the group rebalances, the core goes back to its
+checkpoint and drops the models it no longer holds (:meth:`DetectorCore.reassigned`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from mitiga_core.errors import EventDecodeError, Unavailable
 from mitiga_core.events import Topic
 
 if TYPE_CHECKING:
-    from mitiga_core.bus import Bus, Record
+    from mitiga_core.bus import Bus, Consumer, Record
     from mitiga_detector.core import DetectorCore
 
 log = logging.getLogger(__name__)
@@ -29,7 +33,7 @@ class DetectorConsumer:
         self._bus = bus
         self._core = core
         self._loop = ConsumerLoop(bus, TOPICS, group_id, self.process, name="detector-consumer",
-                                  after_batch=self._after_batch)
+                                  after_batch=self._after_batch, on_assigned=self._on_assigned)
 
     @property
     def alive(self) -> bool:
@@ -37,6 +41,11 @@ class DetectorConsumer:
 
     def start(self) -> None:
         self._loop.start()
+
+    def _on_assigned(self, consumer: Consumer) -> None:
+        # a model's events, feedback and progress are keyed by its name, on topics with as many partitions each,
+        # so the member holding a model's inference partition holds its other records too
+        self._core.reassigned(lambda model: consumer.owns(Topic.INFERENCE, model))
 
     def _after_batch(self) -> None:
         self._core.checkpoint()

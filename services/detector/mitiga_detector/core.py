@@ -11,13 +11,12 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mitiga_core.errors import EventDecodeError, MitigaError
-from mitiga_core.events import Topic, decode, new_id
+from mitiga_core.events import Topic, decode
 from mitiga_core.jobs import JobState
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
@@ -25,8 +24,9 @@ from mitiga_core.progress import RetrainStatus
 from mitiga_core.state import StagedWrites
 from mitiga_detector import signals
 from mitiga_detector.checkpoint import Checkpoints
+from mitiga_detector.decoding import data_time, matrix
+from mitiga_detector.drift_events import TYPE_CODES, drift_event
 from mitiga_detector.levels import (
-    METRIC_DRIFT_TYPE,
     SCALE_DEPENDENT,
     EpisodeTracker,
     Severity,
@@ -41,38 +41,24 @@ from mitiga_detector.performance import FeedbackJoiner, Prediction
 from mitiga_detector.trigger import RetrainTrigger
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
     from mitiga_core.events import Envelope
     from mitiga_core.jobs import JobLauncher
     from mitiga_core.publisher import EventPublisher
     from mitiga_core.state import StateStore
     from mitiga_core.store import ModelStore
     from mitiga_core.types import AnyArray
-    from mitiga_detector.levels import Verdict
     from mitiga_detector.metrics import DetectorMetrics
     from mitiga_detector.settings import DetectorSettings
     from mitiga_detector.windows import Window
 
 log = logging.getLogger(__name__)
-TYPE_CODES: dict[str, int] = {
-    "data": pb.DRIFT_TYPE_DATA, "prediction": pb.DRIFT_TYPE_PREDICTION, "concept": pb.DRIFT_TYPE_CONCEPT,
-    "estimated": pb.DRIFT_TYPE_ESTIMATED,
-}
-
-
-def _matrix(m: pb.Matrix, what: str) -> AnyArray:
-    shape = list(m.shape)
-    if len(shape) != 2 or shape[0] * shape[1] != len(m.data):
-        raise EventDecodeError(f"{what}: shape {shape} does not match {len(m.data)} values")
-    return np.asarray(m.data, np.float32).reshape(shape)
 
 
 APPLIED_MAX = 100_000
 """Event ids remembered as applied in this process (a batch is far smaller)."""
-
-
-def _when(event: pb.InferenceEvent) -> datetime:
-    """The request's date: its ``data_time`` when given, else when it was served."""
-    return (event.data_time if event.HasField("data_time") else event.time).ToDatetime(tzinfo=UTC)
 
 
 class DetectorCore:
@@ -91,7 +77,8 @@ class DetectorCore:
         """Side effects of the events handled since the last checkpoint, applied together with it."""
         self._parking = FeedbackParking(settings.feedback_wait_s, settings.feedback_parked_max,
                                         max_bytes=settings.feedback_parked_max_bytes)
-        self._parking_restored = False
+        self._parked_models: set[str] = set()
+        """Models whose parked feedback was read from the checkpoint since the last reassignment."""
         self._dirty: set[tuple[str, str]] = set()
         """Model versions whose monitor changed since the last checkpoint."""
         self._monitors: dict[tuple[str, str], ModelMonitor] = {}
@@ -115,17 +102,16 @@ class DetectorCore:
             return
         start = time.perf_counter()
         with self.lock:
-            if not self._parking_restored:
-                self._parking.restore(self._checkpoints.read_parked())
-                self._parking_restored = True
             if isinstance(message, pb.InferenceEvent | pb.InferenceEventBatch):
                 events = message.events if isinstance(message, pb.InferenceEventBatch) else [message]
+                for model in {event.model_name for event in events}:
+                    self._restore_parked(model)
                 checked = [self._check(event) for event in events]  # a bad event sends the whole batch to the DLQ
                 pending: list[Prediction] = []
                 for event, (monitor, inputs, outputs) in zip(events, checked, strict=True):
                     if event.request_id:
                         pending.append(Prediction(event.model_name, event.request_id, event.model_version, inputs,
-                                                  outputs, _when(event).isoformat(), event.event_id))
+                                                  outputs, data_time(event).isoformat(), event.event_id))
                     if event.event_id not in self._applied:
                         self._on_inference(event, monitor, inputs, outputs)
                 for model in self._joiner.remember_many(pending):
@@ -133,6 +119,7 @@ class DetectorCore:
                 if len(self._parking):
                     self._join_parked(pending)
             elif isinstance(message, pb.FeedbackEvent):
+                self._restore_parked(message.model_name)
                 self._on_feedback(message)
             elif isinstance(message, pb.RetrainProgress):
                 if (status := RetrainStatus.of(message.status)) is not None and status.finished:
@@ -162,11 +149,8 @@ class DetectorCore:
                                                 window=self.settings.online_window,
                                                 bootstraps=self.settings.online_bootstraps)
             self._checkpoints.restore_monitor(monitor)
-            for metric, level in monitor.levels(self.settings.thresholds,
-                                                self.settings.model_thresholds.get(name)).items():
-                for severity in ("warning", "critical"):
-                    self.metrics.threshold.labels(name, metric, severity, level.direction,
-                                                  METRIC_DRIFT_TYPE.get(metric, "data")).set(getattr(level, severity))
+            self.metrics.show_levels(name, monitor.levels(self.settings.thresholds,
+                                                          self.settings.model_thresholds.get(name)))
             self._monitors[key] = monitor
         self._dirty.add(key)
         return self._monitors[key]
@@ -181,11 +165,46 @@ class DetectorCore:
                        for name, (version, tracker) in self._episodes.items()]
             for model in self._parking.expire():
                 self.metrics.unmatched.labels(model, "no_prediction").inc()
-            if self._parking.changed:
-                writes.append(self._checkpoints.parked_write(self._parking.snapshot()))
+            writes += [self._checkpoints.parked_write(model, self._parking.snapshot(model))
+                       for model in self._parking.changed()]
             self.metrics.parked.set(len(self._parking))
             self._staged.apply(self._state, *writes)
             self._dirty.clear()
+
+    def reassigned(self, owns: Callable[[str], bool]) -> None:
+        """The consumer's partitions changed, or it joined the group again: records come from the committed offsets
+        (or after this member's own committed batches), so go back to the checkpoint: drop the staged writes and
+        reread each model's stream state. A model this member no longer ``owns`` leaves its memory, the API's
+        history and this replica's gauges (its new owner exports them)."""
+        with self.lock:
+            known = {name for name, _ in self._monitors} | set(self.history)
+            parked = [name for name in self._parked_models if owns(name)]
+            kept = {key: monitor for key, monitor in self._monitors.items() if owns(key[0])}
+            self._monitors.clear()
+            self._episodes.clear()
+            self._dirty.clear()
+            self._parking.clear()
+            self._parked_models.clear()
+            self._applied.clear()
+            self._staged = StagedWrites()
+            for name in parked:  # read again now, so that they wait (and expire) without another event
+                self._restore_parked(name)
+            for key, monitor in kept.items():  # what was fitted on the bundle stays; the stream state is reread
+                monitor.restart(self.settings)
+                self._checkpoints.restore_monitor(monitor)
+                self._monitors[key] = monitor
+            released = sorted(name for name in known if not owns(name))
+            for name in released:
+                self.history.pop(name, None)
+                self.last_window.pop(name, None)
+                self.metrics.forget_model(name)
+        log.info("partitions reassigned: state back to the checkpoint", extra={"released": released})
+
+    def _restore_parked(self, model: str) -> None:
+        if model not in self._parked_models:
+            items, migrated = self._checkpoints.read_parked(model)
+            self._parking.restore(model, items, changed=migrated)
+            self._parked_models.add(model)
 
     def observe_state_memory(self, every_s: float = 10.0) -> None:
         """Export the state store's memory and limit (at most every ``every_s``), for the alert before it fills."""
@@ -200,7 +219,7 @@ class DetectorCore:
 
     def _check(self, event: pb.InferenceEvent) -> tuple[ModelMonitor, AnyArray, AnyArray]:
         monitor = self.monitor(event.model_name, event.model_version)
-        inputs, outputs = _matrix(event.inputs, "inputs"), _matrix(event.outputs, "outputs")
+        inputs, outputs = matrix(event.inputs, "inputs"), matrix(event.outputs, "outputs")
         expected = monitor.manifest.input_width
         if inputs.shape[1] != expected or inputs.shape[0] != outputs.shape[0]:
             raise EventDecodeError(f"inputs {list(inputs.shape)} / outputs {list(outputs.shape)} do not fit "
@@ -215,7 +234,7 @@ class DetectorCore:
 
     def _on_inference(self, event: pb.InferenceEvent, monitor: ModelMonitor, inputs: AnyArray,
                       outputs: AnyArray) -> None:
-        when = _when(event)
+        when = data_time(event)
         features = input_features(monitor.manifest, inputs)
         alarms = monitor.alarms
         if monitor.online is not None and monitor.online.update(features):
@@ -344,7 +363,8 @@ class DetectorCore:
         if opened:
             self.metrics.episodes.labels(name, level.name.lower()).inc()
         if opened or closed or level != before:
-            self._publish_drift(monitor, window, level, result, values, found, tracker.episode_id or episode_before)
+            event = drift_event(monitor, window, level, result, values, found, tracker.episode_id or episode_before)
+            self._publisher.offer(Topic.DRIFT, name, lambda: event)
         # the episode's level only escalates until it closes, and input drift alone keeps it open (on a trending series
         # for ever): a retrain is asked only while this window's own verdict is critical, so an episode whose
         # model has recovered makes no more attempts however long its inputs stay drifted
@@ -354,26 +374,6 @@ class DetectorCore:
                                          monitor.performance.total)
             self.metrics.triggers.labels(name, outcome).inc()
             record["trigger"] = outcome
-
-    def _publish_drift(self, monitor: ModelMonitor, window: Window, level: Severity, result: Verdict,
-                       values: dict[str, float], found: signals.WindowSignals, episode_id: str | None) -> None:
-        uni, dist = found.univariate, found.distances
-        order = np.argsort(uni.p_values)[:5]
-        top = [pb.FeatureDrift(feature=monitor.feature_names[j], p_value=float(uni.p_values[j]),
-                               statistic=float(uni.statistics[j]), wasserstein=float(dist["wasserstein"][j]),
-                               jensen_shannon=float(dist["jensen_shannon"][j]), psi=float(dist["psi"][j]),
-                               drifted=bool(uni.drifted[j])) for j in order]
-        event = pb.DriftEvent(event_id=new_id(), episode_id=episode_id or "", model_name=monitor.manifest.name,
-                              model_version=monitor.manifest.version, window_size=len(window),
-                              share_drifted=values["share_drifted"], top_features=top,
-                              metrics={k: float(v) for k, v in values.items()}, signals=list(result.signals),
-                              decided_by=result.decided_by)
-        event.level = int(level)  # type: ignore[assignment]
-        event.drift_types.extend(TYPE_CODES[t] for t in result.types)  # type: ignore[misc]
-        event.window_start.FromDatetime(window.start)
-        event.window_end.FromDatetime(window.end)
-        event.time.FromDatetime(datetime.now(UTC))
-        self._publisher.offer(Topic.DRIFT, monitor.manifest.name, lambda: event)
 
     def job_finished(self, labels: dict[str, str], name: str, state: JobState) -> None:
         """Called by the job launcher for every retraining job that ends."""

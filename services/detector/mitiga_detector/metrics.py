@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from mitiga_detector.levels import METRIC_DRIFT_TYPE
+
+if TYPE_CHECKING:
+    from mitiga_detector.settings import Level
 
 MV = ["model", "version"]
 MVF = ["model", "version", "feature"]
@@ -81,3 +89,22 @@ class DetectorMetrics:
                             ["model", "state"], registry=r)
         self.triggers = Counter("mitiga_retrain_triggers", "Retraining trigger decisions.", ["model", "outcome"],
                                 registry=r)
+
+    def show_levels(self, model: str, levels: dict[str, Level]) -> None:
+        """Export the model's configured warning/critical level of each metric (the alert rules compare with them)."""
+        for metric, level in levels.items():
+            for severity in ("warning", "critical"):
+                self.threshold.labels(model, metric, severity, level.direction,
+                                      METRIC_DRIFT_TYPE.get(metric, "data")).set(getattr(level, severity))
+
+    def forget_model(self, model: str) -> None:
+        """Drop the model's gauges: another detector replica owns the model now and exports them (a stale copy here
+        would keep its alerts firing). Counters stay: they count what this replica did."""
+        for gauge in vars(self).values():
+            if not isinstance(gauge, Gauge):
+                continue
+            for family in gauge.collect():
+                for sample in family.samples:
+                    if sample.labels.get("model") == model:
+                        with contextlib.suppress(KeyError):  # a sample per label set; removed once
+                            gauge.remove(*sample.labels.values())

@@ -52,6 +52,16 @@ class ModelMonitor:
     def feature_names(self) -> list[str]:
         return self.manifest.features
 
+    def restart(self, settings: DetectorSettings) -> None:
+        """Forget what the stream built up (the window, the labelled window, the counts, the sequential test's
+        statistics), to be restored from a checkpoint; keep what was fitted on the bundle."""
+        self.window = WindowBuffer(settings.window_size, settings.window_seconds, settings.min_window_rows)
+        self.performance = PerformanceWindow(settings.performance_window, settings.concept_detector)
+        self.windows_seen = 0
+        self.alarms = set()
+        if self.sequential is not None:
+            self.sequential = SequentialDetector(self.reference, arl=settings.sequential_arl)
+
     def levels(self, defaults: dict[str, Level], overrides: dict[str, float] | None = None) -> dict[str, Level]:
         """Settings' levels, then the manifest's per-model overrides (``{"mae.critical": 0.4, ...}``), then the
         settings' per-model overrides."""

@@ -2,7 +2,8 @@
 
 Inference and feedback events travel on different topics, so the detector may read a request's ground truth before
 its prediction. Such feedback is parked for up to ``feedback_wait_s`` seconds (wall clock, so the wait survives a
-restart through the detector's checkpoint); the prediction's arrival joins it. Feedback that waits longer, or that
+restart through the detector's checkpoint, one per model so that a model moves between detector replicas with its
+parked feedback); the prediction's arrival joins it. Feedback that waits longer, or that
 is pushed out because ``feedback_parked_max`` items (or ``feedback_parked_max_bytes``) already wait, is unmatched
 (``no_prediction``), and counted.
 """
@@ -31,8 +32,8 @@ class FeedbackParking:
         self._clock = clock
         self._items: dict[tuple[str, str], tuple[list[float], float]] = {}
         """(model, request id) -> (ground truth, deadline), oldest first."""
-        self.changed = False
-        """True when the items changed since the last :meth:`snapshot`."""
+        self._changed: set[str] = set()
+        """Models whose items changed since their last :meth:`snapshot`."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -45,12 +46,13 @@ class FeedbackParking:
         self._drop((model, request_id))  # a newer ground truth for the same request replaces the older
         self._items[(model, request_id)] = (truth, self._clock() + self._wait_s)
         self._bytes += _size(model, request_id, truth)
-        self.changed = True
+        self._changed.add(model)
         evicted = []
         while self._items and (len(self._items) > self._max or self._bytes > self._max_bytes):
             oldest = next(iter(self._items))
             self._drop(oldest)
             evicted.append(oldest[0])
+        self._changed.update(evicted)
         return evicted
 
     def _drop(self, key: tuple[str, str]) -> tuple[list[float], float] | None:
@@ -69,7 +71,7 @@ class FeedbackParking:
         item = self._drop((model, request_id))
         if item is None:
             return None
-        self.changed = True
+        self._changed.add(model)
         return item[0]
 
     def expire(self) -> list[str]:
@@ -83,14 +85,37 @@ class FeedbackParking:
             gone.append(key)
         for key in gone:
             self._drop(key)
-        self.changed = self.changed or bool(gone)
-        return [model for model, _ in gone]
+        models = [model for model, _ in gone]
+        self._changed.update(models)
+        return models
 
-    def snapshot(self) -> list[list[Any]]:
-        self.changed = False
-        return [[model, request_id, truth, deadline] for (model, request_id), (truth, deadline) in self._items.items()]
+    def changed(self) -> list[str]:
+        """The models whose items changed since their last snapshot."""
+        return sorted(self._changed)
 
-    def restore(self, items: list[list[Any]]) -> None:
-        self._items = {(str(m), str(r)): ([float(v) for v in t], float(d)) for m, r, t, d in items}
-        self._bytes = sum(_size(m, r, t) for (m, r), (t, _) in self._items.items())
-        self.changed = False
+    def snapshot(self, model: str) -> list[list[Any]]:
+        """One model's items, as :meth:`restore` takes them."""
+        self._changed.discard(model)
+        return [[m, request_id, truth, deadline] for (m, request_id), (truth, deadline) in self._items.items()
+                if m == model]
+
+    def restore(self, model: str, items: list[list[Any]], *, changed: bool = False) -> None:
+        """Put back one model's items (its others are replaced); ``changed``: to be saved again."""
+        for key in [k for k in self._items if k[0] == model]:
+            self._drop(key)
+        for m, r, t, d in items:
+            if str(m) == model:
+                truth = [float(v) for v in t]
+                self._items[(model, str(r))] = (truth, float(d))
+                self._bytes += _size(model, str(r), truth)
+        self._items = dict(sorted(self._items.items(), key=lambda item: item[1][1]))  # oldest first, for expire
+        if changed:
+            self._changed.add(model)
+        else:
+            self._changed.discard(model)
+
+    def clear(self) -> None:
+        """Forget every item (they are in the checkpoint)."""
+        self._items.clear()
+        self._bytes = 0
+        self._changed.clear()

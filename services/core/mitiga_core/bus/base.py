@@ -43,6 +43,14 @@ class Consumer(abc.ABC):
         """Records not yet consumed, per (topic, partition), as of the last poll (empty when unknown)."""
         return {}
 
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        """The (topic, partition) pairs this member holds now; they change when the group rebalances."""
+        return frozenset()
+
+    def owns(self, topic: str, key: str) -> bool:
+        """Whether this member holds the partition that records keyed ``key`` go to on ``topic``."""
+        return True
+
 
 class Bus(abc.ABC):
     """Publishes envelopes to topics and hands out consumers."""

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
+from kafka.structs import TopicPartition
 from prometheus_client import Counter
 
 from mitiga_core.bus.base import Bus, Consumer, Record
@@ -214,6 +216,17 @@ class KafkaBusConsumer(Consumer):
 
     def lag(self) -> dict[tuple[str, int], int]:
         return dict(self._lag)
+
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    def owns(self, topic: str, key: str) -> bool:
+        # the producer's default partitioner: murmur2 of the key over the topic's partitions (as Java's does)
+        partitions = sorted(self._consumer.partitions_for_topic(topic) or ())
+        if not partitions:
+            return False
+        partition = partitions[(murmur2(key.encode()) & 0x7FFFFFFF) % len(partitions)]
+        return TopicPartition(topic, partition) in self._consumer.assignment()
 
     def commit(self) -> None:
         try:

@@ -97,6 +97,9 @@ class _InMemoryConsumer(Consumer):
             return {(t, 0): self._bus._base.get(t, 0) + len(self._bus._logs.get(t, [])) - p
                     for t, p in self._positions.items()}
 
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        return frozenset((t, 0) for t in self._positions)
+
     def close(self) -> None:
         with self._bus._cond:
             self._closed = True
