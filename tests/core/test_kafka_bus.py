@@ -3,6 +3,8 @@ consumer groups with commit-after-processing, lag, and delivery-failure counting
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -249,5 +251,46 @@ def test_sasl_credentials_from_the_settings_reach_an_authenticating_listener(kaf
         intruder.publish_durably(topic, Envelope(payload=b"forged"))
     intruder.close()
     assert [r.envelope.payload for r in _drain(consumer, 2, rounds=6)] == [b"authenticated"]
+    consumer.close()
+    bus.close()
+
+
+UNTRUSTED = """
+import sys
+from mitiga_core.bus.kafka import KafkaBus
+from mitiga_core.errors import Unavailable
+from mitiga_core.events import Envelope
+from mitiga_core.settings import CoreSettings
+
+settings = CoreSettings(bus="kafka", kafka_bootstrap=sys.argv[1], service_name="test", kafka_security_protocol="SASL_SSL",
+                        kafka_sasl_mechanism="PLAIN", kafka_sasl_username=sys.argv[2], kafka_sasl_password=sys.argv[3],
+                        kafka_ssl_cafile=sys.argv[4], kafka_bootstrap_timeout_s=5, kafka_max_block_s=3)
+try:
+    KafkaBus(settings, topics=["t"]).publish_durably("t", Envelope(payload=b"to an impostor?"))
+except Unavailable as exc:
+    print("refused:", exc)
+"""
+
+
+def test_tls_from_the_settings_reaches_an_encrypting_listener(kafka, tmp_path) -> None:
+    """The broker's third listener takes SASL over TLS only: a client that trusts the broker's CA
+    (``MITIGA_KAFKA_SSL_CAFILE``) and checks its name round-trips; one that trusts another CA cannot even bootstrap
+    (certificate verify failed). That one runs in a process of its own: kafka-python leaves its refused TLS sockets
+    to the garbage collector."""
+    from mitiga_devstack.tls import server_certificate
+
+    other = server_certificate(tmp_path / "other-ca").ca
+    done = subprocess.run([sys.executable, "-c", UNTRUSTED, kafka.tls_bootstrap, kafka.SASL_USER, kafka.SASL_PASSWORD,
+                           str(other)], capture_output=True, text=True, timeout=120, check=False)
+    assert "refused:" in done.stdout and "Unable to bootstrap" in done.stdout, done.stdout + done.stderr
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    settings = CoreSettings(bus="kafka", kafka_bootstrap=kafka.tls_bootstrap, service_name="test",
+                            kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="PLAIN",
+                            kafka_sasl_username=kafka.SASL_USER, kafka_sasl_password=kafka.SASL_PASSWORD,
+                            kafka_ssl_cafile=str(kafka.tls_ca), kafka_bootstrap_timeout_s=5, kafka_max_block_s=3)
+    bus = KafkaBus(settings, topics=[topic])
+    consumer = bus.subscribe([topic], "g-tls")
+    bus.publish_durably(topic, Envelope(payload=b"encrypted"))
+    assert [r.envelope.payload for r in _drain(consumer, 1, rounds=6)] == [b"encrypted"]
     consumer.close()
     bus.close()

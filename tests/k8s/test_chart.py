@@ -213,10 +213,22 @@ def test_connection_secrets_come_from_secrets_never_from_config_maps(control_pla
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
                     "1.34.4", "--set", "config.redisUrlSecret.name=redis-auth",
                     "--set", "config.kafkaSecurityProtocol=SASL_SSL", "--set", "config.kafkaSasl.username=mitiga",
-                    "--set", "config.kafkaSasl.passwordSecret.name=kafka-auth").stdout
+                    "--set", "config.kafkaSasl.passwordSecret.name=kafka-auth",
+                    "--set", "config.kafkaTls.caSecret.name=kafka-ca").stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     common = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "check-mitiga-common")
     assert "MITIGA_REDIS_URL" not in common["data"]
+    # the brokers' private CA: from its Secret, mounted read-only where Kafka is used (the retraining Jobs too)
+    assert common["data"]["MITIGA_KAFKA_SSL_CAFILE"] == "/etc/mitiga/kafka-ca/ca.crt"
+    job = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap"
+                              and d["metadata"]["name"] == "check-mitiga-job-template")["data"]["job.yaml"])
+    pods = [job["spec"]["template"]["spec"]] + [d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Deployment"
+                                                and d["metadata"]["name"] != "check-mitiga-console"]
+    for pod in pods:
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["kafka-ca"]["secret"] == {"secretName": "kafka-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+        assert {"name": "kafka-ca", "mountPath": "/etc/mitiga/kafka-ca", "readOnly": True} in \
+            pod["containers"][0]["volumeMounts"]
     assert common["data"]["MITIGA_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
     assert common["data"]["MITIGA_KAFKA_SASL_USERNAME"] == "mitiga"
     for deployment in (d for d in docs if d["kind"] == "Deployment"):

@@ -96,6 +96,12 @@ env:
     claimName: {{ include "mitiga.modelClaim" . }}
 - name: tmp
   emptyDir: {}
+{{- with .Values.config.kafkaTls.caSecret }}{{ if .name }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .name | quote }}
+    items: [{key: {{ .key | quote }}, path: ca.crt}]
+{{- end }}{{ end }}
 {{- end -}}
 
 {{- define "mitiga.volumeMounts" -}}
@@ -103,6 +109,11 @@ env:
   mountPath: {{ .Values.modelStore.mountPath }}
 - name: tmp
   mountPath: /tmp
+{{- if .Values.config.kafkaTls.caSecret.name }}
+- name: kafka-ca
+  mountPath: /etc/mitiga/kafka-ca
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{/* The pinned versions as the inference service reads them: {"lstm": "3"}. */}}

@@ -12,6 +12,7 @@ from urllib.error import URLError
 from urllib.request import urlopen
 
 from mitiga_devstack.process import ServerError, ServerProcess, free_port, run_script
+from mitiga_devstack.tls import server_certificate
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -45,13 +46,15 @@ class KafkaServer(ServerProcess):
 
     SASL_USER = "mitiga"
     SASL_PASSWORD = "mitiga-dev-password"  # noqa: S105 - a local test broker's, not a secret
-    """A second listener authenticates with SASL/PLAIN as this user (for the clients' SASL settings)."""
+    """A second listener authenticates with SASL/PLAIN as this user (for the clients' SASL settings); a third
+    takes the same over TLS, its certificate signed by a CA of its own (:attr:`tls_ca`)."""
 
     def __init__(self, data_dir: Path, port: int | None = None, controller_port: int | None = None,
                  host: str = "127.0.0.1") -> None:
         super().__init__(data_dir, port, host)
         self.controller_port = controller_port or free_port()
         self.sasl_port = free_port()
+        self.tls_port = free_port()
         self.lib = Path(run_script("install-kafka.sh"))
 
     @property
@@ -62,23 +65,39 @@ class KafkaServer(ServerProcess):
     def sasl_bootstrap(self) -> str:
         return f"127.0.0.1:{self.sasl_port}"
 
+    @property
+    def tls_bootstrap(self) -> str:
+        """SASL_SSL: SASL/PLAIN over TLS."""
+        return f"127.0.0.1:{self.tls_port}"
+
+    @property
+    def tls_ca(self) -> Path:
+        """The CA that signed the TLS listener's certificate (clients' ``MITIGA_KAFKA_SSL_CAFILE``)."""
+        return self.data_dir / "tls" / "ca.pem"
+
     def prepare(self) -> None:
         props = self.data_dir / "server.properties"
         if props.exists():
             return
+        tls = server_certificate(self.data_dir / "tls")
+        jaas = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'user_{self.SASL_USER}="{self.SASL_PASSWORD}";')
+        authenticated = f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},SASL_SSL://127.0.0.1:{self.tls_port}"
         props.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://{self.host}:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
+            f"listeners=PLAINTEXT://{self.host}:{self.port},{authenticated},"
             f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
+            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port},{authenticated}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,"
+            "CONTROLLER:PLAINTEXT",
             "sasl.enabled.mechanisms=PLAIN",
-            "listener.name.sasl_plaintext.plain.sasl.jaas.config="
-            "org.apache.kafka.common.security.plain.PlainLoginModule required "
-            f'user_{self.SASL_USER}="{self.SASL_PASSWORD}";',
+            f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}",
+            f"listener.name.sasl_ssl.plain.sasl.jaas.config={jaas}",
+            "listener.name.sasl_ssl.ssl.keystore.type=PEM",
+            f"listener.name.sasl_ssl.ssl.keystore.location={tls.keystore}",
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={self.data_dir / 'logs'}",
             "num.partitions=3",
