@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mitiga_core import retrain_request
 from mitiga_core.errors import EventDecodeError
 from mitiga_core.events import Topic, decode_as, encode
 from mitiga_core.labelled import LabelledLog
@@ -117,7 +118,13 @@ def test_trigger_is_deduplicated_under_repeated_critical_windows(tmp_path: Path)
     stream(harness, rng, 8, shift={0: 2.0, 1: 2.0, 2: 2.0})
     assert len(harness.launcher.specs) == 1
     spec = next(iter(harness.launcher.specs.values()))
-    assert spec.args[:3] == ["mitiga_retrainer", "--model", "tab"] and spec.labels["mitiga.io/trigger"] == "informed"
+    assert spec.args[:2] == ["mitiga_retrainer", "--request"] and spec.labels["mitiga.io/trigger"] == "informed"
+    request = retrain_request.parse(spec.args[2])  # the Job gets the request the detector published
+    assert (request.model_name, request.base_version, request.trigger, request.request_id) == (
+        "tab", "1", "informed", spec.name)
+    harness.publisher.stop()
+    harness.publisher.start()
+    assert [decode_as(e, pb.RetrainRequest) for e in harness.bus.messages(Topic.RETRAIN)] == [request]
     # the episode closes, a new one opens inside the cooldown: no second retrain
     stream(harness, rng, 4)
     stream(harness, rng, 6, shift={0: 2.0, 1: 2.0, 2: 2.0})
@@ -291,7 +298,8 @@ def test_blind_retraining_follows_the_data_time_schedule(tmp_path: Path) -> None
             h.state.delete("mitiga:retrain:lock:tab")  # each job ends before the next window
     assert sorted(h.launcher.specs) == ["retrain-tab-blind-2004-02", "retrain-tab-blind-2004-03"]
     spec = h.launcher.specs["retrain-tab-blind-2004-02"]
-    assert spec.args[spec.args.index("--trigger") + 1] == "blind" and "--episode-id" not in spec.args
+    blind = retrain_request.parse(spec.args[2])
+    assert blind.trigger == "blind" and blind.episode_id == ""
     assert h.value("mitiga_retrain_triggers_total", model="tab", outcome="blind_requested") == 2
     h.publisher.stop()
 

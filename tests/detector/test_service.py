@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
+from mitiga_core import retrain_request
 from mitiga_core.bus import InMemoryBus
 from mitiga_core.events import Envelope, Topic, encode
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
@@ -127,9 +128,9 @@ def test_manual_retrain_launches_a_job_with_the_options(admin_service) -> None:
     assert r.status_code == 202, r.text
     request_id = r.json()["request_id"]
     spec = launcher.specs[request_id]
-    args = dict(zip(spec.args[1::2], spec.args[2::2], strict=True))
-    assert args["--strategy"] == "full_history" and args["--epochs"] == "3" and args["--trigger"] == "manual"
-    assert args["--data-start"] == "2024-01-01" and args["--base-version"] == "1"
+    asked = retrain_request.settings_fields(retrain_request.parse(spec.args[2]))
+    assert asked == {"model": "tab", "base_version": "1", "strategy": "full_history", "mode": "warm_start",
+                     "request_id": request_id, "trigger": "manual", "epochs": "3", "data_start": "2024-01-01"}
     labelled = LabelledLog(state).read("tab")
     assert labelled is not None and labelled.y[:, 0].tolist() == [6.0, 15.0]
     # a second request while the first holds the lock

@@ -34,6 +34,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING
 
+from mitiga_core import retrain_request
 from mitiga_core.events import Topic, new_id
 from mitiga_core.jobs import JobSpec
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
@@ -156,26 +157,20 @@ class RetrainTrigger:
 
     def _launch(self, model: str, version: str, request_id: str, trigger: str, episode_id: str,
                 options: dict[str, str] | None = None) -> bool:
-        """Publish the RetrainRequest and start the job; False when a job of that name already exists. ``options``
-        (strategy, mode, epochs, dates, ...) override the settings and are passed to the retrainer."""
-        options = options or {}
+        """Publish the RetrainRequest and start the job with it as its one argument; False when a job of that name
+        already exists. ``options`` (strategy, mode, epochs, dates) override the settings."""
+        options = dict(options or {})
+        strategy = options.pop("strategy", self._settings.retrain_strategy)
+        mode = options.pop("mode", self._settings.retrain_mode)
         request = pb.RetrainRequest(request_id=request_id, model_name=model, base_version=version,
-                                    episode_id=episode_id, trigger=trigger, options=options,
-                                    strategy=options.get("strategy", self._settings.retrain_strategy),
-                                    mode=options.get("mode", self._settings.retrain_mode))
+                                    episode_id=episode_id, trigger=trigger, options=options, strategy=strategy,
+                                    mode=mode)
         request.time.GetCurrentTime()
         self._publisher.offer(Topic.RETRAIN, model, lambda: request)
         log.info("retrain requested", extra={"model": model, "request_id": request_id, "trigger": trigger})
         if self._launcher is None:
             return True
-        args = [self._settings.retrain_module, "--model", model, "--base-version", version,
-                "--strategy", request.strategy, "--mode", request.mode, "--request-id", request_id,
-                "--trigger", trigger]
-        if episode_id:
-            args += ["--episode-id", episode_id]
-        for key, value in sorted(options.items()):
-            if key not in ("strategy", "mode"):
-                args += [f"--{key.replace('_', '-')}", value]
+        args = [self._settings.retrain_module, "--request", retrain_request.to_argument(request)]
         labels = {"mitiga.io/model": model, "mitiga.io/trigger": trigger}
         if episode_id:
             labels["mitiga.io/episode"] = episode_id[:12]

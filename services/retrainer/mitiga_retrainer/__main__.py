@@ -1,6 +1,8 @@
 """``mitiga-retrainer`` (``python -m mitiga_retrainer``): one retraining run, as a Kubernetes Job runs it.
 
-Every option can also be set from the environment (``MITIGA_MODEL``, ``MITIGA_STRATEGY``, ...). Exit codes: 0 the
+The detector starts it with one argument, ``--request``: the ``RetrainRequest`` it published, as JSON
+(``mitiga_core.retrain_request``). By hand, the options below can be given instead, or on top (they win); every
+option can also be set from the environment (``MITIGA_MODEL``, ``MITIGA_STRATEGY``, ...). Exit codes: 0 the
 run finished (promoted or refused by the gate) or had nothing to do (another run holds the model's lock), 2 the run
 cannot be done (bad options or data, a failed rollout: the Job's ``podFailurePolicy`` does not retry it), anything
 else a transient failure (the state store unreachable, a crash: the Job retries it).
@@ -18,6 +20,8 @@ app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=F
 
 @app.command()
 def main(
+    request: Annotated[str | None, typer.Option(help="The RetrainRequest as JSON (what the detector's Jobs get)",
+                                                envvar="MITIGA_RETRAIN_REQUEST")] = None,
     model: Annotated[str | None, typer.Option(help="Model to retrain")] = None,
     base_version: Annotated[str | None, typer.Option(help="Version to start from (default: champion)")] = None,
     strategy: Annotated[str | None, typer.Option(help="full_history | sliding_window | gradual_forgetting")] = None,
@@ -34,7 +38,9 @@ def main(
     quiet_frameworks()
     from pydantic import ValidationError
 
+    from mitiga_core import retrain_request
     from mitiga_core.adapters import build_bus, build_model_store, build_state
+    from mitiga_core.errors import InvalidInput
     from mitiga_core.logging import configure_logging
     from mitiga_retrainer.job import JobFailed, Locked, run_job
     from mitiga_retrainer.settings import RetrainerSettings
@@ -45,7 +51,11 @@ def main(
         "data_end": data_end,
     }
     try:
-        settings = RetrainerSettings(**{k: v for k, v in given.items() if v is not None})
+        asked = retrain_request.settings_fields(retrain_request.parse(request)) if request else {}
+        settings = RetrainerSettings(**{**asked, **{k: v for k, v in given.items() if v is not None}})
+    except InvalidInput as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         typer.echo(f"error: {problems}", err=True)

@@ -8,6 +8,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from mitiga_core import retrain_request
+from mitiga_core.errors import InvalidInput
 from mitiga_core.jobs import JobLauncher, JobSpec, JobState
 
 if TYPE_CHECKING:
@@ -18,12 +20,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def parse_args(args: list[str]) -> dict[str, str]:
-    """``["mitiga_retrainer", "--model", "m", ...]`` → ``{"model": "m", ...}``."""
-    pairs = args[1:]
-    if len(pairs) % 2:
-        raise ValueError(f"job arguments must be --option value pairs: {pairs}")
-    return {key.removeprefix("--").replace("-", "_"): value for key, value in zip(pairs[::2], pairs[1::2], strict=True)}
+def settings_of(args: list[str]) -> dict[str, Any]:
+    """``["mitiga_retrainer", "--request", JSON]`` → the retrainer settings the request sets."""
+    if len(args) != 3 or args[1] != "--request":
+        raise ValueError(f"a retraining job takes one --request: {args}")
+    return retrain_request.settings_fields(retrain_request.parse(args[2]))
 
 
 class InProcessLauncher(JobLauncher):
@@ -53,11 +54,11 @@ class InProcessLauncher(JobLauncher):
         from mitiga_retrainer.settings import RetrainerSettings
 
         try:
-            settings = RetrainerSettings(**{**self._defaults, **parse_args(spec.args),
+            settings = RetrainerSettings(**{**self._defaults, **settings_of(spec.args),
                                             "model_store_path": self._store.root})
             self.results[spec.name] = run_job(settings, store=self._store, state=self._state, bus=self._bus)
             self._states[spec.name] = JobState.SUCCEEDED
-        except (JobFailed, ValueError) as exc:
+        except (JobFailed, InvalidInput, ValueError) as exc:
             log.error("job failed", extra={"job": spec.name, "reason": str(exc)})
             self.results[spec.name] = str(exc)
             self._states[spec.name] = JobState.FAILED

@@ -55,7 +55,7 @@ class StandaloneStack:
         value = self.detector_core.metrics.registry.get_sample_value("mitiga_detector_events_total", {"type": kind})
         return value or 0.0
 
-    def wait_processed(self, kind: str, count: float, timeout_s: float = 30.0) -> None:
+    def wait_processed(self, kind: str, count: float, timeout_s: float = 300.0) -> None:
         deadline = time.monotonic() + timeout_s
         while self.processed(kind) < count:
             if time.monotonic() > deadline:
