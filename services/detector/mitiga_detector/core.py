@@ -35,7 +35,7 @@ from mitiga_detector.levels import (
     pressure,
     verdict,
 )
-from mitiga_detector.monitor import ModelMonitor, build_monitor, input_features
+from mitiga_detector.monitor import ModelMonitor, build_monitor
 from mitiga_detector.parking import FeedbackParking
 from mitiga_detector.performance import FeedbackJoiner, Prediction
 from mitiga_detector.trigger import RetrainTrigger
@@ -142,12 +142,6 @@ class DetectorCore:
                 raise EventDecodeError(f"unknown model: {exc}") from exc
             except ValueError as exc:  # an invalid model name, or unreadable reference arrays
                 raise EventDecodeError(f"model {name!r} version {version!r} cannot be monitored: {exc}") from exc
-            if self.settings.online != "none":
-                from mitiga_detector.multivariate import OnlineDetector
-
-                monitor.online = OnlineDetector(self.settings.online, monitor.reference, ert=self.settings.online_ert,
-                                                window=self.settings.online_window,
-                                                bootstraps=self.settings.online_bootstraps)
             self._checkpoints.restore_monitor(monitor)
             self.metrics.show_levels(name, monitor.levels(self.settings.thresholds,
                                                           self.settings.model_thresholds.get(name)))
@@ -234,19 +228,12 @@ class DetectorCore:
 
     def _on_inference(self, event: pb.InferenceEvent, monitor: ModelMonitor, inputs: AnyArray,
                       outputs: AnyArray) -> None:
-        when = data_time(event)
-        features = input_features(monitor.manifest, inputs)
-        alarms = monitor.alarms
-        if monitor.online is not None and monitor.online.update(features):
-            self.metrics.online_alarms.labels(event.model_name).inc()
-            alarms.add("online")
-        if monitor.sequential is not None and monitor.sequential.update(features) is not None:
-            self.metrics.sequential_alarms.labels(event.model_name).inc()
-            alarms.add("sequential")
-        window = monitor.window.add(features, outputs, when)
+        window, alarmed = monitor.observe(inputs, outputs, data_time(event))
         self._applied_once(event.event_id)  # counted in the window: a redelivery must not count it again
-        if window is None and "sequential" in alarms:  # the verdict need not wait for a full window: it closes
-            window = monitor.window.close()  # now, or as soon as it holds min_window_rows
+        if "online" in alarmed:
+            self.metrics.online_alarms.labels(event.model_name).inc()
+        if "sequential" in alarmed:
+            self.metrics.sequential_alarms.labels(event.model_name).inc()
         if window is not None:
             self._evaluate(monitor, window)
 
@@ -276,13 +263,8 @@ class DetectorCore:
         if truth.size != stored.outputs.size:
             self.metrics.unmatched.labels(model, "size_mismatch").inc()
             return True
-        monitor = self.monitor(model, stored.version)
         truth = truth.reshape(stored.outputs.shape)
-        estimated = None
-        if monitor.estimator is not None:
-            estimated = monitor.estimator.rows(input_features(monitor.manifest, stored.inputs), stored.outputs)
-        naive = stored.inputs[:, -1:] if monitor.manifest.task == "forecast" else None  # tomorrow = today
-        monitor.performance.add(truth, stored.outputs, monitor.manifest.output_scaler, estimated, naive)
+        self.monitor(model, stored.version).label(stored.inputs, stored.outputs, truth)
         self._staged.add(self._labelled.write(model, stored.inputs, truth, stored.when, request_id))
         self.metrics.joined.labels(model).inc()
         return True

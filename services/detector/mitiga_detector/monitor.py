@@ -15,10 +15,13 @@ from mitiga_detector.sequential import SequentialDetector
 from mitiga_detector.windows import WindowBuffer
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mitiga_core.bundle import ModelManifest
     from mitiga_core.store import ModelStore
     from mitiga_core.types import FloatArray
     from mitiga_detector.settings import DetectorSettings, Level
+    from mitiga_detector.windows import Window
 
 
 def input_features(manifest: ModelManifest, inputs: FloatArray) -> FloatArray:
@@ -51,6 +54,30 @@ class ModelMonitor:
     @property
     def feature_names(self) -> list[str]:
         return self.manifest.features
+
+    def observe(self, inputs: FloatArray, outputs: FloatArray, when: datetime) -> tuple[Window | None, set[str]]:
+        """Rows served: fed to the row-level detectors and the open window. Returns the window when it closes (full,
+        or early on a sequential alarm once it holds its minimum rows) and the row-level detectors that alarmed."""
+        features = input_features(self.manifest, inputs)
+        alarmed = set()
+        if self.online is not None and self.online.update(features):
+            alarmed.add("online")
+        if self.sequential is not None and self.sequential.update(features) is not None:
+            alarmed.add("sequential")
+        self.alarms.update(alarmed)
+        window = self.window.add(features, outputs, when)
+        if window is None and "sequential" in self.alarms:  # the verdict need not wait for a full window
+            window = self.window.close()
+        return window, alarmed
+
+    def label(self, inputs: FloatArray, outputs: FloatArray, truth: FloatArray) -> None:
+        """A prediction's ground truth arrived: its error (and what the loss model estimated it would be, and the
+        naive forecast's error for a forecast model) joins the labelled window."""
+        estimated = None
+        if self.estimator is not None:
+            estimated = self.estimator.rows(input_features(self.manifest, inputs), outputs)
+        naive = inputs[:, -1:] if self.manifest.task == "forecast" else None  # tomorrow = today
+        self.performance.add(truth, outputs, self.manifest.output_scaler, estimated, naive)
 
     def restart(self, settings: DetectorSettings) -> None:
         """Forget what the stream built up (the window, the labelled window, the counts, the sequential test's
@@ -104,8 +131,15 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
         naive = float(np.abs(validation.y.reshape(-1) - validation.x[:, -1]).mean())
         model = float(np.abs(validation.y.reshape(-1) - validation.pred.reshape(-1)).mean())
         reference_skill = model / naive if naive > 0 and model > 0 else None
+    online = None
+    if settings.online != "none":
+        from mitiga_detector.multivariate import OnlineDetector
+
+        online = OnlineDetector(settings.online, reference, ert=settings.online_ert, window=settings.online_window,
+                                bootstraps=settings.online_bootstraps)
     return ModelMonitor(
         manifest=manifest, reference_skill=reference_skill, reference=reference, inputs=inputs, outputs=outputs,
+        online=online,
         window=WindowBuffer(settings.window_size, settings.window_seconds, settings.min_window_rows),
         performance=PerformanceWindow(settings.performance_window, settings.concept_detector),
         mmd_reference=mmd_reference,

@@ -57,7 +57,13 @@ def production(*, epochs: int = 8, retrain_epochs: int = 5, step_months: int = 1
                            retrain_epochs=retrain_epochs, end=end, policy=policy, blind_every=blind_every,
                            trigger_policy=trigger_policy)
             for policy in ("informed", "blind")}
-    informed, blind = runs["informed"]["summary"], runs["blind"]["summary"]
+    return compare(runs["informed"], runs["blind"], trigger_policy)
+
+
+def compare(informed_run: dict[str, Any], blind_run: dict[str, Any], trigger_policy: str) -> dict[str, Any]:
+    """The experiment's summary of an informed and a blind replay of the same stream (``demo.replay``'s results),
+    with the per-step rows (without the daily values) for the plot."""
+    informed, blind = informed_run["summary"], blind_run["summary"]
     summary = {
         "frozen": {"mae": informed["mae_frozen"], "retrains": 0},
         "persistence": {"mae": informed["mae_persistence"], "retrains": 0},
@@ -70,6 +76,7 @@ def production(*, epochs: int = 8, retrain_epochs: int = 5, step_months: int = 1
         "informed_within_10pct_of_blind": informed["mae_served"] <= 1.1 * blind["mae_served"],
         "informed_retrains_le_third_of_blind": informed["retrains_requested"] * 3 <= blind["retrains_requested"],
     }
+    runs = {"informed": informed_run, "blind": blind_run}
     return {"summary": summary, "runs": {p: {k: v for k, v in r.items() if k != "rows"} | {
         "steps": [{k: v for k, v in row.items() if k not in ("dates", "actual", "served", "frozen")}
                   for row in r["rows"]]} for p, r in runs.items()}}
