@@ -11,10 +11,10 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 export PIP_CACHE_DIR ?= $(HOME)/.cache/mitiga/pip
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: help setup infra test fuzz soak lint protos demo up down bench lock clean images docs
+.PHONY: help setup infra test e2e fuzz soak lint protos demo up down bench lock clean images docs
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## create .venv with the pinned packages and mitiga in editable mode
 
@@ -37,6 +37,9 @@ infra: ## install the real servers the tests use (Debian packages, Kafka jars, a
 
 test: setup lint infra ## lint, then the whole test suite (starts real Kafka, Redis, Prometheus, Alertmanager)
 	$(PY) -m pytest
+
+e2e: setup infra ## only the real-node suite (part of make test): images, kubelet + containerd, the chart, a retrain Job's container, rollouts, a killed detector pod
+	$(PY) -m pytest -q tests/node
 
 fuzz: setup ## the fuzz suite at 1,000 generated requests per operation (make test runs it at 100)
 	MITIGA_FUZZ_EXAMPLES=1000 $(PY) -m pytest -q tests/fuzz tests/inference/test_codec_properties.py

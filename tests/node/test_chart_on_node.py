@@ -148,22 +148,42 @@ def test_requests_through_the_inference_service_reach_the_detector_through_kafka
 def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_failed_request(
         real_node, node_api, release) -> None:  # type: ignore[no-untyped-def]
     """The LSTM trained on 2000-2001 serves 2012 prices, with their ground truth: the detector container opens an
-    episode and creates a Job; the retrainer container trains, gates and runs `helm upgrade`; new inference pods
-    start with the new version while a client's requests keep flowing, none failing."""
+    episode and creates a Job; its pod is then killed (no grace) while the stream goes on, and the Deployment's new
+    pod resumes from the checkpoint without a second Job; the retrainer container trains, gates and runs `helm
+    upgrade`; new inference pods start with the new version while a client's requests keep flowing, none failing."""
     from kubernetes import client
 
     from tests.devstack.conftest import Traffic, windows
 
+    core, batch = client.CoreV1Api(node_api), client.BatchV1Api(node_api)
     traffic = Traffic(_service_url(node_api, "inference"))
     first = traffic.version()
     x, y = windows("2012-01-01", "2013-01-01")
     steady = SteadyClient(_service_url(node_api, "inference"))  # a client through the whole episode and rollout
     started = time.monotonic()
-    try:
-        for lo in range(0, 200, 20):
-            served = traffic.infer(x[lo:lo + 20])
+
+    def send(lo: int, hi: int) -> None:
+        for i in range(lo, hi, 20):
+            served = traffic.infer(x[i:i + 20])
             assert served is not None, traffic.failures
-            traffic.feedback(served["id"], y[lo:lo + 20])
+            traffic.feedback(served["id"], y[i:i + 20])
+
+    detector = "app.kubernetes.io/component=detector"
+    try:
+        send(0, 140)  # past MITIGA_MIN_PERFORMANCE_ROWS: the episode's Job
+        deadline = time.monotonic() + 300
+        while not batch.list_namespaced_job(NAMESPACE, label_selector="app.kubernetes.io/component=retrainer").items:
+            assert time.monotonic() < deadline, f"no retrain Job\n{describe(real_node, node_api)}"
+            time.sleep(1)
+        [killed] = core.list_namespaced_pod(NAMESPACE, label_selector=detector).items
+        core.delete_namespaced_pod(killed.metadata.name, NAMESPACE, grace_period_seconds=0)
+        send(140, 200)  # the stream goes on while no detector runs: its events wait in Kafka
+        deadline = time.monotonic() + 300
+        while not any(p.metadata.name != killed.metadata.name and p.status.container_statuses
+                      and p.status.container_statuses[0].ready
+                      for p in core.list_namespaced_pod(NAMESPACE, label_selector=detector).items):
+            assert time.monotonic() < deadline, f"no new detector pod\n{describe(real_node, node_api)}"
+            time.sleep(1)
         deadline = time.monotonic() + 900
         while traffic.version() == first:
             assert time.monotonic() < deadline, f"no new version served\n{describe(real_node, node_api)}"
@@ -178,8 +198,8 @@ def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_fa
         steady.stop()
         traffic.close()
     assert steady.failures == [] and len(steady.answered) > 100, steady.failures[:5]
-    jobs = client.BatchV1Api(node_api).list_namespaced_job(
-        NAMESPACE, label_selector="app.kubernetes.io/component=retrainer").items
+    # one Job for the episode, though the new detector pod read the killed one's last windows again
+    jobs = batch.list_namespaced_job(NAMESPACE, label_selector="app.kubernetes.io/component=retrainer").items
     assert len(jobs) == 1 and jobs[0].metadata.labels["mitiga.io/trigger"] == "informed"
     name, deadline = jobs[0].metadata.name, time.monotonic() + 180
     job = jobs[0]
