@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mitiga_devstack.webhook import WebhookReceiver
 from tests.inference.conftest import window_request
 from tests.node.conftest import NAMESPACE, describe
 
@@ -67,14 +68,35 @@ def release(real_node, node_api, images, reference_store: Path,  # type: ignore[
     }
     sets = [arg for key, value in values.items() for arg in ("--set-string", f"{key}={value}")]
     sets += ["--set", "inference.replicas=1"]
+    monitoring: list[Any] = []
+    webhook = WebhookReceiver().start()
     try:
         helm(real_node, "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--wait", "--timeout", "600s",
              *sets)
-        yield {"kafka": kafka, "redis": redis, "models": models}
+        monitoring = _monitoring(root, _service_url(node_api, "detector"), webhook.url)
+        yield {"kafka": kafka, "redis": redis, "models": models, "webhook": webhook, "prometheus": monitoring[1]}
     finally:
         helm(real_node, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "120s", check=False)
-        redis.stop()
-        kafka.stop()
+        for server in (*reversed(monitoring), redis, kafka):
+            server.stop()
+        webhook.stop()
+
+
+def _monitoring(root: Path, detector: str, webhook: str) -> list[Any]:
+    """Prometheus (on this host) scraping the detector pod through its Service with the chart's alert rules (their
+    holding times shortened), and Alertmanager sending to ``webhook``: Alertmanager first, then Prometheus."""
+    from mitiga_devstack.alerts import AlertSettings, render
+    from mitiga_devstack.configs import alertmanager_config, prometheus_config
+    from mitiga_devstack.servers import AlertmanagerServer, PrometheusServer
+
+    rules = root / "rules.yaml"
+    rules.write_text(render(AlertSettings(drift_for="2s", episode_for="2s")))
+    alertmanager = AlertmanagerServer(root / "alertmanager", root / "alertmanager.yml")
+    alertmanager_config(alertmanager.config, webhook_url=webhook, group_wait="1s", group_interval="5s")
+    prometheus = PrometheusServer(root / "prometheus", root / "prometheus.yml")
+    prometheus_config(prometheus.config, rules=rules, alertmanager=f"127.0.0.1:{alertmanager.port}",
+                      targets={"mitiga-detector": detector.removeprefix("http://")}, interval="1s")
+    return [alertmanager.start(), prometheus.start()]
 
 
 def _service_url(node_api: Any, component: str) -> str:
@@ -207,6 +229,12 @@ def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_fa
         time.sleep(1)  # the new version serves once `helm upgrade` returns; the container still reports, then exits
         job = client.BatchV1Api(node_api).read_namespaced_job_status(name, NAMESPACE)
     assert job.status.succeeded == 1, describe(real_node, node_api)
+    # the episode's alert, from the detector pod's metrics through Prometheus, reached the Alertmanager webhook
+    webhook = release["webhook"]
+    deadline = time.monotonic() + 120
+    while not [a for a in webhook.alerts() if a["labels"].get("model") == "lstm" and a["status"] == "firing"]:
+        assert time.monotonic() < deadline, "no firing lstm alert at the webhook"
+        time.sleep(1)
     revisions = helm(real_node, "history", RELEASE, "--namespace", NAMESPACE).stdout.strip().splitlines()[1:]
     assert len(revisions) >= 2 and "deployed" in revisions[-1]  # the retrainer's `helm upgrade`
     print(f"time to mitigation on the real node: {mitigated:.0f} s")
