@@ -31,13 +31,16 @@ from common import RESULTS, write_report
 POLICIES = os.environ.get("BENCH_POLICIES", "performance,drift").split(",")
 REPEATS = int(os.environ.get("BENCH_REPEATS", "1"))
 PARALLEL = int(os.environ.get("BENCH_PARALLEL", "1"))
+END = os.environ.get("BENCH_END") or None
+"""The last day served (a shorter run, to try the bench out); the whole of 2004-2017 by default."""
 
 
 def pair(policy: str, out: Path) -> None:
     """One process's measurement: the informed replay under ``policy`` and the blind one (``--pair``)."""
     from mitiga_standalone.experiments import production
 
-    out.write_text(json.dumps(production(step_months=3, blind_every="quarter", trigger_policy=policy), default=str))
+    out.write_text(json.dumps(production(step_months=3, blind_every="quarter", trigger_policy=policy, end=END),
+                              default=str))
 
 
 def _in_process(policy: str, folder: Path, i: int) -> dict[str, Any]:
