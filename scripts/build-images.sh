@@ -4,15 +4,18 @@
 #  - a wheelhouse of every pinned dependency, made on the host, handed to the builds as a build context, so pip
 #    never reaches a package index inside a build;
 #  - helm from the control plane's tool cache (scripts/build-k8s.sh), for the retrainer's rollout.
-#  - the pod sandbox ("pause") image the real node's containerd needs.
+#  - the pod sandbox ("pause") image the real node's containerd needs;
+#  - stand-ins for the images manifests/ names (Kafka, Redis, Prometheus, Alertmanager), from Debian's packages on
+#    the same base, for a cluster that no registry serves (manifests/images/README.md).
 # Everything is cached outside the repository, keyed by its inputs. Prints the built image references.
-# Usage: scripts/build-images.sh [inference detector retrainer console]
+# Usage: scripts/build-images.sh [inference detector retrainer console kafka redis prometheus alertmanager]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${MITIGA_CACHE:-$HOME/.cache/mitiga}
 IMAGES=$CACHE/images
 PY=${PY:-.venv/bin/python}
-SERVICES=("$@"); [ ${#SERVICES[@]} -eq 0 ] && SERVICES=(inference detector retrainer console)
+DEPENDENCIES=(kafka redis prometheus alertmanager)
+SERVICES=("$@"); [ ${#SERVICES[@]} -eq 0 ] && SERVICES=(inference detector retrainer console "${DEPENDENCIES[@]}")
 mkdir -p "$IMAGES"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
@@ -88,18 +91,30 @@ echo "$PAUSE"
 
 # 5. the images, tagged by a hash of their inputs (sources, lock, base), skipped when that tag exists
 base_id=$(podman image inspect --format '{{.Id}}' "$PYTHON_IMAGE" 2>/dev/null || echo "$PYTHON_IMAGE")
+is_dependency() { [[ " ${DEPENDENCIES[*]} " == *" $1 "* ]]; }
 for svc in "${SERVICES[@]}"; do
-  inputs=(requirements.lock pyproject.toml services/core "services/$svc")
-  [ "$svc" = retrainer ] && inputs+=(charts/mitiga)
+  extra=()
+  if is_dependency "$svc"; then
+    inputs=("manifests/images/$svc")
+    file="manifests/images/$svc/Containerfile"
+    extra+=(--build-arg "BASE_IMAGE=$PYTHON_IMAGE")
+    if [ "$svc" = kafka ]; then
+      kafka_lib=$(bash scripts/install-kafka.sh)
+      inputs+=("$kafka_lib")
+      extra+=(--build-context "kafka=$kafka_lib")
+    fi
+  else
+    inputs=(requirements.lock pyproject.toml services/core "services/$svc")
+    file="services/$svc/Dockerfile"
+    extra+=(--build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" --build-context "wheels=$WHEELS")
+    [ "$svc" = retrainer ] && inputs+=(charts/mitiga) && extra+=(--build-context "tools=$TOOLS")
+  fi
   tag=$( { echo "$base_id $(cat "$TOOLS/helm" "$0" | sha1sum | cut -c1-12)"; find "${inputs[@]}" -type f -not -path '*/__pycache__/*' \
           -not -name '*.pyc' -print0 | sort -z | xargs -0 sha1sum; } | sha1sum | cut -c1-12)
   ref=localhost/mitiga-$svc:$tag
   if ! podman image exists "$ref"; then
-    extra=()
-    [ "$svc" = retrainer ] && extra+=(--build-context "tools=$TOOLS")
     podman build -q --format docker --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 \
-      -f "services/$svc/Dockerfile" --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" \
-      --build-context "wheels=$WHEELS" "${extra[@]}" -t "$ref" . >/dev/null
+      -f "$file" "${extra[@]}" -t "$ref" . >/dev/null
   fi
   podman tag "$ref" "localhost/mitiga-$svc:dev"
   # older builds of this service are only disk space now

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -125,12 +124,11 @@ def podman(*args: str, check: bool = True, timeout: float = 300) -> subprocess.C
 
 @pytest.fixture(scope="session")
 def images() -> dict[str, str]:
-    """The service images and the pod sandbox image, built (or found in podman's storage, keyed by their inputs)
-    by the project's script."""
-    built = subprocess.run(["bash", str(REPO / "scripts" / "build-images.sh")], capture_output=True, text=True,
-                           env={**os.environ, "PY": sys.executable}, check=False, timeout=3600)
-    assert built.returncode == 0, built.stderr[-3000:]
-    return {ref.rsplit("/", 1)[-1].split(":")[0].removeprefix("mitiga-"): ref for ref in built.stdout.split()}
+    """The service images, the dependency stand-ins and the pod sandbox image, built (or found in podman's storage,
+    keyed by their inputs) by the project's script."""
+    from mitiga_devstack.cluster import build_images
+
+    return build_images()
 
 
 def bundle_zip(folder: Path) -> bytes:

@@ -3,7 +3,6 @@ and the images of `make images` imported into it."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +13,9 @@ NAMESPACE = "mitiga"
 
 @pytest.fixture(scope="session")
 def real_node(tmp_path_factory: pytest.TempPathFactory, images: dict[str, str]) -> Iterator[Any]:
-    from kubernetes import client, config
+    from kubernetes import config
 
+    from mitiga_devstack.cluster import UPSTREAM, create_namespace
     from mitiga_devstack.k8s import ControlPlane
     from mitiga_devstack.node import RealNode
 
@@ -24,15 +24,9 @@ def real_node(tmp_path_factory: pytest.TempPathFactory, images: dict[str, str]) 
     node = RealNode(cp, root / "node", images["pause"])
     try:
         node.start()
-        for service in ("inference", "detector", "retrainer"):
-            node.import_image(images[service])
-        api = config.new_client_from_config(str(cp.kubeconfig))
-        core: Any = client.CoreV1Api(api)
-        core.create_namespace({"metadata": {"name": NAMESPACE}})
-        deadline = time.monotonic() + 60  # pods need the namespace's default ServiceAccount
-        while not core.list_namespaced_service_account(NAMESPACE, field_selector="metadata.name=default").items:
-            assert time.monotonic() < deadline, "no default ServiceAccount"
-            time.sleep(0.3)
+        for image in ("inference", "detector", "retrainer", *UPSTREAM):
+            node.import_image(images[image])
+        create_namespace(config.new_client_from_config(str(cp.kubeconfig)), NAMESPACE)
         yield node
     finally:
         node.stop()

@@ -1,7 +1,9 @@
-"""The chart on the real node, as an operator installs it: the built images, Kafka and Redis reachable from the pods
-(here real servers on the pod network's gateway), the model store on a volume. The kubelet decides readiness from
-the services' own probes, `helm test` really calls the readiness endpoint, and a client's requests through the
-inference Service become events the detector (a container too) consumes from Kafka."""
+"""manifests/ and the chart on the real node, as an operator installs them: Kafka, Redis, Prometheus and
+Alertmanager as pods (stand-in images from Debian's packages: no registry serves the upstream ones here), the built
+service images, the model store on a volume. The pods reach Kafka and Redis by their Service names. The kubelet
+decides readiness from the services' own probes, `helm test` really calls the readiness endpoint, a client's
+requests through the inference Service become events the detector (a container too) consumes from Kafka, and its
+metrics reach the Prometheus pod."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from mitiga_devstack.webhook import WebhookReceiver
 from tests.inference.conftest import window_request
 from tests.node.conftest import NAMESPACE, describe
 
@@ -26,8 +27,9 @@ RELEASE = "demo"
 
 
 def helm(node: Any, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(node.cp.bin / "helm"), "--kubeconfig", str(node.cp.kubeconfig), *args],
-                          capture_output=True, text=True, timeout=900, check=False)
+    from mitiga_devstack.cluster import helm as run
+
+    done = run(node.cp, *args, check=False)
     if check:
         assert done.returncode == 0, f"helm {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
@@ -38,12 +40,10 @@ def release(real_node, node_api, images, reference_store: Path,  # type: ignore[
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from kubernetes import client
 
-    from mitiga_devstack.k8s import BRIDGE_GATEWAY
-    from mitiga_devstack.servers import KafkaServer, RedisServer
+    from mitiga_devstack.alerts import AlertSettings, render
+    from mitiga_devstack.cluster import InstallError, install_dependencies, install_release
 
     root = tmp_path_factory.mktemp("chart-on-node")
-    kafka = KafkaServer(root / "kafka", host=BRIDGE_GATEWAY).start()
-    redis = RedisServer(root / "redis", host=BRIDGE_GATEWAY).start()
     models = root / "models"
     shutil.copytree(reference_store, models)
     for path in [models, *models.rglob("*")]:
@@ -53,11 +53,18 @@ def release(real_node, node_api, images, reference_store: Path,  # type: ignore[
         "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteMany"],
                  "hostPath": {"path": str(models), "type": "Directory"},
                  "persistentVolumeReclaimPolicy": "Retain"}})
-    values = {
+    # the alert rules' holding times shortened, so the episode's alert fires within the test
+    try:
+        deps = install_dependencies(real_node.cp, node_api, NAMESPACE, root / "manifests", images,
+                                    rules=render(AlertSettings(drift_for="2s", episode_for="2s")),
+                                    scrape={"mitiga-detector": f"{RELEASE}-mitiga-detector:8081"})
+    except InstallError as exc:
+        pytest.fail(f"manifests/ did not come up: {exc}\n{describe(real_node, node_api)}")
+    values: dict[str, str | int] = {
         "image.inference": images["inference"], "image.detector": images["detector"],
         "image.retrainer": images["retrainer"], "image.pullPolicy": "Never",
-        "config.kafkaBootstrap": kafka.bootstrap, "config.redisUrl": redis.url,
-        "models.lstm.version": "1",
+        "config.kafkaBootstrap": deps.kafka_bootstrap, "config.redisUrl": deps.redis_url,
+        "models.lstm.version": "1", "inference.replicas": 1,
         # two CPUs on this node: room for a rollout's surge pod and a retrain Job beside the others
         "inference.resources.requests.cpu": "100m", "detector.resources.requests.cpu": "100m",
         "retrainer.resources.requests.cpu": "500m",
@@ -66,44 +73,22 @@ def release(real_node, node_api, images, reference_store: Path,  # type: ignore[
         "retrainer.env.MITIGA_HOLDOUT_ROWS": "30", "retrainer.env.MITIGA_MIN_ROWS": "30",
         "retrainer.env.MITIGA_WINDOW_ROWS": "200",
     }
-    sets = [arg for key, value in values.items() for arg in ("--set-string", f"{key}={value}")]
-    sets += ["--set", "inference.replicas=1"]
-    monitoring: list[Any] = []
-    webhook = WebhookReceiver().start()
     try:
-        helm(real_node, "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--wait", "--timeout", "600s",
-             *sets)
-        monitoring = _monitoring(root, _service_url(node_api, "detector"), webhook.url)
-        yield {"kafka": kafka, "redis": redis, "models": models, "webhook": webhook, "prometheus": monitoring[1]}
+        try:
+            install_release(real_node.cp, NAMESPACE, RELEASE, values)
+        except InstallError as exc:
+            pytest.fail(f"{exc}\n{describe(real_node, node_api)}")
+        yield {"models": models, "webhook": deps.webhook,
+               "prometheus": _service_url(node_api, "prometheus", release=None)}
     finally:
         helm(real_node, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "120s", check=False)
-        for server in (*reversed(monitoring), redis, kafka):
-            server.stop()
-        webhook.stop()
+        deps.stop()
 
 
-def _monitoring(root: Path, detector: str, webhook: str) -> list[Any]:
-    """Prometheus (on this host) scraping the detector pod through its Service with the chart's alert rules (their
-    holding times shortened), and Alertmanager sending to ``webhook``: Alertmanager first, then Prometheus."""
-    from mitiga_devstack.alerts import AlertSettings, render
-    from mitiga_devstack.configs import alertmanager_config, prometheus_config
-    from mitiga_devstack.servers import AlertmanagerServer, PrometheusServer
+def _service_url(node_api: Any, component: str, release: str | None = RELEASE) -> str:
+    from mitiga_devstack.cluster import service_url
 
-    rules = root / "rules.yaml"
-    rules.write_text(render(AlertSettings(drift_for="2s", episode_for="2s")))
-    alertmanager = AlertmanagerServer(root / "alertmanager", root / "alertmanager.yml")
-    alertmanager_config(alertmanager.config, webhook_url=webhook, group_wait="1s", group_interval="5s")
-    prometheus = PrometheusServer(root / "prometheus", root / "prometheus.yml")
-    prometheus_config(prometheus.config, rules=rules, alertmanager=f"127.0.0.1:{alertmanager.port}",
-                      targets={"mitiga-detector": detector.removeprefix("http://")}, interval="1s")
-    return [alertmanager.start(), prometheus.start()]
-
-
-def _service_url(node_api: Any, component: str) -> str:
-    from kubernetes import client
-
-    service = client.CoreV1Api(node_api).read_namespaced_service(f"{RELEASE}-mitiga-{component}", NAMESPACE)
-    return f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}"
+    return service_url(node_api, NAMESPACE, f"{release}-mitiga-{component}" if release else component)
 
 
 class SteadyClient:
@@ -165,6 +150,16 @@ def test_requests_through_the_inference_service_reach_the_detector_through_kafka
                 break
             assert time.monotonic() < deadline, f"the detector saw {processed} of 10 events"
             time.sleep(1)
+        # the Prometheus pod found the detector pod through the API (manifests/prometheus) and scraped it
+        query = 'sum(mitiga_detector_events_total{job="mitiga-detector",type="InferenceEvent"})'
+        deadline = time.monotonic() + 120
+        while True:
+            result = http.get(f"{release['prometheus']}/api/v1/query", params={"query": query}).json()
+            samples = result["data"]["result"]
+            if samples and float(samples[0]["value"][1]) >= 10:
+                break
+            assert time.monotonic() < deadline, f"Prometheus: {result}"
+            time.sleep(2)
 
 
 def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_failed_request(

@@ -13,7 +13,7 @@ import typer
 
 
 class WebhookReceiver:
-    def __init__(self, port: int = 0, out: Path | None = None) -> None:
+    def __init__(self, port: int = 0, out: Path | None = None, host: str = "127.0.0.1") -> None:
         self.notifications: list[dict[str, Any]] = []
         self._out = out
         self._lock = threading.Lock()
@@ -33,13 +33,14 @@ class WebhookReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.host = host
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook", daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/alerts"
+        return f"http://{self.host}:{self.port}/alerts"
 
     def _record(self, notification: dict[str, Any]) -> None:
         with self._lock:
