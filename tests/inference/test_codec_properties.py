@@ -16,11 +16,13 @@ from mitiga_core.bundle import ModelManifest, Scaler
 from mitiga_core.errors import InvalidInput
 from mitiga_core.pb.inference import grpc_predict_v2_pb2 as oip
 from mitiga_inference import codec, grpc_codec
+from mitiga_inference.rows import decode_inputs
+from mitiga_inference.tensors import NUMERIC_DATATYPES, InferRequest
 
 EXAMPLES = int(os.environ.get("MITIGA_FUZZ_EXAMPLES", "100")) * 3
 PROPERTY = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
                     suppress_health_check=list(HealthCheck))
-DATATYPES = [*sorted(codec.NUMERIC_DATATYPES), "BYTES", "BOOL", "fp32", ""]
+DATATYPES = [*sorted(NUMERIC_DATATYPES), "BYTES", "BOOL", "fp32", ""]
 FORECAST = ModelManifest(name="f", task="forecast", features=["value"], window=4, input_scaler=Scaler(),
                          output_scaler=Scaler())
 TABULAR = ModelManifest(name="t", task="regression", features=["a", "b", "c"], input_scaler=Scaler(),
@@ -55,9 +57,17 @@ def _decodes_or_refuses(body: dict[str, Any], manifest: ModelManifest) -> bool:
     except ValidationError:
         return False
     try:
-        rows = codec.decode_inputs(request, manifest)
+        return _rows_or_refused(codec.infer_request(request), manifest)
     except InvalidInput as exc:
         assert str(exc)  # a message naming what is wrong
+        return False
+
+
+def _rows_or_refused(request: InferRequest, manifest: ModelManifest) -> bool:
+    try:
+        rows = decode_inputs(request, manifest)
+    except InvalidInput as exc:
+        assert str(exc)
         return False
     width = manifest.window if manifest.task == "forecast" else len(manifest.features)
     assert rows.dtype == np.float32 and rows.ndim == 2 and rows.shape[1] == width and len(rows) >= 1
@@ -123,6 +133,7 @@ def test_the_grpc_codec_decodes_or_refuses(tensors: list[Any], raw_extra: bytes,
     message.raw_input_contents.extend(raws)
     try:
         request = grpc_codec.inference_request(message)
-    except InvalidInput:
+    except InvalidInput as exc:
+        assert str(exc)
         return
-    _decodes_or_refuses(request.model_dump(exclude_none=True), manifest)
+    _rows_or_refused(request, manifest)  # straight from the gRPC edge: no REST model in between

@@ -16,9 +16,11 @@ from mitiga_core.errors import InvalidInput, MitigaError, ModelNotFound, ModelNo
 from mitiga_core.events import Topic, encode, new_id
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.store import existing_model_name as _named
-from mitiga_inference import codec
 from mitiga_inference.metrics import UNKNOWN
 from mitiga_inference.request_ids import RequestIds
+from mitiga_inference.rows import decode_inputs, encode_outputs
+from mitiga_inference.schemas import metadata
+from mitiga_inference.tensors import InferRequest, InferResponse
 
 if TYPE_CHECKING:
     from mitiga_core.bundle import ModelManifest
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from mitiga_core.types import FloatArray
     from mitiga_inference.metrics import InferenceMetrics
     from mitiga_inference.repository import ModelRepository
+    from mitiga_inference.schemas import FeedbackRequest, MetadataModelResponse
     from mitiga_inference.settings import InferenceSettings
 
 
@@ -91,10 +94,10 @@ class DataPlane:
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "mitiga", "version": __version__, "extensions": ["model_repository", "feedback", "upload"]}
 
-    def model_metadata(self, name: str, version: str | None) -> codec.MetadataModelResponse:
+    def model_metadata(self, name: str, version: str | None) -> MetadataModelResponse:
         loaded = self._repo.acquire(_named(name), version)
         loaded.release()
-        return codec.metadata(loaded.manifest, self._store.list_versions(name))
+        return metadata(loaded.manifest, self._store.list_versions(name))
 
     def model_ready(self, name: str, version: str | None) -> bool:
         try:
@@ -104,7 +107,7 @@ class DataPlane:
         return True
 
     # --- inference ---
-    async def infer(self, name: str, version: str | None, request: codec.InferenceRequest) -> codec.InferenceResponse:
+    async def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
         start = time.perf_counter()
         labels = ("", "")
         try:
@@ -112,7 +115,7 @@ class DataPlane:
             labels = (name, loaded.version)
             reserved = None
             try:
-                x = codec.decode_inputs(request, loaded.manifest)
+                x = decode_inputs(request, loaded.manifest)
                 data_time = _data_time(request.parameters, loaded.manifest, self._settings)
                 request_id = request.id or str(uuid.uuid4())
                 # a client-chosen id is kept (one key per such request, for request_id_ttl_s); a server-chosen one
@@ -120,7 +123,7 @@ class DataPlane:
                 reserved = None if not request.id else await asyncio.to_thread(
                     self._ids.reserve, name, request_id, len(x) * len(loaded.manifest.outputs))
                 y = await loaded.batcher.submit(x)
-                outputs = codec.encode_outputs(y, loaded.manifest, request.outputs)
+                outputs = encode_outputs(y, loaded.manifest, request.outputs)
                 reserved = None  # answered: the id stays taken
             finally:
                 loaded.release()
@@ -135,8 +138,8 @@ class DataPlane:
         self._metrics.requests.labels(*labels).inc()
         self._metrics.request_rows.labels(*labels).observe(len(x))
         self._metrics.latency.labels(*labels).observe(time.perf_counter() - start)
-        return codec.InferenceResponse(model_name=name, model_version=loaded.version, id=request_id,
-                                       parameters=request.parameters, outputs=outputs)
+        return InferResponse(model_name=name, model_version=loaded.version, id=request_id, outputs=outputs,
+                             parameters=request.parameters)
 
     def _publish_inference(self, request_id: str, manifest: ModelManifest, x: FloatArray, y: FloatArray,
                            data_time: datetime | None) -> None:
@@ -155,12 +158,12 @@ class DataPlane:
         self._publisher.offer(Topic.INFERENCE, manifest.name, build, size=x.nbytes + y.nbytes + 256)
 
     # --- feedback ---
-    async def feedback(self, name: str, request: codec.FeedbackRequest) -> int:
+    async def feedback(self, name: str, request: FeedbackRequest) -> int:
         """Publish ground truth. The publish waits for the bus (so a failure reaches the client instead of a drop)
         in a worker thread: a slow or unreachable Kafka never blocks the event loop that serves inference."""
         return await asyncio.to_thread(self._feedback, name, request)
 
-    def _feedback(self, name: str, request: codec.FeedbackRequest) -> int:
+    def _feedback(self, name: str, request: FeedbackRequest) -> int:
         if not self._store.list_versions(_named(name)):
             raise ModelNotFound(f"model {name!r} not found")
         self._ids.check_feedback(name, request.items)

@@ -1,26 +1,20 @@
-"""Open Inference Protocol v2 gRPC messages, converted at the edge to and from the REST types of :mod:`codec`.
-
-The data plane knows one request type; this module turns a ``ModelInferRequest`` into it (typed ``contents`` or
-``raw_input_contents``, as Triton and KServe clients send them) and its response back into a
-``ModelInferResponse`` (raw bytes when the request came raw, as Triton answers).
+"""Open Inference Protocol v2 gRPC messages, converted at the edge to and from the transport-neutral request and
+response of :mod:`tensors`: typed ``contents`` or ``raw_input_contents`` (as Triton and KServe clients send them;
+raw bytes become arrays directly), and raw output bytes when the request came raw, as Triton answers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from mitiga_core.errors import InvalidInput
 from mitiga_core.pb.inference import grpc_predict_v2_pb2 as pb
-from mitiga_inference import codec
+from mitiga_inference.tensors import DTYPES, InferRequest, InferResponse, RequestedOutput, Tensor, from_raw, tensor
 
-RAW_DTYPES: dict[str, str] = {
-    "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1", "INT16": "<i2",
-    "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
-}
-"""Little-endian element types of raw tensor bytes, by OIP datatype."""
+if TYPE_CHECKING:
+    from mitiga_inference.schemas import MetadataModelResponse
 
 CONTENTS_FIELD: dict[str, str] = {
     "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
@@ -47,59 +41,50 @@ def _parameter(value: Any) -> pb.InferParameter:
     return pb.InferParameter(string_param=str(value))
 
 
-def _data(tensor: Any, raw: bytes | None, where: str) -> list[Any]:
-    datatype = tensor.datatype
-    if datatype not in RAW_DTYPES:
-        return []  # the REST codec refuses the datatype, with its message
+def _tensor(message: Any, raw: bytes | None, where: str) -> Tensor:
+    name, datatype, shape = message.name, message.datatype, list(message.shape)
+    params = parameters(message.parameters)
     if raw is not None:
-        if tensor.HasField("contents"):
+        if message.HasField("contents"):
             raise InvalidInput(f"{where}: send the data in raw_input_contents or in contents, not both")
-        itemsize = np.dtype(RAW_DTYPES[datatype]).itemsize
-        if len(raw) % itemsize:
-            raise InvalidInput(f"{where}: raw_input_contents has {len(raw)} bytes, not a whole number of "
-                               f"{datatype} values")
-        return np.frombuffer(raw, RAW_DTYPES[datatype]).tolist()
-    return list(getattr(tensor.contents, CONTENTS_FIELD[datatype]))
+        return from_raw(name, datatype, shape, raw, f"{where}: raw_input_contents", params)
+    field = CONTENTS_FIELD.get(datatype)  # the values as protobuf holds them (int64, float32, ...)
+    values = np.asarray(getattr(message.contents, field)) if field else np.zeros(0)
+    return tensor(name, datatype, shape, values, where, params)
 
 
-def inference_request(message: pb.ModelInferRequest) -> codec.InferenceRequest:
-    """The REST request type for a gRPC request; a malformed one raises InvalidInput naming the field."""
+def inference_request(message: pb.ModelInferRequest) -> InferRequest:
+    """The data plane's request for a gRPC request; a malformed one raises InvalidInput naming the field."""
     raw = list(message.raw_input_contents)
     if raw and len(raw) != len(message.inputs):
         raise InvalidInput(f"raw_input_contents has {len(raw)} entries for {len(message.inputs)} inputs")
-    inputs = []
-    for i, tensor in enumerate(message.inputs):
-        where = f"inputs[{i}] ({tensor.name!r})"
-        inputs.append({"name": tensor.name, "shape": list(tensor.shape), "datatype": tensor.datatype,
-                       "parameters": parameters(tensor.parameters),
-                       "data": _data(tensor, raw[i] if raw else None, where)})
-    outputs = [{"name": o.name, "parameters": parameters(o.parameters)} for o in message.outputs] or None
-    try:
-        return codec.InferenceRequest(id=message.id or None, parameters=parameters(message.parameters),
-                                      inputs=inputs, outputs=outputs)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise InvalidInput(f"{field}: {first['msg']}") from exc
+    if not message.inputs:
+        raise InvalidInput("inputs: at least one input is required")
+    if len(message.id) > 256:
+        raise InvalidInput("id: at most 256 characters")
+    inputs = [_tensor(t, raw[i] if raw else None, f"inputs[{i}] ({t.name!r})") for i, t in enumerate(message.inputs)]
+    outputs = [RequestedOutput(o.name, parameters(o.parameters)) for o in message.outputs] or None
+    return InferRequest(inputs=inputs, id=message.id or None, parameters=parameters(message.parameters),
+                        outputs=outputs)
 
 
-def inference_response(response: codec.InferenceResponse, *, raw: bool) -> pb.ModelInferResponse:
-    out = pb.ModelInferResponse(model_name=response.model_name, model_version=response.model_version or "",
+def inference_response(response: InferResponse, *, raw: bool) -> pb.ModelInferResponse:
+    out = pb.ModelInferResponse(model_name=response.model_name, model_version=response.model_version,
                                 id=response.id)
     for key, value in (response.parameters or {}).items():
         out.parameters[key].CopyFrom(_parameter(value))
     for output in response.outputs:
-        tensor = out.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape)
+        tensor_ = out.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape)
         if raw:
-            out.raw_output_contents.append(np.asarray(output.data, RAW_DTYPES[output.datatype]).tobytes())
+            out.raw_output_contents.append(np.ascontiguousarray(output.data, DTYPES[output.datatype]).tobytes())
         else:
-            getattr(tensor.contents, CONTENTS_FIELD[output.datatype]).extend(output.data)
+            getattr(tensor_.contents, CONTENTS_FIELD[output.datatype]).extend(output.data.reshape(-1).tolist())
     return out
 
 
-def model_metadata(meta: codec.MetadataModelResponse) -> pb.ModelMetadataResponse:
-    tensor = pb.ModelMetadataResponse.TensorMetadata
+def model_metadata(meta: MetadataModelResponse) -> pb.ModelMetadataResponse:
+    tensor_ = pb.ModelMetadataResponse.TensorMetadata
     return pb.ModelMetadataResponse(
         name=meta.name, versions=meta.versions, platform=meta.platform,
-        inputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape) for t in meta.inputs],
-        outputs=[tensor(name=t.name, datatype=t.datatype, shape=t.shape) for t in meta.outputs])
+        inputs=[tensor_(name=t.name, datatype=t.datatype, shape=t.shape) for t in meta.inputs],
+        outputs=[tensor_(name=t.name, datatype=t.datatype, shape=t.shape) for t in meta.outputs])

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from mitiga_core.state import StateStore
-    from mitiga_inference.codec import FeedbackItem
     from mitiga_inference.metrics import InferenceMetrics
+    from mitiga_inference.schemas import FeedbackItem
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from mitiga_core.bodyguard import Guard
 from mitiga_core.bundle import Scaler
 from mitiga_core.errors import InvalidInput
 from mitiga_core.http import admin_guard
-from mitiga_inference import codec  # noqa: TC001 - FastAPI reads the route types at run time
+from mitiga_inference import codec, schemas
 
 if TYPE_CHECKING:
 
@@ -63,7 +63,7 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
 
     @router.get("/v2/models/{name}", tags=["metadata"])
     @router.get("/v2/models/{name}/versions/{version}", tags=["metadata"])
-    async def model_metadata(name: str, version: str | None = None) -> codec.MetadataModelResponse:
+    async def model_metadata(name: str, version: str | None = None) -> schemas.MetadataModelResponse:
         return plane.model_metadata(name, version)
 
     @router.get("/v2/models/{name}/ready", tags=["health"])
@@ -75,10 +75,10 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
     @router.post("/v2/models/{name}/infer", tags=["inference"])
     @router.post("/v2/models/{name}/versions/{version}/infer", tags=["inference"])
     async def infer(name: str, request: codec.InferenceRequest, version: str | None = None) -> codec.InferenceResponse:
-        return await plane.infer(name, version, request)
+        return codec.inference_response(await plane.infer(name, version, codec.infer_request(request)))
 
     @router.post("/v2/models/{name}/feedback", tags=["inference"], status_code=202, dependencies=labels)
-    async def feedback(name: str, request: codec.FeedbackRequest) -> dict[str, int]:
+    async def feedback(name: str, request: schemas.FeedbackRequest) -> dict[str, int]:
         return {"accepted": await plane.feedback(name, request)}
 
     @router.post("/v2/repository/index", tags=["repository"])
