@@ -26,9 +26,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
-lint: setup ## ruff and mypy (strict)
+lint: setup ## ruff, mypy (strict) and the import rules (import-linter, pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 infra: ## install the real servers the tests use (Debian packages, Kafka jars, a Kubernetes control plane built with Go), cached outside the repo
 	bash scripts/install-debs.sh
@@ -71,9 +72,10 @@ soak: setup infra ## R1: the multi-process stack at 70% of its peak for 10 minut
 docs: setup ## regenerate docs/settings.md, metrics.md, alerts.md and loop.svg from the code
 	$(PY) scripts/gen_docs.py
 
-lock: ## re-resolve every pin in one resolver run into requirements.lock
+# The current pins are kept as constraints, so a new requirement is resolved against them (UPGRADE=1: all anew).
+lock: ## resolve every pin in one resolver run into requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/pip install -q -e '.[dev]'
+	.venv-lock/bin/pip install -q -e '.[dev]' $(if $(UPGRADE),,-c requirements.lock)
 	{ echo '# Every pin from one resolver run (pip, Python 3.11, CPU). Regenerate with `make lock`.'; \
 	  .venv-lock/bin/pip freeze --exclude-editable; } > requirements.lock
 	rm -rf .venv-lock

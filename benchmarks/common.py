@@ -32,7 +32,7 @@ def lstm_store() -> Path:
     store = CACHE / "store"
     if not (store / "lstm" / "champion.json").exists():
         shutil.rmtree(store, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "mitiga_core.modelzoo.cli", "--arch", "lstm", "--epochs", "3",
+        subprocess.run([sys.executable, "-m", "mitiga_research.modelzoo.cli", "--arch", "lstm", "--epochs", "3",
                         "--store", str(store)], check=True)
     return store
 

@@ -68,7 +68,7 @@ def _split(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
 
 
 def air_quality() -> Scenario:
-    from mitiga_core.datasets import AIR_QUALITY_FEATURES, AIR_QUALITY_TARGET, load_air_quality
+    from mitiga_research.datasets import AIR_QUALITY_FEATURES, AIR_QUALITY_TARGET, load_air_quality
 
     frame = load_air_quality()[[*AIR_QUALITY_FEATURES, AIR_QUALITY_TARGET]].dropna()
     months = frame.loc["2004-03-01":"2004-05-31"]
@@ -83,7 +83,7 @@ def air_quality() -> Scenario:
 
 
 def stock() -> Scenario:
-    from mitiga_core.datasets import load_prices, sliding_windows
+    from mitiga_research.datasets import load_prices, sliding_windows
 
     opens = load_prices("amzn")["open"]
     lags = 5

@@ -108,6 +108,7 @@ for svc in "${SERVICES[@]}"; do
     file="services/$svc/Dockerfile"
     extra+=(--build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" --build-context "wheels=$WHEELS")
     [ "$svc" = retrainer ] && inputs+=(charts/mitiga) && extra+=(--build-context "tools=$TOOLS")
+    [ "$svc" = console ] && inputs+=(services/research)  # the shipped series
   fi
   tag=$( { echo "$base_id $(cat "$TOOLS/helm" "$0" | sha1sum | cut -c1-12)"; find "${inputs[@]}" -type f -not -path '*/__pycache__/*' \
           -not -name '*.pyc' -print0 | sort -z | xargs -0 sha1sum; } | sha1sum | cut -c1-12)

@@ -55,9 +55,10 @@ def serve(app: object) -> Running:
 @pytest.fixture(scope="session")
 def reference_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model store with a small LSTM forecaster (Amazon 2000-2001) and an Air Quality regressor, 1-2 epochs."""
+    from mitiga_research.datasets import load_air_quality, load_prices
+    from mitiga_research.modelzoo.training import train_forecaster, train_regressor
+
     from mitiga_core.bundle import save_bundle
-    from mitiga_core.datasets import load_air_quality, load_prices
-    from mitiga_core.modelzoo.training import train_forecaster, train_regressor
     from mitiga_core.store import FilesystemModelStore
 
     root = tmp_path_factory.mktemp("reference-store")

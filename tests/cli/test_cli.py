@@ -110,7 +110,8 @@ def test_retrain_follows_a_manual_run_to_the_gate(tmp_path: Path) -> None:
 def test_forecast_a_date_range_from_a_csv(reference_store: Path, tmp_path: Path) -> None:
     import shutil
 
-    from mitiga_core.datasets import load_prices
+    from mitiga_research.datasets import load_prices
+
     from tests.inference.conftest import start_service
 
     root = tmp_path / "store"
@@ -316,8 +317,7 @@ def test_experiment_production_on_a_short_range_agrees_with_an_independent_compu
     import json
 
     import numpy as np
-
-    from mitiga_core.datasets import load_prices
+    from mitiga_research.datasets import load_prices
 
     code, out = run("experiment", "production", "--end", "2004-06-30", "--epochs", "2", "--retrain-epochs", "1",
                     "--out", str(tmp_path))
@@ -348,8 +348,7 @@ def test_experiment_incremental_reports_each_step_beside_the_naive_forecast(tmp_
     import json
 
     import numpy as np
-
-    from mitiga_core.datasets import load_prices
+    from mitiga_research.datasets import load_prices
 
     code, out = run("experiment", "incremental", "--archs", "lstm", "--repeats", "2", "--epochs", "1",
                     "--fractions", "0.5,0.8", "--out", str(tmp_path))

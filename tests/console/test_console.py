@@ -73,10 +73,10 @@ def test_models_and_a_model_page(console, browser) -> None:  # type: ignore[no-u
 
 
 def test_a_forecast_chart_carries_the_models_own_predictions(console, browser) -> None:  # type: ignore[no-untyped-def]
+    from mitiga_research.datasets import load_prices, sliding_windows
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    from mitiga_core.datasets import load_prices, sliding_windows
     from mitiga_inference.runtime import CompiledModel
 
     _open(browser, f"{console.url}/forecast")

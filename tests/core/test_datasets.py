@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from mitiga_core.datasets import AIR_QUALITY_FEATURES, load_air_quality, load_prices, sliding_windows
+from mitiga_research.datasets import AIR_QUALITY_FEATURES, load_air_quality, load_prices, sliding_windows
 
 
 def test_prices_are_sorted_daily_ohlcv() -> None:

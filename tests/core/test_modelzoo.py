@@ -3,10 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from mitiga_core.datasets import load_prices
-from mitiga_core.modelzoo import build_lstm, build_regressor, build_rnn, build_transformer
-from mitiga_core.modelzoo.training import train_forecaster
+from mitiga_research.datasets import load_prices
+from mitiga_research.modelzoo import build_lstm, build_regressor, build_rnn, build_transformer
+from mitiga_research.modelzoo.training import train_forecaster
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import sys
 if sys.argv[1] == "quiet":
     from mitiga_core.quiet import quiet_frameworks
     quiet_frameworks()
-from mitiga_core.datasets import load_prices
-from mitiga_core.modelzoo.training import train_forecaster
+from mitiga_research.datasets import load_prices
+from mitiga_research.modelzoo.training import train_forecaster
 train_forecaster(load_prices("amzn")["open"].loc["2000-01-01":"2000-06-30"], name="lstm", arch="lstm", epochs=1)
 print("trained")
 """

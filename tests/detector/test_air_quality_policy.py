@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from mitiga_research.datasets import AIR_QUALITY_FEATURES, AIR_QUALITY_TARGET, load_air_quality
+from mitiga_research.modelzoo.training import TrainedModel, train_regressor
 
 from mitiga_core.bundle import save_bundle
-from mitiga_core.datasets import AIR_QUALITY_FEATURES, AIR_QUALITY_TARGET, load_air_quality
-from mitiga_core.modelzoo.training import TrainedModel, train_regressor
 from tests.detector.conftest import Harness, feedback, inference
 
 pytestmark = pytest.mark.slow

@@ -32,7 +32,7 @@ def make_stack(tmp_path: Path, reference_store: Path, **kwargs: Any) -> DevStack
 
 def windows(start: str, end: str) -> tuple[np.ndarray, np.ndarray]:
     """Amazon's open price as the research LSTM sees it: (rows, window) inputs and next-day targets."""
-    from mitiga_core.datasets import load_prices, sliding_windows
+    from mitiga_research.datasets import load_prices, sliding_windows
 
     prices = load_prices("amzn")["open"]
     x, y = sliding_windows(prices.to_numpy(np.float32), 50)

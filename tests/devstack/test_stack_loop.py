@@ -57,8 +57,8 @@ def test_drift_retrains_and_the_inference_process_serves_the_new_version(loop) -
     # the gRPC transport of the same process swapped too
     import grpc
 
-    from mitiga_core.pb.inference import grpc_predict_v2_pb2 as oip
-    from mitiga_core.pb.inference import grpc_predict_v2_pb2_grpc as oip_grpc
+    from mitiga_inference.pb.inference import grpc_predict_v2_pb2 as oip
+    from mitiga_inference.pb.inference import grpc_predict_v2_pb2_grpc as oip_grpc
 
     request = oip.ModelInferRequest(model_name="lstm")
     tensor = request.inputs.add(name="window", datatype="FP32", shape=[1, 50])

@@ -46,7 +46,7 @@ def test_a_flood_past_the_queue_gets_429_with_retry_after_and_the_rest_is_served
 
 
 def test_over_grpc_a_flood_is_resource_exhausted(small_queue: Service) -> None:
-    from mitiga_core.pb.inference import grpc_predict_v2_pb2_grpc as oip_grpc
+    from mitiga_inference.pb.inference import grpc_predict_v2_pb2_grpc as oip_grpc
     from tests.inference.test_grpc import window_tensor
 
     port = small_queue.app.state.grpc.port

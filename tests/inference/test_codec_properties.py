@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from mitiga_core.bundle import ModelManifest, Scaler
 from mitiga_core.errors import InvalidInput
-from mitiga_core.pb.inference import grpc_predict_v2_pb2 as oip
 from mitiga_inference import codec, grpc_codec
+from mitiga_inference.pb.inference import grpc_predict_v2_pb2 as oip
 from mitiga_inference.rows import decode_inputs
 from mitiga_inference.tensors import NUMERIC_DATATYPES, InferRequest
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from mitiga_core.events import Topic, decode_as
-from mitiga_core.pb.inference import grpc_predict_v2_pb2 as oip
-from mitiga_core.pb.inference import grpc_predict_v2_pb2_grpc as oip_grpc
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+from mitiga_inference.pb.inference import grpc_predict_v2_pb2 as oip
+from mitiga_inference.pb.inference import grpc_predict_v2_pb2_grpc as oip_grpc
 from tests.inference.conftest import Service, start_service, window_request
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import grpc
 import httpx
 import pytest
 
-from mitiga_core.pb.inference import grpc_predict_v2_pb2_grpc as oip_grpc
+from mitiga_inference.pb.inference import grpc_predict_v2_pb2_grpc as oip_grpc
 from tests.conftest import free_port
 from tests.inference.conftest import window_request
 from tests.inference.test_grpc import window_tensor

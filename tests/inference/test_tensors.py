@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mitiga_core.errors import InvalidInput
-from mitiga_core.pb.inference import grpc_predict_v2_pb2 as oip
 from mitiga_inference import codec, grpc_codec
+from mitiga_inference.pb.inference import grpc_predict_v2_pb2 as oip
 from mitiga_inference.tensors import InferRequest, Tensor
 
 VALUES = np.arange(12, dtype=np.float32).reshape(3, 4) / 7

@@ -28,7 +28,7 @@ MAX_CSV_BYTES = 20 * 1024 * 1024
 
 
 def _shipped(name: str) -> pd.Series:
-    from mitiga_core.datasets import load_prices
+    from mitiga_research.datasets import load_prices
 
     frame = load_prices(name)  # type: ignore[arg-type]
     return frame["open"].astype("float64")

@@ -19,9 +19,10 @@ ROOT = Path(os.environ.get("MITIGA_DEVSTACK_ROOT", "var/devstack"))
 
 
 def _seed(store_root: Path) -> None:
+    from mitiga_research.datasets import load_prices
+    from mitiga_research.modelzoo.training import train_forecaster
+
     from mitiga_core.bundle import save_bundle
-    from mitiga_core.datasets import load_prices
-    from mitiga_core.modelzoo.training import train_forecaster
     from mitiga_core.store import FilesystemModelStore
 
     store = FilesystemModelStore(store_root)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mitiga_core.errors import InvalidInput
-from mitiga_core.pb.inference import grpc_predict_v2_pb2 as pb
+from mitiga_inference.pb.inference import grpc_predict_v2_pb2 as pb
 from mitiga_inference.tensors import DTYPES, InferRequest, InferResponse, RequestedOutput, Tensor, from_raw, tensor
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import grpc
 
 from mitiga_core.errors import InvalidInput, MitigaError
-from mitiga_core.pb.inference import grpc_predict_v2_pb2 as pb
-from mitiga_core.pb.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from mitiga_inference import grpc_codec
+from mitiga_inference.pb.inference import grpc_predict_v2_pb2 as pb
+from mitiga_inference.pb.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
     from mitiga_inference.dataplane import DataPlane

@@ -70,11 +70,11 @@ def replay(*, epochs: int, step_months: int, window_rows: int, retrain_epochs: i
     ``on_step`` gets (steps done, steps in all, the rows so far) when the replay starts and after each step."""
     import httpx
     import numpy as np
+    from mitiga_research.datasets import load_prices, sliding_windows
+    from mitiga_research.modelzoo.training import train_forecaster
 
     from mitiga_core.bundle import save_bundle
-    from mitiga_core.datasets import load_prices, sliding_windows
     from mitiga_core.metrics import regression_metrics
-    from mitiga_core.modelzoo.training import train_forecaster
     from mitiga_inference.runtime import CompiledModel
     from mitiga_standalone.stack import StandaloneStack
 

@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 
 def incremental(*, ticker: str = "amzn", archs: tuple[str, ...] = ("lstm", "rnn", "transformer"), repeats: int = 3,
                 epochs: int = 3, fractions: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)) -> dict[str, Any]:
-    from mitiga_core.datasets import load_prices, sliding_windows
+    from mitiga_research.datasets import load_prices, sliding_windows
+    from mitiga_research.modelzoo.training import train_forecaster
+
     from mitiga_core.metrics import regression_metrics
-    from mitiga_core.modelzoo.training import train_forecaster
 
     series = load_prices(ticker)["open"]  # type: ignore[arg-type]
     n = len(series)

@@ -23,9 +23,9 @@ def main(
     champion: Annotated[bool, typer.Option(help="Make the new version the champion")] = True,
 ) -> None:
     from mitiga_core.bundle import save_bundle
-    from mitiga_core.datasets import load_air_quality, load_prices
-    from mitiga_core.modelzoo.training import train_forecaster, train_regressor
     from mitiga_core.store import FilesystemModelStore
+    from mitiga_research.datasets import load_air_quality, load_prices
+    from mitiga_research.modelzoo.training import train_forecaster, train_regressor
 
     name = name or arch
     if arch == "regressor":

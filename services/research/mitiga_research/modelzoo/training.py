@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mitiga_core.bundle import Lineage, ModelManifest, Scaler, TrainingData, TrainingInfo, ValidationData
-from mitiga_core.datasets import AIR_QUALITY_FEATURES, AIR_QUALITY_TARGET, sliding_windows
 from mitiga_core.metrics import regression_metrics
-from mitiga_core.modelzoo.architectures import FORECASTERS, build_regressor
+from mitiga_research.datasets import AIR_QUALITY_FEATURES, AIR_QUALITY_TARGET, sliding_windows
+from mitiga_research.modelzoo.architectures import FORECASTERS, build_regressor
 
 if TYPE_CHECKING:
     import keras

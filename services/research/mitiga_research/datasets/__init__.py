@@ -20,7 +20,7 @@ AIR_QUALITY_FEATURES: Final = [
 
 
 def _path(name: str) -> str:
-    return str(resources.files("mitiga_core.datasets") / "data" / name)
+    return str(resources.files("mitiga_research.datasets") / "data" / name)
 
 
 def load_prices(ticker: Ticker = "amzn") -> pd.DataFrame:
