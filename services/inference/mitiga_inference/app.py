@@ -19,6 +19,7 @@ from mitiga_core.http import install_error_handlers
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.publisher import EventPublisher
 from mitiga_core.state import InMemoryStateStore
+from mitiga_inference import codec
 from mitiga_inference.dataplane import DataPlane
 from mitiga_inference.grpc_server import GrpcTransport
 from mitiga_inference.metrics import InferenceMetrics
@@ -97,6 +98,8 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
     app.include_router(build_router(plane, metrics, settings.admin_token, settings.feedback_token))
     app.add_middleware(BodyGuardMiddleware, limit=settings.max_request_bytes,
                        guards=body_guards(settings.admin_token, settings.feedback_token, settings.max_upload_bytes))
+    document = app.openapi
+    app.openapi = lambda: app.openapi_schema or codec.document(document())  # type: ignore[method-assign]
     app.state.plane = plane
     app.state.metrics = metrics
     app.state.publisher = publisher

@@ -13,7 +13,7 @@ from mitiga_core.bodyguard import Guard
 from mitiga_core.bundle import Scaler
 from mitiga_core.errors import InvalidInput
 from mitiga_core.http import admin_guard
-from mitiga_inference import codec, schemas
+from mitiga_inference import binary, codec, schemas
 
 if TYPE_CHECKING:
 
@@ -72,10 +72,21 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
         ok = plane.model_ready(name, version)
         return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
 
-    @router.post("/v2/models/{name}/infer", tags=["inference"])
-    @router.post("/v2/models/{name}/versions/{version}/infer", tags=["inference"])
-    async def infer(name: str, request: codec.InferenceRequest, version: str | None = None) -> codec.InferenceResponse:
-        return codec.inference_response(await plane.infer(name, version, codec.infer_request(request)))
+    @router.post("/v2/models/{name}/infer", tags=["inference"], response_model=codec.InferenceResponse,
+                 openapi_extra=codec.INFER_BODY)
+    @router.post("/v2/models/{name}/versions/{version}/infer", tags=["inference"],
+                 response_model=codec.InferenceResponse, openapi_extra=codec.INFER_BODY)
+    async def infer(name: str, request: Request, version: str | None = None) -> Response:
+        """JSON tensors, or the binary tensor extension (``Inference-Header-Content-Length``); whatever the
+        Content-Type, as OIP clients label their bodies differently (tritonclient sends none)."""
+        header, tensors = binary.split(await request.body(), request.headers.get(binary.HEADER))
+        wire = codec.parse(header)
+        body, outputs = codec.encode_response(
+            await plane.infer(name, version, codec.infer_request(wire, tensors)), wire)
+        if not outputs:
+            return Response(body, media_type="application/json")
+        return Response(body + outputs, media_type="application/octet-stream",
+                        headers={binary.HEADER: str(len(body))})
 
     @router.post("/v2/models/{name}/feedback", tags=["inference"], status_code=202, dependencies=labels)
     async def feedback(name: str, request: schemas.FeedbackRequest) -> dict[str, int]:
