@@ -45,7 +45,7 @@ e2e: setup infra ## only the real-node suite (part of make test): images, kubele
 fuzz: setup ## the fuzz suite at 1,000 generated requests per operation (make test runs it at 100)
 	MITIGA_FUZZ_EXAMPLES=1000 $(PY) -m pytest -q tests/fuzz tests/inference/test_codec_properties.py
 
-images: setup ## the three service images with podman (no Docker engine or registry needed), cached by their inputs
+images: setup ## the service images and the stand-ins for manifests/ (Kafka, Redis, Prometheus, Alertmanager) with podman (no Docker engine or registry needed), cached by their inputs
 	bash scripts/build-images.sh
 
 protos: setup ## regenerate the protobuf code from protos/
@@ -60,11 +60,11 @@ up: setup infra ## the multi-process stack: Kafka, Redis, Prometheus, Alertmanag
 down: ## stop exactly what `make up` started
 	$(PY) -m mitiga_devstack down
 
-bench: setup ## benchmarks; results in benchmarks/results/*.json and *.md
+bench: setup infra ## benchmarks, time to mitigation on a real node among them; results in benchmarks/results/*.json and *.md
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	bash scripts/build-ghz.sh >/dev/null
 	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) detector_bench.py && ../$(PY) early_detection_bench.py \
-	  && ../$(PY) kafka_bench.py && ../$(PY) policy_bench.py
+	  && ../$(PY) kafka_bench.py && ../$(PY) policy_bench.py && ../$(PY) mitigation_bench.py
 
 soak: setup infra ## R1: the multi-process stack at 70% of its peak for 10 minutes (SOAK_SECONDS); benchmarks/results/soak.*
 	cd benchmarks && ../$(PY) soak.py
