@@ -190,6 +190,12 @@ class DataPlane:
     async def unload(self, name: str) -> None:
         await self._repo.unload(_named(name))
 
+    async def load_beside(self, name: str, version: str) -> str:
+        return (await self._repo.load_beside(_named(name), version)).version
+
+    async def unload_beside(self, name: str, version: str) -> None:
+        await self._repo.unload_beside(_named(name), version)
+
     async def upload(self, name: str, data: bytes, *, task: str | None, features: list[str] | None,
                      input_scaler: Scaler | None, output_scaler: Scaler | None, champion: bool) -> str:
         """Register an uploaded model as a new version; as champion, serve it and announce the rollout."""

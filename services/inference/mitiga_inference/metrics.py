@@ -26,6 +26,8 @@ class InferenceMetrics:
                                     buckets=ROW_BUCKETS, registry=self.registry)
         self.served_version = Gauge("mitiga_inference_model_info", "1 for the version each model serves.", labels,
                                     registry=self.registry)
+        self.memory = Gauge("mitiga_inference_model_memory_bytes", "Weights in memory of each loaded version.",
+                            labels, registry=self.registry)
         self.swaps = Counter("mitiga_inference_model_swaps", "Model versions switched in.", ["model"],
                              registry=self.registry)
         self.feedback = Counter("mitiga_inference_feedback_items", "Ground-truth items accepted.", ["model"],

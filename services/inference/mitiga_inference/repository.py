@@ -1,8 +1,10 @@
-"""Which version of each model is loaded, and hot swaps between versions.
+"""Which versions of each model are loaded, and hot swaps between them.
 
+Each model has a current version, which the unversioned routes serve (the champion unless pinned), and may have
+others loaded beside it for their versioned routes (``load_beside``), up to ``max_loaded_versions`` in all.
 A new version is loaded, compiled and warmed on a worker thread, then switched in by one assignment.
-Requests hold the version they started on (``acquire``/``release``); the old version is closed only
-when the last of them has finished, so a swap fails no request.
+Requests hold the version they started on (``acquire``/``release``); a version is closed only when the last of
+them has finished, so a swap fails no request.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mitiga_core.errors import MitigaError, ModelNotFound, ModelNotReady
+from mitiga_core.errors import Conflict, MitigaError, ModelNotFound, ModelNotReady
 from mitiga_inference.batching import MicroBatcher
 from mitiga_inference.runtime import CompiledModel, LoadedModel
 
@@ -27,9 +29,16 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Slot:
     current: LoadedModel | None = None
+    beside: dict[str, LoadedModel] = field(default_factory=dict)
+    """Versions loaded beside the current one, for their versioned routes only."""
     state: str = "UNAVAILABLE"
     reason: str = ""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def loaded(self, version: str) -> LoadedModel | None:
+        if self.current is not None and self.current.version == version:
+            return self.current
+        return self.beside.get(version)
 
 
 class ModelRepository:
@@ -50,9 +59,15 @@ class ModelRepository:
                 raise ModelNotReady(f"model {name!r} is not loaded")
             raise ModelNotFound(f"model {name!r} not found")
         if version is not None and version != loaded.version:
-            if version in self._store.list_versions(name):
-                raise ModelNotFound(f"version {version!r} of model {name!r} is not loaded (serving {loaded.version!r})")
-            raise ModelNotFound(f"model {name!r} has no version {version!r}")
+            assert slot is not None
+            found = slot.beside.get(version)
+            if found is None:
+                if version in self._store.list_versions(name):
+                    raise ModelNotFound(f"version {version!r} of model {name!r} is not loaded (serving "
+                                        f"{sorted([loaded.version, *slot.beside])}); load it beside the others with "
+                                        f"POST /v2/repository/models/{name}/versions/{version}/load")
+                raise ModelNotFound(f"model {name!r} has no version {version!r}")
+            loaded = found
         loaded.acquire()
         return loaded
 
@@ -61,7 +76,8 @@ class ModelRepository:
         return slot.current if slot else None
 
     def loaded(self) -> list[LoadedModel]:
-        return [s.current for s in self._slots.values() if s.current is not None]
+        """Every loaded version of every model."""
+        return [m for s in self._slots.values() for m in ([s.current] if s.current else []) + list(s.beside.values())]
 
     def index(self) -> list[dict[str, str]]:
         """The model repository index: every stored model with its state."""
@@ -75,9 +91,20 @@ class ModelRepository:
                 "state": slot.state if slot else "UNAVAILABLE",
                 "reason": slot.reason if slot else "",
             })
+            rows += [{"name": name, "version": version, "state": "READY", "reason": "loaded beside the current one"}
+                     for version in sorted(slot.beside)] if slot else []
         return rows
 
     # --- loading and swapping ---
+    def _check_version(self, name: str, version: str | None) -> str:
+        versions = self._store.list_versions(name)
+        if not versions:
+            raise ModelNotFound(f"model {name!r} not found")
+        version = version or self._store.champion(name) or versions[-1]
+        if version not in versions:
+            raise ModelNotFound(f"model {name!r} has no version {version!r}")
+        return version
+
     def _build(self, name: str, version: str) -> LoadedModel:
         compiled = CompiledModel(self._store.path(name, version), xla_max_rows=self._settings.xla_max_rows)
         compiled.warm_up(self._settings.max_batch_rows)
@@ -85,39 +112,67 @@ class ModelRepository:
         batcher = MicroBatcher(compiled, max_rows=self._settings.max_batch_rows,
                                max_wait_s=self._settings.max_batch_wait_ms / 1000, on_batch=observe,
                                max_queued_rows=self._settings.max_queued_rows)
+        self._metrics.memory.labels(name, version).set(compiled.weight_bytes)
         return LoadedModel(compiled, batcher)
 
     async def load(self, name: str, version: str | None = None) -> LoadedModel:
-        """Serve ``version`` (default: the champion, else the newest). Returns once it serves."""
-        versions = self._store.list_versions(name)
-        if not versions:
-            raise ModelNotFound(f"model {name!r} not found")
-        version = version or self._store.champion(name) or versions[-1]
-        if version not in versions:
-            raise ModelNotFound(f"model {name!r} has no version {version!r}")
+        """Serve ``version`` (default: the champion, else the newest) on the unversioned routes. Returns once it
+        serves. A version loaded beside is switched in as it is, without loading again."""
+        version = self._check_version(name, version)
         slot = self._slots.setdefault(name, _Slot())
         async with slot.lock:
             if slot.current is not None and slot.current.version == version:
                 return slot.current
-            slot.state, slot.reason = ("LOADING", f"loading version {version}")
-            try:
-                new = await asyncio.to_thread(self._build, name, version)
-            except MitigaError as exc:
-                slot.state, slot.reason = ("READY", "") if slot.current else ("UNAVAILABLE", str(exc))
-                raise
-            new.batcher.start()
+            new = slot.beside.pop(version, None)
+            if new is None:
+                slot.state, slot.reason = ("LOADING", f"loading version {version}")
+                try:
+                    new = await asyncio.to_thread(self._build, name, version)
+                except MitigaError as exc:
+                    slot.state, slot.reason = ("READY", "") if slot.current else ("UNAVAILABLE", str(exc))
+                    raise
+                new.batcher.start()
             old, slot.current = slot.current, new
             slot.state, slot.reason = "READY", ""
             self._metrics.served_version.labels(name, version).set(1)
             self._metrics.swaps.labels(name).inc()
             if old is not None:
                 self._metrics.served_version.remove(name, old.version)
-                self._retire(old)
+                self._retire(name, old)
             log.info("model serving", extra={"model": name, "version": version,
                                              "previous": old.version if old else None})
             return new
 
-    def _retire(self, old: LoadedModel) -> None:
+    async def load_beside(self, name: str, version: str) -> LoadedModel:
+        """Load ``version`` beside the current one, for its versioned routes; 409 past ``max_loaded_versions``."""
+        version = self._check_version(name, version)
+        slot = self._slots.get(name)
+        if slot is None or slot.current is None:
+            raise ModelNotReady(f"model {name!r} is not loaded: load it first")
+        async with slot.lock:
+            found = slot.loaded(version)
+            if found is not None:
+                return found
+            cap = self._settings.max_loaded_versions
+            if 1 + len(slot.beside) >= cap:
+                raise Conflict(f"model {name!r} has {1 + len(slot.beside)} versions loaded "
+                               f"({sorted([slot.current.version, *slot.beside])}), MITIGA_MAX_LOADED_VERSIONS is "
+                               f"{cap}: unload one first")
+            new = await asyncio.to_thread(self._build, name, version)
+            new.batcher.start()
+            slot.beside[version] = new
+            log.info("model loaded beside", extra={"model": name, "version": version})
+            return new
+
+    async def unload_beside(self, name: str, version: str) -> None:
+        slot = self._slots.get(name)
+        if slot is None or version not in slot.beside:
+            raise ModelNotFound(f"version {version!r} of model {name!r} is not loaded beside the current one")
+        async with slot.lock:
+            self._retire(name, slot.beside.pop(version))
+
+    def _retire(self, name: str, old: LoadedModel) -> None:
+        self._metrics.memory.remove(name, old.version)
         task = asyncio.get_running_loop().create_task(old.drain_and_close())
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
@@ -131,13 +186,17 @@ class ModelRepository:
             if old is not None:
                 slot.state, slot.reason = "UNAVAILABLE", "unloaded"
                 self._metrics.served_version.remove(name, old.version)
-                self._retire(old)
+                self._retire(name, old)
+            for version in list(slot.beside):
+                self._retire(name, slot.beside.pop(version))
 
     async def close(self) -> None:
         """Drain and close every version (shutdown)."""
-        for slot in self._slots.values():
-            if slot.current is not None:
-                self._retire(slot.current)
-                slot.current = None
+        for name, slot in self._slots.items():
+            for loaded in [slot.current, *slot.beside.values()]:
+                if loaded is not None:
+                    self._retire(name, loaded)
+            slot.current = None
+            slot.beside.clear()
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)

@@ -28,7 +28,7 @@ def body_guards(admin_token: SecretStr | None, feedback_token: SecretStr | None,
     the feedback token when one is set."""
     return [
         Guard(r"/v2/repository/models/[^/]+/upload", admin_token, limit=upload_limit),
-        Guard(r"/v2/repository/models/[^/]+/(load|unload)", admin_token),
+        Guard(r"/v2/repository/models/[^/]+(/versions/[^/]+)?/(load|unload)", admin_token),
         Guard(r"/v2/models/[^/]+/feedback", feedback_token, kind="feedback", required=feedback_token is not None),
     ]
 
@@ -104,6 +104,17 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
     async def unload(name: str) -> dict[str, str]:
         await plane.unload(name)
         return {"name": name, "state": "UNAVAILABLE"}
+
+    @router.post("/v2/repository/models/{name}/versions/{version}/load", tags=["repository"], dependencies=admin)
+    async def load_beside(name: str, version: str) -> dict[str, str]:
+        """Load a version beside the one the unversioned routes serve: its versioned routes answer from it (409
+        past ``MITIGA_MAX_LOADED_VERSIONS`` per model)."""
+        return {"name": name, "version": await plane.load_beside(name, version), "state": "READY"}
+
+    @router.post("/v2/repository/models/{name}/versions/{version}/unload", tags=["repository"], dependencies=admin)
+    async def unload_beside(name: str, version: str) -> dict[str, str]:
+        await plane.unload_beside(name, version)
+        return {"name": name, "version": version, "state": "UNAVAILABLE"}
 
     @router.post("/v2/repository/models/{name}/upload", tags=["repository"], dependencies=admin, status_code=201)
     async def upload(

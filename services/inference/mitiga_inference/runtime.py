@@ -50,6 +50,8 @@ class CompiledModel:
         def call(x: object) -> object:
             return model(x, training=False)
 
+        self.weight_bytes = int(sum(w.numpy().nbytes for w in model.weights))
+        """The model's weights in memory (the version's share of the memory gauge)."""
         self._graph = tf.function(call, input_signature=spec, autograph=False)
         self._xla = tf.function(call, input_signature=spec, autograph=False, jit_compile=True)
         self._buckets = _buckets(xla_max_rows)

@@ -52,6 +52,9 @@ class InferenceSettings(CoreSettings):
     xla_max_rows: int = Field(default=32, ge=0, le=1024)
     """Batches up to this many rows run XLA-compiled (padded to a power of two); larger ones run as a
     plain graph. 0 turns XLA off. Warm-up compiles each power of two once per loaded version."""
+    max_loaded_versions: int = Field(default=2, ge=1, le=16)
+    """Versions of one model loaded at once: the one the unversioned routes serve and those loaded beside it
+    (``POST /v2/repository/models/{name}/versions/{v}/load``) for their versioned routes."""
 
     # --- events ---
     publish_events: bool = True
