@@ -198,3 +198,22 @@ def test_the_retrainer_may_change_the_charts_deployments_and_config_maps_and_no_
     finally:
         apps.delete_namespaced_deployment("other-app", NAMESPACE)
         core.delete_namespaced_config_map("other-config", NAMESPACE)
+
+
+def test_a_release_without_the_default_model_takes_the_retrainers_upgrade(control_plane, admin, release) -> None:  # type: ignore[no-untyped-def]
+    """``models.lstm=null`` removes the chart's default model (how an operator serves only their own); the
+    retrainer's ``helm upgrade --reuse-values`` then carries that null along, which the values schema refused
+    (found on the real node: the air-quality regressor's promoted version never rolled out)."""
+    name = "aironly"
+    helm(control_plane, "install", name, str(CHART), "--namespace", NAMESPACE, "--wait", "--timeout", "180s",
+         "--set", "models.lstm=null", "--set-string", "models.air.version=1",
+         "--set-string", f"modelStore.existingClaim={release}-mitiga-models")
+    try:
+        assert _served(admin, name)[0] == {"air": "1"}
+        settings = RetrainerSettings(model="air", rollout="helm", helm_binary=str(control_plane.helm),
+                                     helm_release=name, helm_chart=str(CHART), helm_namespace=NAMESPACE,
+                                     helm_timeout="90s", helm_extra_args=["--kubeconfig", str(control_plane.kubeconfig)])
+        helm_upgrade(settings, "air", "2")
+        assert _served(admin, name)[0] == {"air": "2"}
+    finally:
+        helm(control_plane, "uninstall", name, "--namespace", NAMESPACE, "--wait", check=False)

@@ -120,7 +120,9 @@ env:
 {{- define "mitiga.modelVersions" -}}
 {{- $versions := dict -}}
 {{- range $name, $model := .Values.models -}}
+{{- if $model -}}  {{/* null: a default model removed (models.lstm=null) */}}
 {{- $_ := set $versions $name (toString $model.version) -}}
+{{- end -}}
 {{- end -}}
 {{- toJson $versions -}}
 {{- end -}}
