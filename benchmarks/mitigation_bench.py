@@ -100,13 +100,16 @@ class Client:
 
 
 def stream(client: Client, period: tuple[np.ndarray, np.ndarray, list[str]], stop: threading.Event) -> None:
-    """``period`` in order, 10 hours every 0.1 s (each request dated by its first hour), until ``stop``."""
+    """``period`` in order, 10 hours every 0.1 s (each request dated by its first hour), and again from its start
+    when it runs out, until ``stop``."""
     x, y, times = period
-    for lo in range(0, len(x) - ROWS_PER_REQUEST, ROWS_PER_REQUEST):
-        if stop.is_set():
-            return
-        client.send(x[lo:lo + ROWS_PER_REQUEST], y[lo:lo + ROWS_PER_REQUEST], times[lo])
-        stop.wait(PERIOD_S)
+    starts = range(0, len(x) - ROWS_PER_REQUEST, ROWS_PER_REQUEST)
+    while not stop.is_set():
+        for lo in starts:
+            if stop.is_set():
+                return
+            client.send(x[lo:lo + ROWS_PER_REQUEST], y[lo:lo + ROWS_PER_REQUEST], times[lo])
+            stop.wait(PERIOD_S)
 
 
 def _log_times(log: str) -> dict[str, float]:
