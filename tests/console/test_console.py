@@ -33,9 +33,14 @@ def _open(browser: Any, url: str, status: int = 200) -> None:
 
 
 def _text(browser: Any, css: str) -> str:
+    """The element's text; "" while the page is replacing it (the progress page re-renders as it follows)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    return str(browser.find_element(By.CSS_SELECTOR, css).text)
+    try:
+        return str(browser.find_element(By.CSS_SELECTOR, css).text)
+    except StaleElementReferenceException:
+        return ""
 
 
 def _wait(what: str, check: Any, timeout_s: float = 120, browser: Any = None) -> Any:
