@@ -68,12 +68,13 @@ _clock = {"t": datetime(2024, 1, 1, tzinfo=UTC)}
 
 
 def inference(x: np.ndarray, y: np.ndarray, *, name: str = "tab", version: str = "1", request_id: str = "",
-              event_id: str | None = None, when: datetime | None = None) -> Envelope:
+              event_id: str | None = None, when: datetime | None = None, shadow: bool = False) -> Envelope:
     _clock["t"] += timedelta(minutes=1)
     event = pb.InferenceEvent(event_id=event_id or f"e-{_clock['t'].timestamp()}-{request_id}", request_id=request_id,
                               model_name=name, model_version=version, feature_names=FEATURES,
                               inputs=pb.Matrix(shape=list(x.shape), data=np.asarray(x).reshape(-1).tolist()),
-                              outputs=pb.Matrix(shape=list(y.shape), data=np.asarray(y).reshape(-1).tolist()))
+                              outputs=pb.Matrix(shape=list(y.shape), data=np.asarray(y).reshape(-1).tolist()),
+                              shadow=shadow)
     event.time.FromDatetime(_clock["t"])
     if when is not None:
         event.data_time.FromDatetime(when)

@@ -20,6 +20,7 @@ class RetrainStatus(enum.StrEnum):
     RUNNING = "running"
     PROMOTED = "promoted"  # the challenger won the gate and is live
     REFUSED = "refused"  # the gate kept the champion
+    CANDIDATE = "candidate"  # the challenger won the gate and went on live trial (shadow or canary)
     FAILED = "failed"  # the run could not train or gate
     ROLLOUT_FAILED = "rollout_failed"  # the challenger won but its rollout failed (rolled back)
 
@@ -30,7 +31,7 @@ class RetrainStatus(enum.StrEnum):
     @property
     def succeeded(self) -> bool:
         """The run reached a decision of the gate and carried it out."""
-        return self in (RetrainStatus.PROMOTED, RetrainStatus.REFUSED)
+        return self in (RetrainStatus.PROMOTED, RetrainStatus.REFUSED, RetrainStatus.CANDIDATE)
 
     @classmethod
     def of(cls, value: object) -> RetrainStatus | None:

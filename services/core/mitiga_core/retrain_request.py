@@ -15,8 +15,9 @@ from google.protobuf import json_format
 from mitiga_core.errors import InvalidInput
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 
-OPTIONS = frozenset({"epochs", "data_start", "data_end"})
-"""Per-request options (an operator's manual retrain); everything else comes from the retrainer's settings."""
+OPTIONS = frozenset({"epochs", "data_start", "data_end", "promote_version"})
+"""Per-request options (an operator's manual retrain; the candidate a promotion request promotes); everything
+else comes from the retrainer's settings."""
 
 
 def to_argument(request: pb.RetrainRequest) -> str:

@@ -38,10 +38,11 @@ from mitiga_detector.levels import (
 from mitiga_detector.monitor import ModelMonitor, build_monitor
 from mitiga_detector.parking import FeedbackParking
 from mitiga_detector.performance import FeedbackJoiner, Prediction
+from mitiga_detector.promotion import PromotionJudge
 from mitiga_detector.trigger import RetrainTrigger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from datetime import datetime
 
     from mitiga_core.events import Envelope
@@ -72,6 +73,8 @@ class DetectorCore:
         self._joiner = FeedbackJoiner(state, settings.feedback_ttl_s)
         self._labelled = LabelledLog(state, settings.labelled_max_requests, settings.labelled_max_bytes)
         self._trigger = RetrainTrigger(settings, state, launcher, publisher)
+        self._promotion = PromotionJudge(settings, store=store, state=state, publisher=publisher, metrics=metrics,
+                                         trigger=self._trigger)
         self._checkpoints = Checkpoints(state, settings.consumer_group)
         self._staged = StagedWrites()
         """Side effects of the events handled since the last checkpoint, applied together with it."""
@@ -104,6 +107,7 @@ class DetectorCore:
         with self.lock:
             if isinstance(message, pb.InferenceEvent | pb.InferenceEventBatch):
                 events = message.events if isinstance(message, pb.InferenceEventBatch) else [message]
+                events = self._trial_events(events)
                 for model in {event.model_name for event in events}:
                     self._restore_parked(model)
                 checked = [self._check(event) for event in events]  # a bad event sends the whole batch to the DLQ
@@ -220,6 +224,19 @@ class DetectorCore:
                                    f"model {event.model_name!r} version {event.model_version}")
         return monitor, inputs, outputs
 
+    def _trial_events(self, events: Sequence[pb.InferenceEvent]) -> list[pb.InferenceEvent]:
+        """Keep the predictions of a candidate on live trial for the promotion policy (they are not the model's
+        served behaviour: not monitored, not labelled); return the other events."""
+        flags = [self._promotion.on_trial(e.model_name, e.model_version) for e in events]
+        if not any(flags):
+            return list(events)
+        trial = [e for e, on in zip(events, flags, strict=True) if on]
+        self._promotion.remember([
+            Prediction(e.model_name, e.request_id, e.model_version, np.zeros((0, 0), np.float32),
+                       matrix(e.outputs, "outputs"), data_time(e).isoformat(), e.event_id)
+            for e in trial if e.request_id])
+        return [e for e, on in zip(events, flags, strict=True) if not on]
+
     def _applied_once(self, key: str) -> None:
         if key:
             self._applied[key] = None
@@ -267,6 +284,7 @@ class DetectorCore:
         self.monitor(model, stored.version).label(stored.inputs, stored.outputs, truth)
         self._staged.add(self._labelled.write(model, stored.inputs, truth, stored.when, request_id))
         self.metrics.joined.labels(model).inc()
+        self._promotion.pair(model, request_id, stored.version, stored.outputs, truth, self._staged)
         return True
 
     # --- decisions ---
@@ -352,8 +370,9 @@ class DetectorCore:
         # model has recovered makes no more attempts however long its inputs stay drifted
         if level == Severity.CRITICAL and result.level == Severity.CRITICAL and tracker.episode_id:
             deciding = [s for s in confirmed if s not in warn_only and may_be_critical(s, self.settings.trigger_policy)]
-            outcome = self._trigger.fire(name, version, tracker.episode_id, pressure(values, levels, deciding),
-                                         monitor.performance.total)
+            # a challenger on live trial is the mitigation under way: no other until the trial is decided
+            outcome = "trial" if self._promotion.candidate(name) is not None else self._trigger.fire(
+                name, version, tracker.episode_id, pressure(values, levels, deciding), monitor.performance.total)
             self.metrics.triggers.labels(name, outcome).inc()
             record["trigger"] = outcome
 

@@ -89,6 +89,17 @@ class DetectorMetrics:
                             ["model", "state"], registry=r)
         self.triggers = Counter("mitiga_retrain_triggers", "Retraining trigger decisions.", ["model", "outcome"],
                                 registry=r)
+        self.promotions = Counter("mitiga_promotion_decisions", "Live trials decided by the promotion policy "
+                                  "(outcome promoted or discarded).", ["model", "mode", "outcome"], registry=r)
+        self.trial_labelled = Gauge("mitiga_promotion_labelled", "Labelled requests both the champion and the "
+                                    "candidate on trial answered.", MV, registry=r)
+        self.trial_error = Gauge("mitiga_promotion_error", "Mean per-request error of the trial's paired requests "
+                                 "(role champion or candidate).", [*MV, "role"], registry=r)
+        self.trial_p_value = Gauge("mitiga_promotion_p_value", "The paired test's p-value when the trial was "
+                                   "decided (candidate's error lower).", MV, registry=r)
+        self.trial_unpaired = Counter("mitiga_promotion_unpaired", "Labelled champion predictions of a trial whose "
+                                      "candidate prediction was missing (not made, dropped, or not arrived yet).",
+                                      ["model"], registry=r)
 
     def show_levels(self, model: str, levels: dict[str, Level]) -> None:
         """Export the model's configured warning/critical level of each metric (the alert rules compare with them)."""

@@ -268,6 +268,21 @@ class DetectorSettings(CoreSettings):
     retrain_mode: str = "warm_start"
     """Mode passed to the retrainer."""
 
+    # --- promotion after a live trial (shadow or canary; the retrainer's ``promotion_mode``) ---
+    promotion_min_labelled: int = Field(default=200, ge=10)
+    """Labelled requests both versions answered before the trial is decided: the candidate is promoted when its
+    error on them is lower with ``promotion_confidence`` (a one-sided Wilcoxon signed-rank test on the paired
+    per-request errors), otherwise discarded. Decided once, at this count (no peeking)."""
+
+    promotion_confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    """The confidence the candidate's lower error needs (0.95: p < 0.05)."""
+
+    promotion_metric: Literal["mae", "mse"] = "mae"
+    """The per-request error compared: the mean absolute or the mean squared error of the request's outputs."""
+
+    promotion_margin: float = Field(default=0.0, ge=0, lt=1)
+    """Relative improvement of the mean error the candidate needs besides the test (0.05: 5% lower)."""
+
     launcher: Literal["local", "kubernetes", "none"] = "local"
     """How retrainer jobs run: local subprocesses, Kubernetes Jobs (from ``job_template``), or not at all."""
 

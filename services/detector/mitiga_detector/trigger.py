@@ -185,6 +185,18 @@ class RetrainTrigger:
         outcome = self._start(model, version, request_id, "manual", "", options)
         return outcome, request_id if outcome != "launch_failed" else ""
 
+    def promote(self, model: str, champion: str, version: str) -> str:
+        """The promotion policy chose the candidate ``version``: a promotion Job (no training) makes it the champion.
+        One request per version; it waits for the model's lock like any retrain (``locked``: asked again on the
+        next labelled pair)."""
+        request_id = f"promote-{_dns_safe(model)}-v{version}"
+        if self._state.get(f"mitiga:retrain:request:{request_id}") is not None:
+            return "duplicate"
+        if not self._state.set_if_absent(lock_key(model), request_id.encode(), ttl_s=self._settings.lock_ttl_s):
+            return "locked"
+        self._state.set(f"mitiga:retrain:request:{request_id}", b"1", ttl_s=max(self._settings.lock_ttl_s, 7 * 86400))
+        return self._start(model, champion, request_id, "promotion", "", {"promote_version": version})
+
     def scheduled(self, model: str, version: str, when: datetime) -> str | None:
         """Blind retraining on a data-time schedule (``blind_every``): once the windows' data time enters a new
         period, request a retrain. Returns the outcome, or None when nothing was due."""

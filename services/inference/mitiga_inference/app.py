@@ -26,6 +26,7 @@ from mitiga_inference.metrics import InferenceMetrics
 from mitiga_inference.repository import ModelRepository
 from mitiga_inference.rest import body_guards, build_router
 from mitiga_inference.rollouts import RolloutListener
+from mitiga_inference.routing import TrialRouter
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -56,9 +57,11 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
                                max_message_bytes=settings.max_message_bytes,
                                max_queue_bytes=settings.event_buffer_bytes)
     repository = ModelRepository(store, settings, metrics)
+    router = TrialRouter(store, repository, metrics, settings.max_shadow_in_flight)
     plane = DataPlane(settings=settings, repository=repository, store=store, bus=bus, publisher=publisher,
-                      metrics=metrics, state=state if state is not None else InMemoryStateStore())
-    listener = RolloutListener(bus, store, repository, plane.expected_models, pinned=set(settings.model_versions))
+                      metrics=metrics, state=state if state is not None else InMemoryStateStore(), router=router)
+    listener = RolloutListener(bus, store, repository, plane.expected_models, router,
+                               pinned=set(settings.model_versions))
     grpc = None if settings.grpc_port is None else GrpcTransport(plane, settings.host, settings.grpc_port,
                                                                  settings.max_request_bytes,
                                                                  settings.max_concurrent_requests)
@@ -69,6 +72,8 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
                 await repository.load(name, settings.model_versions.get(name))
             except MitigaError as exc:
                 log.error("model failed to load", extra={"model": name, "reason": str(exc)})
+        for name in plane.expected_models:  # a candidate on live trial, read from the store (a restart keeps it)
+            await router.reconcile(name)
         # TensorFlow leaves millions of long-lived objects; moving them out of the collector's sight keeps
         # full collections (which otherwise pause the event loop for 100+ ms) short.
         gc.freeze()
@@ -87,6 +92,7 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
             await grpc.stop(settings.shutdown_grace_s)
         listener.stop()
         await loading
+        await router.close()
         await repository.close()
         publisher.stop()  # sends what is buffered and flushes the bus
         bus.close()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mitiga_core.types import FloatArray
     from mitiga_inference.metrics import InferenceMetrics
     from mitiga_inference.repository import ModelRepository
+    from mitiga_inference.routing import TrialRouter
     from mitiga_inference.schemas import FeedbackRequest, MetadataModelResponse
     from mitiga_inference.settings import InferenceSettings
 
@@ -77,8 +78,10 @@ class DataPlane:
         publisher: EventPublisher,
         metrics: InferenceMetrics,
         state: StateStore,
+        router: TrialRouter,
     ) -> None:
         self._settings = settings
+        self._router = router
         self._ids = RequestIds(state, settings.request_id_ttl_s, metrics)
         self._repo = repository
         self._store = store
@@ -110,16 +113,21 @@ class DataPlane:
     async def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
         start = time.perf_counter()
         labels = ("", "")
+        # a client-chosen id is kept (one key per such request, for request_id_ttl_s); a server-chosen one is a
+        # random UUID no other request can guess
+        request_id = request.id or str(uuid.uuid4())
+        off_path = None
         try:
-            loaded = self._repo.acquire(_named(name), version)
+            if version is None:
+                routing_key = str((request.parameters or {}).get("routing_key") or request_id)
+                loaded, off_path = self._router.acquire(_named(name), routing_key)
+            else:
+                loaded = self._repo.acquire(_named(name), version)
             labels = (name, loaded.version)
             reserved = None
             try:
                 x = decode_inputs(request, loaded.manifest)
                 data_time = _data_time(request.parameters, loaded.manifest, self._settings)
-                request_id = request.id or str(uuid.uuid4())
-                # a client-chosen id is kept (one key per such request, for request_id_ttl_s); a server-chosen one
-                # is a random UUID no other request can guess
                 reserved = None if not request.id else await asyncio.to_thread(
                     self._ids.reserve, name, request_id, len(x) * len(loaded.manifest.outputs))
                 y = await loaded.batcher.submit(x)
@@ -135,6 +143,9 @@ class DataPlane:
             raise
         if self._settings.publish_events:
             self._publish_inference(request_id, loaded.manifest, x, y, data_time)
+            if off_path is not None:
+                self._router.off_path(name, off_path, x, lambda manifest, out: self._publish_inference(
+                    request_id, manifest, x, out, data_time, shadow=True))
         self._metrics.requests.labels(*labels).inc()
         self._metrics.request_rows.labels(*labels).observe(len(x))
         self._metrics.latency.labels(*labels).observe(time.perf_counter() - start)
@@ -142,13 +153,14 @@ class DataPlane:
                              parameters=request.parameters)
 
     def _publish_inference(self, request_id: str, manifest: ModelManifest, x: FloatArray, y: FloatArray,
-                           data_time: datetime | None) -> None:
+                           data_time: datetime | None, *, shadow: bool = False) -> None:
         now = datetime.now(UTC)
 
         def build() -> pb.InferenceEvent:
             event = pb.InferenceEvent(
                 event_id=new_id(), request_id=request_id, model_name=manifest.name, model_version=manifest.version,
                 feature_names=manifest.features, inputs=_matrix(x), outputs=_matrix(y), output_names=manifest.outputs,
+                shadow=shadow,
             )
             event.time.FromDatetime(now)
             if data_time is not None:

@@ -30,6 +30,12 @@ class InferenceMetrics:
                             labels, registry=self.registry)
         self.swaps = Counter("mitiga_inference_model_swaps", "Model versions switched in.", ["model"],
                              registry=self.registry)
+        self.trial_requests = Counter("mitiga_inference_trial_requests", "Unversioned requests of a model with a "
+                                      "candidate on live trial, by the version that answered (role champion or "
+                                      "candidate).", [*labels, "role"], registry=self.registry)
+        self.shadow = Counter("mitiga_inference_shadow_predictions", "Predictions made off the request path for a "
+                              "live trial, by outcome (ok, failed, dropped: too many in flight, not_loaded).",
+                              [*labels, "outcome"], registry=self.registry)
         self.feedback = Counter("mitiga_inference_feedback_items", "Ground-truth items accepted.", ["model"],
                                 registry=self.registry)
         self.unchecked_ids = Counter("mitiga_inference_request_ids_unchecked",

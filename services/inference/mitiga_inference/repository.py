@@ -166,9 +166,11 @@ class ModelRepository:
 
     async def unload_beside(self, name: str, version: str) -> None:
         slot = self._slots.get(name)
-        if slot is None or version not in slot.beside:
-            raise ModelNotFound(f"version {version!r} of model {name!r} is not loaded beside the current one")
-        async with slot.lock:
+        if slot is None:
+            raise ModelNotFound(f"model {name!r} is not loaded")
+        async with slot.lock:  # checked under the lock: of two concurrent unloads, the second is a 404
+            if version not in slot.beside:
+                raise ModelNotFound(f"version {version!r} of model {name!r} is not loaded beside the current one")
             self._retire(name, slot.beside.pop(version))
 
     def _retire(self, name: str, old: LoadedModel) -> None:

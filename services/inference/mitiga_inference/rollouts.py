@@ -1,7 +1,8 @@
-"""Follows ModelRollout events and hot-swaps to the model store's champion.
+"""Follows ModelRollout events: hot-swaps to the model store's champion, and follows its live trials.
 
 The event is a nudge; the store is the truth: on any rollout for a served model the listener loads
-that model's current champion. Replayed or out-of-order events therefore change nothing.
+that model's current champion (unless pinned), then the candidate on trial, if any (pinned or not: a trial never
+changes the champion). Replayed or out-of-order events therefore change nothing.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mitiga_core.bus.loop import ConsumerLoop
 from mitiga_core.dlq import dead_letter
@@ -18,16 +19,20 @@ from mitiga_core.events import Topic, decode_as
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from mitiga_core.bus import Bus, Record
     from mitiga_core.store import ModelStore
     from mitiga_inference.repository import ModelRepository
+    from mitiga_inference.routing import TrialRouter
 
 log = logging.getLogger(__name__)
 
 
 class RolloutListener:
     def __init__(self, bus: Bus, store: ModelStore, repository: ModelRepository, served: list[str],
-                 pinned: set[str] | None = None) -> None:
+                 router: TrialRouter, pinned: set[str] | None = None) -> None:
+        self._router = router
         self._bus = bus
         self._pinned = pinned or set()
         self._store = store
@@ -49,17 +54,21 @@ class RolloutListener:
             dead_letter(self._bus, record, str(exc))
             return
         name = rollout.model_name
-        if name in self._pinned or (name not in self._served and self._repo.peek(name) is None):
+        if (name not in self._served and self._repo.peek(name) is None) or self._loop is None:
             return
-        champion = self._store.champion(name)
+        champion = None if name in self._pinned else self._store.champion(name)
         loaded = self._repo.peek(name)
-        if champion is None or (loaded is not None and loaded.version == champion) or self._loop is None:
-            return
-        future = asyncio.run_coroutine_threadsafe(self._repo.load(name, champion), self._loop)
+        if champion is not None and (loaded is None or loaded.version != champion):
+            self._run(self._repo.load(name, champion), name, champion)
+        self._run(self._router.reconcile(name), name, rollout.version)
+
+    def _run(self, work: Coroutine[Any, Any, object], name: str, version: str) -> None:
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(work, self._loop)
         try:
             future.result(timeout=300)
         except MitigaError as exc:
-            log.error("rollout failed", extra={"model": name, "version": champion, "reason": str(exc)})
+            log.error("rollout failed", extra={"model": name, "version": version, "reason": str(exc)})
 
     def stop(self) -> None:
         self._consumer.stop(5)

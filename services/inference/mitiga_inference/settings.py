@@ -56,6 +56,11 @@ class InferenceSettings(CoreSettings):
     """Versions of one model loaded at once: the one the unversioned routes serve and those loaded beside it
     (``POST /v2/repository/models/{name}/versions/{v}/load``) for their versioned routes."""
 
+    max_shadow_in_flight: int = Field(default=256, ge=1)
+    """Off-path predictions of a live trial (the candidate's in shadow, the champion's beside a canary) running at
+    once; past it one is dropped (counted in ``mitiga_inference_shadow_predictions{outcome="dropped"}``), never the
+    request."""
+
     # --- events ---
     publish_events: bool = True
     """Publish an InferenceEvent for every served request."""

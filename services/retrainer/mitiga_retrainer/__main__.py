@@ -70,7 +70,11 @@ def main(
     except Locked as exc:
         typer.echo(str(exc))
         return
-    verdict = f"promoted as version {result.version}" if result.version else "refused by the gate"
+    if result.decision is None:
+        typer.echo(f"{settings.model}: version {result.version} promoted after its live trial")
+        return
+    verdict = (f"version {result.version} on live trial ({result.stage})" if result.stage
+               else f"promoted as version {result.version}") if result.version else "refused by the gate"
     typer.echo(f"{settings.model}: {verdict} ({result.decision.reason})")
 
 

@@ -1,7 +1,9 @@
 """One retraining run: data → strategy → challenger → gate → registration → rollout event.
 
 Nothing is registered unless the gate promotes the challenger, and then atomically (the model store writes a
-version in one rename). The decision is recorded in the registry either way.
+version in one rename). The decision is recorded in the registry either way. With ``promotion_mode`` shadow or
+canary, a challenger that passed the gate goes on live trial instead of becoming the champion
+(``mitiga_core.promotion``); the detector's promotion policy decides later.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mitiga_core.bundle import (
 from mitiga_core.bundle.io import MODEL_FILE
 from mitiga_core.champion import promote
 from mitiga_core.metrics import regression_metrics
+from mitiga_core.promotion import Candidate, PromotionMode, start_trial
 from mitiga_retrainer.challenger import Mode, predict, train_challenger
 from mitiga_retrainer.gate import GateDecision, Metric, decide
 from mitiga_retrainer.holdout import concentration, split_holdout
@@ -64,13 +67,18 @@ class RetrainOptions:
     episode_id: str = ""
     request_id: str = ""
     seed: int = 0
+    promotion_mode: PromotionMode = "offline"
+    canary_percent: float = 10.0
 
 
 @dataclass(frozen=True)
 class RetrainResult:
-    decision: GateDecision
+    decision: GateDecision | None
+    """The gate's decision (None for a promotion after a live trial, which the detector decided)."""
     version: str | None
-    """The registered version when promoted."""
+    """The registered version when promoted (or put on trial)."""
+    stage: str = ""
+    """``shadow`` or ``canary`` when the version went on live trial instead of becoming the champion."""
 
 
 def retrain(
@@ -132,7 +140,18 @@ def retrain(
     reference = train_set.x[:, -1:] if manifest.task == "forecast" else train_set.x
     validation = ValidationData(x=holdout.x, pred=challenger_pred, y=holdout.y)  # never trained on
     saved = save_bundle(store, new, challenger, np.asarray(reference, np.float32), data, validation)
-    store.record_decision(name, {**record, "version": saved.version})
+    stage = {} if options.promotion_mode == "offline" else {"stage": options.promotion_mode}
+    store.record_decision(name, {**record, "version": saved.version, **stage})
+    if options.promotion_mode != "offline":
+        event = start_trial(store, name, Candidate(
+            version=saved.version, mode=options.promotion_mode, champion=store.champion(name) or base_version,
+            canary_percent=options.canary_percent if options.promotion_mode == "canary" else 0.0,
+            request_id=options.request_id))
+        if publish is not None:
+            publish(event)
+        log.info("challenger on live trial", extra={"model": name, "version": saved.version,
+                                                    "stage": options.promotion_mode})
+        return RetrainResult(decision, saved.version, options.promotion_mode)
     if go_live is not None:
         go_live(saved.version)
     rollout = promote(store, name, saved.version, reason=f"retrain ({options.trigger})",

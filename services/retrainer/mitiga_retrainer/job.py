@@ -13,6 +13,7 @@ from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.progress import RetrainStatus, lock_key, read_progress, write_progress
 from mitiga_retrainer.flow import RetrainOptions, RetrainResult, retrain
 from mitiga_retrainer.rollout import RolloutFailed, helm_upgrade
+from mitiga_retrainer.trial import promote_candidate
 
 if TYPE_CHECKING:
     from mitiga_core.bus import Bus
@@ -82,14 +83,6 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
         base = settings.base_version or store.champion(name)
         if base is None:
             raise JobFailed(f"model {name!r} has no champion and no --base-version was given")
-        production = LabelledLog(state).read(name, start=settings.data_start, end=settings.data_end)
-        options = RetrainOptions(
-            strategy=settings.strategy, mode=settings.mode, epochs=settings.epochs, holdout_rows=settings.holdout_rows,
-            margin=settings.margin, metric=settings.metric, holdout_spread=settings.holdout_spread,
-            holdout_blocks=settings.holdout_blocks, max_holdout_share=settings.max_holdout_share,
-            window_rows=settings.window_rows if settings.window_days is None else None,
-            window_days=settings.window_days, half_life=settings.half_life, min_rows=settings.min_rows,
-            trigger=settings.trigger, episode_id=settings.episode_id, request_id=settings.request_id)
 
         def go_live(version: str) -> None:
             if settings.rollout != "helm":
@@ -104,6 +97,22 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
             bus.publish(Topic.ROLLOUT, encode(rollout, source=settings.service_name, key=name))
             bus.flush()
 
+        if settings.promote_version:
+            announce = _Progress(settings, state, bus)
+            version = promote_candidate(store, name, settings.promote_version, request_id=settings.request_id,
+                                        go_live=go_live, publish=publish)
+            announce(status=RetrainStatus.PROMOTED, version=version, reason="promoted after its live trial")
+            return RetrainResult(None, version)
+        production = LabelledLog(state).read(name, start=settings.data_start, end=settings.data_end)
+        options = RetrainOptions(
+            strategy=settings.strategy, mode=settings.mode, epochs=settings.epochs, holdout_rows=settings.holdout_rows,
+            margin=settings.margin, metric=settings.metric, holdout_spread=settings.holdout_spread,
+            holdout_blocks=settings.holdout_blocks, max_holdout_share=settings.max_holdout_share,
+            window_rows=settings.window_rows if settings.window_days is None else None,
+            window_days=settings.window_days, half_life=settings.half_life, min_rows=settings.min_rows,
+            trigger=settings.trigger, episode_id=settings.episode_id, request_id=settings.request_id,
+            promotion_mode=settings.promotion_mode, canary_percent=settings.promotion_canary_percent)
+
         log.info("retraining", extra={"model": name, "base_version": base, "strategy": settings.strategy,
                                       "mode": settings.mode, "labelled_rows": 0 if production is None
                                       else len(production.x)})
@@ -114,8 +123,10 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
             announce(**progress)
 
         result = retrain(store, name, base, production, options, publish=publish, report=report, go_live=go_live)
-        outcome = RetrainStatus.PROMOTED if result.version else RetrainStatus.REFUSED
-        announce(status=outcome, version=result.version or "", reason=result.decision.reason)
+        outcome = (RetrainStatus.CANDIDATE if result.stage else RetrainStatus.PROMOTED) if result.version \
+            else RetrainStatus.REFUSED
+        announce(status=outcome, version=result.version or "",
+                 reason=result.decision.reason if result.decision else "")
         return result
     except RolloutFailed as exc:
         _Progress(settings, state, bus)(status=RetrainStatus.ROLLOUT_FAILED, reason=str(exc)[:1000])

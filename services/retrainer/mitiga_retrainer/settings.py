@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from mitiga_core.promotion import PromotionMode  # noqa: TC001 - pydantic reads the annotation
 from mitiga_core.settings import CoreSettings
 
 
@@ -70,8 +71,20 @@ class RetrainerSettings(CoreSettings):
     episode_id: str = ""
     """The drift episode that triggered the run, if any."""
 
-    trigger: Literal["informed", "blind", "manual"] = "manual"
-    """What started the run."""
+    trigger: Literal["informed", "blind", "manual", "promotion"] = "manual"
+    """What started the run (``promotion``: the detector's promotion policy chose the candidate on trial)."""
+
+    # --- promotion ---
+    promotion_mode: PromotionMode = "offline"
+    """What happens to a challenger that passed the gate: ``offline`` promotes it at once; ``shadow`` serves it a
+    copy of live requests off the request path, ``canary`` lets it answer ``promotion_canary_percent`` of them; in
+    both the detector's promotion policy then promotes or discards it on labelled live requests."""
+
+    promotion_canary_percent: float = Field(default=10.0, gt=0, lt=100)
+    """canary: the share of live requests (sticky by request key) the candidate answers."""
+
+    promote_version: str | None = None
+    """Set by a promotion request: promote this candidate (it must be the one on trial) instead of training."""
 
     lock_ttl_s: float = Field(default=6 * 3600, gt=0)
     """How long the model's retrain lock is held when a run that took it itself (a CronJob's or a manual one)

@@ -46,6 +46,14 @@ class ModelStore(abc.ABC):
         """Every version that has been champion, oldest first."""
 
     @abc.abstractmethod
+    def candidate(self, name: str) -> dict[str, object] | None:
+        """The version on live trial beside the champion (shadow or canary) and how, or ``None``."""
+
+    @abc.abstractmethod
+    def set_candidate(self, name: str, candidate: dict[str, object] | None) -> None:
+        """Put a version on live trial (``candidate["version"]`` must exist), or end the trial (``None``)."""
+
+    @abc.abstractmethod
     def record_decision(self, name: str, decision: dict[str, object]) -> None:
         """Append a gate decision (promoted or not) to the model's registry log."""
 

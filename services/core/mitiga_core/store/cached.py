@@ -69,6 +69,12 @@ class ChampionCachedStore(ModelStore):
     def champion_history(self, name: str) -> list[str]:
         return self._store.champion_history(name)
 
+    def candidate(self, name: str) -> dict[str, object] | None:
+        return self._store.candidate(name)
+
+    def set_candidate(self, name: str, candidate: dict[str, object] | None) -> None:
+        self._store.set_candidate(name, candidate)
+
     def record_decision(self, name: str, decision: dict[str, object]) -> None:
         self._store.record_decision(name, decision)
 

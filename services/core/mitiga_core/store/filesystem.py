@@ -4,6 +4,7 @@ Layout::
 
     ROOT/NAME/versions/N/...      one folder per version, created by an atomic rename
     ROOT/NAME/champion.json       {"version": "N", "history": [...]}, replaced atomically
+    ROOT/NAME/candidate.json      the version on live trial (shadow or canary) and how; absent when none
     ROOT/NAME/decisions.jsonl     gate decisions, one JSON object a line, appended
     ROOT/NAME/.staging-*/         in-progress writes, never read
 """
@@ -131,6 +132,23 @@ class FilesystemModelStore(ModelStore):
     def champion_history(self, name: str) -> list[str]:
         history = self._pointer(name)["history"]
         return [str(v) for v in history] if isinstance(history, list) else []
+
+    def candidate(self, name: str) -> dict[str, object] | None:
+        path = self.root / check_model_name(name) / "candidate.json"
+        try:
+            found: dict[str, object] = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        return found
+
+    def set_candidate(self, name: str, candidate: dict[str, object] | None) -> None:
+        path = self.root / check_model_name(name) / "candidate.json"
+        with self._lock:
+            if candidate is None:
+                path.unlink(missing_ok=True)
+                return
+            self.path(name, str(candidate["version"]))
+            _write_atomic(path, json.dumps(candidate, default=str).encode())
 
     def record_decision(self, name: str, decision: dict[str, object]) -> None:
         folder = self.root / check_model_name(name)

@@ -40,7 +40,7 @@ class Matrix(_message.Message):
     def __init__(self, shape: _Optional[_Iterable[int]] = ..., data: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class InferenceEvent(_message.Message):
-    __slots__ = ("event_id", "request_id", "model_name", "model_version", "time", "feature_names", "inputs", "outputs", "output_names", "data_time")
+    __slots__ = ("event_id", "request_id", "model_name", "model_version", "time", "feature_names", "inputs", "outputs", "output_names", "data_time", "shadow")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,7 @@ class InferenceEvent(_message.Message):
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_NAMES_FIELD_NUMBER: _ClassVar[int]
     DATA_TIME_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     request_id: str
     model_name: str
@@ -61,7 +62,8 @@ class InferenceEvent(_message.Message):
     outputs: Matrix
     output_names: _containers.RepeatedScalarFieldContainer[str]
     data_time: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Union[Matrix, _Mapping]] = ..., outputs: _Optional[_Union[Matrix, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., data_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    shadow: bool
+    def __init__(self, event_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Union[Matrix, _Mapping]] = ..., outputs: _Optional[_Union[Matrix, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., data_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., shadow: bool = ...) -> None: ...
 
 class InferenceEventBatch(_message.Message):
     __slots__ = ("events",)
@@ -206,7 +208,7 @@ class RetrainProgress(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., status: _Optional[str] = ..., epoch: _Optional[int] = ..., epochs: _Optional[int] = ..., loss: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., version: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ModelRollout(_message.Message):
-    __slots__ = ("event_id", "model_name", "version", "previous_version", "reason", "request_id", "time")
+    __slots__ = ("event_id", "model_name", "version", "previous_version", "reason", "request_id", "time", "stage", "canary_percent")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +216,8 @@ class ModelRollout(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    CANARY_PERCENT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     model_name: str
     version: str
@@ -221,4 +225,6 @@ class ModelRollout(_message.Message):
     reason: str
     request_id: str
     time: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[str] = ..., model_name: _Optional[str] = ..., version: _Optional[str] = ..., previous_version: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    stage: str
+    canary_percent: float
+    def __init__(self, event_id: _Optional[str] = ..., model_name: _Optional[str] = ..., version: _Optional[str] = ..., previous_version: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., stage: _Optional[str] = ..., canary_percent: _Optional[float] = ...) -> None: ...

@@ -1,0 +1,160 @@
+"""The promotion policy: a candidate on live trial (shadow or canary) against the champion, on the same requests.
+
+Both versions predict every live request during a trial (``mitiga_core.promotion``). The candidate's predictions
+wait in the state store beside the champion's; when a request's ground truth joins the champion's prediction, the
+candidate's is taken too and the pair of per-request errors kept. At ``promotion_min_labelled`` pairs the trial is
+decided once: a one-sided Wilcoxon signed-rank test (scipy) that the candidate's error is lower, at
+``promotion_confidence``, and a mean error at least ``promotion_margin`` lower. Promoted: a promotion Job makes it
+the champion (the retrainer rolls it out, as after the offline gate). Discarded: the trial ends and every replica
+unloads it. Both outcomes go to the decision log with their numbers and to the metrics.
+
+Keys in the StateStore::
+
+    mitiga:trial:pred:MODEL:REQUEST     the candidate's prediction, until its ground truth (TTL feedback_ttl_s)
+    mitiga:trial:pairs:MODEL:VERSION    the paired errors so far (JSON), staged with the consumer's checkpoint
+    mitiga:trial:decided:MODEL:VERSION  the outcome, once decided
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import stats
+
+from mitiga_core.events import Topic
+from mitiga_core.labelled import decode_record, encode_record
+from mitiga_core.promotion import Candidate, end_trial
+
+if TYPE_CHECKING:
+    from mitiga_core.publisher import EventPublisher
+    from mitiga_core.state import StagedWrites, StateStore
+    from mitiga_core.store import ModelStore
+    from mitiga_core.types import AnyArray, FloatArray
+    from mitiga_detector.metrics import DetectorMetrics
+    from mitiga_detector.performance import Prediction
+    from mitiga_detector.settings import DetectorSettings
+    from mitiga_detector.trigger import RetrainTrigger
+
+log = logging.getLogger(__name__)
+
+CANDIDATE_TTL_S = 1.0
+"""How long the candidate read from the model store is reused (it changes once per trial)."""
+
+
+def paired_test(champion: AnyArray, candidate: AnyArray) -> float:
+    """p-value of "the candidate's per-request error is lower" (one-sided Wilcoxon signed-rank on the pairs)."""
+    if np.allclose(champion, candidate):
+        return 1.0
+    return float(stats.wilcoxon(champion, candidate, alternative="greater", zero_method="zsplit").pvalue)
+
+
+class PromotionJudge:
+    def __init__(self, settings: DetectorSettings, *, store: ModelStore, state: StateStore,
+                 publisher: EventPublisher, metrics: DetectorMetrics, trigger: RetrainTrigger) -> None:
+        self._settings = settings
+        self._store = store
+        self._state = state
+        self._publisher = publisher
+        self._metrics = metrics
+        self._trigger = trigger
+        self._candidates: dict[str, tuple[float, Candidate | None]] = {}
+
+    def candidate(self, model: str) -> Candidate | None:
+        now = time.monotonic()
+        seen = self._candidates.get(model)
+        if seen is None or now - seen[0] > CANDIDATE_TTL_S:
+            seen = (now, Candidate.of(self._store.candidate(model)))
+            self._candidates[model] = seen
+        return seen[1]
+
+    def on_trial(self, model: str, version: str) -> bool:
+        """Whether an event of this version is the candidate's (kept for pairing, not monitored as the model)."""
+        candidate = self.candidate(model)
+        return candidate is not None and candidate.version == version
+
+    def remember(self, predictions: list[Prediction]) -> None:
+        items = {f"mitiga:trial:pred:{p.model}:{p.request_id}": encode_record(
+            np.zeros((len(p.outputs), 0), np.float32), p.outputs, p.when, v=p.version) for p in predictions}
+        if items:
+            self._state.set_many_if_absent(items, ttl_s=self._settings.feedback_ttl_s)
+
+    def pair(self, model: str, request_id: str, champion_version: str, champion_outputs: FloatArray,
+             truth: FloatArray, staged: StagedWrites) -> None:
+        """Ground truth joined the champion's prediction: pair it with the candidate's, and decide at the count."""
+        candidate = self.candidate(model)
+        if candidate is None or candidate.champion != champion_version:
+            return
+        key = f"mitiga:trial:pred:{model}:{request_id}"
+        raw = staged.get(key, self._state)
+        if raw is None:
+            self._metrics.trial_unpaired.labels(model).inc()
+            return
+        staged.delete(key)
+        record = decode_record(raw)
+        if record.meta.get("v") != candidate.version or record.y.size != truth.size:
+            self._metrics.trial_unpaired.labels(model).inc()
+            return
+        decided = self._state.get(self._decided_key(model, candidate.version))
+        if decided is not None:
+            if decided == b"promoted":  # the launch may have waited for the retrain lock: again (idempotent)
+                self._trigger.promote(model, candidate.champion, candidate.version)
+            return
+        pairs_key = f"mitiga:trial:pairs:{model}:{candidate.version}"
+        held = staged.get(pairs_key, self._state)
+        pairs: list[list[float]] = json.loads(held) if held else []
+        pairs.append([self._error(champion_outputs, truth), self._error(record.y, truth)])
+        staged.set(pairs_key, json.dumps(pairs).encode(), ttl_s=self._settings.feedback_ttl_s)
+        errors = np.asarray(pairs, np.float64)
+        labels = (model, candidate.version)
+        self._metrics.trial_labelled.labels(*labels).set(len(pairs))
+        self._metrics.trial_error.labels(*labels, "champion").set(float(errors[:, 0].mean()))
+        self._metrics.trial_error.labels(*labels, "candidate").set(float(errors[:, 1].mean()))
+        if len(pairs) >= self._settings.promotion_min_labelled:
+            self._decide(model, candidate, errors)
+
+    def _error(self, predicted: FloatArray, truth: FloatArray) -> float:
+        diff = np.asarray(predicted, np.float64).reshape(-1) - np.asarray(truth, np.float64).reshape(-1)
+        return float(np.mean(diff ** 2) if self._settings.promotion_metric == "mse" else np.mean(np.abs(diff)))
+
+    @staticmethod
+    def _decided_key(model: str, version: str) -> str:
+        return f"mitiga:trial:decided:{model}:{version}"
+
+    def _decide(self, model: str, candidate: Candidate, errors: AnyArray) -> None:
+        s = self._settings
+        champion_error, candidate_error = float(errors[:, 0].mean()), float(errors[:, 1].mean())
+        p_value = paired_test(errors[:, 0], errors[:, 1])
+        better = candidate_error < champion_error * (1 - s.promotion_margin)
+        promote = p_value < 1 - s.promotion_confidence and better
+        outcome = "promoted" if promote else "discarded"
+        if not self._state.set_if_absent(self._decided_key(model, candidate.version), outcome.encode(),
+                                         ttl_s=max(s.feedback_ttl_s, 7 * 86400)):
+            return  # another replica (or this one before a redelivery) decided it
+        reason = (f"{s.promotion_metric} {candidate_error:.4g} vs champion {champion_error:.4g} on "
+                  f"{len(errors)} labelled requests, p = {p_value:.3g} (needs < {1 - s.promotion_confidence:.3g})"
+                  + ("" if better or not s.promotion_margin else f", not {s.promotion_margin:.0%} lower"))
+        record: dict[str, object] = {
+            "time": datetime.now(UTC).isoformat(), "stage": candidate.mode, "trial": True, "promote": promote,
+            "version": candidate.version, "base_version": candidate.champion, "metric": s.promotion_metric,
+            "champion": champion_error, "challenger": candidate_error, "labelled": len(errors), "p_value": p_value,
+            "confidence": s.promotion_confidence, "margin": s.promotion_margin,
+            "test": "wilcoxon signed-rank, one-sided, paired per request", "reason": reason,
+            "trial_since": candidate.since, "request_id": candidate.request_id,
+        }
+        self._store.record_decision(model, record)
+        self._metrics.promotions.labels(model, candidate.mode, outcome).inc()
+        self._metrics.trial_p_value.labels(model, candidate.version).set(p_value)
+        log.info("live trial decided", extra={"model": model, **record})
+        if promote:
+            launched = self._trigger.promote(model, candidate.champion, candidate.version)
+            self._metrics.triggers.labels(model, f"promotion_{launched}").inc()
+            return
+        event = end_trial(self._store, model, candidate.version, reason=f"discarded: {reason}")
+        self._candidates.pop(model, None)
+        if event is not None:
+            self._publisher.offer(Topic.ROLLOUT, model, lambda: event)
