@@ -33,6 +33,27 @@ def test_models_list_and_show(store: FilesystemModelStore) -> None:
     assert code == 0 and "tab v1" in out
 
 
+def test_models_show_gives_the_live_trial_and_its_decisions_with_their_numbers(store: FilesystemModelStore) -> None:
+    from mitiga_core.promotion import Candidate, start_trial
+
+    store.set_champion("tab", "2")
+    store.record_decision("tab", {"time": "2026-11-30T08:00:00", "promote": True, "version": "3", "stage": "canary",
+                                  "metric": "mae", "champion": 0.5, "challenger": 0.4, "holdout_rows": 60,
+                                  "reason": "challenger better"})
+    start_trial(store, "tab", Candidate(version="3", mode="canary", champion="2", canary_percent=15))
+    code, out = run("models", "show", "tab", "--store", str(store.root))
+    assert code == 0 and "on live trial: v3 in canary against champion v2" in out and "15% of requests" in out
+    assert "on canary trial" in out
+    store.record_decision("tab", {"time": "2026-11-30T09:00:00", "trial": True, "promote": False, "version": "3",
+                                  "stage": "canary", "metric": "mae", "champion": 0.5, "challenger": 0.49,
+                                  "labelled": 200, "p_value": 0.31, "reason": "not lower"})
+    store.set_candidate("tab", None)
+    code, out = run("models", "show", "tab", "--store", str(store.root))
+    assert code == 0 and "on live trial" not in out and "discarded after canary trial" in out and "0.31" in out
+    code, out = run("models", "list", "--store", str(store.root))
+    assert code == 0 and "discarded after canary" in out and "trial v3" in out  # the cell may wrap
+
+
 def test_rollback_returns_to_the_previous_champion(store: FilesystemModelStore) -> None:
     code, out = run("models", "rollback", "tab", "--store", str(store.root))
     assert code == 0 and "3 → 2" in out

@@ -35,6 +35,8 @@ def test_helm_lint_is_clean(control_plane) -> None:  # type: ignore[no-untyped-d
     (["--set", "inference.grpcPort=70000"], "/inference/grpcPort"),
     (["--set", "detector.triggerPolicy=always"], "/detector/triggerPolicy"),
     (["--set", "detector.replicas=0"], "/detector/replicas"),
+    (["--set", "promotion.mode=always"], "/promotion/mode"),
+    (["--set", "promotion.canaryPercent=100"], "/promotion/canaryPercent"),
 ])
 def test_bad_values_are_refused_with_a_clear_message(control_plane, values, message) -> None:  # type: ignore[no-untyped-def]
     done = helm(control_plane, "install", "bad", str(CHART), "--namespace", NAMESPACE, "--dry-run=server", *values,
@@ -115,6 +117,23 @@ def test_the_detector_gets_its_trigger_policy(control_plane, policy: str | None)
     config = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ConfigMap"
                   and d["metadata"]["name"].endswith("-detector"))
     assert config["data"]["MITIGA_TRIGGER_POLICY"] == (policy or "performance")
+
+
+def test_the_promotion_values_reach_the_retrainer_and_the_detector_settings(  # type: ignore[no-untyped-def]
+        control_plane, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mitiga_detector.settings import DetectorSettings
+    from mitiga_retrainer.settings import RetrainerSettings
+
+    rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
+                    "1.34.4", "--set", "promotion.mode=canary", "--set", "promotion.canaryPercent=25",
+                    "--set", "promotion.minLabelled=500", "--set-json", "promotion.confidence=0.99").stdout
+    common = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ConfigMap"
+                  and d["metadata"]["name"].endswith("-common"))
+    for key, value in common["data"].items():
+        monkeypatch.setenv(key, value)
+    retrainer, detector = RetrainerSettings(), DetectorSettings()
+    assert (retrainer.promotion_mode, retrainer.promotion_canary_percent) == ("canary", 25.0)
+    assert (detector.promotion_min_labelled, detector.promotion_confidence) == (500, 0.99)
 
 
 @pytest.mark.parametrize(("replicas", "strategy"), [(None, "Recreate"), (3, "RollingUpdate")])

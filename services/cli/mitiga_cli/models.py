@@ -35,13 +35,17 @@ def _store(path: Path):  # type: ignore[no-untyped-def]
 def list_models(store: StoreOption = Path("var/models")) -> None:
     """Every model with its champion and versions."""
     models = _store(store)
-    table = Table("model", "champion", "versions", "decisions", "last decision")
+    from mitiga_core.promotion import Candidate, outcome
+
+    table = Table("model", "champion", "on trial", "versions", "decisions", "last decision")
     for name in models.list_models():
         decisions = models.decisions(name)
         last = decisions[-1] if decisions else {}
-        verdict = ("promoted v" + str(last.get("version"))) if last.get("promote") else ("refused" if last else "-")
-        table.add_row(name, str(models.champion(name) or "-"), ", ".join(models.list_versions(name)),
-                      str(len(decisions)), verdict)
+        verdict = f"{outcome(last)} v{last.get('version')}" if last.get("version") else (outcome(last) if last
+                                                                                          else "-")
+        trial = Candidate.of(models.candidate(name))
+        table.add_row(name, str(models.champion(name) or "-"), f"v{trial.version} ({trial.mode})" if trial else "-",
+                      ", ".join(models.list_versions(name)), str(len(decisions)), verdict)
     console.print(table)
 
 
@@ -72,6 +76,29 @@ def show(name: str, version: Annotated[str | None, typer.Option(help="Default: t
     console.print(f"lineage: parent {lineage.parent or '-'}, trigger {lineage.trigger}, episode "
                   f"{lineage.episode_id or '-'}, strategy {lineage.strategy or '-'}, mode {lineage.mode or '-'}")
     console.print(f"champion history: {' → '.join(models.champion_history(name)) or '-'}")
+    _show_trials(models, name)
+
+
+def _show_trials(models, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The live trial under way, and the decisions of the trials and gates, with their numbers."""
+    from mitiga_core.promotion import Candidate, outcome
+
+    trial = Candidate.of(models.candidate(name))
+    if trial is not None:
+        share = f", answering {trial.canary_percent:g}% of requests" if trial.mode == "canary" else ""
+        console.print(f"[yellow]on live trial[/yellow]: v{trial.version} in {trial.mode} against champion "
+                      f"v{trial.champion} since {trial.since}{share}")
+    decisions = [d for d in models.decisions(name) if d.get("metric")][-10:]
+    if not decisions:
+        return
+    console.print("decisions:")
+    for d in decisions:
+        p_value = d.get("p_value")
+        rows = d.get("labelled", d.get("holdout_rows", "?"))
+        console.print(f"  {str(d.get('time', ''))[:19]} v{d.get('version') or '-'} {outcome(d)}: {d.get('metric')} "
+                      f"{float(str(d.get('challenger', 0))):.4g} vs champion {float(str(d.get('champion', 0))):.4g} on "
+                      f"{rows} rows" + ("" if p_value is None else f", p = {float(str(p_value)):.3g}")
+                      + (f" ({d['reason']})" if d.get("reason") else ""), soft_wrap=True)
 
 
 @app.command()

@@ -17,6 +17,7 @@ from mitiga_console.upstream import UpstreamError
 from mitiga_core.bundle import read_manifest
 from mitiga_core.errors import MitigaError, ModelNotFound
 from mitiga_core.progress import RetrainStatus
+from mitiga_core.promotion import Candidate, outcome
 from mitiga_core.store import check_model_name
 
 if TYPE_CHECKING:
@@ -66,8 +67,7 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
                 drift = "detector unreachable"
             decisions = store.decisions(name)
             last = decisions[-1] if decisions else None
-            verdict = "-" if last is None else (f"promoted v{last.get('version')}" if last.get("promote")
-                                                else "refused")
+            verdict = "-" if last is None else outcome(last) + (f" v{last['version']}" if last.get("version") else "")
             rows.append([f'<a href="/models/{html.esc(name)}">{html.esc(name)}</a>',
                          html.esc(", ".join(store.list_versions(name))), html.esc(store.champion(name) or "-"),
                          drift, html.esc(verdict)])
@@ -81,11 +81,14 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
         if name not in store.list_models():
             return page(request, upstream, name, html.error(f"model {name!r} not found"), 404)
         champion = store.champion(name)
+        trial = Candidate.of(store.candidate(name))
         rows = []
         for version in reversed(store.list_versions(name)):
             manifest = read_manifest(store.path(name, version))
             metrics = ", ".join(f"{k} {html.pretty(v)}" for k, v in sorted(manifest.training.metrics.items()))
-            rows.append([html.esc(version) + (" <strong>champion</strong>" if version == champion else ""),
+            role = " <strong>champion</strong>" if version == champion else (
+                f" <strong>on {html.esc(trial.mode)} trial</strong>" if trial and trial.version == version else "")
+            rows.append([html.esc(version) + role,
                          html.esc(manifest.lineage.parent or "-"), html.esc(manifest.lineage.trigger),
                          html.esc(f"{day(manifest.training.data_start)} .. {day(manifest.training.data_end)}"),
                          html.esc(manifest.lineage.strategy or "-"), metrics or "-"])
@@ -93,7 +96,7 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
                               "versions")
         logged = store.decisions(name)[-20:]
         decisions = html.table(["when", "trigger", "version", "decision", "metric", "champion", "challenger",
-                                "holdout rows", "reason"], [_decision_row(d) for d in reversed(logged)],
+                                "rows compared", "reason"], [_decision_row(d) for d in reversed(logged)],
                                "decisions") if logged else '<p id="decisions">No retraining yet.</p>'
         earlier = [v for v in reversed(store.list_versions(name)) if v != champion]
         if champion and earlier:
@@ -231,15 +234,10 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
 
 
 def _decision_row(d: dict[str, Any]) -> list[str]:
-    if d.get("rollback"):
-        outcome = "rollback"
-    elif d.get("rollout") == "failed":
-        outcome = "rollout failed"
-    else:
-        outcome = "promoted" if d.get("promote") else "refused"
-    return [html.esc(d.get("time", "")), html.esc(d.get("trigger", "")), html.esc(d.get("version") or "-"),
-            html.esc(outcome), html.esc(d.get("metric", "")), html.pretty(d.get("champion", "")),
-            html.pretty(d.get("challenger", "")), html.esc(d.get("holdout_rows", "")), html.esc(d.get("reason", ""))]
+    return [html.esc(d.get("time", "")), html.esc(d.get("trigger", "") or d.get("stage", "")),
+            html.esc(d.get("version") or "-"), html.esc(outcome(d)), html.esc(d.get("metric", "")),
+            html.pretty(d.get("champion", "")), html.pretty(d.get("challenger", "")),
+            html.esc(d.get("holdout_rows", d.get("labelled", ""))), html.esc(d.get("reason", ""))]
 
 
 def _champion_form(name: str, versions: list[str]) -> str:

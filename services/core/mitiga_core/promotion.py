@@ -46,6 +46,21 @@ class Candidate:
                    request_id=str(raw.get("request_id", "")))
 
 
+def outcome(decision: dict[str, object]) -> str:
+    """One decision-log entry in words: ``promoted``, ``refused``, ``on shadow trial``, ``promoted after canary
+    trial``, ``discarded after shadow trial``, ``rollback``, ``rollout failed``."""
+    if decision.get("rollback"):
+        return "rollback"
+    if decision.get("rollout") == "failed":
+        return "rollout failed"
+    stage = decision.get("stage")
+    if decision.get("trial"):
+        return f"{'promoted' if decision.get('promote') else 'discarded'} after {stage} trial"
+    if decision.get("promote"):
+        return f"on {stage} trial" if stage else "promoted"
+    return "refused"
+
+
 def _event(name: str, version: str, *, previous: str, stage: str, reason: str, request_id: str = "",
            canary_percent: float = 0.0) -> pb.ModelRollout:
     event = pb.ModelRollout(event_id=new_id(), model_name=name, version=version, previous_version=previous,
