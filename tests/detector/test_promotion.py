@@ -29,8 +29,7 @@ def _trial(tmp_path: Path, mode: str = "shadow", **overrides: object) -> Harness
     return h
 
 
-def _requests(h: Harness, rng: np.random.Generator, n: int, champion_noise: float, candidate_noise: float,
-              *, candidate: bool = True) -> None:
+def _requests(h: Harness, rng: np.random.Generator, n: int, champion_noise: float, candidate_noise: float) -> None:
     """``n`` requests both versions predicted (the candidate off the path), each followed by its ground truth."""
     for _ in range(n):
         x = rng.normal(size=(4, 3)).astype(np.float32)
@@ -38,9 +37,8 @@ def _requests(h: Harness, rng: np.random.Generator, n: int, champion_noise: floa
         rid = f"r{rng.integers(1 << 62)}"
         champion = truth + rng.normal(scale=champion_noise, size=4)
         h.core.handle(inference(x, champion[:, None], version="1", request_id=rid))
-        if candidate:
-            answer = truth + rng.normal(scale=candidate_noise, size=4)
-            h.core.handle(inference(x, answer[:, None], version="2", request_id=rid, shadow=True))
+        answer = truth + rng.normal(scale=candidate_noise, size=4)
+        h.core.handle(inference(x, answer[:, None], version="2", request_id=rid, shadow=True))
         h.core.handle(feedback([(rid, truth.tolist())]))
 
 
@@ -90,11 +88,24 @@ def test_a_worse_or_equal_candidate_is_discarded_and_never_promoted(tmp_path: Pa
     assert len(_trials(h)) == 1 and h.store.champion("tab") == "1"
 
 
-def test_a_champion_prediction_without_its_candidates_is_counted_unpaired(tmp_path: Path) -> None:
+def test_ground_truth_that_comes_before_the_candidates_prediction_waits_for_it(tmp_path: Path) -> None:
     h = _trial(tmp_path)
-    _requests(h, np.random.default_rng(5), 7, 0.2, 0.2, candidate=False)
+    rng = np.random.default_rng(5)
+    late = []
+    for i in range(7):  # the champion's prediction and the ground truth first; the off-path prediction comes last
+        x = rng.normal(size=(4, 3)).astype(np.float32)
+        truth = x.sum(axis=1)
+        h.core.handle(inference(x, truth[:, None] + 0.3, version="1", request_id=f"late{i}"))
+        h.core.handle(feedback([(f"late{i}", truth.tolist())]))
+        late.append(inference(x, truth[:, None] + 0.1, version="2", request_id=f"late{i}", shadow=True))
     assert h.value("mitiga_promotion_unpaired_total", model="tab") == 7
     assert h.value("mitiga_promotion_labelled", model="tab", version="2") is None
+    h.core.checkpoint()  # the waiting ground truth survives the consumer's checkpoint
+    for envelope in late:
+        h.core.handle(envelope)
+    assert h.value("mitiga_promotion_labelled", model="tab", version="2") == 7
+    assert h.value("mitiga_promotion_error", model="tab", version="2", role="candidate") == pytest.approx(0.1, 1e-4)
+    assert h.value("mitiga_promotion_error", model="tab", version="2", role="champion") == pytest.approx(0.3, 1e-4)
 
 
 def test_the_paired_test_sees_a_consistent_small_gain_that_unpaired_spread_hides() -> None:

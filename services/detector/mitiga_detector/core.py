@@ -234,7 +234,7 @@ class DetectorCore:
         self._promotion.remember([
             Prediction(e.model_name, e.request_id, e.model_version, np.zeros((0, 0), np.float32),
                        matrix(e.outputs, "outputs"), data_time(e).isoformat(), e.event_id)
-            for e in trial if e.request_id])
+            for e in trial if e.request_id], self._staged)
         return [e for e, on in zip(events, flags, strict=True) if not on]
 
     def _applied_once(self, key: str) -> None:

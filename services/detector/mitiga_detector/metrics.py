@@ -97,8 +97,9 @@ class DetectorMetrics:
                                  "(role champion or candidate).", [*MV, "role"], registry=r)
         self.trial_p_value = Gauge("mitiga_promotion_p_value", "The paired test's p-value when the trial was "
                                    "decided (candidate's error lower).", MV, registry=r)
-        self.trial_unpaired = Counter("mitiga_promotion_unpaired", "Labelled champion predictions of a trial whose "
-                                      "candidate prediction was missing (not made, dropped, or not arrived yet).",
+        self.trial_unpaired = Counter("mitiga_promotion_unpaired", "Labelled requests of a trial whose candidate "
+                                      "prediction had not arrived when their ground truth joined (they wait for it "
+                                      "feedback_wait_s; one that never comes was not made or was dropped).",
                                       ["model"], registry=r)
 
     def show_levels(self, model: str, levels: dict[str, Level]) -> None:

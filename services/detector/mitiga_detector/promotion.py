@@ -11,6 +11,8 @@ unloads it. Both outcomes go to the decision log with their numbers and to the m
 Keys in the StateStore::
 
     mitiga:trial:pred:MODEL:REQUEST     the candidate's prediction, until its ground truth (TTL feedback_ttl_s)
+    mitiga:trial:truth:MODEL:REQUEST    ground truth (and the champion's error) that came before the candidate's
+                                        prediction, waiting for it (TTL feedback_wait_s)
     mitiga:trial:pairs:MODEL:VERSION    the paired errors so far (JSON), staged with the consumer's checkpoint
     mitiga:trial:decided:MODEL:VERSION  the outcome, once decided
 """
@@ -77,28 +79,48 @@ class PromotionJudge:
         candidate = self.candidate(model)
         return candidate is not None and candidate.version == version
 
-    def remember(self, predictions: list[Prediction]) -> None:
-        items = {f"mitiga:trial:pred:{p.model}:{p.request_id}": encode_record(
-            np.zeros((len(p.outputs), 0), np.float32), p.outputs, p.when, v=p.version) for p in predictions}
+    def remember(self, predictions: list[Prediction], staged: StagedWrites) -> None:
+        """Keep the candidate's predictions until their ground truth joins the champion's; one whose ground truth
+        came first (it waits as ``mitiga:trial:truth``) is paired at once."""
+        items = {}
+        for p in predictions:
+            waiting = staged.get(self._truth_key(p.model, p.request_id), self._state)
+            candidate = self.candidate(p.model)
+            if waiting is None or candidate is None:
+                items[self._pred_key(p.model, p.request_id)] = encode_record(
+                    np.zeros((len(p.outputs), 0), np.float32), p.outputs, p.when, v=p.version)
+                continue
+            staged.delete(self._truth_key(p.model, p.request_id))
+            held = json.loads(waiting)
+            truth = np.asarray(held["truth"], np.float32)
+            if p.outputs.size == truth.size:
+                self._add_pair(p.model, candidate, float(held["champion"]), self._error(p.outputs, truth), staged)
         if items:
             self._state.set_many_if_absent(items, ttl_s=self._settings.feedback_ttl_s)
 
     def pair(self, model: str, request_id: str, champion_version: str, champion_outputs: FloatArray,
              truth: FloatArray, staged: StagedWrites) -> None:
-        """Ground truth joined the champion's prediction: pair it with the candidate's, and decide at the count."""
+        """Ground truth joined the champion's prediction: pair it with the candidate's (or wait for it), and decide
+        at the count."""
         candidate = self.candidate(model)
         if candidate is None or candidate.champion != champion_version:
             return
-        key = f"mitiga:trial:pred:{model}:{request_id}"
-        raw = staged.get(key, self._state)
-        if raw is None:
+        champion_error = self._error(champion_outputs, truth)
+        raw = staged.get(self._pred_key(model, request_id), self._state)
+        if raw is None:  # not arrived yet (it is made after the answer): the pair waits for it
             self._metrics.trial_unpaired.labels(model).inc()
+            staged.set(self._truth_key(model, request_id), json.dumps(
+                {"champion": champion_error, "truth": truth.reshape(-1).tolist()}).encode(),
+                ttl_s=max(self._settings.feedback_wait_s, 60.0))
             return
-        staged.delete(key)
+        staged.delete(self._pred_key(model, request_id))
         record = decode_record(raw)
         if record.meta.get("v") != candidate.version or record.y.size != truth.size:
-            self._metrics.trial_unpaired.labels(model).inc()
             return
+        self._add_pair(model, candidate, champion_error, self._error(record.y, truth), staged)
+
+    def _add_pair(self, model: str, candidate: Candidate, champion_error: float, candidate_error: float,
+                  staged: StagedWrites) -> None:
         decided = self._state.get(self._decided_key(model, candidate.version))
         if decided is not None:
             if decided == b"promoted":  # the launch may have waited for the retrain lock: again (idempotent)
@@ -107,7 +129,7 @@ class PromotionJudge:
         pairs_key = f"mitiga:trial:pairs:{model}:{candidate.version}"
         held = staged.get(pairs_key, self._state)
         pairs: list[list[float]] = json.loads(held) if held else []
-        pairs.append([self._error(champion_outputs, truth), self._error(record.y, truth)])
+        pairs.append([champion_error, candidate_error])
         staged.set(pairs_key, json.dumps(pairs).encode(), ttl_s=self._settings.feedback_ttl_s)
         errors = np.asarray(pairs, np.float64)
         labels = (model, candidate.version)
@@ -116,6 +138,14 @@ class PromotionJudge:
         self._metrics.trial_error.labels(*labels, "candidate").set(float(errors[:, 1].mean()))
         if len(pairs) >= self._settings.promotion_min_labelled:
             self._decide(model, candidate, errors)
+
+    @staticmethod
+    def _pred_key(model: str, request_id: str) -> str:
+        return f"mitiga:trial:pred:{model}:{request_id}"
+
+    @staticmethod
+    def _truth_key(model: str, request_id: str) -> str:
+        return f"mitiga:trial:truth:{model}:{request_id}"
 
     def _error(self, predicted: FloatArray, truth: FloatArray) -> float:
         diff = np.asarray(predicted, np.float64).reshape(-1) - np.asarray(truth, np.float64).reshape(-1)
