@@ -101,10 +101,12 @@ def wrk(url: str, body: dict[str, Any] | tuple[bytes, dict[str, str]], *, connec
     return {"requests_per_s": rps, "p50_ms": p50, "p99_ms": p99, "failed": failed}
 
 
-def ghz(address: str, request: dict[str, Any], *, connections: int, requests: int) -> dict[str, float]:
+def ghz(address: str, request: dict[str, Any], *, connections: int, requests: int,
+        rate: int | None = None) -> dict[str, float]:
     """Run ghz (the gRPC counterpart of wrk; ``scripts/build-ghz.sh``) against the OIP ModelInfer call at
     ``address``, ``requests`` calls in all; requests/s, p50/p99 ms, non-OK count. (A count, not a duration: at
-    the end of a duration ghz closes its connection under the calls in flight and reports them as failed.)"""
+    the end of a duration ghz closes its connection under the calls in flight and reports them as failed.) ``rate``:
+    calls per second at most (an open-loop stream, as real clients arrive) instead of as fast as answered."""
     binary = os.environ.get("GHZ") or subprocess.run(["bash", str(HERE.parent / "scripts" / "build-ghz.sh")],
                                                      check=True, capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,6 +116,7 @@ def ghz(address: str, request: dict[str, Any], *, connections: int, requests: in
                                                                   "grpc_predict_v2.proto"),
                               "--call", "inference.GRPCInferenceService/ModelInfer", "-D", str(payload),
                               "-c", str(connections), "--connections", "1", "-n", str(requests), "--timeout", "30s",
+                              *(["--rps", str(rate)] if rate else []),
                               "--format", "json", address], check=True, capture_output=True, text=True).stdout
     report = json.loads(out)
     latency = {int(d["percentage"]): d["latency"] / 1e6 for d in report.get("latencyDistribution") or []}

@@ -65,6 +65,9 @@ def test_shadow_copies_every_request_off_the_path_until_the_trial_ends(store_cop
             published = _by_request(service, ids)
             assert all(sorted(v) == [("1", False), (candidate, True)] for v in published.values())
             assert _metric(service, "mitiga_inference_shadow_predictions_total", version=candidate, outcome="ok") == 20
+            # gathered over the linger and run together: far fewer model calls than requests
+            calls = _metric(service, "mitiga_inference_batch_rows_count", version=candidate)
+            assert 1 <= calls < 10, calls
             # versioned routes are never rerouted or copied
             client.post("/v2/models/lstm/versions/1/infer", json=window_request(1, id="pinned"))
             # the trial ends: the candidate is unloaded, requests are no longer copied
@@ -114,6 +117,7 @@ def test_a_canary_answers_its_sticky_share_and_the_champion_predicts_beside_it(s
             for i in range(40):
                 body = window_request(1, parameters={"routing_key": f"user-{i}"})
                 assert client.post("/v2/models/lstm/infer", json=body).json()["model_version"] == "1"
-            assert _metric(service, "mitiga_inference_shadow_predictions_total", outcome="not_loaded") > 0
+            wait_for(lambda: _metric(service, "mitiga_inference_shadow_predictions_total", outcome="not_loaded") > 0
+                     or None, 10, "the off-path predictions counted as not made")
     finally:
         service.running.stop()

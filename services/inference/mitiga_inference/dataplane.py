@@ -117,6 +117,7 @@ class DataPlane:
         # random UUID no other request can guess
         request_id = request.id or str(uuid.uuid4())
         off_path = None
+        self._router.answering(+1)
         try:
             if version is None:
                 routing_key = str((request.parameters or {}).get("routing_key") or request_id)
@@ -141,6 +142,8 @@ class DataPlane:
             model_label = name if labels[1] or self._repo.peek(name) is not None else UNKNOWN
             self._metrics.errors.labels(model_label, labels[1], str(exc.status_code)).inc()
             raise
+        finally:
+            self._router.answering(-1)
         if self._settings.publish_events:
             self._publish_inference(request_id, loaded.manifest, x, y, data_time)
             if off_path is not None:

@@ -11,8 +11,10 @@ beside the current version. Unversioned requests then go:
 
 Either way both predictions are published under the request's id (the one the client did not receive with
 ``shadow=true``), for the detector's paired comparison. The off-path prediction never delays or fails the answer:
-it runs as a task after it, at most ``max_shadow_in_flight`` at once (past that it is dropped and counted), and any
-error is counted, not raised. Versioned routes are never rerouted.
+it is queued after it and the queued rows of a version run together every ``shadow_linger_ms`` (one model call per
+linger instead of one per request: on a busy CPU each call competes with the requests being answered), at most
+``max_shadow_in_flight`` requests queued (past that one is dropped and counted); any error is counted, not raised.
+Versioned routes are never rerouted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from mitiga_core.errors import MitigaError
 from mitiga_core.promotion import Candidate
@@ -40,6 +44,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+_Queued = tuple["FloatArray", "Callable[[ModelManifest, FloatArray], None]"]
+"""An off-path request waiting for its batch: its rows and how to publish its prediction."""
+
+
 @dataclass(frozen=True)
 class Route:
     candidate: str
@@ -54,14 +62,19 @@ def bucket(key: str) -> float:
 
 
 class TrialRouter:
-    def __init__(self, store: ModelStore, repository: ModelRepository, metrics: InferenceMetrics,
-                 max_in_flight: int) -> None:
+    def __init__(self, store: ModelStore, repository: ModelRepository, metrics: InferenceMetrics, *,
+                 max_in_flight: int, linger_s: float, batch_rows: int) -> None:
         self._store = store
         self._repo = repository
         self._metrics = metrics
         self._max_in_flight = max_in_flight
+        self._linger_s = linger_s
+        self._batch_rows = batch_rows
         self._routes: dict[str, Route] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: dict[tuple[str, str], list[_Queued]] = {}
+        self._queued = 0
+        self._answering = 0
+        self._flushing: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     def routes(self) -> dict[str, Route]:
         return dict(self._routes)
@@ -86,31 +99,69 @@ class TrialRouter:
 
     def off_path(self, name: str, version: str, x: FloatArray,
                  publish: Callable[[ModelManifest, FloatArray], None]) -> None:
-        """Predict ``x`` with ``version`` after the answer, and publish the prediction."""
-        if len(self._tasks) >= self._max_in_flight:
+        """Predict ``x`` with ``version`` after the answer, and publish the prediction. The off-path rows of one
+        version are gathered for ``linger_s`` and run as one batch: a model call per linger, not per request."""
+        if self._queued >= self._max_in_flight:
             self._metrics.shadow.labels(name, version, "dropped").inc()
             return
-        task = asyncio.get_running_loop().create_task(self._predict(name, version, x, publish))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        key = (name, version)
+        self._pending.setdefault(key, []).append((x, publish))
+        self._queued += 1
+        if key not in self._flushing:
+            self._flushing[key] = asyncio.get_running_loop().create_task(self._flush(key))
 
-    async def _predict(self, name: str, version: str, x: FloatArray,
-                       publish: Callable[[ModelManifest, FloatArray], None]) -> None:
+    async def _flush(self, key: tuple[str, str]) -> None:
+        await asyncio.sleep(self._linger_s)
+        name, version = key
+        self._flushing.pop(key, None)  # rows that come from now on start the next batch
+        items = self._pending.pop(key, [])
+        self._queued -= len(items)
         try:
             loaded = self._repo.acquire(name, version)
         except MitigaError:
-            self._metrics.shadow.labels(name, version, "not_loaded").inc()
+            self._metrics.shadow.labels(name, version, "not_loaded").inc(len(items))
             return
         try:
-            y = await loaded.batcher.submit(x)
-            publish(loaded.manifest, y)
-        except Exception:  # never the client's concern: counted
-            log.warning("off-path prediction failed", extra={"model": name, "version": version}, exc_info=True)
-            self._metrics.shadow.labels(name, version, "failed").inc()
-            return
+            for chunk in self._chunks(items):
+                await self._quiet()
+                try:
+                    y = await loaded.batcher.submit(np.concatenate([x for x, _ in chunk]))
+                    offset = 0
+                    for x, publish in chunk:
+                        publish(loaded.manifest, y[offset:offset + len(x)])
+                        offset += len(x)
+                except Exception:  # never the client's concern: counted
+                    log.warning("off-path prediction failed", extra={"model": name, "version": version},
+                                exc_info=True)
+                    self._metrics.shadow.labels(name, version, "failed").inc(len(chunk))
+                    continue
+                self._metrics.shadow.labels(name, version, "ok").inc(len(chunk))
         finally:
             loaded.release()
-        self._metrics.shadow.labels(name, version, "ok").inc()
+
+    def answering(self, delta: int) -> None:
+        """Requests being answered in this process (+1 when one starts, -1 when it ends)."""
+        self._answering += delta
+
+    async def _quiet(self, poll_s: float = 0.001) -> None:
+        """Wait (at most one linger) for a moment with no request being answered: an off-path batch then rarely
+        shares the CPU with one."""
+        waited = 0.0
+        while self._answering > 0 and waited < self._linger_s:
+            await asyncio.sleep(poll_s)
+            waited += poll_s
+
+    def _chunks(self, items: list[_Queued]) -> list[list[_Queued]]:
+        """Consecutive runs of the queued requests of at most ``batch_rows`` rows (a larger request alone)."""
+        chunks: list[list[_Queued]] = [[]]
+        rows = 0
+        for item in items:
+            if chunks[-1] and rows + len(item[0]) > self._batch_rows:
+                chunks.append([])
+                rows = 0
+            chunks[-1].append(item)
+            rows += len(item[0])
+        return [c for c in chunks if c]
 
     # --- following the store ---
     async def reconcile(self, name: str) -> None:
@@ -141,5 +192,5 @@ class TrialRouter:
 
     async def close(self) -> None:
         """Wait for the off-path predictions in flight (shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._flushing:
+            await asyncio.gather(*list(self._flushing.values()), return_exceptions=True)

@@ -56,10 +56,15 @@ class InferenceSettings(CoreSettings):
     """Versions of one model loaded at once: the one the unversioned routes serve and those loaded beside it
     (``POST /v2/repository/models/{name}/versions/{v}/load``) for their versioned routes."""
 
-    max_shadow_in_flight: int = Field(default=256, ge=1)
-    """Off-path predictions of a live trial (the candidate's in shadow, the champion's beside a canary) running at
+    max_shadow_in_flight: int = Field(default=1024, ge=1)
+    """Off-path predictions of a live trial (the candidate's in shadow, the champion's beside a canary) queued at
     once; past it one is dropped (counted in ``mitiga_inference_shadow_predictions{outcome="dropped"}``), never the
     request."""
+
+    shadow_linger_ms: float = Field(default=500.0, ge=0, le=5000)
+    """Off-path predictions of one version are gathered this long and run in batches of up to ``max_batch_rows``:
+    a few model calls per linger instead of one per request, so few requests being answered meet one (the trial's
+    bench: ``benchmarks/trial_bench.py``). The predictions reach the detector this much later, which only waits."""
 
     # --- events ---
     publish_events: bool = True
