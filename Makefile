@@ -63,8 +63,10 @@ down: ## stop exactly what `make up` started
 bench: setup infra ## benchmarks, time to mitigation on a real node among them; results in benchmarks/results/*.json and *.md
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	bash scripts/build-ghz.sh >/dev/null
-	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) detector_bench.py && ../$(PY) early_detection_bench.py \
-	  && ../$(PY) kafka_bench.py && ../$(PY) policy_bench.py && ../$(PY) mitigation_bench.py
+	bash scripts/build-kserve-peer.sh >/dev/null
+	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) trial_bench.py && ../$(PY) detector_bench.py \
+	  && ../$(PY) early_detection_bench.py && ../$(PY) kafka_bench.py && ../$(PY) policy_bench.py \
+	  && ../$(PY) mitigation_bench.py
 
 soak: setup infra ## R1: the multi-process stack at 70% of its peak for 10 minutes (SOAK_SECONDS); benchmarks/results/soak.*
 	cd benchmarks && ../$(PY) soak.py

@@ -2,8 +2,10 @@
 
 Measures 1-row and 256-row requests on the research LSTM, with wrk over loopback (and ghz for the same requests
 over gRPC; 256 rows also with the OIP binary tensor extension), in one run.
+The KServe peer (a ModelServer with a compiled tf.function predictor on the same model, in its own venv:
+``kserve_peer/``) answers the same JSON requests in the same run.
 Targets: 1-row throughput >= 30x the baseline at p99 <= 50 ms; 256-row rows/s >= 60% of in-process compiled, and
->= 80% with binary tensors (issue 14, P2).
+>= 80% with binary tensors; 256-row JSON >= 1.25x the KServe peer (issue 14, P2).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from typing import Any
@@ -69,7 +72,9 @@ def main() -> None:
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                                "seconds_per_case": SECONDS, "in_process_compiled": compiled, "servers": {}}
 
-    mitiga_port, base_port, grpc_port = free_port(), free_port(), free_port()
+    mitiga_port, base_port, grpc_port, kserve_port = free_port(), free_port(), free_port(), free_port()
+    peer = subprocess.run(["bash", os.path.join(os.path.dirname(__file__), "..", "scripts", "build-kserve-peer.sh")],
+                          check=True, capture_output=True, text=True).stdout.strip()
     servers = {
         "mitiga": ([sys.executable, "-m", "mitiga_inference"], mitiga_port,
                    {"MITIGA_MODEL_STORE_PATH": str(store), "MITIGA_PORT": str(mitiga_port),
@@ -77,6 +82,8 @@ def main() -> None:
                     "MITIGA_MODELS": '["lstm"]'}),
         "baseline": ([sys.executable, os.path.join(os.path.dirname(__file__), "baseline_server.py"), str(folder),
                       str(base_port)], base_port, {}),
+        "kserve": ([peer, os.path.join(os.path.dirname(__file__), "kserve_peer", "server.py"), str(folder),
+                    str(kserve_port), str(free_port())], kserve_port, {}),
     }
     for name, (args, port, env) in servers.items():
         proc = start(args, port, env)
@@ -102,7 +109,9 @@ def main() -> None:
         finally:
             stop(proc)
 
-    m, b = results["servers"]["mitiga"], results["servers"]["baseline"]
+    m, b, k = results["servers"]["mitiga"], results["servers"]["baseline"], results["servers"]["kserve"]
+    vs_kserve = m["256-row"]["requests_per_s"] / k["256-row"]["requests_per_s"]
+    vs_kserve_1 = m["1-row"]["requests_per_s"] / k["1-row"]["requests_per_s"]
     baseline_best = max(b["1-row"]["requests_per_s"], b["1-row x1"]["requests_per_s"])
     ratio_1 = m["1-row"]["requests_per_s"] / baseline_best
     rows_256 = m["256-row"]["requests_per_s"] * 256
@@ -114,8 +123,11 @@ def main() -> None:
         "rows_256_per_s": rows_256,
         "rows_256_share_of_in_process": share_256,
         "binary_rows_256_share_of_in_process": share_binary,
+        "json_256_vs_kserve": vs_kserve,
+        "json_1_row_vs_kserve": vs_kserve_1,
         "targets_met": {"one_row_30x": ratio_1 >= 30, "one_row_p99_50ms": m["1-row"]["p99_ms"] <= 50,
-                        "rows_256_60pct": share_256 >= 0.6, "binary_rows_256_80pct": share_binary >= 0.8},
+                        "rows_256_60pct": share_256 >= 0.6, "binary_rows_256_80pct": share_binary >= 0.8,
+                        "json_256_1_25x_kserve": vs_kserve >= 1.25},
     }
     lines = ["# Inference benchmark", "",
              f"LSTM (window 50), wrk over loopback, {SECONDS} s per case, {os.cpu_count()} CPUs.", "",
@@ -134,6 +146,8 @@ def main() -> None:
               "(target <= 50 ms)",
               f"- 256-row rows/s vs in-process compiled: **{share_256:.0%}** (target >= 60%); with binary tensors "
               f"(OIP binary extension, binary output): **{share_binary:.0%}** (target >= 80%)",
+              f"- 256-row JSON vs the KServe peer (ModelServer, compiled tf.function predictor, same model, same "
+              f"run): **{vs_kserve:.2f}x** (target >= 1.25x); 1-row (16 connections): {vs_kserve_1:.2f}x",
               f"- gRPC (ghz) vs REST (wrk), same requests and connections: 1-row "
               f"{m['1-row gRPC']['requests_per_s'] / m['1-row']['requests_per_s']:.2f}x, 256-row "
               f"{m['256-row gRPC']['requests_per_s'] / m['256-row']['requests_per_s']:.2f}x", ""]

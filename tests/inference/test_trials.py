@@ -121,3 +121,20 @@ def test_a_canary_answers_its_sticky_share_and_the_champion_predicts_beside_it(s
                      or None, 10, "the off-path predictions counted as not made")
     finally:
         service.running.stop()
+
+
+def test_past_the_off_path_queue_a_copy_is_dropped_and_counted_never_the_request(store_copy: Path) -> None:
+    candidate = add_shifted_version(store_copy, "lstm", 5.0)
+    start_trial(FilesystemModelStore(store_copy), "lstm", Candidate(version=candidate, mode="shadow", champion="1"))
+    service = start_service(store_copy, max_shadow_in_flight=3, shadow_linger_ms=3000)
+    try:
+        with service.client() as client:
+            wait_for(lambda: _metric(service, "mitiga_inference_model_memory_bytes", version=candidate) or None, 60,
+                     "the candidate loaded beside the champion")
+            for i in range(10):  # all within one linger: three are queued, seven dropped
+                assert client.post("/v2/models/lstm/infer", json=window_request(1, id=f"q{i}")).status_code == 200
+            assert _metric(service, "mitiga_inference_shadow_predictions_total", outcome="dropped") == 7
+            wait_for(lambda: _metric(service, "mitiga_inference_shadow_predictions_total", outcome="ok") == 3 or None,
+                     30, "the three queued copies made")
+    finally:
+        service.running.stop()

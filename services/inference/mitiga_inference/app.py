@@ -58,6 +58,7 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
                                max_queue_bytes=settings.event_buffer_bytes)
     repository = ModelRepository(store, settings, metrics)
     router = TrialRouter(store, repository, metrics, max_in_flight=settings.max_shadow_in_flight,
+                         max_bytes=settings.max_shadow_bytes,
                          linger_s=settings.shadow_linger_ms / 1000, batch_rows=max(1, settings.xla_max_rows))
     plane = DataPlane(settings=settings, repository=repository, store=store, bus=bus, publisher=publisher,
                       metrics=metrics, state=state if state is not None else InMemoryStateStore(), router=router)

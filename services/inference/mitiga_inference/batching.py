@@ -3,6 +3,8 @@
 One task per model version takes everything queued (up to ``max_rows``), runs it on a worker thread,
 and splits the result. Requests that arrive while a batch runs form the next batch, so under load
 batches grow by themselves and a lone request never waits. ``max_wait_s`` adds an optional wait.
+Up to ``concurrency`` batches run at once (as Triton's instance count): one model call rarely keeps every core busy
+(a recurrent model's steps run one after another), so a second call beside it adds throughput.
 
 The queue is bounded in rows (``max_queued_rows``): past it a request is refused at once with ``Overloaded`` (429,
 ``Retry-After``) instead of waiting, so a flood cannot grow memory or latency without bound.
@@ -35,6 +37,7 @@ class MicroBatcher:
         max_wait_s: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
         max_queued_rows: int | None = None,
+        concurrency: int = 1,
     ) -> None:
         self._fn = fn
         self._max_rows = max_rows
@@ -44,7 +47,9 @@ class MicroBatcher:
         self._on_batch = on_batch
         self._queue: deque[tuple[FloatArray, asyncio.Future[FloatArray]]] = deque()
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="model")
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -96,24 +101,35 @@ class MicroBatcher:
         return batch
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             if not self._queue:
                 if self._closed:
+                    if self._running:
+                        await asyncio.gather(*list(self._running))
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            await self._slots.acquire()  # a free model instance: what is queued by now forms the batch
+            if not self._queue:
+                self._slots.release()
+                continue
             batch = await self._gather()
+            task = asyncio.get_running_loop().create_task(self._execute(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _execute(self, batch: list[tuple[FloatArray, asyncio.Future[FloatArray]]]) -> None:
+        try:
             inputs = batch[0][0] if len(batch) == 1 else np.concatenate([x for x, _ in batch])
             try:
-                outputs = await loop.run_in_executor(self._executor, self._fn, inputs)
+                outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._fn, inputs)
             except Exception as exc:
                 error = exc if isinstance(exc, MitigaError) else MitigaError(f"model execution failed: {exc}")
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
-                continue
+                return
             if self._on_batch is not None:
                 self._on_batch(len(inputs))
             start = 0
@@ -121,6 +137,8 @@ class MicroBatcher:
                 if not future.done():
                     future.set_result(outputs[start : start + len(x)])
                 start += len(x)
+        finally:
+            self._slots.release()
 
     async def close(self) -> None:
         """Finish what is queued, then stop."""

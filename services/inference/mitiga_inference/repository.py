@@ -111,7 +111,8 @@ class ModelRepository:
         observe = self._metrics.batch_rows.labels(name, version).observe
         batcher = MicroBatcher(compiled, max_rows=self._settings.max_batch_rows,
                                max_wait_s=self._settings.max_batch_wait_ms / 1000, on_batch=observe,
-                               max_queued_rows=self._settings.max_queued_rows)
+                               max_queued_rows=self._settings.max_queued_rows,
+                               concurrency=self._settings.model_concurrency)
         self._metrics.memory.labels(name, version).set(compiled.weight_bytes)
         return LoadedModel(compiled, batcher)
 

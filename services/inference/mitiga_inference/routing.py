@@ -63,21 +63,21 @@ def bucket(key: str) -> float:
 
 class TrialRouter:
     def __init__(self, store: ModelStore, repository: ModelRepository, metrics: InferenceMetrics, *,
-                 max_in_flight: int, linger_s: float, batch_rows: int) -> None:
+                 max_in_flight: int, max_bytes: int, linger_s: float, batch_rows: int) -> None:
         self._store = store
         self._repo = repository
         self._metrics = metrics
         self._max_in_flight = max_in_flight
+        self._max_bytes = max_bytes
         self._linger_s = linger_s
         self._batch_rows = batch_rows
         self._routes: dict[str, Route] = {}
         self._pending: dict[tuple[str, str], list[_Queued]] = {}
         self._queued = 0
+        self._queued_bytes = 0
         self._answering = 0
         self._flushing: dict[tuple[str, str], asyncio.Task[None]] = {}
-
-    def routes(self) -> dict[str, Route]:
-        return dict(self._routes)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- request path ---
     def acquire(self, name: str, key: str) -> tuple[LoadedModel, str | None]:
@@ -101,14 +101,18 @@ class TrialRouter:
                  publish: Callable[[ModelManifest, FloatArray], None]) -> None:
         """Predict ``x`` with ``version`` after the answer, and publish the prediction. The off-path rows of one
         version are gathered for ``linger_s`` and run as one batch: a model call per linger, not per request."""
-        if self._queued >= self._max_in_flight:
+        if self._queued >= self._max_in_flight or self._queued_bytes + x.nbytes > self._max_bytes:
             self._metrics.shadow.labels(name, version, "dropped").inc()
             return
         key = (name, version)
         self._pending.setdefault(key, []).append((x, publish))
         self._queued += 1
+        self._queued_bytes += x.nbytes
         if key not in self._flushing:
-            self._flushing[key] = asyncio.get_running_loop().create_task(self._flush(key))
+            task = asyncio.get_running_loop().create_task(self._flush(key))
+            self._flushing[key] = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _flush(self, key: tuple[str, str]) -> None:
         await asyncio.sleep(self._linger_s)
@@ -116,6 +120,7 @@ class TrialRouter:
         self._flushing.pop(key, None)  # rows that come from now on start the next batch
         items = self._pending.pop(key, [])
         self._queued -= len(items)
+        self._queued_bytes -= sum(x.nbytes for x, _ in items)
         try:
             loaded = self._repo.acquire(name, version)
         except MitigaError:
@@ -192,5 +197,5 @@ class TrialRouter:
 
     async def close(self) -> None:
         """Wait for the off-path predictions in flight (shutdown)."""
-        while self._flushing:
-            await asyncio.gather(*list(self._flushing.values()), return_exceptions=True)
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

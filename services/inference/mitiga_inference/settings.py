@@ -41,6 +41,11 @@ class InferenceSettings(CoreSettings):
     """Extra wait for more rows once a batch has begun forming. 0 = adaptive: requests that
     arrive while a batch runs form the next one, and a lone request never waits."""
 
+    model_concurrency: int = Field(default=2, ge=1, le=16)
+    """Batches of one model version run at once (Triton's instance count). One call of a recurrent model rarely
+    keeps every core busy, so 2 adds throughput for large requests on a multi-core machine (the inference bench:
+    ``benchmarks/results/inference.md``); each adds the memory of one call."""
+
     max_queued_rows: int = Field(default=8192, ge=1)
     """Rows waiting for a model at most; a request past it is refused at once (429 with ``Retry-After``, gRPC
     ``RESOURCE_EXHAUSTED``) and counted in ``mitiga_inference_errors_total{code="429"}``."""
@@ -60,6 +65,9 @@ class InferenceSettings(CoreSettings):
     """Off-path predictions of a live trial (the candidate's in shadow, the champion's beside a canary) queued at
     once; past it one is dropped (counted in ``mitiga_inference_shadow_predictions{outcome="dropped"}``), never the
     request."""
+
+    max_shadow_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Bytes of inputs the queued off-path predictions may hold; past it one is dropped (and counted)."""
 
     shadow_linger_ms: float = Field(default=500.0, ge=0, le=5000)
     """Off-path predictions of one version are gathered this long and run in batches of up to ``max_batch_rows``:
