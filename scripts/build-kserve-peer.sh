@@ -4,7 +4,7 @@
 # Wheels already fetched for the images (TensorFlow among them) are used from the wheelhouse. Prints the venv's python.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/mitiga
+CACHE="${MITIGA_CACHE:-$HOME/.cache/mitiga}"
 LOCK=$ROOT/benchmarks/kserve_peer/requirements.lock
 HASH=$(sha256sum "$LOCK" | cut -c1-12)
 VENV=$CACHE/kserve-peer-$HASH

@@ -3,8 +3,10 @@
 One task per model version takes everything queued (up to ``max_rows``), runs it on a worker thread,
 and splits the result. Requests that arrive while a batch runs form the next batch, so under load
 batches grow by themselves and a lone request never waits. ``max_wait_s`` adds an optional wait.
-Up to ``concurrency`` batches run at once (as Triton's instance count): one model call rarely keeps every core busy
-(a recurrent model's steps run one after another), so a second call beside it adds throughput.
+Up to ``concurrency`` batches run at once (as Triton's instance count): one large model call rarely keeps every core
+busy (a recurrent model's steps run one after another), so a second call beside it adds throughput. Small work
+(fewer than ``parallel_min_rows`` rows queued) waits for the batch in flight instead: a small call is bound by
+Python's dispatch, gains nothing beside another, and batches better after it.
 
 The queue is bounded in rows (``max_queued_rows``): past it a request is refused at once with ``Overloaded`` (429,
 ``Retry-After``) instead of waiting, so a flood cannot grow memory or latency without bound.
@@ -38,6 +40,7 @@ class MicroBatcher:
         on_batch: Callable[[int], None] | None = None,
         max_queued_rows: int | None = None,
         concurrency: int = 1,
+        parallel_min_rows: int = 32,
     ) -> None:
         self._fn = fn
         self._max_rows = max_rows
@@ -47,8 +50,12 @@ class MicroBatcher:
         self._on_batch = on_batch
         self._queue: deque[tuple[FloatArray, asyncio.Future[FloatArray]]] = deque()
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="model")
-        self._slots = asyncio.Semaphore(concurrency)
+        # one thread per instance, the first used whenever it is free: work that runs alone stays on one thread
+        self._executors = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{i}")
+                           for i in range(concurrency)]
+        self._free = list(range(concurrency))
+        self._released = asyncio.Event()
+        self._parallel_min_rows = parallel_min_rows
         self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -110,20 +117,25 @@ class MicroBatcher:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            await self._slots.acquire()  # a free model instance: what is queued by now forms the batch
+            while not self._free:  # every instance busy: what is queued by the time one frees forms the batch
+                self._released.clear()
+                await self._released.wait()
+            while (busy := {t for t in self._running if not t.done()}) and self._queued_rows < self._parallel_min_rows:
+                await asyncio.wait(busy, return_when=asyncio.FIRST_COMPLETED)  # small work: after the batch in flight
             if not self._queue:
-                self._slots.release()
                 continue
             batch = await self._gather()
-            task = asyncio.get_running_loop().create_task(self._execute(batch))
+            self._free.sort()
+            task = asyncio.get_running_loop().create_task(self._execute(batch, self._free.pop(0)))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _execute(self, batch: list[tuple[FloatArray, asyncio.Future[FloatArray]]]) -> None:
+    async def _execute(self, batch: list[tuple[FloatArray, asyncio.Future[FloatArray]]], instance: int) -> None:
         try:
             inputs = batch[0][0] if len(batch) == 1 else np.concatenate([x for x, _ in batch])
             try:
-                outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._fn, inputs)
+                outputs = await asyncio.get_running_loop().run_in_executor(self._executors[instance], self._fn,
+                                                                           inputs)
             except Exception as exc:
                 error = exc if isinstance(exc, MitigaError) else MitigaError(f"model execution failed: {exc}")
                 for _, future in batch:
@@ -138,7 +150,8 @@ class MicroBatcher:
                     future.set_result(outputs[start : start + len(x)])
                 start += len(x)
         finally:
-            self._slots.release()
+            self._free.append(instance)
+            self._released.set()
 
     async def close(self) -> None:
         """Finish what is queued, then stop."""
@@ -146,4 +159,5 @@ class MicroBatcher:
         self._wakeup.set()
         if self._task is not None:
             await self._task
-        self._executor.shutdown(wait=True)
+        for executor in self._executors:
+            executor.shutdown(wait=True)

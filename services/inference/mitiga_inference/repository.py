@@ -112,7 +112,8 @@ class ModelRepository:
         batcher = MicroBatcher(compiled, max_rows=self._settings.max_batch_rows,
                                max_wait_s=self._settings.max_batch_wait_ms / 1000, on_batch=observe,
                                max_queued_rows=self._settings.max_queued_rows,
-                               concurrency=self._settings.model_concurrency)
+                               concurrency=self._settings.model_concurrency,
+                               parallel_min_rows=max(1, self._settings.xla_max_rows))
         self._metrics.memory.labels(name, version).set(compiled.weight_bytes)
         return LoadedModel(compiled, batcher)
 

@@ -42,9 +42,10 @@ class InferenceSettings(CoreSettings):
     arrive while a batch runs form the next one, and a lone request never waits."""
 
     model_concurrency: int = Field(default=2, ge=1, le=16)
-    """Batches of one model version run at once (Triton's instance count). One call of a recurrent model rarely
-    keeps every core busy, so 2 adds throughput for large requests on a multi-core machine (the inference bench:
-    ``benchmarks/results/inference.md``); each adds the memory of one call."""
+    """Batches of one model version run at once (Triton's instance count). One large call of a recurrent model
+    rarely keeps every core busy, so 2 adds throughput for large requests on a multi-core machine (the inference
+    bench: ``benchmarks/results/inference.md``); each adds the memory of one call. Work smaller than
+    ``xla_max_rows`` rows waits for the batch in flight instead (small calls gain nothing beside another)."""
 
     max_queued_rows: int = Field(default=8192, ge=1)
     """Rows waiting for a model at most; a request past it is refused at once (429 with ``Retry-After``, gRPC
