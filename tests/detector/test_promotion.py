@@ -20,12 +20,12 @@ from tests.detector.conftest import Harness, feedback, inference, write_bundle
 N = 60
 
 
-def _trial(tmp_path: Path, mode: str = "shadow", **overrides: object) -> Harness:
+def _trial(tmp_path: Path, mode: str = "shadow", since: str = "", **overrides: object) -> Harness:
     h = Harness(tmp_path, promotion_min_labelled=N, **overrides)
     write_bundle(h.store, seed=0)
     write_bundle(h.store, seed=1)
     h.store.set_champion("tab", "1")
-    start_trial(h.store, "tab", Candidate(version="2", mode=mode, champion="1"))  # type: ignore[arg-type]
+    start_trial(h.store, "tab", Candidate(version="2", mode=mode, champion="1", since=since))  # type: ignore[arg-type]
     return h
 
 
@@ -86,6 +86,27 @@ def test_a_worse_or_equal_candidate_is_discarded_and_never_promoted(tmp_path: Pa
     h.publisher.start()
     _requests(h, rng, N, champion_noise, candidate_noise)  # the trial is over: nothing more is decided
     assert len(_trials(h)) == 1 and h.store.champion("tab") == "1"
+
+
+def test_a_trial_without_enough_ground_truth_in_time_expires_and_retraining_resumes(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mitiga_core.promotion import outcome
+
+    h = _trial(tmp_path, since=(datetime.now(UTC) - timedelta(hours=10)).isoformat(), promotion_max_hours=12)
+    rng = np.random.default_rng(6)
+    _requests(h, rng, 20, 0.2, 0.2)  # windows go by, critical: the trial is 10 h old, under its 12 h
+    assert _trials(h) == [] and h.store.candidate("tab") is not None
+    assert (h.value("mitiga_retrain_triggers_total", model="tab", outcome="trial") or 0) > 0  # retraining held
+    assert h.launcher.specs == {}
+    h = _trial(tmp_path / "old", since=(datetime.now(UTC) - timedelta(hours=13)).isoformat(), promotion_max_hours=12)
+    _requests(h, rng, 20, 0.2, 0.2)
+    [expired] = _trials(h)
+    assert expired["outcome"] == "expired" and expired["promote"] is False and expired["labelled"] < N
+    assert "MITIGA_PROMOTION_MAX_HOURS" in str(expired["reason"]) and outcome(expired) == "expired after shadow trial"
+    assert h.store.candidate("tab") is None
+    assert h.value("mitiga_promotion_decisions_total", model="tab", mode="shadow", outcome="expired") == 1
+    assert [s.labels["mitiga.io/trigger"] for s in h.launcher.specs.values()] == ["informed"]  # retraining resumed
 
 
 def test_ground_truth_that_comes_before_the_candidates_prediction_waits_for_it(tmp_path: Path) -> None:

@@ -48,14 +48,15 @@ class Candidate:
 
 def outcome(decision: dict[str, object]) -> str:
     """One decision-log entry in words: ``promoted``, ``refused``, ``on shadow trial``, ``promoted after canary
-    trial``, ``discarded after shadow trial``, ``rollback``, ``rollout failed``."""
+    trial``, ``discarded after shadow trial``, ``expired after shadow trial``, ``rollback``, ``rollout failed``."""
     if decision.get("rollback"):
         return "rollback"
     if decision.get("rollout") == "failed":
         return "rollout failed"
     stage = decision.get("stage")
     if decision.get("trial"):
-        return f"{'promoted' if decision.get('promote') else 'discarded'} after {stage} trial"
+        word = decision.get("outcome") or ("promoted" if decision.get("promote") else "discarded")
+        return f"{word} after {stage} trial"
     if decision.get("promote"):
         return f"on {stage} trial" if stage else "promoted"
     return "refused"

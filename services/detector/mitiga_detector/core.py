@@ -317,6 +317,7 @@ class DetectorCore:
             values["concept"] = float(concept_alarm)
         for metric, value in values.items():
             m.metric.labels(*labels, metric).set(value)
+        self._promotion.expire(name, self._staged)
         self._decide(monitor, window, values, found)
         self.last_window[name] = (monitor, window)
         self._blind(name, version, window.end)

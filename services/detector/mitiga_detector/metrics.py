@@ -90,7 +90,8 @@ class DetectorMetrics:
         self.triggers = Counter("mitiga_retrain_triggers", "Retraining trigger decisions.", ["model", "outcome"],
                                 registry=r)
         self.promotions = Counter("mitiga_promotion_decisions", "Live trials decided by the promotion policy "
-                                  "(outcome promoted or discarded).", ["model", "mode", "outcome"], registry=r)
+                                  "(outcome promoted, discarded, or expired: too few labelled requests in time).",
+                                  ["model", "mode", "outcome"], registry=r)
         self.trial_labelled = Gauge("mitiga_promotion_labelled", "Labelled requests both the champion and the "
                                     "candidate on trial answered.", MV, registry=r)
         self.trial_error = Gauge("mitiga_promotion_error", "Mean per-request error of the trial's paired requests "

@@ -161,30 +161,52 @@ class PromotionJudge:
         p_value = paired_test(errors[:, 0], errors[:, 1])
         better = candidate_error < champion_error * (1 - s.promotion_margin)
         promote = p_value < 1 - s.promotion_confidence and better
-        outcome = "promoted" if promote else "discarded"
-        if not self._state.set_if_absent(self._decided_key(model, candidate.version), outcome.encode(),
-                                         ttl_s=max(s.feedback_ttl_s, 7 * 86400)):
-            return  # another replica (or this one before a redelivery) decided it
         reason = (f"{s.promotion_metric} {candidate_error:.4g} vs champion {champion_error:.4g} on "
                   f"{len(errors)} labelled requests, p = {p_value:.3g} (needs < {1 - s.promotion_confidence:.3g})"
                   + ("" if better or not s.promotion_margin else f", not {s.promotion_margin:.0%} lower"))
+        self._conclude(model, candidate, "promoted" if promote else "discarded", {
+            "champion": champion_error, "challenger": candidate_error, "labelled": len(errors), "p_value": p_value,
+            "test": "wilcoxon signed-rank, one-sided, paired per request", "reason": reason})
+
+    def expire(self, model: str, staged: StagedWrites, now: datetime | None = None) -> None:
+        """End a trial that has not had ``promotion_min_labelled`` labelled requests within
+        ``promotion_max_hours`` (not enough ground truth came back to judge it): the candidate is discarded and
+        retraining resumes."""
+        candidate = self.candidate(model)
+        if candidate is None or not candidate.since:
+            return
+        hours = ((now or datetime.now(UTC)) - datetime.fromisoformat(candidate.since)).total_seconds() / 3600
+        if hours < self._settings.promotion_max_hours:
+            return
+        held = staged.get(f"mitiga:trial:pairs:{model}:{candidate.version}", self._state)
+        pairs = json.loads(held) if held else []
+        self._conclude(model, candidate, "expired", {
+            "labelled": len(pairs), "reason": f"only {len(pairs)} of {self._settings.promotion_min_labelled} "
+                                              f"labelled requests in {hours:.0f} h (MITIGA_PROMOTION_MAX_HOURS)"})
+
+    def _conclude(self, model: str, candidate: Candidate, outcome: str, numbers: dict[str, object]) -> None:
+        """Record the trial's outcome once (across replicas and redeliveries), then promote or end it."""
+        s = self._settings
+        if not self._state.set_if_absent(self._decided_key(model, candidate.version), outcome.encode(),
+                                         ttl_s=max(s.feedback_ttl_s, 7 * 86400)):
+            return  # another replica (or this one before a redelivery) decided it
+        promote = outcome == "promoted"
         record: dict[str, object] = {
             "time": datetime.now(UTC).isoformat(), "stage": candidate.mode, "trial": True, "promote": promote,
-            "version": candidate.version, "base_version": candidate.champion, "metric": s.promotion_metric,
-            "champion": champion_error, "challenger": candidate_error, "labelled": len(errors), "p_value": p_value,
-            "confidence": s.promotion_confidence, "margin": s.promotion_margin,
-            "test": "wilcoxon signed-rank, one-sided, paired per request", "reason": reason,
-            "trial_since": candidate.since, "request_id": candidate.request_id,
+            "outcome": outcome, "version": candidate.version, "base_version": candidate.champion,
+            "metric": s.promotion_metric, "confidence": s.promotion_confidence, "margin": s.promotion_margin,
+            **numbers, "trial_since": candidate.since, "request_id": candidate.request_id,
         }
         self._store.record_decision(model, record)
         self._metrics.promotions.labels(model, candidate.mode, outcome).inc()
-        self._metrics.trial_p_value.labels(model, candidate.version).set(p_value)
+        if "p_value" in numbers:
+            self._metrics.trial_p_value.labels(model, candidate.version).set(float(str(numbers["p_value"])))
         log.info("live trial decided", extra={"model": model, **record})
         if promote:
             launched = self._trigger.promote(model, candidate.champion, candidate.version)
             self._metrics.triggers.labels(model, f"promotion_{launched}").inc()
             return
-        event = end_trial(self._store, model, candidate.version, reason=f"discarded: {reason}")
+        event = end_trial(self._store, model, candidate.version, reason=f"{outcome}: {record['reason']}")
         self._candidates.pop(model, None)
         if event is not None:
             self._publisher.offer(Topic.ROLLOUT, model, lambda: event)

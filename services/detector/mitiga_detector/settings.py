@@ -280,6 +280,10 @@ class DetectorSettings(CoreSettings):
     promotion_metric: Literal["mae", "mse"] = "mae"
     """The per-request error compared: the mean absolute or the mean squared error of the request's outputs."""
 
+    promotion_max_hours: float = Field(default=168.0, gt=0)
+    """A trial that has not had ``promotion_min_labelled`` labelled requests within this many hours is discarded
+    (outcome ``expired``: too little ground truth came back to judge it), and retraining resumes."""
+
     promotion_margin: float = Field(default=0.0, ge=0, lt=1)
     """Relative improvement of the mean error the candidate needs besides the test (0.05: 5% lower)."""
 
