@@ -17,10 +17,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from mitiga_core.events import new_id
-from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
-
 if TYPE_CHECKING:
+    from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
     from mitiga_core.store import ModelStore
 
 PromotionMode = Literal["offline", "shadow", "canary"]
@@ -64,6 +62,10 @@ def outcome(decision: dict[str, object]) -> str:
 
 def _event(name: str, version: str, *, previous: str, stage: str, reason: str, request_id: str = "",
            canary_percent: float = 0.0) -> pb.ModelRollout:
+    # imported here: the console reads candidates and decisions, and its image has no protobuf
+    from mitiga_core.events import new_id
+    from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
+
     event = pb.ModelRollout(event_id=new_id(), model_name=name, version=version, previous_version=previous,
                             reason=reason, request_id=request_id, stage=stage, canary_percent=canary_percent)
     event.time.GetCurrentTime()
