@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 export PIP_CACHE_DIR ?= $(HOME)/.cache/mitiga/pip
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: help setup infra test e2e fuzz soak lint protos demo up down bench lock clean images docs
+.PHONY: help setup infra check test e2e fuzz soak lint protos demo up down bench lock clean images docs
 
 help: ## list the targets
 	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,8 +36,12 @@ infra: ## install the real servers the tests use (Debian packages, Kafka jars, a
 	bash scripts/install-kafka.sh >/dev/null
 	bash scripts/build-k8s.sh >/dev/null
 
-test: setup lint infra ## lint, then the whole test suite (starts real Kafka, Redis, Prometheus, Alertmanager)
-	$(PY) -m pytest
+check: setup ## the loop to run after every change: lint, then every test that starts no server, builds no image and trains little (tests/tiers.py)
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest -q -m "not slow and not integration and not node" $(PYTEST_ARGS)
+
+test: ## everything, as CI runs it: setup, lint, infra, images, then the whole suite; each phase and test tier timed (scripts/test.sh)
+	bash scripts/test.sh
 
 e2e: setup infra ## only the real-node suite (part of make test): images, kubelet + containerd, the chart, a retrain Job's container, rollouts, a killed detector pod
 	$(PY) -m pytest -q tests/node

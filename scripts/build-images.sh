@@ -89,8 +89,23 @@ if ! podman image exists "$PAUSE"; then
 fi
 echo "$PAUSE"
 
-# 5. the images, tagged by a hash of their inputs (sources, lock, base), skipped when that tag exists
+BUILD=(podman build -q --format docker --runtime runc --layers --ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
 base_id=$(podman image inspect --format '{{.Id}}' "$PYTHON_IMAGE" 2>/dev/null || echo "$PYTHON_IMAGE")
+
+# 5. the TensorFlow layer the inference, detector and retrainer images share: their Dockerfiles' first stage, the
+#    same instructions in each, built once and tagged (so no prune removes it); their own builds find its layers
+#    in podman's cache, and a change to mitiga's code rebuilds only what lies above it
+tf_key=$( { echo "$base_id"; sed -n '/AS tensorflow$/,/AS build$/p' services/inference/Dockerfile
+            cat requirements.lock services/core/requirements-tensorflow.in; } | sha1sum | cut -c1-12)
+TENSORFLOW=localhost/mitiga-tensorflow:$tf_key
+if [[ " ${SERVICES[*]} " =~ \ (inference|detector|retrainer)\  ]] && ! podman image exists "$TENSORFLOW"; then
+  "${BUILD[@]}" --target tensorflow -f services/inference/Dockerfile --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" \
+    --build-context "wheels=$WHEELS" -t "$TENSORFLOW" . >/dev/null
+  podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=localhost/mitiga-tensorflow" \
+    | grep -v ":$tf_key\$" | xargs -r podman rmi -f >/dev/null 2>&1 || true
+fi
+
+# 6. the images, tagged by a hash of their inputs (sources, lock, base), skipped when that tag exists
 is_dependency() { [[ " ${DEPENDENCIES[*]} " == *" $1 "* ]]; }
 for svc in "${SERVICES[@]}"; do
   extra=()
@@ -114,8 +129,7 @@ for svc in "${SERVICES[@]}"; do
           -not -name '*.pyc' -print0 | sort -z | xargs -0 sha1sum; } | sha1sum | cut -c1-12)
   ref=localhost/mitiga-$svc:$tag
   if ! podman image exists "$ref"; then
-    podman build -q --format docker --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 \
-      -f "$file" "${extra[@]}" -t "$ref" . >/dev/null
+    "${BUILD[@]}" -f "$file" "${extra[@]}" -t "$ref" . >/dev/null
   fi
   podman tag "$ref" "localhost/mitiga-$svc:dev"
   # older builds of this service are only disk space now

@@ -15,6 +15,8 @@ import pytest
 
 from mitiga_devstack.process import CACHE as DEVSTACK_CACHE
 
+pytest_plugins = ["tests.tiers"]
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

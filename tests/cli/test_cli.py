@@ -226,6 +226,7 @@ def test_up_runs_the_services_and_the_console_until_interrupted(reference_store:
     assert process.returncode == 0, "".join(lines)[-2000:]
 
 
+@pytest.mark.slow  # starts the services as processes, serving the reference models
 def test_up_interrupted_while_it_starts_stops_what_it_started(reference_store: Path, tmp_path: Path) -> None:
     """Ctrl-C while `mitiga up` is still starting (its inference port open, the console not yet): it finishes
     starting, stops everything and exits cleanly; it never hangs or leaves a traceback."""

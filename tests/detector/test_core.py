@@ -47,6 +47,7 @@ def test_mean_shift_on_one_feature_is_detected_and_attributed(harness: Harness) 
     assert harness.value("mitiga_drift_share_features", model="tab", version="1") == pytest.approx(1 / 3)
 
 
+@pytest.mark.slow  # 200 windows through every default signal
 @pytest.mark.parametrize("engine", ["scipy", "alibi"])
 def test_false_alarms_on_a_stationary_stream_stay_within_the_rate(tmp_path: Path, engine: str) -> None:
     h = Harness(tmp_path, engine=engine, p_val=0.05, window_size=50)

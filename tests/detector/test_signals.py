@@ -157,6 +157,7 @@ def test_the_outlier_share_is_a_signal(tmp_path: Path, engine: str) -> None:
     h.publisher.stop()
 
 
+@pytest.mark.slow  # Alibi's TensorFlow detectors
 def test_mmd_and_lsdd_are_signals(tmp_path: Path) -> None:
     h = harness(tmp_path, trigger_policy="drift", mmd_every=1, lsdd_every=1, level_metrics=["mmd", "lsdd"],
                 sequential=False, outliers=False)
@@ -170,6 +171,7 @@ def test_mmd_and_lsdd_are_signals(tmp_path: Path) -> None:
     h.publisher.stop()
 
 
+@pytest.mark.slow  # Alibi's TensorFlow detectors
 def test_the_mmd_online_detector_is_a_signal(tmp_path: Path) -> None:
     h = harness(tmp_path, trigger_policy="drift", online="mmd", online_ert=50, online_window=10,
                 online_bootstraps=500, level_metrics=["online"], sequential=False)

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import HARDENED, free_port, podman
 from tests.inference.conftest import window_request
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.node]
 
 @pytest.fixture
 def models(reference_store: Path, tmp_path: Path) -> Path:

@@ -13,11 +13,11 @@ import pytest
 from mitiga_inference.batching import MicroBatcher
 
 
-def _model(barrier: threading.Barrier | None, calls: list[int]):  # type: ignore[no-untyped-def]
+def _model(barrier: threading.Barrier | None, calls: list[int], timeout_s: float = 5):  # type: ignore[no-untyped-def]
     def fn(x: np.ndarray) -> np.ndarray:
         calls.append(len(x))
         if barrier is not None:
-            barrier.wait(timeout=5)  # returns only once `parties` calls are running at the same time
+            barrier.wait(timeout=timeout_s)  # returns only once `parties` calls are running at the same time
         return x.sum(axis=1, keepdims=True)
     return fn
 
@@ -41,8 +41,10 @@ def test_two_batches_run_at_once_with_concurrency_two() -> None:
 
 def test_with_concurrency_one_a_batch_never_runs_beside_another() -> None:
     calls: list[int] = []
-    batcher = MicroBatcher(_model(threading.Barrier(2), calls), max_rows=4, concurrency=1, parallel_min_rows=4)
-    with pytest.raises(Exception, match="model execution failed"):  # the lone call waits at the barrier in vain
+    # one call at a time: the lone call waits at the barrier in vain, however long it waits
+    batcher = MicroBatcher(_model(threading.Barrier(2), calls, timeout_s=1), max_rows=4, concurrency=1,
+                           parallel_min_rows=4)
+    with pytest.raises(Exception, match="model execution failed"):
         asyncio.run(_serve(batcher, [np.ones((4, 3), np.float32), np.ones((4, 3), np.float32)]))
 
 

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -18,6 +19,8 @@ from mitiga_inference import codec, grpc_codec
 from mitiga_inference.pb.inference import grpc_predict_v2_pb2 as oip
 from mitiga_inference.rows import decode_inputs
 from mitiga_inference.tensors import NUMERIC_DATATYPES, InferRequest
+
+pytestmark = pytest.mark.slow  # hundreds of generated requests
 
 EXAMPLES = int(os.environ.get("MITIGA_FUZZ_EXAMPLES", "100")) * 3
 PROPERTY = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,

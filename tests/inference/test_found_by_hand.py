@@ -8,6 +8,8 @@ import pytest
 
 from tests.inference.conftest import window_request
 
+pytestmark = pytest.mark.slow  # serves the reference models
+
 
 def nested(depth: int) -> dict[str, Any]:
     value: dict[str, Any] = {}

@@ -11,6 +11,8 @@ import pytest
 from tests.flood import flood, rss_bytes
 from tests.inference.conftest import Service, start_service
 
+pytestmark = pytest.mark.slow  # serves the reference models
+
 GB = 1 << 30
 MB = 1 << 20
 

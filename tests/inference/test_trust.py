@@ -16,6 +16,8 @@ from mitiga_core.events import Topic, decode_as
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from tests.inference.conftest import Service, start_service, window_request
 
+pytestmark = pytest.mark.slow  # serves the reference models
+
 FEEDBACK = {"Authorization": "Bearer labels-only"}
 
 

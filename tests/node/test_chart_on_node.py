@@ -20,7 +20,7 @@ import pytest
 from tests.inference.conftest import window_request
 from tests.node.conftest import NAMESPACE, describe
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.node]
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "mitiga"
 RELEASE = "demo"

@@ -17,7 +17,7 @@ from tests.conftest import wait_for
 from tests.inference.conftest import window_request
 from tests.node.conftest import NAMESPACE, describe
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.node]
 
 SECURITY = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "readOnlyRootFilesystem": True,
             "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},

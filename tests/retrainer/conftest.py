@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,8 +22,26 @@ def relation(x: np.ndarray, slope: float) -> np.ndarray:
     return (slope * x.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+_TRAINED: dict[str, Path] = {}
+"""Each name's store, trained once per test session and copied for every test that asks for it."""
+
+
 def regressor_store(root: Path, name: str = "m") -> FilesystemModelStore:
-    """Version 1 of ``name``: a dense regressor trained on y = sum(x), with its training data."""
+    """Version 1 of ``name``: a dense regressor trained on y = sum(x), with its training data (trained once per
+    session: each test gets a copy of its own)."""
+    if name not in _TRAINED:
+        trained = Path(tempfile.mkdtemp(prefix=f"mitiga-regressor-{name}-"))
+        atexit.register(shutil.rmtree, trained, True)
+        _train(trained, name)
+        _TRAINED[name] = trained
+    shutil.copytree(_TRAINED[name], root, dirs_exist_ok=True)
+    import keras
+
+    keras.utils.set_random_seed(0)  # what the test trains next starts from the same state, whoever trained first
+    return FilesystemModelStore(root)
+
+
+def _train(root: Path, name: str) -> None:
     import keras
 
     keras.utils.set_random_seed(0)
@@ -37,4 +58,3 @@ def regressor_store(root: Path, name: str = "m") -> FilesystemModelStore:
     store = FilesystemModelStore(root)
     saved = save_bundle(store, manifest, model, x, TrainingData(x=x, y=y, dates=days(date(2020, 1, 1), 400)))
     store.set_champion(name, saved.version)
-    return store

@@ -14,6 +14,8 @@ from mitiga_retrainer.job import JobFailed, Locked, run_job, take_lock
 from mitiga_retrainer.settings import RetrainerSettings
 from tests.retrainer.conftest import regressor_store
 
+pytestmark = pytest.mark.slow  # trains challengers
+
 
 def test_a_run_takes_the_lock_unless_another_holds_it_and_releases_only_its_own(tmp_path: Path) -> None:
     state = InMemoryStateStore()

@@ -1,0 +1,65 @@
+"""The tier check (tests/tiers.py) on small suites of its own: an unmarked test that takes too long fails the run,
+a marked one does not, a session fixture's setup is not counted, and each tier's time is reported."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SUITE = """
+import time
+import pytest
+
+@pytest.fixture(scope="session")
+def broker():
+    time.sleep(1.0)  # a shared server starting: paid once by the run
+    return "broker"
+
+@pytest.fixture(scope="module")
+def model_server():
+    time.sleep(1.0)  # a module's own server: this module's cost
+    return "server"
+
+def test_quick(broker):
+    assert broker == "broker"
+
+{extra}
+"""
+
+
+@pytest.fixture
+def limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MITIGA_UNMARKED_LIMIT_S", "0.5")
+
+
+def run(pytester: pytest.Pytester, extra: str) -> pytest.RunResult:
+    pytester.makepyfile(test_suite=SUITE.format(extra=extra))
+    return pytester.runpytest_inprocess("-p", "tests.tiers", "-p", "no:cacheprovider")
+
+
+@pytest.mark.usefixtures("limit")
+def test_an_unmarked_test_over_the_limit_fails_the_run(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "def test_sleeps():\n    time.sleep(0.8)\n")
+    result.assert_outcomes(passed=2)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*unmarked tests over the limit*", "*s  test_suite.py::test_sleeps"])
+    assert "test_quick" not in result.stdout.str().split("unmarked tests over the limit")[1]
+
+
+@pytest.mark.usefixtures("limit")
+def test_a_module_fixture_counts_against_its_first_test(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "def test_served(model_server):\n    assert model_server\n")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*s  test_suite.py::test_served"])
+
+
+@pytest.mark.usefixtures("limit")
+def test_a_marked_test_and_a_session_fixture_are_not_counted(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nmarkers =\n    slow: trains\n")
+    result = run(pytester, "@pytest.mark.slow\ndef test_sleeps():\n    time.sleep(0.8)\n")
+    result.assert_outcomes(passed=2)
+    assert result.ret == 0
+    assert "unmarked tests over the limit" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*time per tier*", "fast*1 tests*", "slow*1 tests*"])
+    assert (pytester.path / "out" / "tiers.txt").read_text().splitlines()[0].startswith("fast")

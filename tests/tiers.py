@@ -1,0 +1,125 @@
+"""The test tiers, and the check that keeps their markers honest.
+
+Every test belongs to one tier, read from its markers (``make check`` runs the first; ``make test`` all four):
+
+- ``fast``: no marker; starts no server, serves no real model, builds no image, trains no more than a few epochs;
+- ``slow``: trains or serves real models in process;
+- ``integration``: starts real servers (Kafka, Redis, Prometheus, Alertmanager, a control plane, processes);
+- ``node``: builds or runs the service images, or needs the real node (containerd, kubelet).
+
+After the run this plugin prints the wall time each tier took and fails the run when a test of the ``fast`` tier
+took longer than ``MITIGA_UNMARKED_LIMIT_S`` seconds (5 by default) in its setup and call: such a test must carry
+the marker of what it does, or get faster. A session-scoped fixture's setup (the trained reference store, a
+broker) is shared by the whole run, so it is not counted against the test that happens to come first; a module's
+fixture (a model server for the module's tests) is. Reports carry their markers as keywords and the shared time as
+a user property, so this works under pytest-xdist as well.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+TIERS = ("fast", "slow", "integration", "node")
+SHARED = "shared_fixture_s"
+
+
+def tier_of(keywords: object) -> str:
+    """The tier of a test from its keywords (``item.keywords`` or ``report.keywords``: marker names are keys)."""
+    names = set(keywords)  # type: ignore[call-overload]
+    if "node" in names:
+        return "node"
+    if "integration" in names:
+        return "integration"
+    if "slow" in names:
+        return "slow"
+    return "fast"
+
+
+def unmarked_limit_s() -> float:
+    return float(os.environ.get("MITIGA_UNMARKED_LIMIT_S", "5"))
+
+
+class SharedFixtureTimer:
+    """Times the setup of session-scoped fixtures (the outermost, when one needs another) and records it on the
+    test whose setup triggered it."""
+
+    def __init__(self) -> None:
+        self.item: pytest.Item | None = None
+        self.depth = 0
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self.item = item
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[object]) -> Iterator[None]:
+        if fixturedef.scope != "session":
+            yield
+            return
+        start, self.depth = time.perf_counter(), self.depth + 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if self.depth == 0 and self.item is not None:
+                self.item.user_properties.append((SHARED, time.perf_counter() - start))
+
+
+class TierClock:
+    """Per tier: how many tests, and the seconds their setup, call and teardown took; the fast tier's outliers."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.tests: dict[str, set[str]] = defaultdict(set)
+        self.own: dict[str, float] = defaultdict(float)
+        self.too_slow: dict[str, float] = {}
+        self.limit_s = unmarked_limit_s()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        tier = tier_of(report.keywords)
+        self.seconds[tier] += report.duration
+        self.tests[tier].add(report.nodeid)
+        if tier != "fast" or report.when == "teardown":
+            return
+        shared = sum(float(str(v)) for k, v in report.user_properties if k == SHARED) if report.when == "setup" else 0.0
+        self.own[report.nodeid] += max(0.0, report.duration - shared)
+        if report.when == "call" and self.own[report.nodeid] > self.limit_s:
+            self.too_slow[report.nodeid] = self.own[report.nodeid]
+
+    def lines(self) -> list[str]:
+        return [f"{tier:<12} {len(self.tests[tier]):>4} tests {self.seconds[tier]:>8.1f} s"
+                for tier in TIERS if self.tests[tier]]
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        terminalreporter.section("time per tier")
+        for line in self.lines():
+            terminalreporter.write_line(line)
+        out = terminalreporter.config.rootpath / "out"
+        out.mkdir(exist_ok=True)
+        (out / "tiers.txt").write_text("".join(f"{line}\n" for line in self.lines()))
+        if self.too_slow:
+            terminalreporter.section("unmarked tests over the limit", red=True)
+            terminalreporter.write_line(
+                f"These tests carry no tier marker yet took longer than {self.limit_s:g} s in their setup and "
+                "call (MITIGA_UNMARKED_LIMIT_S): mark them slow, integration or node (tests/tiers.py), or make them "
+                "faster.")
+            for nodeid, seconds in sorted(self.too_slow.items(), key=lambda kv: -kv[1]):
+                terminalreporter.write_line(f"{seconds:8.1f} s  {nodeid}")
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.too_slow and exitstatus == 0:
+            session.exitstatus = 1
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(SharedFixtureTimer(), "mitiga-shared-fixture-timer")
+    if not hasattr(config, "workerinput"):  # under xdist, the controller sees every worker's reports
+        config.pluginmanager.register(TierClock(), "mitiga-tier-clock")
