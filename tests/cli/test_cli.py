@@ -295,6 +295,7 @@ def test_models_upload_registers_a_version_through_the_admin_api(tmp_path: Path)
         service.running.stop()
 
 
+@pytest.mark.slow  # serves the detector's API over windows of every default signal
 def test_report_writes_the_detectors_report_with_its_plots(tmp_path: Path) -> None:
     """`mitiga report`: the detector's HTML report of a model that has tested windows, with its plots; a model
     without windows is a short error and writes nothing."""

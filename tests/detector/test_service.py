@@ -68,6 +68,7 @@ def test_bad_events_go_to_the_dead_letter_topic_and_the_consumer_keeps_going(ser
     assert 'mitiga_detector_events_rejected_total{reason="invalid"} 7.0' in httpx.get(f"{url}/metrics").text
 
 
+@pytest.mark.slow  # windows of every default signal through the served API
 def test_metrics_state_and_report(service) -> None:
     url, bus = service
     rng = np.random.default_rng(0)

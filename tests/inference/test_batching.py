@@ -59,6 +59,7 @@ def test_requests_queued_while_the_instances_are_busy_form_one_batch() -> None:
 
 def test_small_work_waits_for_the_batch_in_flight_even_with_a_free_instance() -> None:
     calls: list[int] = []
-    batcher = MicroBatcher(_model(threading.Barrier(2), calls), max_rows=4, concurrency=2, parallel_min_rows=32)
+    batcher = MicroBatcher(_model(threading.Barrier(2), calls, timeout_s=1), max_rows=4, concurrency=2,
+                           parallel_min_rows=32)
     with pytest.raises(Exception, match="model execution failed"):  # never two at once: the barrier breaks
         asyncio.run(_serve(batcher, [np.ones((4, 3), np.float32), np.ones((4, 3), np.float32)]))
