@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 TIERS = ("fast", "slow", "integration", "node")
 SHARED = "shared_fixture_s"
+GROUPS = {"node": "host", "images": "host", "k8s": "control-plane"}
+"""Suites that share one thing per machine run on one pytest-xdist worker (``--dist loadgroup``): the real node
+owns containerd, the CNI bridge and iptables, and the images' tests share podman's storage with it; the chart's
+tests share one control plane."""
 
 
 def tier_of(keywords: object) -> str:
@@ -117,6 +121,13 @@ class TierClock:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.too_slow and exitstatus == 0:
             session.exitstatus = 1
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        suite = item.path.parent.name
+        if suite in GROUPS and item.path.parent.parent.name == "tests":
+            item.add_marker(pytest.mark.xdist_group(GROUPS[suite]))
 
 
 def pytest_configure(config: pytest.Config) -> None:

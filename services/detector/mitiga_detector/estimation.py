@@ -20,6 +20,7 @@ took 34 s with the default pools and 0.8 s with one thread.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -30,17 +31,20 @@ if TYPE_CHECKING:
     from mitiga_core.types import FloatArray
 
 
-_controller: list[object] = []
+_controllers: dict[int, object] = {}
 
 
 def one_thread() -> AbstractContextManager[object]:
-    """OpenMP and BLAS limited to one thread in this block. The libraries are looked up once (15 ms), on the first
-    call, which comes after the estimators' imports have loaded them."""
+    """OpenMP and BLAS limited to one thread in this block. Looking the libraries up takes 15 ms, so it is done
+    again only when modules were imported since (an import is what loads another library: TensorFlow brings its
+    own pools)."""
     from threadpoolctl import ThreadpoolController
 
-    if not _controller:
-        _controller.append(ThreadpoolController())
-    controller = _controller[0]
+    loaded = len(sys.modules)
+    if loaded not in _controllers:
+        _controllers.clear()
+        _controllers[loaded] = ThreadpoolController()
+    controller = _controllers[loaded]
     assert isinstance(controller, ThreadpoolController)
     return controller.limit(limits=1)
 
