@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -14,16 +13,29 @@ from typing import Any
 import pytest
 
 from mitiga_devstack.process import CACHE as DEVSTACK_CACHE
+from mitiga_devstack.process import PORT_RANGE, free_port
+
+__all__ = ["free_port"]  # tests import it from here
 
 pytest_plugins = ["tests.tiers"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+PORTS = (20000, 29999)
+"""Where the servers the tests start take their ports: below the kernel's ephemeral range (32768 and up), where an
+outgoing connection could take a port between its choice and its use, and below Kubernetes' NodePorts (30000 and
+up, the real node's). Each pytest-xdist worker gets a slice of its own."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def pytest_configure(config: pytest.Config) -> None:
+    if PORT_RANGE in os.environ:  # the developer's own choice
+        return
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # the xdist controller starts no server; its workers each take their slice
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    size = (PORTS[1] - PORTS[0] + 1) // workers
+    first = PORTS[0] + worker * size
+    os.environ[PORT_RANGE] = f"{first}-{first + size - 1}"
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,10 +25,43 @@ class ServerError(RuntimeError):
     """A server that could not be installed or did not become ready."""
 
 
+PORT_RANGE = "MITIGA_PORT_RANGE"
+_cursor: list[int] = []
+
+
+def port_range() -> range | None:
+    """``MITIGA_PORT_RANGE`` (``first-last``), or None."""
+    spec = os.environ.get(PORT_RANGE, "").strip()
+    if not spec:
+        return None
+    first, _, last = spec.partition("-")
+    return range(int(first), int(last) + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free on 127.0.0.1 now, for a server about to start.
+
+    Without ``MITIGA_PORT_RANGE`` the kernel picks it, from its ephemeral range, where an outgoing connection may
+    take it before the server binds it. With a range (the test suite sets one below the ephemeral range, and one of
+    its own for each parallel worker), ports are handed out in turn from a random starting point, skipping any in
+    use, so a port is not handed out again until the range wraps around."""
+    ports = port_range()
+    if ports is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    if not _cursor:
+        _cursor.append(random.randrange(len(ports)))
+    for _ in range(len(ports)):
+        port = ports[_cursor[0] % len(ports)]
+        _cursor[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServerError(f"no free port on 127.0.0.1 in {PORT_RANGE}={os.environ[PORT_RANGE]}")
 
 
 def preferred_port(port: int) -> int:
