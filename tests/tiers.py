@@ -103,7 +103,7 @@ class TierClock:
                 for tier in TIERS if self.tests[tier]]
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        terminalreporter.section("time per tier")
+        terminalreporter.section("time per tier (the tests' setup, call and teardown, summed over the workers)")
         for line in self.lines():
             terminalreporter.write_line(line)
         out = terminalreporter.config.rootpath / "out"
