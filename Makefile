@@ -9,6 +9,7 @@ LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 # downloads are cached outside the repository
 export PIP_CACHE_DIR ?= $(HOME)/.cache/mitiga/pip
+export UV_CACHE_DIR ?= $(HOME)/.cache/mitiga/uv
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: help setup infra check test e2e fuzz soak lint protos demo up down bench lock clean images docs
@@ -18,12 +19,15 @@ help: ## list the targets
 
 setup: $(STAMP) ## create .venv with the pinned packages and mitiga in editable mode
 
-$(STAMP): requirements.lock pyproject.toml
+# every wheel comes from the wheelhouse (scripts/wheelhouse.sh, cached outside the repository, shared with the images),
+# installed by uv
+$(STAMP): requirements.lock pyproject.toml scripts/wheelhouse.sh
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "mitiga needs Python 3.11 (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.lock
-	$(PY) -m pip install -q --no-deps -e .
+	wheels=$$(bash scripts/wheelhouse.sh $(PYTHON)) && \
+	  $(PY) -m pip install -q --no-index --find-links "$$wheels" uv && \
+	  $(VENV)/bin/uv pip install -q --python $(PY) --no-index --find-links "$$wheels" -r requirements.lock && \
+	  $(VENV)/bin/uv pip install -q --python $(PY) --no-index --find-links "$$wheels" --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 lint: setup ## ruff, mypy (strict) and the import rules (import-linter, pyproject.toml)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the service images with podman, without a Docker engine or a reachable image registry:
 #  - a Debian bookworm base from debootstrap (python3, venv) unless PYTHON_IMAGE names one that can be pulled;
-#  - a wheelhouse of every pinned dependency, made on the host, handed to the builds as a build context, so pip
-#    never reaches a package index inside a build;
-#  - helm from the control plane's tool cache (scripts/build-k8s.sh), for the retrainer's rollout.
+#  - the wheelhouse of every pinned dependency (scripts/wheelhouse.sh), made on the host, handed to the builds as a
+#    build context, so pip never reaches a package index inside a build;
+#  - helm from the control plane's tool cache (scripts/build-k8s.sh helm), for the retrainer's rollout.
 #  - the pod sandbox ("pause") image the real node's containerd needs;
 #  - stand-ins for the images manifests/ names (Kafka, Redis, Prometheus, Alertmanager), from Debian's packages on
 #    the same base, for a cluster that no registry serves (manifests/images/README.md).
@@ -54,26 +54,15 @@ if [ -z "${PYTHON_IMAGE:-}" ]; then
   fi
 fi
 
-# 2. the wheelhouse: one wheel per pinned requirement of any image, plus the build backend for mitiga itself
-lock_key=$(cat requirements.lock services/*/requirements.in pyproject.toml "$0" | sha1sum | cut -c1-12)
-WHEELS=$IMAGES/wheelhouse
-if [ ! -f "$WHEELS/.complete-$lock_key" ]; then
-  mkdir -p "$WHEELS"
-  backend=$(sed -n 's/^requires = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '"' | tr ',' '\n' | sed 's/^ *//')
-  mapfile -t backend <<< "$backend"
-  # the lock is resolved on Python >= 3.11.3; Debian's 3.11.2 also needs redis's async-timeout backport
-  "$PY" -m pip wheel -q --find-links "$WHEELS" -w "$WHEELS" -c requirements.lock \
-    $(for s in inference detector retrainer console; do echo "-r services/$s/requirements.in"; done) "${backend[@]}" \
-    async-timeout==5.0.1
-  touch "$WHEELS/.complete-$lock_key"
-fi
+# 2. the wheelhouse: a wheel of every pin, the build backend and Debian's extra (scripts/wheelhouse.sh, shared with
+#    make setup)
+WHEELS=$(bash scripts/wheelhouse.sh "$PY")
 
 # 3. tools: helm, from the control plane's cache
 TOOLS=$IMAGES/tools
 mkdir -p "$TOOLS"
 if [ ! -x "$TOOLS/helm" ]; then
-  bash scripts/build-k8s.sh >/dev/null
-  cp "$(ls -d "$CACHE"/k8s-*/helm | head -1)" "$TOOLS/helm"
+  cp "$(bash scripts/build-k8s.sh helm)/helm" "$TOOLS/helm.tmp" && mv "$TOOLS/helm.tmp" "$TOOLS/helm"
 fi
 
 # 4. the pod sandbox image for the real node (scripts/node/pause.go, static, from scratch)

@@ -30,9 +30,18 @@ if TYPE_CHECKING:
 TIERS = ("fast", "slow", "integration", "node")
 SHARED = "shared_fixture_s"
 GROUPS = {"node": "host", "images": "host", "k8s": "control-plane"}
-"""Suites that share one thing per machine run on one pytest-xdist worker (``--dist loadgroup``): the real node
-owns containerd, the CNI bridge and iptables, and the images' tests share podman's storage with it; the chart's
-tests share one control plane."""
+"""Suites that share one thing per machine run on one pytest-xdist worker: the real node owns containerd, the CNI
+bridge and iptables, and the images' tests share podman's storage with it; the chart's tests share one control
+plane. (Not ``xdist_group`` marks: pytest-xdist 3.8's ``--dist loadgroup`` renames ``item._nodeid``, which pytest 9
+no longer reads, so its groups are silently ignored.)"""
+
+
+def scope_of(nodeid: str) -> str:
+    """The unit pytest-xdist hands to one worker: a shared suite's name, otherwise the test itself."""
+    parts = nodeid.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in GROUPS:
+        return GROUPS[parts[1]]
+    return nodeid
 
 
 def tier_of(keywords: object) -> str:
@@ -123,11 +132,18 @@ class TierClock:
             session.exitstatus = 1
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        suite = item.path.parent.name
-        if suite in GROUPS and item.path.parent.parent.name == "tests":
-            item.add_marker(pytest.mark.xdist_group(GROUPS[suite]))
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # before pytest-xdist's own, which is registered later
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``-n N`` (``--dist load``): the tests spread over the workers as they free up, each shared suite on one."""
+    if config.getvalue("dist") not in ("load", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedSuites(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+    return SharedSuites(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:

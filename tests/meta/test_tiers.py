@@ -3,6 +3,8 @@ a marked one does not, a session fixture's setup is not counted, and each tier's
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -63,3 +65,22 @@ def test_a_marked_test_and_a_session_fixture_are_not_counted(pytester: pytest.Py
     assert "unmarked tests over the limit" not in result.stdout.str()
     result.stdout.fnmatch_lines(["*time per tier*", "fast*1 tests*", "slow*1 tests*"])
     assert (pytester.path / "out" / "tiers.txt").read_text().splitlines()[0].startswith("fast")
+
+
+@pytest.mark.slow  # two pytest-xdist workers start in their own processes
+def test_the_suites_that_share_the_host_run_on_one_xdist_worker(pytester: pytest.Pytester,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/node and tests/images share the real node: under `-n 2` every one of their tests runs on the same
+    worker (pytest-xdist's own `xdist_group` marks are ignored under pytest 9)."""
+    for suite in ("node", "images", "other"):  # folders, not packages: `tests` stays the repository's
+        (pytester.path / "tests" / suite).mkdir(parents=True)
+        (pytester.path / "tests" / suite / f"test_{suite}.py").write_text("import os, pathlib, time\n" + "".join(
+            f"def test_{i}():\n    time.sleep(0.3)\n"
+            f"    pathlib.Path('{suite}-{i}.worker').write_text(os.environ['PYTEST_XDIST_WORKER'])\n"
+            for i in range(4)))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    result = pytester.runpytest_subprocess("-p", "tests.tiers", "-p", "no:cacheprovider", "-n", "2", "tests")
+    result.assert_outcomes(passed=12)
+    workers = {suite: {(pytester.path / f"{suite}-{i}.worker").read_text() for i in range(4)}
+               for suite in ("node", "images", "other")}
+    assert len(workers["node"] | workers["images"]) == 1, workers
