@@ -32,16 +32,18 @@ SHARED = "shared_fixture_s"
 GROUPS = {"node": "host", "images": "host", "k8s": "control-plane"}
 """Suites that share one thing per machine run on one pytest-xdist worker: the real node owns containerd, the CNI
 bridge and iptables, and the images' tests share podman's storage with it; the chart's tests share one control
-plane. (Not ``xdist_group`` marks: pytest-xdist 3.8's ``--dist loadgroup`` renames ``item._nodeid``, which pytest 9
-no longer reads, so its groups are silently ignored.)"""
+plane. Every other module runs whole on one worker: its module fixtures (a model server, a stack) start once, and
+its tests keep their order (the fuzz suite's last test counts the cases the others ran). Not ``xdist_group``
+marks: pytest-xdist 3.8's ``--dist loadgroup`` renames ``item._nodeid``, which pytest 9 no longer reads, so its
+groups are silently ignored."""
 
 
 def scope_of(nodeid: str) -> str:
-    """The unit pytest-xdist hands to one worker: a shared suite's name, otherwise the test itself."""
+    """The unit pytest-xdist hands to one worker: a shared suite's name, otherwise the test's module."""
     parts = nodeid.split("/")
     if len(parts) > 2 and parts[0] == "tests" and parts[1] in GROUPS:
         return GROUPS[parts[1]]
-    return nodeid
+    return nodeid.split("::")[0]
 
 
 def tier_of(keywords: object) -> str:
@@ -134,7 +136,7 @@ class TierClock:
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)  # before pytest-xdist's own, which is registered later
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
-    """``-n N`` (``--dist load``): the tests spread over the workers as they free up, each shared suite on one."""
+    """``-n N`` (``--dist load``): the modules spread over the workers as they free up, each shared suite on one."""
     if config.getvalue("dist") not in ("load", "loadgroup"):
         return None
     from xdist.scheduler import LoadScopeScheduling

@@ -232,7 +232,17 @@ def test_health_over_time_from_prometheus_then_a_rollback_from_the_console(conso
     from tests.devstack.conftest import Traffic
 
     stack, store = console.stack, console.store
+    prometheus = console.prometheus.url
+
+    def scraped(query: str) -> list[dict[str, Any]]:
+        found = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}).json()["data"]["result"]
+        return list(found)
+
     before = _stream(stack, "2013-01-01", "2013-07-01", 100)
+    # a version change shows where Prometheus saw it: the first version's windows are scraped before the next
+    # version's begin (on a busy machine both could otherwise land in one scrape, with no change to mark)
+    _wait("Prometheus to scrape the first version's windows", lambda: bool(scraped(
+        f'mitiga_drift_window_rows{{model="lstm",version="{before}"}}')))
     uploaded = httpx.post(f"{stack.inference.url}/v2/repository/models/lstm/upload",
                           content=bundle_zip(store.path("lstm", before)),
                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
@@ -240,12 +250,6 @@ def test_health_over_time_from_prometheus_then_a_rollback_from_the_console(conso
     after = uploaded.json()["version"]
     assert _stream(stack, "2013-07-01", "2014-01-01", 100) == after
     judged = time.time()  # every window of the new version is tested and its MAE measured
-    prometheus = console.prometheus.url
-
-    def scraped(query: str) -> list[dict[str, Any]]:
-        found = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}).json()["data"]["result"]
-        return list(found)
-
     _wait("Prometheus to scrape the detector after the new version was judged", lambda: any(
         float(r["value"][1]) > judged for r in scraped(f'timestamp(mitiga_drift_window_rows{{model="lstm",'
                                                         f'version="{after}"}})')))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -102,14 +104,18 @@ def test_inference_events_carry_inputs_and_outputs(service: Service, client) -> 
     out = client.post("/v2/models/lstm/infer", json=body).json()
     import time
 
+    def published() -> list[tuple[Any, Any]]:  # (message, event) for every event sent since this test began
+        return [(envelope, event) for envelope in service.bus.messages(Topic.INFERENCE)[before:]
+                for event in decode_as(envelope, pb.InferenceEventBatch).events]
+
+    # events are sent in batches, one message per model and publishing burst: an earlier test's last requests may
+    # share this request's batch, so the event is found by its id
     deadline = time.monotonic() + 5
-    while len(service.bus.messages(Topic.INFERENCE)) == before and time.monotonic() < deadline:
+    while not any(e.request_id == "evt-1" for _, e in published()) and time.monotonic() < deadline:
         time.sleep(0.02)
-    envelope = service.bus.messages(Topic.INFERENCE)[before]
-    # events are sent in batches, one message per model and publishing burst
+    [(envelope, event)] = [(m, e) for m, e in published() if e.request_id == "evt-1"]
     assert envelope.key == "lstm" and envelope.headers["ce_type"] == "io.mitiga.inference.batch.v1"
-    [event] = decode_as(envelope, pb.InferenceEventBatch).events
-    assert event.request_id == "evt-1" and event.model_version == "1"
+    assert event.model_version == "1"
     assert list(event.inputs.shape) == [2, 50]
     np.testing.assert_allclose(event.inputs.data, body["inputs"][0]["data"], rtol=1e-6)
     np.testing.assert_allclose(event.outputs.data, out["outputs"][0]["data"], rtol=1e-6)

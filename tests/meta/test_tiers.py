@@ -71,7 +71,7 @@ def test_a_marked_test_and_a_session_fixture_are_not_counted(pytester: pytest.Py
 def test_the_suites_that_share_the_host_run_on_one_xdist_worker(pytester: pytest.Pytester,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """tests/node and tests/images share the real node: under `-n 2` every one of their tests runs on the same
-    worker (pytest-xdist's own `xdist_group` marks are ignored under pytest 9)."""
+    worker (pytest-xdist's own `xdist_group` marks are ignored under pytest 9), and any other module's tests on one."""
     for suite in ("node", "images", "other"):  # folders, not packages: `tests` stays the repository's
         (pytester.path / "tests" / suite).mkdir(parents=True)
         (pytester.path / "tests" / suite / f"test_{suite}.py").write_text("import os, pathlib, time\n" + "".join(
@@ -84,3 +84,4 @@ def test_the_suites_that_share_the_host_run_on_one_xdist_worker(pytester: pytest
     workers = {suite: {(pytester.path / f"{suite}-{i}.worker").read_text() for i in range(4)}
                for suite in ("node", "images", "other")}
     assert len(workers["node"] | workers["images"]) == 1, workers
+    assert len(workers["other"]) == 1, workers  # a module stays on one worker: its fixtures start once

@@ -52,7 +52,7 @@ def report(name: str, out: Annotated[Path, typer.Option(help="HTML file to write
     if response.status_code != 200:
         raise models.fail(response.json().get("error", response.text))
     out.write_text(response.text)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {out}", soft_wrap=True)  # a path a person copies is never broken across lines
 
 
 @app.command()
@@ -151,7 +151,7 @@ def experiment_incremental(
         table.add_row(arch, *[f"{s['mse_mean']:.3g} ± {s['mse_std']:.2g}" for s in arch_steps])
     table.add_row("naive: tomorrow = today", *[f"{s['naive_mse']:.3g}" for s in steps])
     console.print(table)
-    console.print(f"wrote {out / 'incremental.json'} and {out / 'incremental.png'}")
+    console.print(f"wrote {out / 'incremental.json'} and {out / 'incremental.png'}", soft_wrap=True)
 
 
 @experiment.command("production")

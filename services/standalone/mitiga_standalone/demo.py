@@ -266,7 +266,8 @@ def _report(console: Any, result: dict[str, Any], out: Path, trigger_policy: str
     (out / "summary.json").write_text(json.dumps({**summary, "steps": light, "decisions": result["decisions"],
                                                   "seconds": time.monotonic() - started}, indent=2, default=str))
     _chart(rows, out / "demo.png")
-    console.print(f"wrote {out / 'summary.json'} and {out / 'demo.png'} in {time.monotonic() - started:.0f} s")
+    console.print(f"wrote {out / 'summary.json'} and {out / 'demo.png'} in {time.monotonic() - started:.0f} s",
+                  soft_wrap=True)
 
 
 def _chart(rows: list[dict[str, Any]], path: Path) -> None:
