@@ -8,7 +8,8 @@
 #           longest phase and bound by the CPU, so it runs in the background from the start, beside setup, lint and
 #           the images (bound by the network and the disk); its time is its own, its wait what it added
 #   tests   the whole suite in one pytest run on MITIGA_TEST_WORKERS pytest-xdist workers (2; 1 runs it in one
-#           process), the suites that share a machine-wide resource each on one worker (tests/tiers.py);
+#           process), each module whole on one worker and the suites that share a machine-wide resource each on
+#           one worker (tests/tiers.py);
 #           tests/tiers.py reports the time of each tier (fast, slow, integration, node), pytest the 30 slowest
 #           tests; a JUnit report goes to out/junit.xml
 # PYTEST_ARGS adds arguments to the pytest run (for example -x, or -k to pick tests).

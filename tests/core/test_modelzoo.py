@@ -67,3 +67,18 @@ def test_saved_bundle_reads_back_without_pickle(tmp_path) -> None:
     np.testing.assert_array_equal(training.x, trained.training.x)
     assert read_reference(folder).shape == trained.reference.shape
     assert read_manifest(folder).reference_rows == len(trained.reference)
+
+
+def test_a_training_is_the_same_whatever_drew_random_numbers_before_it() -> None:
+    """The seed is set before the model is built, not only before it is fitted: its initial weights do not depend
+    on what ran earlier in the process (another test, another model), so a threshold a test checks is the model's."""
+    import keras
+    from mitiga_research.datasets import load_air_quality
+    from mitiga_research.modelzoo.training import train_regressor
+
+    frame = load_air_quality().loc["2004-03-10":"2004-03-20"]
+    first = train_regressor(frame, name="air", epochs=1)
+    keras.random.normal((3,)), keras.layers.Dense(4).build((None, 2))  # draws from the generators in between
+    second = train_regressor(frame, name="air", epochs=1)
+    for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

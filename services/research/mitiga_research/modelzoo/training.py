@@ -31,11 +31,19 @@ class TrainedModel:
     """Held-out rows with the model's predictions: the detector's performance estimator is fitted on them."""
 
 
+def _seeded(seed: int) -> None:
+    """Python's, numpy's and the backend's generators from ``seed``: called before a model is built (its initial
+    weights) and again before it is fitted (the shuffle), so a training is the same whatever ran before it."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
 def _fit(model: keras.Model, x: FloatArray, y: FloatArray, epochs: int, batch_size: int, seed: int,
          weights: FloatArray | None = None) -> None:
     import keras
 
-    keras.utils.set_random_seed(seed)
+    _seeded(seed)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     model.fit(x, y, sample_weight=weights, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
 
@@ -73,6 +81,7 @@ def train_forecaster(
     scaler = Scaler.fit("minmax", values[: train_end + window].reshape(-1, 1))
     x = scaler.transform(x_raw[..., None])
     y = scaler.transform(y_raw.reshape(-1, 1))
+    _seeded(seed)
     model = build(window)
     _fit(model, x[:train_end], y[:train_end], epochs, batch_size, seed)
     pred = scaler.inverse(_predict(model, x))
@@ -115,6 +124,7 @@ def train_regressor(
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
     in_scaler = Scaler.fit("standard", x_raw[train_idx])
     out_scaler = Scaler.fit("standard", y_raw[train_idx])
+    _seeded(seed)
     model = build_regressor(len(features))
     _fit(model, in_scaler.transform(x_raw[train_idx]), out_scaler.transform(y_raw[train_idx]), epochs, batch_size, seed)
     pred = out_scaler.inverse(_predict(model, in_scaler.transform(x_raw)))
