@@ -28,10 +28,12 @@ import numpy as np
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from threadpoolctl import ThreadpoolController
+
     from mitiga_core.types import FloatArray
 
 
-_controllers: dict[int, object] = {}
+_controllers: dict[int, ThreadpoolController] = {}
 
 
 def one_thread() -> AbstractContextManager[object]:
@@ -44,9 +46,7 @@ def one_thread() -> AbstractContextManager[object]:
     if loaded not in _controllers:
         _controllers.clear()
         _controllers[loaded] = ThreadpoolController()
-    controller = _controllers[loaded]
-    assert isinstance(controller, ThreadpoolController)
-    return controller.limit(limits=1)
+    return _controllers[loaded].limit(limits=1)
 
 
 class LossEstimator:
