@@ -128,7 +128,7 @@ def test_feedback_read_before_its_prediction_waits_for_it(harness: Harness) -> N
     assert harness.value("mitiga_feedback_parked") == 0
     assert counts(harness) == (2, 2, 2)
     monitor = harness.core.monitor("tab", "1")
-    assert monitor.performance.metrics(monitor.manifest.output_scaler)["original"]["mae"] == pytest.approx(0.5)
+    assert monitor.performance.metrics(monitor.manifest)["original"]["mae"] == pytest.approx(0.5)
 
 
 def test_feedback_that_waits_too_long_is_counted_unmatched(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
         found = []
         for name in store.list_models():
             champion = store.champion(name)
-            if champion and read_manifest(store.path(name, champion)).task == "forecast":
+            if champion and read_manifest(store.path(name, champion)).kind.input_layout == "window":
                 found.append(name)
         return found
 

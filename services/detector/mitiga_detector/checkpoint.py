@@ -54,7 +54,7 @@ class Checkpoints:
         if body is None:
             return False
         monitor.window.restore(body["window"])
-        monitor.performance.restore(body["performance"], monitor.manifest.output_scaler)
+        monitor.performance.restore(body["performance"], monitor.manifest)
         monitor.windows_seen = int(body["windows_seen"])
         monitor.alarms.update(body.get("alarms", []))
         if monitor.sequential is not None:

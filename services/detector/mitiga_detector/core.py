@@ -276,12 +276,14 @@ class DetectorCore:
         stored = self._joiner.take(model, request_id, self._staged)
         if stored is None:
             return False
+        monitor = self.monitor(model, stored.version)
         truth = np.asarray(ground_truth, np.float32)
-        if truth.size != stored.outputs.size:
+        width = monitor.manifest.kind.truth_width(monitor.manifest)  # a value per output, or a class per row
+        if truth.size != len(stored.outputs) * width:
             self.metrics.unmatched.labels(model, "size_mismatch").inc()
             return True
-        truth = truth.reshape(stored.outputs.shape)
-        self.monitor(model, stored.version).label(stored.inputs, stored.outputs, truth)
+        truth = truth.reshape(len(stored.outputs), width)
+        monitor.label(stored.inputs, stored.outputs, truth)
         self._staged.add(self._labelled.write(model, stored.inputs, truth, stored.when, request_id))
         self.metrics.joined.labels(model).inc()
         self._promotion.pair(model, request_id, stored.version, stored.outputs, truth, self._staged)
@@ -292,13 +294,13 @@ class DetectorCore:
         """The realised error signals: absolute (in ``metric_units``) and relative to the validation error."""
         perf = monitor.performance
         self.metrics.perf_rows.labels(*labels).set(len(perf))
-        by_units = perf.metrics(monitor.manifest.output_scaler)
+        by_units = perf.metrics(monitor.manifest)
         for units, values in by_units.items():
             for metric, value in values.items():
                 self.metrics.perf.labels(*labels, metric, units).set(value)
-        gap = perf.estimate_error()
+        gap = perf.estimate_error(monitor.manifest.kind)
         if gap is not None:
-            self.metrics.estimate_error.labels(*labels, "mae").set(gap)
+            self.metrics.estimate_error.labels(*labels, monitor.manifest.kind.estimated_metric).set(gap)
         if len(perf) < self.settings.min_performance_rows:
             return {}
         return {**by_units.get(self.settings.metric_units, {}),
@@ -340,7 +342,7 @@ class DetectorCore:
         use = [s for s in self.settings.level_metrics if s in values and s in levels]
         observed = {s: metric_severity(values[s], levels[s]) for s in use}
         confirmed = tracker.confirm(observed, self.settings.signal_persistence, self.settings.persistence)
-        warn_only = SCALE_DEPENDENT if (monitor.manifest.task == "forecast"
+        warn_only = SCALE_DEPENDENT if (monitor.manifest.kind.scale_free_signals
                                         and self.settings.forecast_scale_free) else frozenset()
         result = verdict(confirmed, self.settings.trigger_policy, use, warn_only)
         for signal, severity in confirmed.items():

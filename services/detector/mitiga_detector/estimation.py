@@ -5,6 +5,10 @@
   the mean of its estimates over a window estimates the window's MAE. It moves when the inputs go where the model
   is known to err, and stays put on a shift the model handles well. It cannot see a change of the input→target
   relation itself: that needs labels (the realised error and the error-stream detector).
+- :class:`ConfidenceEstimator` is confidence-based performance estimation (CBPE, as NannyML does it) for
+  classifiers: the probability of the predicted class, calibrated by isotonic regression on the bundle's held-out
+  rows (its predictions and their true classes, kept at training time), is the chance that row is right; one minus
+  its mean over a window estimates the window's error rate. It moves when the inputs go where the model is unsure.
 - :class:`OutlierScorer`: an isolation forest fitted on the reference; a row is an outlier when it scores beyond
   the reference's ``quantile``. Alibi Detect's ``IForest`` with the ``alibi`` engine, scikit-learn's
   ``IsolationForest`` (BSD-3) with the ``scipy`` engine.
@@ -21,7 +25,7 @@ took 34 s with the default pools and 0.8 s with one thread.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 
     from threadpoolctl import ThreadpoolController
 
+    from mitiga_core.bundle import ModelManifest
     from mitiga_core.types import FloatArray
 
 
@@ -49,13 +54,28 @@ def one_thread() -> AbstractContextManager[object]:
     return _controllers[loaded].limit(limits=1)
 
 
+class Estimator(Protocol):
+    metric: str
+    """The metric estimated (``mae``, ``error_rate``): the signal is ``estimated_<metric>_ratio``."""
+    validation_value: float
+    """That metric on the held-out rows the estimator was fitted on."""
+
+    def rows(self, features: FloatArray, pred: FloatArray) -> FloatArray:
+        """Each row's estimated value of the metric."""
+
+    def estimate(self, features: FloatArray, pred: FloatArray) -> float:
+        """The window's estimated metric."""
+
+
 class LossEstimator:
+    metric = "mae"
+
     def __init__(self, features: FloatArray, pred: FloatArray, truth: FloatArray, *, seed: int = 0) -> None:
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         x = self._design(features, pred)
         error = np.abs(np.asarray(truth, np.float64) - np.asarray(pred, np.float64)).reshape(len(x), -1).mean(axis=1)
-        self.validation_mae = float(error.mean())
+        self.validation_value = float(error.mean())
         self._model = HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, min_samples_leaf=10,
                                                     random_state=seed)
         with one_thread():
@@ -75,6 +95,37 @@ class LossEstimator:
     def estimate(self, features: FloatArray, pred: FloatArray) -> float:
         """The estimated MAE of these rows, in original units."""
         return float(self.rows(features, pred).mean())
+
+
+class ConfidenceEstimator:
+    metric = "error_rate"
+
+    def __init__(self, features: FloatArray, pred: FloatArray, truth: FloatArray, *, seed: int = 0) -> None:
+        from sklearn.isotonic import IsotonicRegression
+
+        probs = np.asarray(pred, np.float64).reshape(len(pred), -1)
+        right = (np.argmax(probs, axis=1) == np.asarray(truth).reshape(-1).astype(int)).astype(np.float64)
+        self.validation_value = float(1.0 - right.mean())
+        self._calibration = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        self._calibration.fit(probs.max(axis=1), right)
+
+    def rows(self, features: FloatArray, pred: FloatArray) -> FloatArray:
+        """Each row's chance of being wrong: one minus its calibrated confidence."""
+        confidence = np.asarray(pred, np.float64).reshape(len(pred), -1).max(axis=1)
+        return 1.0 - np.asarray(self._calibration.predict(confidence), np.float64)
+
+    def estimate(self, features: FloatArray, pred: FloatArray) -> float:
+        """The estimated error rate of these rows."""
+        return float(self.rows(features, pred).mean())
+
+
+ESTIMATORS: dict[str, type[LossEstimator] | type[ConfidenceEstimator]] = {
+    LossEstimator.metric: LossEstimator, ConfidenceEstimator.metric: ConfidenceEstimator}
+
+
+def make_estimator(manifest: ModelManifest, features: FloatArray, pred: FloatArray, truth: FloatArray) -> Estimator:
+    """The estimator of the metric the model's task estimates before labels."""
+    return ESTIMATORS[manifest.kind.estimated_metric](features, pred, truth)
 
 
 class OutlierScorer:

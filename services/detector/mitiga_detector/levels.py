@@ -21,7 +21,8 @@ METRIC_DRIFT_TYPE: dict[str, str] = {
     "prediction": "prediction",
     "mae": "concept", "mse": "concept", "rmse": "concept", "r2": "concept", "mae_ratio": "concept",
     "rmse_ratio": "concept", "skill_ratio": "concept", "mase": "concept", "concept": "concept",
-    "estimated_mae_ratio": "estimated",
+    "log_loss_ratio": "concept", "error_rate_ratio": "concept", "accuracy": "concept", "f1": "concept",
+    "log_loss": "concept", "estimated_mae_ratio": "estimated", "estimated_error_rate_ratio": "estimated",
 }
 """The kind of drift a level on each signal points to: the inputs moved (data), the outputs moved (prediction),
 the realised error grew (concept), or the error estimated before labels grew (estimated)."""

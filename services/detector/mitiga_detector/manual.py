@@ -36,8 +36,9 @@ def add_rows(store: ModelStore, log: LabelledLog, name: str, version: str, x: Se
     inputs, truth = np.asarray(x, np.float32), np.asarray(y, np.float32)
     if inputs.ndim != 2 or inputs.shape[1] != manifest.input_width:
         raise InvalidInput(f"dataset.x: rows must have {manifest.input_width} values for model {name!r}")
-    if truth.ndim != 2 or truth.shape[1] != len(manifest.outputs):
-        raise InvalidInput(f"dataset.y: rows must have {len(manifest.outputs)} values")
+    width = manifest.kind.truth_width(manifest)
+    if truth.ndim != 2 or truth.shape[1] != width:
+        raise InvalidInput(f"dataset.y: rows must have {width} values (a value per output, or a class index)")
     days = np.asarray([d.isoformat() for d in dates])
     for day in sorted(set(days)):
         log.append(name, inputs[days == day], truth[days == day], day)

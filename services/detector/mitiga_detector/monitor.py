@@ -9,7 +9,7 @@ import numpy as np
 
 from mitiga_core.bundle import read_manifest, read_reference, read_training, read_validation
 from mitiga_detector.engines import UnivariateEngine, make_engine
-from mitiga_detector.estimation import LossEstimator, OutlierScorer
+from mitiga_detector.estimation import Estimator, OutlierScorer, make_estimator
 from mitiga_detector.performance import PerformanceWindow
 from mitiga_detector.sequential import SequentialDetector
 from mitiga_detector.windows import WindowBuffer
@@ -25,10 +25,9 @@ if TYPE_CHECKING:
 
 
 def input_features(manifest: ModelManifest, inputs: FloatArray) -> FloatArray:
-    """The columns tested for data drift. For a forecast model each request row is a window of the series; its
-    newest value is the series' new observation, so the series' value distribution is tested against the
-    training series. Tabular models are tested column by column."""
-    return inputs[:, -1:] if manifest.task == "forecast" else inputs
+    """The columns tested for data drift, as the model's task chooses them (a forecast window's newest value: the
+    series' new observation; a table's every column)."""
+    return manifest.kind.drift_columns(inputs)
 
 
 @dataclass
@@ -43,7 +42,7 @@ class ModelMonitor:
     mmd: Any = None
     online: Any = None
     sequential: SequentialDetector | None = None
-    estimator: LossEstimator | None = None
+    estimator: Estimator | None = None
     outliers: OutlierScorer | None = None
     windows_seen: int = 0
     reference_skill: float | None = None
@@ -76,8 +75,8 @@ class ModelMonitor:
         estimated = None
         if self.estimator is not None:
             estimated = self.estimator.rows(input_features(self.manifest, inputs), outputs)
-        naive = inputs[:, -1:] if self.manifest.task == "forecast" else None  # tomorrow = today
-        self.performance.add(truth, outputs, self.manifest.output_scaler, estimated, naive)
+        naive = self.manifest.kind.naive(inputs)  # a forecast's "tomorrow = today"
+        self.performance.add(truth, outputs, self.manifest, estimated, naive)
 
     def restart(self, settings: DetectorSettings) -> None:
         """Forget what the stream built up (the window, the labelled window, the counts, the sequential test's
@@ -125,10 +124,11 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
     mmd_reference = pool[rng.choice(len(pool), size=min(len(pool), 500), replace=False)]
     estimator = None
     if settings.estimate_performance and validation is not None and len(validation.x) >= 20:
-        estimator = LossEstimator(input_features(manifest, validation.x), validation.pred, validation.y)
+        estimator = make_estimator(manifest, input_features(manifest, validation.x), validation.pred, validation.y)
     reference_skill = None
-    if manifest.task == "forecast" and validation is not None and len(validation.x):
-        naive = float(np.abs(validation.y.reshape(-1) - validation.x[:, -1]).mean())
+    naive_pred = manifest.kind.naive(validation.x) if validation is not None and len(validation.x) else None
+    if validation is not None and naive_pred is not None:
+        naive = float(np.abs(validation.y.reshape(-1) - naive_pred.reshape(-1)).mean())
         model = float(np.abs(validation.y.reshape(-1) - validation.pred.reshape(-1)).mean())
         reference_skill = model / naive if naive > 0 and model > 0 else None
     online = None

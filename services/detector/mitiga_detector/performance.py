@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mitiga_core.labelled import decode_record, encode_record
-from mitiga_core.metrics import regression_metrics
 
 if TYPE_CHECKING:
-    from mitiga_core.bundle import Scaler
+    from mitiga_core.bundle import ModelManifest
     from mitiga_core.state import StagedWrites, StateStore
+    from mitiga_core.tasks import Task
     from mitiga_core.types import AnyArray, FloatArray
 
 
@@ -91,7 +91,8 @@ class FeedbackJoiner:
 
 
 class ErrorStreamDetector:
-    """river's ADWIN or Page-Hinkley on the absolute-error stream: a rise in the error level is concept drift. Only
+    """river's ADWIN or Page-Hinkley on the per-row loss stream (the task's: the scaled absolute error, a
+    classifier's log loss): a rise in the error level is concept drift. Only
     rises count: an error that falls (the world came back, or a better model) is good news, not an alarm."""
 
     def __init__(self, kind: Literal["adwin", "page_hinkley", "none"]) -> None:
@@ -142,7 +143,7 @@ class PerformanceWindow:
     def __len__(self) -> int:
         return len(self._truth)
 
-    def add(self, truth: FloatArray, pred: FloatArray, scaler: Scaler, estimated: FloatArray | None = None,
+    def add(self, truth: FloatArray, pred: FloatArray, manifest: ModelManifest, estimated: FloatArray | None = None,
             naive: FloatArray | None = None) -> None:
         for t, p in zip(truth, pred, strict=True):
             self._truth.append(t)
@@ -152,8 +153,7 @@ class PerformanceWindow:
             self._naive.extend(np.asarray(naive, np.float32))
         if estimated is not None:
             self._estimated.extend(float(e) for e in estimated)
-        abs_scaled = np.abs(scaler.transform(truth) - scaler.transform(pred)).mean(axis=1)
-        if self.errors.update(abs_scaled):
+        if self.errors.update(manifest.kind.row_loss(manifest, truth, pred)):
             self.concept_alarm = True
 
     def snapshot(self) -> dict[str, Any]:
@@ -162,7 +162,7 @@ class PerformanceWindow:
                 "pred": [np.asarray(p).tolist() for p in self._pred], "estimated": list(self._estimated),
                 "naive": [np.asarray(n).tolist() for n in self._naive], "total": self.total}
 
-    def restore(self, data: dict[str, Any], scaler: Scaler) -> None:
+    def restore(self, data: dict[str, Any], manifest: ModelManifest) -> None:
         """Take back the rows of a snapshot, and rebuild the error-stream detector by replaying their errors (its
         own state is not JSON), so a change right after a restart is still measured against the level before."""
         self._truth.extend(np.asarray(t, np.float32) for t in data["truth"])
@@ -172,15 +172,15 @@ class PerformanceWindow:
         self.total = int(data.get("total", len(self._truth)))
         if self._truth:
             truth, pred = np.stack(self._truth), np.stack(self._pred)
-            self.errors.replay(np.abs(scaler.transform(truth) - scaler.transform(pred)).mean(axis=1))
+            self.errors.replay(manifest.kind.row_loss(manifest, truth, pred))
 
-    def estimate_error(self) -> float | None:
-        """Estimated minus realised MAE on the labelled rows (original units), when every row had an estimate."""
+    def estimate_error(self, task: Task) -> float | None:
+        """The estimate before labels minus what the labels say, on the labelled rows, when every row had an
+        estimate: the task's estimated metric (MAE in original units; a classifier's error rate)."""
         if not self._truth or len(self._estimated) != len(self._truth):
             return None
-        realised = np.mean([np.abs(np.asarray(t) - np.asarray(p)).mean() for t, p in
-                            zip(self._truth, self._pred, strict=True)])
-        return float(np.mean(self._estimated) - realised)
+        realised = task.row_estimand(np.stack(self._truth), np.stack(self._pred))
+        return float(np.mean(self._estimated) - realised.mean())
 
     def skill(self) -> float | None:
         """MAE over the naive forecast's MAE on the same labelled rows (forecast models; below 1 beats naive)."""
@@ -190,10 +190,9 @@ class PerformanceWindow:
         baseline = float(np.abs(truth - naive).mean())
         return float(np.abs(truth - pred).mean()) / baseline if baseline > 0 else None
 
-    def metrics(self, scaler: Scaler) -> dict[str, dict[str, float]]:
-        """MAE, MSE, RMSE, R² in ``original`` units and in the model's ``scaled`` units."""
+    def metrics(self, manifest: ModelManifest) -> dict[str, dict[str, float]]:
+        """The task's metrics (MAE, MSE, RMSE, R²; accuracy, F1, log loss...) in ``original`` units and in the
+        model's ``scaled`` units."""
         if not self._truth:
             return {}
-        truth, pred = np.stack(self._truth), np.stack(self._pred)
-        return {"original": regression_metrics(truth, pred),
-                "scaled": regression_metrics(scaler.transform(truth), scaler.transform(pred))}
+        return manifest.kind.metrics(manifest, np.stack(self._truth), np.stack(self._pred))

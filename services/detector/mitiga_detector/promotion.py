@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import stats
 
+from mitiga_core.bundle import read_manifest
 from mitiga_core.events import Topic
 from mitiga_core.labelled import decode_record, encode_record
 from mitiga_core.promotion import Candidate, end_trial
 
 if TYPE_CHECKING:
+    from mitiga_core.bundle import ModelManifest
     from mitiga_core.publisher import EventPublisher
     from mitiga_core.state import StagedWrites, StateStore
     from mitiga_core.store import ModelStore
@@ -65,6 +67,7 @@ class PromotionJudge:
         self._metrics = metrics
         self._trigger = trigger
         self._candidates: dict[str, tuple[float, Candidate | None]] = {}
+        self._manifests: dict[tuple[str, str], ModelManifest] = {}
 
     def candidate(self, model: str) -> Candidate | None:
         now = time.monotonic()
@@ -92,9 +95,9 @@ class PromotionJudge:
                 continue
             staged.delete(self._truth_key(p.model, p.request_id))
             held = json.loads(waiting)
-            truth = np.asarray(held["truth"], np.float32)
-            if p.outputs.size == truth.size:
-                self._add_pair(p.model, candidate, float(held["champion"]), self._error(p.outputs, truth), staged)
+            error = self._error(p.model, candidate.champion, p.outputs, np.asarray(held["truth"], np.float32))
+            if error is not None:
+                self._add_pair(p.model, candidate, float(held["champion"]), error, staged)
         if items:
             self._state.set_many_if_absent(items, ttl_s=self._settings.feedback_ttl_s)
 
@@ -105,7 +108,9 @@ class PromotionJudge:
         candidate = self.candidate(model)
         if candidate is None or candidate.champion != champion_version:
             return
-        champion_error = self._error(champion_outputs, truth)
+        champion_error = self._error(model, champion_version, champion_outputs, truth)
+        if champion_error is None:
+            return
         raw = staged.get(self._pred_key(model, request_id), self._state)
         if raw is None:  # not arrived yet (it is made after the answer): the pair waits for it
             self._metrics.trial_unpaired.labels(model).inc()
@@ -115,9 +120,10 @@ class PromotionJudge:
             return
         staged.delete(self._pred_key(model, request_id))
         record = decode_record(raw)
-        if record.meta.get("v") != candidate.version or record.y.size != truth.size:
+        error = self._error(model, champion_version, record.y, truth)
+        if record.meta.get("v") != candidate.version or error is None:
             return
-        self._add_pair(model, candidate, champion_error, self._error(record.y, truth), staged)
+        self._add_pair(model, candidate, champion_error, error, staged)
 
     def _add_pair(self, model: str, candidate: Candidate, champion_error: float, candidate_error: float,
                   staged: StagedWrites) -> None:
@@ -147,9 +153,21 @@ class PromotionJudge:
     def _truth_key(model: str, request_id: str) -> str:
         return f"mitiga:trial:truth:{model}:{request_id}"
 
-    def _error(self, predicted: FloatArray, truth: FloatArray) -> float:
-        diff = np.asarray(predicted, np.float64).reshape(-1) - np.asarray(truth, np.float64).reshape(-1)
-        return float(np.mean(diff ** 2) if self._settings.promotion_metric == "mse" else np.mean(np.abs(diff)))
+    def _error(self, model: str, version: str, predicted: FloatArray, truth: FloatArray) -> float | None:
+        """One request's error as the model's task measures it (``promotion_metric`` for a regression, the log loss
+        for a classifier); None when the truth does not fit the prediction."""
+        manifest = self._manifest(model, version)
+        width = manifest.kind.truth_width(manifest)
+        if truth.size != len(predicted) * width:
+            return None
+        return manifest.kind.request_loss(manifest, truth.reshape(len(predicted), width), predicted,
+                                          squared=self._settings.promotion_metric == "mse")
+
+    def _manifest(self, model: str, version: str) -> ModelManifest:
+        key = (model, version)
+        if key not in self._manifests:
+            self._manifests[key] = read_manifest(self._store.path(model, version))
+        return self._manifests[key]
 
     @staticmethod
     def _decided_key(model: str, version: str) -> str:

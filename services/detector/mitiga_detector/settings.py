@@ -40,6 +40,10 @@ def research_thresholds() -> dict[str, Level]:
     - ``mase`` (forecast models): that MAE over the naive forecast's MAE itself (the mean absolute scaled error):
       above 1 the model does worse than "tomorrow = today"; warning above 1.1, critical at 1.3.
     - ``estimated_mae_ratio``: the error estimated from the inputs alone (before labels), over the validation error.
+    - Classifiers: ``log_loss_ratio`` and ``error_rate_ratio`` (one minus the accuracy), the realised values over
+      the validation's, warning at 1.2x and critical at 1.5x; ``estimated_error_rate_ratio``, the error rate
+      estimated before labels (CBPE) over the validation's. ``accuracy`` and ``f1`` (below 0.8 / 0.6) and
+      ``log_loss`` (0.7 / 1.0) are exported with levels to add to ``level_metrics``.
     - ``concept``: 1 when the error-stream detector saw the error rise in the window.
     - ``mmd``, ``lsdd``, ``online``, ``sequential``, ``prediction``: 1 when that test flagged the window (each is
       calibrated at its own significance or expected run length), so a flag is critical.
@@ -59,6 +63,12 @@ def research_thresholds() -> dict[str, Level]:
         "skill_ratio": Level(warning=1.2, critical=1.5),
         "mase": Level(warning=1.1, critical=1.3),
         "estimated_mae_ratio": Level(warning=1.2, critical=1.5),
+        "log_loss_ratio": Level(warning=1.2, critical=1.5),
+        "error_rate_ratio": Level(warning=1.2, critical=1.5),
+        "estimated_error_rate_ratio": Level(warning=1.2, critical=1.5),
+        "accuracy": Level(warning=0.8, critical=0.6, direction="below"),
+        "f1": Level(warning=0.8, critical=0.6, direction="below"),
+        "log_loss": Level(warning=0.7, critical=1.0),
         "concept": flag, "mmd": flag, "lsdd": flag, "online": flag, "sequential": flag, "prediction": flag,
         "outlier_share": Level(warning=0.05, critical=0.15),
     }
@@ -66,7 +76,7 @@ def research_thresholds() -> dict[str, Level]:
 
 DEFAULT_SIGNALS = ["drift_flag", "share_drifted", "sequential", "online", "mmd", "lsdd", "prediction",
                    "outlier_share", "mae_ratio", "rmse_ratio", "skill_ratio", "mase", "concept",
-                   "estimated_mae_ratio"]
+                   "estimated_mae_ratio", "log_loss_ratio", "error_rate_ratio", "estimated_error_rate_ratio"]
 
 
 class DetectorSettings(CoreSettings):
@@ -184,7 +194,8 @@ class DetectorSettings(CoreSettings):
 
     signal_persistence: dict[str, int] = Field(default_factory=lambda: {
         "sequential": 1, "online": 1, "concept": 1, "mae_ratio": 1, "rmse_ratio": 1, "skill_ratio": 1, "mase": 1,
-        "mae": 1, "rmse": 1, "r2": 1})
+        "mae": 1, "rmse": 1, "r2": 1, "log_loss_ratio": 1, "error_rate_ratio": 1, "accuracy": 1, "f1": 1,
+        "log_loss": 1})
     """Consecutive windows each signal's level must hold before it counts; signals not named use ``persistence``.
     The sequential and online tests and the error-stream detector are already sequential, so one alarm counts; the
     realised error is already an average over the labelled window (``performance_window`` rows, at least

@@ -60,9 +60,9 @@ def compute(monitor: ModelMonitor, window: Window, settings: DetectorSettings,
         values["prediction"] = float(monitor.outputs.run(window.outputs).is_drift)
         m.detected.labels(*labels, "prediction").set(values["prediction"])
     monitor.windows_seen += 1
-    tabular = monitor.manifest.task != "forecast"  # a forecast window's rows are one series: no joint test
+    joint = monitor.manifest.kind.joint_drift_tests  # a forecast window's rows are one series: no joint test
     for kind, every in (("mmd", settings.mmd_every), ("lsdd", settings.lsdd_every)):
-        if tabular and every and monitor.windows_seen % every == 0:
+        if joint and every and monitor.windows_seen % every == 0:
             result = _multivariate(kind, monitor, window, settings.p_val)
             values[kind] = result["is_drift"]
             (m.mmd_p if kind == "mmd" else m.lsdd_p).labels(*labels).set(result["p_value"])
@@ -78,11 +78,12 @@ def compute(monitor: ModelMonitor, window: Window, settings: DetectorSettings,
         values["outlier_share"] = float(monitor.outliers.flags(window.features).mean())
         m.outlier_share.labels(*labels).set(values["outlier_share"])
     if monitor.estimator is not None:
+        metric = monitor.estimator.metric
         estimated = monitor.estimator.estimate(window.features, window.outputs)
-        m.estimated.labels(*labels, "mae").set(estimated)
-        reference = monitor.manifest.training.reference_error("mae") or monitor.estimator.validation_mae
+        m.estimated.labels(*labels, metric).set(estimated)
+        reference = monitor.manifest.training.reference_error(metric) or monitor.estimator.validation_value
         if reference > 0:
-            values["estimated_mae_ratio"] = estimated / reference
+            values[f"estimated_{metric}_ratio"] = estimated / reference
     return WindowSignals(values, uni, dist)
 
 
@@ -94,7 +95,7 @@ def performance_signals(monitor: ModelMonitor, realised: dict[str, float], skill
     skill itself (``mase``, the mean absolute scaled error: a model worse than the naive forecast, whatever its
     validation said, is worth retraining)."""
     out = {}
-    for metric in ("mae", "rmse"):
+    for metric in monitor.manifest.kind.ratio_metrics:
         reference = monitor.manifest.training.reference_error(metric)
         if reference is not None and metric in realised and np.isfinite(realised[metric]):
             out[f"{metric}_ratio"] = realised[metric] / reference

@@ -8,14 +8,12 @@ import json
 import math
 from typing import Any
 
-import numpy as np
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mitiga_core.errors import InvalidInput
 from mitiga_inference.binary import BinaryReader, check_bytes_elements
 from mitiga_inference.tensors import (
-    DTYPES,
     MAX_DIMENSIONS,
     InferRequest,
     InferResponse,
@@ -23,7 +21,9 @@ from mitiga_inference.tensors import (
     RequestedOutput,
     from_raw,
     tensor,
+    values,
 )
+from mitiga_inference.tensors import raw as raw_bytes
 
 
 class RequestInput(BaseModel):
@@ -52,8 +52,9 @@ class ResponseOutput(BaseModel):
     shape: list[int]
     datatype: str
     parameters: Parameters | None = None
-    data: list[float] | None = None
-    """Absent for an output sent in binary (its ``parameters.binary_data_size`` bytes follow the JSON)."""
+    data: list[float | str] | None = None
+    """Numbers, or a BYTES output's texts; absent for an output sent in binary (its ``parameters.binary_data_size``
+    bytes follow the JSON)."""
 
 
 class InferenceResponse(BaseModel):
@@ -128,13 +129,13 @@ def encode_response(response: InferResponse, request: InferenceRequest) -> tuple
     wanted, outputs, binary = _binary_wanted(request), [], []
     for t in response.outputs:
         if wanted.get(t.name, wanted["*"]):
-            raw = np.ascontiguousarray(t.data, DTYPES[t.datatype]).tobytes()
+            raw = raw_bytes(t)
             binary.append(raw)
             outputs.append({"name": t.name, "shape": t.shape, "datatype": t.datatype,
                             "parameters": {"binary_data_size": len(raw)}})
         else:
             outputs.append({"name": t.name, "shape": t.shape, "datatype": t.datatype,
-                            "data": t.data.reshape(-1).tolist()})
+                            "data": values(t)})
     body: dict[str, Any] = {"model_name": response.model_name, "model_version": response.model_version,
                             "id": response.id, "outputs": outputs}
     if response.parameters is not None:

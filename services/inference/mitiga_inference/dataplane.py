@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mitiga_core import __version__
-from mitiga_core.bundle import Scaler, import_archive
+from mitiga_core.bundle import Scaler, import_archive, read_manifest
 from mitiga_core.champion import promote
 from mitiga_core.champion import rollback as roll_back
 from mitiga_core.errors import InvalidInput, MitigaError, ModelNotFound, ModelNotReady
 from mitiga_core.events import Topic, encode, new_id
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.store import existing_model_name as _named
+from mitiga_core.tasks import TruthError
 from mitiga_inference.metrics import UNKNOWN
 from mitiga_inference.request_ids import RequestIds
 from mitiga_inference.rows import decode_inputs, encode_outputs
@@ -130,7 +131,7 @@ class DataPlane:
                 x = decode_inputs(request, loaded.manifest)
                 data_time = _data_time(request.parameters, loaded.manifest, self._settings)
                 reserved = None if not request.id else await asyncio.to_thread(
-                    self._ids.reserve, name, request_id, len(x) * len(loaded.manifest.outputs))
+                    self._ids.reserve, name, request_id, len(x) * loaded.manifest.kind.truth_width(loaded.manifest))
                 y = await loaded.batcher.submit(x)
                 outputs = encode_outputs(y, loaded.manifest, request.outputs)
                 reserved = None  # answered: the id stays taken
@@ -162,7 +163,8 @@ class DataPlane:
         def build() -> pb.InferenceEvent:
             event = pb.InferenceEvent(
                 event_id=new_id(), request_id=request_id, model_name=manifest.name, model_version=manifest.version,
-                feature_names=manifest.features, inputs=_matrix(x), outputs=_matrix(y), output_names=manifest.outputs,
+                feature_names=manifest.features, inputs=_matrix(x), outputs=_matrix(y),
+                output_names=manifest.classes or manifest.outputs,
                 shadow=shadow,
             )
             event.time.FromDatetime(now)
@@ -179,12 +181,18 @@ class DataPlane:
         return await asyncio.to_thread(self._feedback, name, request)
 
     def _feedback(self, name: str, request: FeedbackRequest) -> int:
-        if not self._store.list_versions(_named(name)):
-            raise ModelNotFound(f"model {name!r} not found")
-        self._ids.check_feedback(name, request.items)
+        manifest = self._served_manifest(name)
+        truths = []
+        for i, item in enumerate(request.items):
+            try:
+                truths.append(manifest.kind.truth(manifest, item.ground_truth))
+            except TruthError as exc:
+                raise InvalidInput(f"items[{i}].ground_truth: {exc}") from None
+        self._ids.check_feedback(name, [(i.request_id, len(t)) for i, t in zip(request.items, truths, strict=True)])
         event = pb.FeedbackEvent(
             event_id=new_id(), model_name=name,
-            items=[pb.Feedback(request_id=i.request_id, ground_truth=i.ground_truth) for i in request.items],
+            items=[pb.Feedback(request_id=i.request_id, ground_truth=t)
+                   for i, t in zip(request.items, truths, strict=True)],
         )
         event.time.GetCurrentTime()
         # Ground truth is scarce: publish synchronously so a failure reaches the client instead of a drop.
@@ -194,6 +202,16 @@ class DataPlane:
             raise ModelNotReady(f"feedback could not be published, retry later: {exc}") from exc
         self._metrics.feedback.labels(name).inc(len(request.items))
         return len(request.items)
+
+    def _served_manifest(self, name: str) -> ModelManifest:
+        """The manifest of the version this replica serves (else the champion's): what ground truth must fit."""
+        loaded = self._repo.peek(_named(name))
+        if loaded is not None:
+            return loaded.manifest
+        version = self._store.champion(name) or next(iter(reversed(self._store.list_versions(name))), None)
+        if version is None:
+            raise ModelNotFound(f"model {name!r} not found")
+        return read_manifest(self._store.path(name, version))
 
     # --- model repository ---
     def repository_index(self) -> list[dict[str, str]]:
@@ -212,10 +230,11 @@ class DataPlane:
         await self._repo.unload_beside(_named(name), version)
 
     async def upload(self, name: str, data: bytes, *, task: str | None, features: list[str] | None,
-                     input_scaler: Scaler | None, output_scaler: Scaler | None, champion: bool) -> str:
+                     input_scaler: Scaler | None, output_scaler: Scaler | None, champion: bool,
+                     classes: list[str] | None = None) -> str:
         """Register an uploaded model as a new version; as champion, serve it and announce the rollout."""
         manifest = await asyncio.to_thread(
-            import_archive, self._store, name, data, task=task, features=features,
+            import_archive, self._store, name, data, task=task, features=features, classes=classes,
             input_scaler=input_scaler, output_scaler=output_scaler,
             max_unpacked_bytes=self._settings.max_unpacked_bytes,
         )

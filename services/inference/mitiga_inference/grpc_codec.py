@@ -11,7 +11,8 @@ import numpy as np
 
 from mitiga_core.errors import InvalidInput
 from mitiga_inference.pb.inference import grpc_predict_v2_pb2 as pb
-from mitiga_inference.tensors import DTYPES, InferRequest, InferResponse, RequestedOutput, Tensor, from_raw, tensor
+from mitiga_inference.tensors import InferRequest, InferResponse, RequestedOutput, Tensor, from_raw, tensor
+from mitiga_inference.tensors import raw as raw_bytes
 
 if TYPE_CHECKING:
     from mitiga_inference.schemas import MetadataModelResponse
@@ -76,7 +77,9 @@ def inference_response(response: InferResponse, *, raw: bool) -> pb.ModelInferRe
     for output in response.outputs:
         tensor_ = out.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape)
         if raw:
-            out.raw_output_contents.append(np.ascontiguousarray(output.data, DTYPES[output.datatype]).tobytes())
+            out.raw_output_contents.append(raw_bytes(output))
+        elif output.datatype == "BYTES":
+            tensor_.contents.bytes_contents.extend(output.data.reshape(-1).tolist())
         else:
             getattr(tensor_.contents, CONTENTS_FIELD[output.datatype]).extend(output.data.reshape(-1).tolist())
     return out

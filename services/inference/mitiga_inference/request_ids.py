@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
     from mitiga_core.state import StateStore
     from mitiga_inference.metrics import InferenceMetrics
-    from mitiga_inference.schemas import FeedbackItem
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +54,15 @@ class RequestIds:
         except Exception:  # it expires with its TTL
             log.warning("request id not released", extra={"key": key})
 
-    def check_feedback(self, model: str, items: Sequence[FeedbackItem]) -> None:
-        """400 for an item whose ground truth does not fit the outputs its request was answered with."""
-        for i, item in enumerate(items):
+    def check_feedback(self, model: str, items: Sequence[tuple[str, int]]) -> None:
+        """400 for an item (its request id and how many values of ground truth it has) that does not fit the
+        request it is sent for: a value per output and row for a regression, a class per row for a classifier."""
+        for i, (request_id, count) in enumerate(items):
             try:
-                kept = self._state.get(_key(model, item.request_id))
+                kept = self._state.get(_key(model, request_id))
             except Exception:
                 self._metrics.unchecked_ids.labels(model).inc()
                 return
-            if kept is not None and kept.isdigit() and int(kept) != len(item.ground_truth):
-                raise InvalidInput(f"items[{i}].ground_truth: {len(item.ground_truth)} values for request "
-                                   f"{item.request_id!r}, which was answered with {int(kept)} output values")
+            if kept is not None and kept.isdigit() and int(kept) != count:
+                raise InvalidInput(f"items[{i}].ground_truth: {count} values for request {request_id!r}, which "
+                                   f"takes {int(kept)} (one per row and output; a class per row for a classifier)")

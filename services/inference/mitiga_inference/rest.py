@@ -120,8 +120,14 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
     async def upload(
         name: str,
         request: Request,
-        task: Annotated[str | None, Query(pattern="^(forecast|regression)$")] = None,
+        task: Annotated[str | None, Query(
+            pattern="^(forecast|regression|binary|multiclass)$",
+            description="The model's task; unset: read from its last layer (softmax: multiclass, one sigmoid unit: "
+                        "binary, else a forecast for (window, 1) inputs, else a regression)")] = None,
         features: Annotated[str | None, Query(description="Comma-separated feature names")] = None,
+        classes: Annotated[str | None, Query(
+            description="A classifier's comma-separated class names, in the order of its probabilities "
+                        "(default 0..k-1)")] = None,
         input_scaler: Annotated[str | None, Query(description="Scaler JSON, e.g. {\"kind\":\"none\"}")] = None,
         output_scaler: Annotated[str | None, Query()] = None,
         champion: bool = True,
@@ -138,6 +144,7 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
             raise InvalidInput("body: empty upload")
         version = await plane.upload(
             name, data, task=task, features=[f.strip() for f in features.split(",")] if features else None,
+            classes=[c.strip() for c in classes.split(",")] if classes else None,
             input_scaler=_scaler("input_scaler", input_scaler), output_scaler=_scaler("output_scaler", output_scaler),
             champion=champion,
         )

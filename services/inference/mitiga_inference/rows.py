@@ -12,7 +12,7 @@ from mitiga_inference.tensors import InferRequest, RequestedOutput, Tensor
 
 if TYPE_CHECKING:
     from mitiga_core.bundle import ModelManifest
-    from mitiga_core.types import FloatArray
+    from mitiga_core.types import AnyArray, FloatArray
 
 
 def _float32(t: Tensor) -> FloatArray:
@@ -31,14 +31,13 @@ def _float32(t: Tensor) -> FloatArray:
 
 
 def decode_inputs(request: InferRequest, manifest: ModelManifest) -> FloatArray:
-    """The request's inputs as one (rows, columns) array in the manifest's column order."""
-    if manifest.task == "forecast":
-        return _decode_forecast(request, manifest)
-    return _decode_tabular(request, manifest)
+    """The request's inputs as one (rows, columns) array in the manifest's column order, as the model's task lays
+    them out (a window of a series, or a table)."""
+    return _DECODERS[manifest.kind.input_layout](request, manifest)
 
 
-def _decode_forecast(request: InferRequest, manifest: ModelManifest) -> FloatArray:
-    window = manifest.window or 1
+def _decode_window(request: InferRequest, manifest: ModelManifest) -> FloatArray:
+    window = manifest.input_width
     if len(request.inputs) != 1 or request.inputs[0].name != manifest.input_name:
         names = [i.name for i in request.inputs]
         raise InvalidInput(f"expected one input named {manifest.input_name!r}, got {names}")
@@ -51,7 +50,7 @@ def _decode_forecast(request: InferRequest, manifest: ModelManifest) -> FloatArr
     return arr
 
 
-def _decode_tabular(request: InferRequest, manifest: ModelManifest) -> FloatArray:
+def _decode_table(request: InferRequest, manifest: ModelManifest) -> FloatArray:
     features = manifest.features
     by_name = {t.name: t for t in request.inputs}
     if len(by_name) != len(request.inputs):
@@ -84,14 +83,45 @@ def _decode_tabular(request: InferRequest, manifest: ModelManifest) -> FloatArra
     return np.stack(columns, axis=1)
 
 
+_DECODERS = {"window": _decode_window, "table": _decode_table}
+
+
 def encode_outputs(outputs: FloatArray, manifest: ModelManifest,
                    requested: list[RequestedOutput] | None) -> list[Tensor]:
-    """One FP32 ``(rows, 1)`` tensor per output (those ``requested``, else all), named as the manifest names them."""
-    width = outputs.shape[1]
-    names = manifest.outputs if len(manifest.outputs) == width else [f"output_{i}" for i in range(width)]
-    wanted = [o.name for o in requested] if requested else names
-    unknown = sorted(set(wanted) - set(names))
+    """The tensors the model's task answers with (those ``requested``, else all). A requested output with the
+    ``classification`` parameter (Triton's classification extension) answers its top K values per row instead, as
+    BYTES ``score:index`` (``score:index:label`` for a classifier's probabilities)."""
+    answers = {name: (datatype, data) for name, datatype, data in manifest.kind.answers(manifest, outputs)}
+    wanted = requested or [RequestedOutput(name) for name in answers]
+    unknown = sorted({o.name for o in wanted} - set(answers))
     if unknown:
-        raise InvalidInput(f"unknown outputs requested {unknown}; this model returns {names}")
-    return [Tensor(name=name, datatype="FP32", data=np.ascontiguousarray(outputs[:, [names.index(name)]], np.float32))
-            for name in wanted]
+        raise InvalidInput(f"unknown outputs requested {unknown}; this model returns {list(answers)}")
+    tensors = []
+    for output in wanted:
+        datatype, data = answers[output.name]
+        top = (output.parameters or {}).get("classification")
+        if top is None:
+            tensors.append(Tensor(name=output.name, datatype=datatype, data=data))
+            continue
+        labels = manifest.classes if data.ndim == 2 and data.shape[1] == len(manifest.classes) else None
+        tensors.append(Tensor(name=output.name, datatype="BYTES", data=_top_k(output.name, datatype, data, top,
+                                                                               labels)))
+    return tensors
+
+
+def _top_k(name: str, datatype: str, data: AnyArray, k: object, labels: list[str] | None) -> AnyArray:
+    """Each row's ``k`` largest values, largest first, as ``score:index[:label]`` bytes ``(rows, k)``."""
+    where = f"outputs[{name!r}].parameters.classification"
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidInput(f"{where}: {k!r} must be a whole number of classes, at least 1")
+    if datatype == "BYTES":
+        raise InvalidInput(f"{where}: output {name!r} holds BYTES, not scores to classify")
+    scores = data.reshape(len(data), -1)
+    k = min(k, scores.shape[1])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    out = np.empty((len(scores), k), dtype=object)
+    for r, row in enumerate(order):
+        for j, index in enumerate(row):
+            label = f":{labels[index]}" if labels else ""
+            out[r, j] = f"{scores[r, index]:f}:{index}{label}".encode()
+    return out

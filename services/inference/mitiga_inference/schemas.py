@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr, model_validator
 
 if TYPE_CHECKING:
     from mitiga_core.bundle import ModelManifest
@@ -26,12 +26,15 @@ class MetadataModelResponse(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+FiniteFloat = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+ClassName = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 
 
 class FeedbackItem(BaseModel):
     request_id: str = Field(min_length=1, max_length=256)
-    ground_truth: list[FiniteFloat] = Field(min_length=1)
+    ground_truth: list[StrictInt | FiniteFloat | ClassName] = Field(min_length=1)
+    """The request's true values: numbers for a regression or a forecast (as many as it answered), a class name or
+    index per row for a classifier. The model's task checks them (``Task.truth``)."""
 
 
 class FeedbackRequest(BaseModel):
@@ -49,9 +52,11 @@ class FeedbackRequest(BaseModel):
 
 def metadata(manifest: ModelManifest, versions: list[str]) -> MetadataModelResponse:
     inputs = [MetadataTensor(name=manifest.input_name, datatype="FP32", shape=manifest.input_shape)]
-    outputs = [MetadataTensor(name=name, datatype="FP32", shape=[-1, 1]) for name in manifest.outputs]
+    outputs = [MetadataTensor(name=name, datatype=datatype, shape=shape)
+               for name, datatype, shape in manifest.kind.answer_metadata(manifest)]
+    classes = {"classes": manifest.classes} if manifest.classes else {}
     return MetadataModelResponse(
         name=manifest.name, versions=versions, platform="tensorflow_keras", inputs=inputs, outputs=outputs,
-        parameters={"task": manifest.task, "features": manifest.features, "window": manifest.window,
+        parameters={"task": manifest.task, "features": manifest.features, "window": manifest.window, **classes,
                     "version": manifest.version, "training": manifest.training.model_dump()},
     )

@@ -9,6 +9,7 @@ What a model makes of the tensors (its rows, in its column order) is :mod:`rows`
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,21 @@ def tensor(name: str, datatype: str, shape: list[int], data: Any, where: str,
     if arr.size != expected:
         raise InvalidInput(f"{where}: shape {shape} needs {expected} values, got {arr.size}")
     return Tensor(name=name, datatype=datatype, data=arr.reshape(shape), parameters=parameters)
+
+
+def raw(t: Tensor) -> bytes:
+    """A tensor's raw bytes: little-endian elements, or each BYTES element as a 4-byte little-endian length and its
+    bytes (the layout of OIP binary data and of gRPC ``raw_output_contents``)."""
+    if t.datatype == "BYTES":
+        return b"".join(struct.pack("<I", len(v)) + v for v in t.data.reshape(-1))
+    return np.ascontiguousarray(t.data, DTYPES[t.datatype]).tobytes()
+
+
+def values(t: Tensor) -> list[Any]:
+    """A tensor's elements, row-major, as JSON takes them (a BYTES element as its UTF-8 text)."""
+    if t.datatype == "BYTES":
+        return [v.decode() for v in t.data.reshape(-1)]
+    return list(t.data.reshape(-1).tolist())
 
 
 def from_raw(name: str, datatype: str, shape: list[int], raw: bytes, where: str,

@@ -6,16 +6,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-
-from mitiga_core.bundle import Scaler
-
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import keras
 
-    from mitiga_core.bundle import ModelManifest
+    from mitiga_core.bundle import ModelManifest, Scaler
     from mitiga_core.types import FloatArray
     from mitiga_retrainer.strategies import TrainingSet
 
@@ -25,11 +21,7 @@ Mode = Literal["warm_start", "reset"]
 
 def refit_scalers(manifest: ModelManifest, train: TrainingSet) -> tuple[Scaler, Scaler]:
     """Scalers of the same kinds as the champion's, fitted on the new training set only."""
-    if manifest.task == "forecast":
-        values = np.concatenate([train.x.reshape(-1), train.y.reshape(-1)]).reshape(-1, 1)
-        scaler = Scaler.fit(manifest.input_scaler.kind, values)
-        return scaler, scaler
-    return Scaler.fit(manifest.input_scaler.kind, train.x), Scaler.fit(manifest.output_scaler.kind, train.y)
+    return manifest.kind.scalers(manifest, train.x, train.y)
 
 
 def predict(model: keras.Model, manifest: ModelManifest, x: FloatArray, in_scaler: Scaler | None = None,
@@ -83,8 +75,12 @@ def train_challenger(
     keras.utils.set_random_seed(seed)
     model = base if mode == "warm_start" else keras.models.clone_model(base)
     in_scaler, out_scaler = refit_scalers(manifest, train)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    model.fit(manifest.model_inputs(train.x, in_scaler), out_scaler.transform(train.y),
-              sample_weight=train.weights, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
+    task = manifest.kind
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=task.keras_loss(manifest, int(model.output_shape[-1])))
+    weights, balance = train.weights, task.class_weights(train.y)
+    if balance is not None:  # a rare class counts as much as a common one
+        weights = balance if weights is None else weights * balance
+    model.fit(manifest.model_inputs(train.x, in_scaler), task.targets(manifest, train.y, out_scaler),
+              sample_weight=weights, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
               callbacks=[_progress_callback(epochs, report)])
     return model, in_scaler, out_scaler

@@ -27,7 +27,6 @@ from mitiga_core.bundle import (
 )
 from mitiga_core.bundle.io import MODEL_FILE
 from mitiga_core.champion import promote
-from mitiga_core.metrics import regression_metrics
 from mitiga_core.promotion import Candidate, PromotionMode, start_trial
 from mitiga_retrainer.challenger import Mode, predict, train_challenger
 from mitiga_retrainer.gate import GateDecision, Metric, decide
@@ -58,7 +57,8 @@ class RetrainOptions:
     """The gate refuses when one source request, or one data time, gives more than this share of the holdout."""
     margin: float = 0.0
     """Relative improvement the challenger needs over the champion (0.05 = 5% lower error)."""
-    metric: Metric = "mae"
+    metric: Metric | None = None
+    """The gate's metric; None is the task's default (MAE for regressions, log loss for classifiers)."""
     window_rows: int | None = 500
     window_days: int | None = None
     half_life: float | None = None
@@ -103,8 +103,12 @@ def retrain(
     if original is None:
         raise ValueError(f"{name} version {base_version} keeps no training data to retrain from")
     data = combine(original, production)
+    task = manifest.kind
+    if options.metric is not None and options.metric not in task.gate_metrics:
+        raise ValueError(f"gate metric {options.metric!r} does not apply to a {task.name} model; use one of "
+                         f"{sorted(task.gate_metrics)}")
     train_part, holdout = split_holdout(data, options.holdout_rows, spread=options.holdout_spread,
-                                        blocks=options.holdout_blocks)
+                                        blocks=options.holdout_blocks, task=task)
     train_set = build_training_set(train_part, options.strategy, window_rows=options.window_rows,
                                    window_days=options.window_days, half_life=options.half_life,
                                    min_rows=options.min_rows)
@@ -114,7 +118,7 @@ def retrain(
         seed=options.seed, report=report)
     challenger_pred = predict(challenger, manifest, holdout.x, in_scaler, out_scaler)
     decision = decide(holdout.y, champion_pred, challenger_pred, metric=options.metric, margin=options.margin,
-                      concentration=concentration(holdout), max_share=options.max_holdout_share)
+                      concentration=concentration(holdout), max_share=options.max_holdout_share, task=task)
     record: dict[str, object] = {
         **decision.as_dict(), "time": datetime.now(UTC).isoformat(), "base_version": base_version,
         "request_id": options.request_id, "episode_id": options.episode_id, "trigger": options.trigger,
@@ -127,8 +131,8 @@ def retrain(
         return RetrainResult(decision, None)
 
     train_pred = predict(challenger, manifest, train_set.x, in_scaler, out_scaler)
-    metrics = {f"train_{k}": v for k, v in regression_metrics(train_set.y, train_pred).items()}
-    metrics |= {f"holdout_{k}": v for k, v in regression_metrics(holdout.y, challenger_pred).items()}
+    metrics = {f"train_{k}": v for k, v in task.scores(train_set.y, train_pred).items()}
+    metrics |= {f"holdout_{k}": v for k, v in task.scores(holdout.y, challenger_pred).items()}
     new = manifest.model_copy(update={
         "version": "0", "input_scaler": in_scaler, "output_scaler": out_scaler,
         "training": TrainingInfo(architecture=manifest.training.architecture, data_start=train_set.start,
@@ -137,7 +141,7 @@ def retrain(
                            strategy=options.strategy, mode=options.mode),
         "created_at": datetime.now(UTC).isoformat(),
     })
-    reference = train_set.x[:, -1:] if manifest.task == "forecast" else train_set.x
+    reference = task.drift_columns(train_set.x)
     validation = ValidationData(x=holdout.x, pred=challenger_pred, y=holdout.y)  # never trained on
     saved = save_bundle(store, new, challenger, np.asarray(reference, np.float32), data, validation)
     stage = {} if options.promotion_mode == "offline" else {"stage": options.promotion_mode}

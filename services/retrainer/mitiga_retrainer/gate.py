@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
-from mitiga_core.metrics import regression_metrics
+from mitiga_core.tasks import task_of
 
 if TYPE_CHECKING:
+    from mitiga_core.tasks import Task
     from mitiga_core.types import FloatArray
     from mitiga_retrainer.holdout import Concentration
 
-Metric = Literal["mae", "rmse", "mse"]
+Metric = Literal["mae", "rmse", "mse", "log_loss", "f1", "accuracy", "brier"]
+"""A gate metric; the model's task says which apply (``Task.gate_metrics``) and which way is better."""
 
 
 @dataclass(frozen=True)
@@ -37,23 +39,36 @@ class GateDecision:
         return asdict(self)
 
 
-def decide(truth: FloatArray, champion: FloatArray, challenger: FloatArray, *, metric: Metric = "mae",
-           margin: float = 0.0, concentration: Concentration | None = None, max_share: float = 1.0) -> GateDecision:
+def decide(truth: FloatArray, champion: FloatArray, challenger: FloatArray, *, metric: Metric | None = None,
+           margin: float = 0.0, concentration: Concentration | None = None, max_share: float = 1.0,
+           task: Task | None = None) -> GateDecision:
+    """``metric`` defaults to the task's first gate metric; a metric where higher is better (accuracy, F1) needs the
+    challenger above the champion by ``margin`` of what the champion lacks: ``new >= old + (1 - old) * margin``."""
     if not 0 <= margin < 1:
         raise ValueError("margin must be in [0, 1)")
-    old = regression_metrics(truth, champion)[metric]
-    new = regression_metrics(truth, challenger)[metric]
-    bar = old * (1 - margin)
-    promote = new < old and new <= bar
-    if promote:
-        reason = f"challenger {metric} {new:.6g} beats champion {old:.6g} by at least {margin:.0%}"
+    task = task or task_of("regression")
+    chosen: str = metric or next(iter(task.gate_metrics))
+    if chosen not in task.gate_metrics:
+        raise ValueError(f"gate metric {chosen!r} does not apply to a {task.name} model; use one of "
+                         f"{sorted(task.gate_metrics)}")
+    old, new = task.scores(truth, champion)[chosen], task.scores(truth, challenger)[chosen]
+    if task.gate_metrics[chosen] == "higher":
+        bar = old + (1 - old) * margin
+        promote = task.better(chosen, new, old) and new >= bar
+        needs = f">= {bar:.6g}"
     else:
-        reason = f"challenger {metric} {new:.6g} does not beat champion {old:.6g} by {margin:.0%} (needs <= {bar:.6g})"
+        bar = old * (1 - margin)
+        promote = task.better(chosen, new, old) and new <= bar
+        needs = f"<= {bar:.6g}"
+    if promote:
+        reason = f"challenger {chosen} {new:.6g} beats champion {old:.6g} by at least {margin:.0%}"
+    else:
+        reason = f"challenger {chosen} {new:.6g} does not beat champion {old:.6g} by {margin:.0%} (needs {needs})"
     if concentration is None:
-        return GateDecision(metric, old, new, margin, len(truth), promote, reason)
+        return GateDecision(chosen, old, new, margin, len(truth), promote, reason)
     if concentration.worst() > max_share:
         promote = False
         reason = (f"holdout refused: {concentration.worst():.0%} of its rows come from one request or one data "
                   f"time (at most {max_share:.0%}); {reason}")
-    return GateDecision(metric, old, new, margin, len(truth), promote, reason, concentration.requests,
+    return GateDecision(chosen, old, new, margin, len(truth), promote, reason, concentration.requests,
                         concentration.top_request_share, concentration.top_time_share)

@@ -1,9 +1,9 @@
 """The gate's holdout: which labelled rows the challenger never trains on, and whether they can be trusted.
 
 The holdout is drawn across the recent period, not only from its newest rows: the newest ``spread x holdout_rows``
-rows are the recent period, and ``blocks`` contiguous blocks spread evenly over it (the last one ending at the newest
-row) become the holdout. Contiguous blocks keep neighbouring forecast windows together; the rows between the blocks
-stay available for training, so the challenger also learns from the latest data it is not scored on.
+rows are the recent period. The model's task says how (``mitiga_core.tasks.holdout``): contiguous blocks spread
+evenly over it for series and regressions, a stratified draw for classifiers. The rows in between stay available
+for training, so the challenger also learns from the latest data it is not scored on.
 
 A holdout that one request or one burst dominates can choose the promoted model (whoever sent it picks the ground
 truth the gate believes). ``concentration`` measures it among the holdout's production rows (the model's own
@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mitiga_core.tasks.holdout import time_blocks
+
 if TYPE_CHECKING:
     from mitiga_core.bundle import TrainingData
+    from mitiga_core.tasks import Task
 
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 
@@ -33,31 +36,18 @@ def _take(data: TrainingData, mask: BoolArray) -> TrainingData:
 
 
 def holdout_mask(n: int, holdout_rows: int, *, spread: float = 3.0, blocks: int = 4) -> BoolArray:
-    """True for the rows of the holdout among ``n`` date-ordered rows."""
-    if holdout_rows < 1 or holdout_rows >= n:
-        raise ValueError(f"holdout of {holdout_rows} rows needs at least {holdout_rows + 1} rows, got {n}")
-    if spread < 1 or blocks < 1:
-        raise ValueError("holdout spread must be at least 1 and blocks at least 1")
-    recent = min(n - 1, max(holdout_rows, round(spread * holdout_rows)))
-    sizes = [len(part) for part in np.array_split(np.arange(holdout_rows), min(blocks, holdout_rows))]
-    gap = (recent - holdout_rows) / max(1, len(sizes) - 1) if len(sizes) > 1 else 0.0
-    mask = np.zeros(n, bool)
-    start = float(n - recent)
-    for size in sizes:
-        first = round(start)
-        mask[first:first + size] = True
-        start += size + gap
-    mask[n - sizes[-1]:] = True  # the newest rows are always scored
-    extra = int(mask.sum()) - holdout_rows  # rounding may add a row or two: give them back from the oldest block
-    if extra > 0:
-        mask[np.flatnonzero(mask)[:extra]] = False
-    return mask
+    """True for the rows of a time-ordered holdout among ``n`` date-ordered rows."""
+    return time_blocks(n, holdout_rows, spread=spread, blocks=blocks)
 
 
-def split_holdout(data: TrainingData, holdout_rows: int, *, spread: float = 3.0,
-                  blocks: int = 4) -> tuple[TrainingData, TrainingData]:
-    """(rows that may be trained on, the gate's holdout), both in date order."""
-    mask = holdout_mask(len(data.x), holdout_rows, spread=spread, blocks=blocks)
+def split_holdout(data: TrainingData, holdout_rows: int, *, spread: float = 3.0, blocks: int = 4,
+                  task: Task | None = None) -> tuple[TrainingData, TrainingData]:
+    """(rows that may be trained on, the gate's holdout), both in date order, cut as the model's ``task`` cuts a
+    holdout (time order unless given one)."""
+    if task is None:
+        mask = holdout_mask(len(data.x), holdout_rows, spread=spread, blocks=blocks)
+    else:
+        mask = task.holdout_mask(data.y, holdout_rows, spread=spread, blocks=blocks)
     return _take(data, ~mask), _take(data, mask)
 
 

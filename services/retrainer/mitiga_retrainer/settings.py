@@ -53,8 +53,10 @@ class RetrainerSettings(CoreSettings):
     margin: float = Field(default=0.0, ge=0, lt=1)
     """Relative improvement over the champion the challenger needs to be promoted."""
 
-    metric: Literal["mae", "rmse", "mse"] = "mae"
-    """The gate's error metric."""
+    metric: Literal["mae", "rmse", "mse", "log_loss", "f1", "accuracy", "brier"] | None = None
+    """The gate's metric. Unset: the model's task chooses (MAE for regressions and forecasts, log loss for
+    classifiers); regressions take ``mae``, ``rmse``, ``mse``, classifiers ``log_loss``, ``f1``, ``accuracy``,
+    ``brier``."""
 
     min_rows: int = Field(default=50, ge=2)
     """Fewest rows the strategy must leave to train on."""

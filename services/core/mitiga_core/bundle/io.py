@@ -20,7 +20,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from mitiga_core.bundle import safe
-from mitiga_core.bundle.manifest import Lineage, ModelManifest, Scaler
+from mitiga_core.bundle.describe import check_model_matches, manifest_for_plain_model
+from mitiga_core.bundle.manifest import ModelManifest
 from mitiga_core.errors import BundleError
 
 if TYPE_CHECKING:
@@ -127,48 +128,6 @@ def read_validation(folder: Path) -> ValidationData | None:
         return ValidationData(x=data["x"], pred=data["pred"], y=data["y"])
 
 
-def manifest_for_plain_model(
-    name: str,
-    model: keras.Model,
-    *,
-    task: str | None = None,
-    features: list[str] | None = None,
-    input_scaler: Scaler | None = None,
-    output_scaler: Scaler | None = None,
-) -> ModelManifest:
-    """Describe a ``.keras`` file made elsewhere: shape from the model, names defaulted, scalers explicit."""
-    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
-    if shape is None:
-        raise BundleError("models with several inputs are not supported")
-    dims = [d for d in shape[1:]]
-    if any(d is None for d in dims):
-        raise BundleError(f"model input shape {shape} has an undefined dimension besides the batch")
-    if task is None:
-        task = "forecast" if len(dims) == 2 and dims[1] == 1 else "regression"
-    try:
-        if task == "forecast":
-            if len(dims) not in (1, 2) or (len(dims) == 2 and dims[1] != 1):
-                raise BundleError(f"a forecast model takes (window, 1) inputs; this one takes {shape[1:]}")
-            return ModelManifest(
-                name=name, task="forecast", features=features or ["value"], window=int(dims[0]),
-                input_scaler=input_scaler or Scaler(), output_scaler=output_scaler or Scaler(),
-                lineage=Lineage(trigger="import"),
-            )
-        if len(dims) != 1:
-            raise BundleError(f"a regression model takes (features,) inputs; this one takes {shape[1:]}")
-        n = int(dims[0])
-        names = features or [f"f{i}" for i in range(n)]
-        if len(names) != n:
-            raise BundleError(f"{len(names)} feature names given for a model with {n} inputs")
-        return ModelManifest(
-            name=name, task="regression", features=names,
-            input_scaler=input_scaler or Scaler(), output_scaler=output_scaler or Scaler(),
-            lineage=Lineage(trigger="import"),
-        )
-    except ValidationError as exc:
-        raise BundleError(f"invalid model description: {exc}") from exc
-
-
 def import_archive(store: ModelStore, name: str, data: bytes, *, max_unpacked_bytes: int = 1 << 30,
                    **plain: Any) -> ModelManifest:
     """Register an uploaded ``.keras`` file or a bundle zip (``model.keras`` + ``manifest.json`` [+ arrays]).
@@ -209,19 +168,9 @@ def import_archive(store: ModelStore, name: str, data: bytes, *, max_unpacked_by
         reference = read_reference(folder)
         training = read_training(folder)
         validation = read_validation(folder)
-        columns = 1 if manifest.task == "forecast" else len(manifest.features)
+        columns = manifest.kind.reference_columns(manifest)
         if reference is not None and reference.shape[-1] != columns:
             raise BundleError(f"reference.npy has {reference.shape[-1]} columns; the manifest expects {columns}")
         if validation is not None and not (len(validation.x) == len(validation.pred) == len(validation.y)):
             raise BundleError("validation.npz: x, pred and y must have the same number of rows")
         return save_bundle(store, manifest, model, reference, training, validation)
-
-
-def check_model_matches(manifest: ModelManifest, model: keras.Model) -> None:
-    """The manifest's input shape must fit the model's."""
-    dims = list(model.input_shape[1:])
-    expected = [manifest.window, 1] if manifest.task == "forecast" else [len(manifest.features)]
-    if manifest.task == "forecast" and dims == [manifest.window]:
-        return
-    if dims != expected:
-        raise BundleError(f"manifest describes inputs {expected} but the model takes {dims}")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mitiga_core.tasks import TaskName, task_of
 from mitiga_core.types import FloatArray  # noqa: TC001 - used at run time by pydantic
 
-Task = Literal["forecast", "regression"]
+if TYPE_CHECKING:
+    from mitiga_core.tasks import Task
 
 
 class Scaler(BaseModel):
@@ -92,7 +94,7 @@ class ModelManifest(BaseModel):
 
     name: str
     version: str = "0"
-    task: Task
+    task: TaskName
     features: list[str]
     """Input column names. A forecast model has one: the series it forecasts."""
     window: int | None = None
@@ -100,6 +102,9 @@ class ModelManifest(BaseModel):
     categorical: list[str] = Field(default_factory=list)
     """Features that take a few discrete values (codes, counts): their drift is tested with χ², not KS."""
     outputs: list[str] = Field(default_factory=lambda: ["prediction"])
+    """Regression and forecast models: the names of the numbers they answer."""
+    classes: list[str] = Field(default_factory=list)
+    """Classifiers: the class names, in the order of the model's probabilities."""
     input_scaler: Scaler = Field(default_factory=Scaler)
     output_scaler: Scaler = Field(default_factory=Scaler)
     training: TrainingInfo = Field(default_factory=TrainingInfo)
@@ -118,19 +123,18 @@ class ModelManifest(BaseModel):
             raise ValueError("feature names must be unique")
         if unknown := sorted(set(self.categorical) - set(self.features)):
             raise ValueError(f"categorical names features the model does not have: {unknown}")
-        if self.task == "forecast":
-            if self.window is None or self.window < 1:
-                raise ValueError("a forecast model needs a positive window")
-            if len(self.features) != 1:
-                raise ValueError("a forecast model has exactly one feature (its series)")
-        elif self.window is not None:
-            raise ValueError("a regression model has no window")
+        self.kind.check(self)
         return self
+
+    @property
+    def kind(self) -> Task:
+        """The task's object: what the services ask instead of branching on ``task``."""
+        return task_of(self.task)
 
     @property
     def input_width(self) -> int:
         """Values in one input row: a forecast model's window, else its number of features."""
-        return self.window if self.task == "forecast" and self.window else len(self.features)
+        return self.kind.input_width(self)
 
     @property
     def input_shape(self) -> list[int]:
@@ -140,12 +144,13 @@ class ModelManifest(BaseModel):
     def model_inputs(self, x: FloatArray, scaler: Scaler | None = None) -> FloatArray:
         """Input rows in original units, ``(rows, input_width)``, as the Keras model takes them: scaled (with the
         manifest's own scaler unless given another, a challenger's), a forecast window as ``(rows, window, 1)``."""
-        return (scaler or self.input_scaler).transform(x[..., None] if self.task == "forecast" else x)
+        return self.kind.model_inputs(self, x, scaler)
 
     def output_values(self, y: FloatArray, scaler: Scaler | None = None) -> FloatArray:
-        """The Keras model's outputs back in original units, ``(rows, outputs)``."""
-        return (scaler or self.output_scaler).inverse(np.asarray(y, np.float32).reshape(len(y), -1))
+        """The Keras model's outputs as stored, ``(rows, output_width)``: original units, or a classifier's
+        probabilities."""
+        return self.kind.outputs(self, y, scaler)
 
     @property
     def input_name(self) -> str:
-        return "window" if self.task == "forecast" else "features"
+        return self.kind.input_name
