@@ -81,7 +81,7 @@ def test_default_feature_names_and_explicit_scaler(admin, plain_model: Path) -> 
 @pytest.mark.parametrize(("content", "params", "needle"), [
     (b"this is not a model", {}, "neither a .keras file nor a bundle"),
     (b"PK\x03\x04garbage-zip", {}, "neither"),
-    (None, {"features": "a,b"}, "2 feature names"),
+    (None, {"features": "a,b"}, "features: 2 names given"),
     (None, {"input_scaler": '{"kind": "minmax", "offset": [0], "scale": [0]}'}, "input_scaler"),
     (None, {"task": "forecast", "features": "a,b"}, "exactly one feature"),
 ])
