@@ -116,9 +116,14 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
     inputs = make_engine(settings.engine, reference, categorical=categorical, **engine_args)  # type: ignore[arg-type]
     validation = read_validation(folder)
     # prediction drift compares predictions with the model's own predictions on held-out rows when the bundle has
-    # them (a model's predictions are smoother than its targets), else with the training targets
-    predicted = validation.pred if validation is not None else training.y if training is not None else None
-    outputs = make_engine(settings.engine, predicted, **engine_args) if predicted is not None else None  # type: ignore[arg-type]
+    # them (a model's predictions are smoother than its targets), else with the training targets if they look alike
+    predicted = validation.pred if validation is not None else None
+    if predicted is None and training is not None and manifest.kind.targets_like_outputs:
+        predicted = training.y
+    outputs = None
+    if predicted is not None:
+        columns, classes = manifest.kind.prediction_columns(predicted)
+        outputs = make_engine(settings.engine, columns, categorical=classes, **engine_args)  # type: ignore[arg-type]
     rng = np.random.default_rng(0)
     pool = training.x if training is not None else reference
     mmd_reference = pool[rng.choice(len(pool), size=min(len(pool), 500), replace=False)]

@@ -57,7 +57,8 @@ def compute(monitor: ModelMonitor, window: Window, settings: DetectorSettings,
     m.detected.labels(*labels, "univariate").set(int(uni.is_drift))
     values = {"drift_flag": float(uni.is_drift), "share_drifted": share, "ks_p_value": float(uni.p_values.min())}
     if monitor.outputs is not None:
-        values["prediction"] = float(monitor.outputs.run(window.outputs).is_drift)
+        columns, _ = monitor.manifest.kind.prediction_columns(window.outputs)
+        values["prediction"] = float(monitor.outputs.run(columns).is_drift)
         m.detected.labels(*labels, "prediction").set(values["prediction"])
     monitor.windows_seen += 1
     joint = monitor.manifest.kind.joint_drift_tests  # a forecast window's rows are one series: no joint test

@@ -45,6 +45,9 @@ class Task(ABC):
     scale_free_signals: ClassVar[bool] = False
     """Whether the error in the data's own units can move with the data's level (a trending series), so only the
     scale-free signals may retrain (``DetectorSettings.forecast_scale_free``)."""
+    targets_like_outputs: ClassVar[bool] = True
+    """Whether training targets look like the stored outputs (numbers), so that they can stand in for the model's
+    predictions as the prediction-drift reference; a classifier's targets are classes, its outputs probabilities."""
     ratio_metrics: ClassVar[tuple[str, ...]]
     """Metrics compared with the model's validation value as ``<metric>_ratio`` signals (every one: higher is worse)."""
     gate_metrics: ClassVar[dict[str, Direction]]
@@ -87,6 +90,10 @@ class Task(ABC):
     def naive(self, inputs: FloatArray) -> FloatArray | None:
         """A baseline prediction from the inputs alone (the forecast's "tomorrow = today"), if the task has one."""
         return None
+
+    def prediction_columns(self, outputs: FloatArray) -> tuple[FloatArray, list[int]]:
+        """The columns of stored outputs tested for prediction drift, and which of them are categorical (χ²)."""
+        return outputs, []
 
     # --- outputs ---
     @abstractmethod

@@ -41,6 +41,7 @@ def roc_auc(labels: AnyArray, scores: AnyArray) -> float:
 
 
 class Classification(Task):
+    targets_like_outputs: ClassVar[bool] = False
     ratio_metrics: ClassVar[tuple[str, ...]] = ("log_loss", "error_rate")
     gate_metrics: ClassVar[dict[str, Direction]] = {"log_loss": "lower", "f1": "higher", "accuracy": "higher",
                                                     "brier": "lower"}
@@ -80,6 +81,12 @@ class Classification(Task):
 
     def answer_metadata(self, manifest: ModelManifest) -> list[tuple[str, str, list[int]]]:
         return [("probabilities", "FP32", [-1, len(manifest.classes)]), ("label", "BYTES", [-1])]
+
+    def prediction_columns(self, outputs: FloatArray) -> tuple[FloatArray, list[int]]:
+        """Each class's score (KS) and the predicted class (χ² on its counts)."""
+        probs = np.asarray(outputs, np.float32).reshape(len(outputs), -1)
+        predicted = np.argmax(probs, axis=1).astype(np.float32)[:, None]
+        return np.concatenate([probs, predicted], axis=1), [probs.shape[1]]
 
     def truth_width(self, manifest: ModelManifest) -> int:
         return 1
