@@ -49,16 +49,27 @@ def test_plain_forecaster_import_infers_the_window(tmp_path: Path) -> None:
     assert read_manifest(store.path("fc", "1")) == manifest
 
 
-def test_multi_input_models_are_refused(tmp_path: Path) -> None:
+def test_a_model_with_several_inputs_is_described_by_name_and_one_with_several_outputs_refused(
+        tmp_path: Path) -> None:
     import keras
 
-    a, b = keras.Input(shape=(2,)), keras.Input(shape=(3,))
-    model = keras.Model([a, b], keras.layers.Dense(1)(keras.layers.Concatenate()([a, b])))
-    model.save(tmp_path / "two.keras")
+    a, b = keras.Input(shape=(4, 1), name="prices"), keras.Input(shape=(3,), name="calendar")
+    joined = keras.layers.Concatenate()([keras.layers.Flatten()(a), b])
+    keras.Model([a, b], keras.layers.Dense(1)(joined)).save(tmp_path / "two.keras")
     store = FilesystemModelStore(tmp_path / "store")
-    with pytest.raises(BundleError, match="several inputs"):
-        import_archive(store, "two", (tmp_path / "two.keras").read_bytes())
-    assert store.list_versions("two") == []
+    manifest = import_archive(store, "two", (tmp_path / "two.keras").read_bytes())
+    assert [(i.name, i.shape) for i in manifest.inputs] == [("prices", [4, 1]), ("calendar", [3])]
+    assert manifest.features[:5] == ["prices.0", "prices.1", "prices.2", "prices.3", "calendar.0"]
+    x = np.arange(14, dtype=np.float32).reshape(2, 7)
+    split = manifest.model_inputs(x)
+    assert isinstance(split, dict) and split["prices"].shape == (2, 4, 1) and split["calendar"].tolist() == \
+        [[4, 5, 6], [11, 12, 13]]
+    with pytest.raises(BundleError, match="features: 2 names given for a model whose inputs"):
+        import_archive(store, "named", (tmp_path / "two.keras").read_bytes(), features=["a", "b"])
+    keras.Model([a, b], [keras.layers.Dense(1)(joined), keras.layers.Dense(1)(joined)]).save(tmp_path / "outs.keras")
+    with pytest.raises(BundleError, match="several outputs"):
+        import_archive(store, "outs", (tmp_path / "outs.keras").read_bytes())
+    assert store.list_versions("outs") == [] and store.list_versions("named") == []
 
 
 def _bundle_zip(tmp_path: Path, validation: dict[str, np.ndarray]) -> bytes:

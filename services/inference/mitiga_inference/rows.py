@@ -33,7 +33,7 @@ def _float32(t: Tensor) -> FloatArray:
 def decode_inputs(request: InferRequest, manifest: ModelManifest) -> FloatArray:
     """The request's inputs as one (rows, columns) array in the manifest's column order, as the model's task lays
     them out (a window of a series, or a table)."""
-    return _DECODERS[manifest.kind.input_layout](request, manifest)
+    return _DECODERS[manifest.kind.layout(manifest)](request, manifest)
 
 
 def _decode_window(request: InferRequest, manifest: ModelManifest) -> FloatArray:
@@ -69,21 +69,56 @@ def _decode_table(request: InferRequest, manifest: ModelManifest) -> FloatArray:
     missing = [f for f in features if f not in by_name]
     if missing:
         raise InvalidInput(f"missing inputs {missing}")
-    columns = []
-    for name in features:
-        t = by_name[name]
-        col = _float32(t)
-        if col.ndim == 2 and col.shape[1] == 1:
-            col = col[:, 0]
-        if col.ndim != 1:
-            raise InvalidInput(f"input {name!r}: shape {t.shape} does not match [-1] or [-1, 1]")
-        columns.append(col)
-    if len({len(c) for c in columns}) != 1:
-        raise InvalidInput(f"inputs have different row counts: {[len(c) for c in columns]}")
-    return np.stack(columns, axis=1)
+    return _same_rows([_column(by_name[name]) for name in features])
 
 
-_DECODERS = {"window": _decode_window, "table": _decode_table}
+def _column(t: Tensor) -> FloatArray:
+    """One feature's tensor as a column of values: shape [-1] or [-1, 1]."""
+    col = _float32(t)
+    if col.ndim == 2 and col.shape[1] == 1:
+        col = col[:, 0]
+    if col.ndim != 1:
+        raise InvalidInput(f"input {t.name!r}: shape {t.shape} does not match [-1] or [-1, 1]")
+    return col
+
+
+def _same_rows(parts: list[FloatArray]) -> FloatArray:
+    """Columns ``(rows,)`` or blocks of columns ``(rows, n)`` side by side, when they have the same rows."""
+    if len({len(p) for p in parts}) != 1:
+        raise InvalidInput(f"inputs have different row counts: {[len(p) for p in parts]}")
+    return np.column_stack(parts)
+
+
+def _decode_inputs(request: InferRequest, manifest: ModelManifest) -> FloatArray:
+    """A model with several inputs: each model input's tensor by its name (shape [-1, *shape], or flat), else one
+    tensor per feature of that input (``input.feature``); the flat rows in the manifest's order."""
+    by_name = {t.name: t for t in request.inputs}
+    if len(by_name) != len(request.inputs):
+        raise InvalidInput("input names must be unique")
+    used, parts = set(), []
+    for model_input in manifest.inputs:
+        t = by_name.get(model_input.name)
+        if t is not None:
+            arr = _float32(t)
+            if list(arr.shape[1:]) not in (model_input.shape, [model_input.width]):
+                raise InvalidInput(f"input {t.name!r}: shape {t.shape} does not match {[-1, *model_input.shape]}")
+            parts.append(arr.reshape(len(arr), model_input.width))
+            used.add(t.name)
+            continue
+        features = manifest.input_features(model_input.name)
+        if not all(f in by_name for f in features):
+            raise InvalidInput(f"missing input {model_input.name!r} (shape {[-1, *model_input.shape]}, or one "
+                               f"tensor per feature {features})")
+        parts.append(_same_rows([_column(by_name[f]) for f in features]))
+        used.update(features)
+    unknown = sorted(set(by_name) - used)
+    if unknown:
+        raise InvalidInput(f"unknown inputs {unknown}; this model takes the inputs "
+                           f"{[i.name for i in manifest.inputs]}")
+    return _same_rows(parts)
+
+
+_DECODERS = {"window": _decode_window, "table": _decode_table, "inputs": _decode_inputs}
 
 
 def encode_outputs(outputs: FloatArray, manifest: ModelManifest,

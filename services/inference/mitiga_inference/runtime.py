@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,8 +44,10 @@ class CompiledModel:
 
         self.manifest: ModelManifest = read_manifest(folder)
         model = load_keras(folder / MODEL_FILE)
-        self._model_shape = tuple(int(d) for d in model.input_shape[1:])
-        spec = [tf.TensorSpec((None, *self._model_shape), tf.float32)]
+        several = self.manifest.inputs
+        self._model_shape = () if several else tuple(int(d) for d in model.input_shape[1:])
+        spec: list[Any] = [{i.name: tf.TensorSpec((None, *i.shape), tf.float32) for i in several}] if several else \
+            [tf.TensorSpec((None, *self._model_shape), tf.float32)]
 
         def call(x: object) -> object:
             return model(x, training=False)
@@ -57,19 +59,27 @@ class CompiledModel:
         self._buckets = _buckets(xla_max_rows)
         self._tf = tf
 
-    def _run(self, scaled: FloatArray) -> FloatArray:
-        rows = len(scaled)
+    def _run(self, scaled: FloatArray | dict[str, FloatArray], rows: int) -> FloatArray:
         bucket = next((b for b in self._buckets if b >= rows), None)
         if bucket is None:
-            return np.asarray(self._graph(self._tf.constant(scaled)))
-        if bucket > rows:
-            scaled = np.concatenate([scaled, np.zeros((bucket - rows, *scaled.shape[1:]), np.float32)])
-        return np.asarray(self._xla(self._tf.constant(scaled)))[:rows]
+            return np.asarray(self._graph(self._constant(scaled, 0)))
+        return np.asarray(self._xla(self._constant(scaled, bucket - rows)))[:rows]
+
+    def _constant(self, scaled: FloatArray | dict[str, FloatArray], pad: int) -> Any:
+        """The model's input as tensors, padded with ``pad`` rows of zeros (each input of a model with several)."""
+        if isinstance(scaled, dict):
+            return {name: self._constant(values, pad) for name, values in scaled.items()}
+        if pad:
+            scaled = np.concatenate([scaled, np.zeros((pad, *scaled.shape[1:]), np.float32)])
+        return self._tf.constant(scaled)
 
     def __call__(self, x: FloatArray) -> FloatArray:
-        """``x`` is (rows, window) for forecasts or (rows, features); returns (rows, outputs)."""
+        """``x`` is the manifest's flat rows: (rows, window) for forecasts, else (rows, features); returns the
+        stored outputs (rows, outputs or classes)."""
         scaled = self.manifest.model_inputs(x)
-        return self.manifest.output_values(self._run(scaled.reshape(len(x), *self._model_shape)))
+        if not isinstance(scaled, dict):
+            scaled = scaled.reshape(len(x), *self._model_shape)
+        return self.manifest.output_values(self._run(scaled, len(x)))
 
     def warm_up(self, max_rows: int) -> None:
         """Compile every shape the model will see, so the first requests are not slow."""

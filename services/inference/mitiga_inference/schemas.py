@@ -51,12 +51,14 @@ class FeedbackRequest(BaseModel):
 
 
 def metadata(manifest: ModelManifest, versions: list[str]) -> MetadataModelResponse:
-    inputs = [MetadataTensor(name=manifest.input_name, datatype="FP32", shape=manifest.input_shape)]
+    inputs = [MetadataTensor(name=i.name, datatype="FP32", shape=[-1, *i.shape]) for i in manifest.inputs] or \
+        [MetadataTensor(name=manifest.input_name, datatype="FP32", shape=manifest.input_shape)]
     outputs = [MetadataTensor(name=name, datatype=datatype, shape=shape)
                for name, datatype, shape in manifest.kind.answer_metadata(manifest)]
     classes = {"classes": manifest.classes} if manifest.classes else {}
     return MetadataModelResponse(
         name=manifest.name, versions=versions, platform="tensorflow_keras", inputs=inputs, outputs=outputs,
         parameters={"task": manifest.task, "features": manifest.features, "window": manifest.window, **classes,
+                    **({"inputs": [i.model_dump() for i in manifest.inputs]} if manifest.inputs else {}),
                     "version": manifest.version, "training": manifest.training.model_dump()},
     )

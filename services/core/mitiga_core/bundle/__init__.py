@@ -11,10 +11,11 @@ from mitiga_core.bundle.io import (
     read_validation,
     save_bundle,
 )
-from mitiga_core.bundle.manifest import Lineage, ModelManifest, Scaler, TrainingInfo
+from mitiga_core.bundle.manifest import Lineage, ModelInput, ModelManifest, Scaler, TrainingInfo
 
 __all__ = [
     "Lineage",
+    "ModelInput",
     "ModelManifest",
     "Scaler",
     "TrainingData",

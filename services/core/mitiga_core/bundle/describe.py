@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from mitiga_core.bundle.manifest import Lineage, ModelManifest, Scaler
+from mitiga_core.bundle.manifest import Lineage, ModelInput, ModelManifest, Scaler
 from mitiga_core.errors import BundleError
 from mitiga_core.tasks import TASKS, Classification
 
@@ -23,6 +23,21 @@ def _dims(shape: Any, what: str) -> list[int]:
     if any(d is None for d in dims):
         raise BundleError(f"model {what} shape {tuple(shape)} has an undefined dimension besides the batch")
     return [int(d) for d in dims if d is not None]
+
+
+def model_inputs(model: keras.Model) -> list[ModelInput]:
+    """The named inputs of a model with several (empty for one input), each with its shape per row."""
+    if not isinstance(model.input_shape, list) or len(model.inputs) < 2:
+        return []
+    found = []
+    for tensor in model.inputs:
+        name = str(tensor.name)
+        shape = list(tuple(tensor.shape)[1:])
+        if any(d is None for d in shape):
+            raise BundleError(f"model input {name!r} has shape {tuple(tensor.shape)}: an undefined dimension "
+                              "besides the batch")
+        found.append(ModelInput(name=name, shape=[int(d) for d in shape]))
+    return found
 
 
 def last_activation(model: keras.Model) -> str:
@@ -69,10 +84,11 @@ def manifest_for_plain_model(
 ) -> ModelManifest:
     """Describe a ``.keras`` file made elsewhere: shapes and task from the model (the task may be declared), names
     defaulted, scalers explicit."""
-    dims = _dims(model.input_shape, "input")
+    several = model_inputs(model)
+    dims = [sum(i.width for i in several)] if several else _dims(model.input_shape, "input")
     if task is not None and task not in TASKS:
         raise BundleError(f"task {task!r} is not one of {sorted(TASKS)}")
-    task = task or infer_task(model, len(dims) == 2 and dims[1] == 1)
+    task = task or infer_task(model, not several and len(dims) == 2 and dims[1] == 1)
     kind = TASKS[task]
     common = {"name": name, "task": task, "input_scaler": input_scaler or Scaler(),
               "output_scaler": output_scaler or Scaler(), "lineage": Lineage(trigger="import")}
@@ -84,7 +100,16 @@ def manifest_for_plain_model(
         common["classes"] = classes
     elif classes:
         raise BundleError(f"classes: a {task} model has no classes")
-    if kind.input_layout == "window":
+    if several and kind.input_layout == "window":
+        raise BundleError(f"task {task!r}: a model with several inputs ({[i.name for i in several]}) is a regression "
+                          "or a classifier")
+    if several:
+        names = features or [f"{i.name}.{j}" for i in several for j in range(i.width)]
+        if len(names) != dims[0]:
+            raise BundleError(f"features: {len(names)} names given for a model whose inputs "
+                              f"{[i.name for i in several]} take {dims[0]} values per row")
+        common |= {"features": names, "inputs": several}
+    elif kind.input_layout == "window":
         if len(dims) not in (1, 2) or (len(dims) == 2 and dims[1] != 1):
             raise BundleError(f"a forecast model takes (window, 1) inputs; this one takes {dims}")
         common |= {"features": features or ["value"], "window": dims[0]}
@@ -108,11 +133,19 @@ def manifest_for_plain_model(
 
 
 def check_model_matches(manifest: ModelManifest, model: keras.Model) -> None:
-    """The manifest's input shape must fit the model's, and a classifier's classes its probabilities."""
-    dims = _dims(model.input_shape, "input")
-    accepted = manifest.kind.model_dims(manifest)
-    if dims not in accepted:
-        raise BundleError(f"manifest describes inputs {accepted[0]} but the model takes {dims}")
+    """The manifest's input shapes must fit the model's, and a classifier's classes its probabilities."""
+    several = model_inputs(model)
+    if several or manifest.inputs:
+        mine = {i.name: i.shape for i in manifest.inputs}
+        theirs = {i.name: i.shape for i in several}
+        if mine != theirs:
+            raise BundleError(f"manifest describes inputs {mine or manifest.kind.model_dims(manifest)[0]} but the "
+                              f"model takes {theirs or _dims(model.input_shape, 'input')}")
+    else:
+        dims = _dims(model.input_shape, "input")
+        accepted = manifest.kind.model_dims(manifest)
+        if dims not in accepted:
+            raise BundleError(f"manifest describes inputs {accepted[0]} but the model takes {dims}")
     if isinstance(manifest.kind, Classification):
         k = _classes(model, manifest.kind)
         if k != len(manifest.classes):

@@ -87,6 +87,20 @@ class Lineage(BaseModel):
     mode: str | None = None
 
 
+class ModelInput(BaseModel):
+    """One named input of a model with several: its shape per row (without the batch)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    shape: list[int] = Field(min_length=1, max_length=4)
+
+    @property
+    def width(self) -> int:
+        """Values per row: the input's columns in the manifest's flat rows."""
+        return int(np.prod(self.shape))
+
+
 class ModelManifest(BaseModel):
     """Stored as ``manifest.json`` next to ``model.keras`` in each version folder."""
 
@@ -99,6 +113,10 @@ class ModelManifest(BaseModel):
     """Input column names. A forecast model has one: the series it forecasts."""
     window: int | None = None
     """Forecast models: how many past values form one input row."""
+    inputs: list[ModelInput] = Field(default_factory=list)
+    """Models with several named inputs: each input in order. A row of ``features`` is their values one after the
+    other (each input's values row-major), named ``input.feature``; the Keras model takes them as a dict by name.
+    Empty for a model with one input."""
     categorical: list[str] = Field(default_factory=list)
     """Features that take a few discrete values (codes, counts): their drift is tested with χ², not KS."""
     outputs: list[str] = Field(default_factory=lambda: ["prediction"])
@@ -123,6 +141,14 @@ class ModelManifest(BaseModel):
             raise ValueError("feature names must be unique")
         if unknown := sorted(set(self.categorical) - set(self.features)):
             raise ValueError(f"categorical names features the model does not have: {unknown}")
+        if self.inputs:
+            if len(self.inputs) < 2 or len({i.name for i in self.inputs}) != len(self.inputs):
+                raise ValueError("inputs: a model with several inputs names two or more, each once")
+            if any(d < 1 for i in self.inputs for d in i.shape):
+                raise ValueError("inputs: every dimension of an input's shape must be at least 1")
+            width = sum(i.width for i in self.inputs)
+            if width != len(self.features):
+                raise ValueError(f"inputs: {width} values per row, but {len(self.features)} features are named")
         self.kind.check(self)
         return self
 
@@ -141,7 +167,7 @@ class ModelManifest(BaseModel):
         """The OIP input tensor shape, -1 for the batch dimension."""
         return [-1, self.input_width]
 
-    def model_inputs(self, x: FloatArray, scaler: Scaler | None = None) -> FloatArray:
+    def model_inputs(self, x: FloatArray, scaler: Scaler | None = None) -> FloatArray | dict[str, FloatArray]:
         """Input rows in original units, ``(rows, input_width)``, as the Keras model takes them: scaled (with the
         manifest's own scaler unless given another, a challenger's), a forecast window as ``(rows, window, 1)``."""
         return self.kind.model_inputs(self, x, scaler)
@@ -154,3 +180,20 @@ class ModelManifest(BaseModel):
     @property
     def input_name(self) -> str:
         return self.kind.input_name
+
+    def split_inputs(self, x: FloatArray) -> dict[str, FloatArray]:
+        """Flat rows ``(rows, features)`` as a dict of each model input's values ``(rows, *shape)``."""
+        out, at = {}, 0
+        for i in self.inputs:
+            out[i.name] = np.ascontiguousarray(x[:, at:at + i.width].reshape(len(x), *i.shape))
+            at += i.width
+        return out
+
+    def input_features(self, name: str) -> list[str]:
+        """The features (flat columns) of one model input."""
+        at = 0
+        for i in self.inputs:
+            if i.name == name:
+                return self.features[at:at + i.width]
+            at += i.width
+        raise KeyError(name)

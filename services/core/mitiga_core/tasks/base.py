@@ -71,13 +71,21 @@ class Task(ABC):
     def input_name(self) -> str:
         return "features"
 
+    def layout(self, manifest: ModelManifest) -> Literal["window", "table", "inputs"]:
+        """How a request's tensors are laid out: ``input_layout``, or one tensor per named input of a model with
+        several."""
+        return "inputs" if manifest.inputs else self.input_layout
+
     def model_dims(self, manifest: ModelManifest) -> list[list[int]]:
-        """The Keras input shapes (without the batch) a model of this manifest may have."""
+        """The Keras input shapes (without the batch) a model of this manifest may have (one input)."""
         return [[len(manifest.features)]]
 
-    def model_inputs(self, manifest: ModelManifest, x: FloatArray, scaler: Scaler | None = None) -> FloatArray:
-        """Rows in original units ``(rows, input_width)`` as the Keras model takes them."""
-        return (scaler or manifest.input_scaler).transform(x)
+    def model_inputs(self, manifest: ModelManifest, x: FloatArray,
+                     scaler: Scaler | None = None) -> FloatArray | dict[str, FloatArray]:
+        """Rows in original units ``(rows, input_width)`` as the Keras model takes them: scaled, and split by name
+        for a model with several inputs."""
+        scaled = (scaler or manifest.input_scaler).transform(x)
+        return manifest.split_inputs(scaled) if manifest.inputs else scaled
 
     def reference_columns(self, manifest: ModelManifest) -> int:
         """Columns of the drift reference (``reference.npy``)."""

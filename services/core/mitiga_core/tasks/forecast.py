@@ -28,6 +28,9 @@ class Forecast(Regression):
             raise ValueError("a forecast model has exactly one feature (its series)")
         if manifest.classes:
             raise ValueError("a forecast model has no classes")
+        if manifest.inputs:
+            raise ValueError("a forecast model has one input, its window (a model with several inputs is a "
+                             "regression or a classifier)")
 
     def input_width(self, manifest: ModelManifest) -> int:
         return manifest.window or 1
