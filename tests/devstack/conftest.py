@@ -22,12 +22,15 @@ FAST = {"MITIGA_WINDOW_SIZE": "40", "MITIGA_PERSISTENCE": "2", "MITIGA_MIN_PERFO
         "MITIGA_COOLDOWN_S": "0", "MITIGA_LOG_LEVEL": "WARNING"}
 
 
-def make_stack(tmp_path: Path, reference_store: Path, **kwargs: Any) -> DevStack:
+def make_stack(tmp_path: Path, reference_store: Path, models: tuple[str, ...] = ("lstm",), **kwargs: Any) -> DevStack:
+    """A stack on a copy of ``reference_store`` whose inference process serves ``models`` (in the copy at
+    ``tmp_path / "models"``: add bundles there before the stack starts)."""
     store = tmp_path / "models"
     shutil.copytree(reference_store, store)
     env = {**FAST, **kwargs.pop("detector_env", {})}
+    served = "[" + ",".join(f'"{m}"' for m in models) + "]"
     return DevStack(tmp_path / "stack", store, admin_token=ADMIN, detector_env=env,
-                    inference_env={"MITIGA_MODELS": '["lstm"]', "MITIGA_LOG_LEVEL": "WARNING"}, **kwargs)
+                    inference_env={"MITIGA_MODELS": served, "MITIGA_LOG_LEVEL": "WARNING"}, **kwargs)
 
 
 def windows(start: str, end: str) -> tuple[np.ndarray, np.ndarray]:

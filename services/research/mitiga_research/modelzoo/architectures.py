@@ -63,6 +63,23 @@ def build_regressor(n_features: int) -> keras.Model:
     return keras.Model(inputs, layers.Dense(1)(x), name="regressor")
 
 
+def build_classifier(n_features: int, classes: int) -> keras.Model:
+    """A small dense classifier: softmax over ``classes`` (a sigmoid unit for two)."""
+    inputs = keras.Input(shape=(n_features,), name="features")
+    x = layers.Dense(32, activation="relu")(inputs)
+    x = layers.Dense(16, activation="relu")(x)
+    out = layers.Dense(1, activation="sigmoid")(x) if classes == 2 else layers.Dense(classes, activation="softmax")(x)
+    return keras.Model(inputs, out, name="classifier")
+
+
+def build_two_input(inputs: dict[str, int]) -> keras.Model:
+    """A dense regressor over several named inputs (e.g. the sensors and the weather), concatenated."""
+    named = {name: keras.Input(shape=(width,), name=name) for name, width in inputs.items()}
+    x = layers.Concatenate()(list(named.values()))
+    x = layers.Dense(32, activation="relu")(x)
+    return keras.Model(list(named.values()), layers.Dense(1)(x), name="two_input")
+
+
 FORECASTERS: Final[dict[str, tuple[Callable[[int], keras.Model], int]]] = {
     "lstm": (build_lstm, 50),
     "rnn": (build_rnn, 50),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,16 +39,16 @@ def _seeded(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def _fit(model: keras.Model, x: FloatArray, y: FloatArray, epochs: int, batch_size: int, seed: int,
-         weights: FloatArray | None = None) -> None:
+def _fit(model: keras.Model, x: Any, y: FloatArray, epochs: int, batch_size: int, seed: int,
+         weights: FloatArray | None = None, loss: str = "mse") -> None:
     import keras
 
     _seeded(seed)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
     model.fit(x, y, sample_weight=weights, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
 
 
-def _predict(model: keras.Model, x: FloatArray) -> FloatArray:
+def _predict(model: keras.Model, x: Any) -> FloatArray:
     return np.asarray(model(x, training=False), dtype=np.float32)
 
 
