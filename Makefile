@@ -74,7 +74,7 @@ bench: setup infra ## benchmarks, time to mitigation on a real node among them; 
 	bash scripts/build-kserve-peer.sh >/dev/null
 	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) trial_bench.py && ../$(PY) detector_bench.py \
 	  && ../$(PY) early_detection_bench.py && ../$(PY) kafka_bench.py && ../$(PY) policy_bench.py \
-	  && ../$(PY) mitigation_bench.py
+	  && ../$(PY) classifier_bench.py && ../$(PY) mitigation_bench.py
 
 soak: setup infra ## R1: the multi-process stack at 70% of its peak for 10 minutes (SOAK_SECONDS); benchmarks/results/soak.*
 	cd benchmarks && ../$(PY) soak.py

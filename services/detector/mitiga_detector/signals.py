@@ -82,6 +82,7 @@ def compute(monitor: ModelMonitor, window: Window, settings: DetectorSettings,
         metric = monitor.estimator.metric
         estimated = monitor.estimator.estimate(window.features, window.outputs)
         m.estimated.labels(*labels, metric).set(estimated)
+        values[f"estimated_{metric}"] = estimated  # recorded with the window; no level of its own
         reference = monitor.manifest.training.reference_error(metric) or monitor.estimator.validation_value
         if reference > 0:
             values[f"estimated_{metric}_ratio"] = estimated / reference

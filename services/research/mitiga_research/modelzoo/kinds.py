@@ -28,6 +28,8 @@ from mitiga_research.modelzoo.training import TrainedModel, _fit, _predict, _see
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mitiga_core.types import AnyArray
+
 CO_CLASSES: Final = ["low", "moderate", "high"]
 CO_LEVELS: Final = (1.5, 3.0)
 """CO(GT) in mg/m³ that separates low from moderate, and moderate from high."""
@@ -35,9 +37,10 @@ SENSORS: Final = AIR_QUALITY_FEATURES[:5]
 WEATHER: Final = AIR_QUALITY_FEATURES[5:]
 
 
-def labelled(frame: pd.DataFrame, features: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def labelled(frame: pd.DataFrame, features: list[str]) -> tuple[AnyArray, AnyArray, AnyArray]:
     """Complete rows: the features, the CO class (as a column) and the ISO time of each."""
     import pandas as pd
+
 
     classes = pd.Series(np.digitize(frame[AIR_QUALITY_TARGET].fillna(-1), CO_LEVELS), index=frame.index)
     clean = frame[features].assign(_class=classes.where(frame[AIR_QUALITY_TARGET].notna())).dropna()
@@ -45,7 +48,7 @@ def labelled(frame: pd.DataFrame, features: list[str]) -> tuple[np.ndarray, np.n
             np.asarray(clean.index.strftime("%Y-%m-%dT%H:%M:%S")))
 
 
-def _split(n: int, seed: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+def _split(n: int, seed: int, val_fraction: float) -> tuple[AnyArray, AnyArray]:
     order = np.random.default_rng(seed).permutation(n)
     n_val = max(1, int(n * val_fraction))
     return np.sort(order[n_val:]), np.sort(order[:n_val])
