@@ -133,3 +133,4 @@ def test_class_weights_balance_a_rare_class() -> None:
     assert weights is not None and weights.mean() == pytest.approx(1.0)
     assert weights[y == 1].sum() == pytest.approx(weights[y == 0].sum())
     assert task_of("regression").class_weights(y) is None
+    assert task_of("binary").class_weights(np.asarray([0] * 55 + [1] * 45, np.float32)) is None  # about even

@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     from mitiga_console.upstream import Series, Upstream
 
 POINTS = 240  # samples per line read from Prometheus
-ERRORS = ("mae", "rmse", "r2", "estimated_mae")
+ERRORS = ("mae", "rmse", "r2", "estimated_mae", "accuracy", "f1", "log_loss", "estimated_error_rate")
 LEVELS = {"none": 0.0, "warning": 1.0, "critical": 2.0}  # as the detector's mitiga_drift_level gauge counts them
-TITLES = {"p-values": "p-value per feature", "distances": "PSI per feature", "errors": "realised and estimated MAE",
+TITLES = {"p-values": "p-value per feature", "distances": "PSI per feature",
+          "errors": "realised and estimated error (MAE; a classifier's accuracy)",
           "levels": "drift level per type (1 warning, 2 critical)"}
 
 
@@ -45,9 +46,20 @@ def render(upstream: Upstream, name: str) -> str:
     return (f'<p id="health">Level {html.level(state["level"])} ({html.esc(", ".join(last.get("types", [])))}), '
             f'decided by {html.esc(last.get("decided_by") or "-")}; {state["windows"]} windows tested; last '
             f'{html.esc(last["window_start"])} .. {html.esc(last["window_end"])}.</p>'
-            f"<p>Signals: {signals or '-'}</p><p>Error: {errors or 'no ground truth yet'}</p>{features}"
+            f"<p>Signals: {signals or '-'}</p><p>Error: {errors or 'no ground truth yet'}</p>{_confusion(last)}"
+            f"{features}"
             f"{over_time}"
             f'<p><a href="/models/{html.esc(name)}/report">drift report with plots over time</a></p>')
+
+
+def _confusion(window: dict[str, Any]) -> str:
+    """A classifier's confusion matrix on its labelled window: a row per true class, a column per predicted one."""
+    matrix, classes = window.get("confusion"), window.get("classes")
+    if not matrix or not classes:
+        return ""
+    rows = [[f"<b>{html.esc(c)}</b>", *(html.esc(n) for n in row)] for c, row in zip(classes, matrix, strict=True)]
+    return ("<h4>Confusion matrix (labelled window; rows: true class, columns: predicted)</h4>"
+            + html.table(["true \\ predicted", *classes], rows, "confusion"))
 
 
 def _charts(lines: dict[str, dict[str, list[float]]], dates: list[str], marks: list[int],
@@ -77,7 +89,8 @@ def _from_detector(upstream: Upstream, name: str) -> str:
     p_values = {f"p {f}": [float(w.get("p_values", {}).get(f, math.nan)) for w in windows] for f in features}
     psi = {f"PSI {f}": [float(w.get("psi", {}).get(f, math.nan)) for w in windows] for f in features}
     errors = {label: [float(w.get(key, math.nan)) for w in windows]
-              for key, label in (("mae", "MAE"), ("estimated_mae", "estimated MAE"))}
+              for key, label in (("mae", "MAE"), ("estimated_mae", "estimated MAE"), ("accuracy", "accuracy"))}
+    errors["estimated accuracy"] = [1.0 - float(w.get("estimated_error_rate", math.nan)) for w in windows]
     kinds = sorted({t for w in windows for t in w.get("types", [])})
     levels = {kind: [LEVELS.get(w.get("level", "none"), 0.0) if kind in w.get("types", []) else 0.0
                      for w in windows] for kind in kinds}
@@ -117,6 +130,10 @@ def _from_prometheus(upstream: Upstream, name: str) -> str:
         errors = lines(f'max(mitiga_model_performance{{{selector},metric="mae"}})', "MAE", lambda _: "MAE")
         errors |= lines(f'max(mitiga_estimated_metric{{{selector},metric="mae"}})', "estimated MAE",
                         lambda _: "estimated MAE")
+        errors |= lines(f'max(mitiga_model_performance{{{selector},metric="accuracy",units="original"}})', "accuracy",
+                        lambda _: "accuracy")
+        errors |= lines(f'1 - max(mitiga_estimated_metric{{{selector},metric="error_rate"}})', "estimated accuracy",
+                        lambda _: "estimated accuracy")
         versions = upstream.query_range(f"max by (version) (mitiga_drift_window_rows{{{selector}}})", start, end,
                                         step)
         outcomes = upstream.query_range(f"sum by (outcome) (mitiga_retrain_outcomes_total{{{selector}}})", start,

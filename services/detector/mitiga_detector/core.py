@@ -356,12 +356,16 @@ class DetectorCore:
             active = level >= Severity.WARNING and type_name in types
             self.metrics.level.labels(name, type_name).set(int(level) - 1 if active else 0)
         uni, dist = found.univariate, found.distances
-        record = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat(), "rows": len(window),
-                  "version": version, "observed": result.level.name.lower(), "level": level.name.lower(),
-                  "episode_id": tracker.episode_id or episode_before, "types": types,
-                  "signals": {s: v.name.lower() for s, v in result.signals.items()}, "decided_by": result.decided_by,
-                  "p_values": dict(zip(monitor.feature_names, uni.p_values.tolist(), strict=True)),
-                  "psi": dict(zip(monitor.feature_names, dist["psi"].tolist(), strict=True)), **values}
+        record: dict[str, Any] = {
+            "window_start": window.start.isoformat(), "window_end": window.end.isoformat(), "rows": len(window),
+            "version": version, "observed": result.level.name.lower(), "level": level.name.lower(),
+            "episode_id": tracker.episode_id or episode_before, "types": types,
+            "signals": {s: v.name.lower() for s, v in result.signals.items()}, "decided_by": result.decided_by,
+            "p_values": dict(zip(monitor.feature_names, uni.p_values.tolist(), strict=True)),
+            "psi": dict(zip(monitor.feature_names, dist["psi"].tolist(), strict=True)), **values}
+        confusion = monitor.performance.confusion(monitor.manifest)
+        if confusion is not None:
+            record |= {"confusion": confusion, "classes": monitor.manifest.classes}
         self.history.setdefault(name, deque(maxlen=self.settings.history)).append(record)
         if opened:
             self.metrics.episodes.labels(name, level.name.lower()).inc()

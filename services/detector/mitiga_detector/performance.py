@@ -190,6 +190,12 @@ class PerformanceWindow:
         baseline = float(np.abs(truth - naive).mean())
         return float(np.abs(truth - pred).mean()) / baseline if baseline > 0 else None
 
+    def confusion(self, manifest: ModelManifest) -> list[list[int]] | None:
+        """A classifier's confusion matrix on the labelled rows (true class by row, predicted by column)."""
+        if not self._truth:
+            return None
+        return manifest.kind.confusion(np.stack(self._truth), np.stack(self._pred))
+
     def metrics(self, manifest: ModelManifest) -> dict[str, dict[str, float]]:
         """The task's metrics (MAE, MSE, RMSE, R²; accuracy, F1, log loss...) in ``original`` units and in the
         model's ``scaled`` units."""

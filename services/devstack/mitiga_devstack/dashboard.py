@@ -1,6 +1,6 @@
 """The Grafana dashboard: the research app's six panels (drift detected, % drifted features, MAE, RMSE, R²,
 KS p-value), each with its warning / critical levels as read from the detector, plus inference latency and
-throughput, consumer lag and retrains.
+throughput, consumer lag and retrains, and the classifiers' accuracy, F1, CBPE estimate and per-class recall.
 
 ``python -m mitiga_devstack.dashboard > dashboard.json`` prints it; the chart ships it as
 ``charts/mitiga/files/grafana-dashboard.json`` (a test keeps that file equal to this output).
@@ -70,6 +70,28 @@ def build() -> dict[str, Any]:
             {"expr": f"sum by (model, outcome) (increase(mitiga_retrain_triggers_total{{{MODEL}}}[1h]))",
              "legendFormat": "{{model}} trigger {{outcome}}"},
         ], 0, 24, w=16),
+        _panel("Classifiers: accuracy and macro F1 (labelled feedback)", [
+            {"expr": f'mitiga_model_performance{{{MODEL},metric="accuracy",units="original"}}',
+             "legendFormat": "{{model}} v{{version}} accuracy"},
+            {"expr": f'mitiga_model_performance{{{MODEL},metric="f1",units="original"}}',
+             "legendFormat": "{{model}} v{{version}} macro F1"},
+            {"expr": f'1 - mitiga_estimated_metric{{{MODEL},metric="error_rate"}}',
+             "legendFormat": "{{model}} v{{version}} accuracy estimated before labels (CBPE)"},
+        ], 0, 32, unit="percentunit",
+            description="Realised on the labelled window, and estimated from the model's calibrated confidence "
+                        "before the labels come."),
+        _panel("Classifiers: error rate and log loss over validation", [
+            *_metric("error_rate_ratio"),
+            {"expr": f'mitiga_drift_metric{{{MODEL},metric="log_loss_ratio"}}',
+             "legendFormat": "{{model}} v{{version}} log loss ratio"},
+            {"expr": f'mitiga_drift_metric{{{MODEL},metric="estimated_error_rate_ratio"}}',
+             "legendFormat": "{{model}} v{{version}} estimated error rate ratio"},
+        ], 8, 32, description="1 = as on the model's own validation; the levels are error_rate_ratio's."),
+        _panel("Classifiers: recall per class", [
+            {"expr": f'mitiga_model_performance{{{MODEL},metric=~"recall_.*",units="original"}}',
+             "legendFormat": "{{model}} v{{version}} {{metric}}"},
+        ], 16, 32, unit="percentunit",
+            description="recall_<i>: the share of class i's rows predicted as class i (i as in the model's classes)."),
         _panel("Ground truth", [
             {"expr": f"sum by (model) (rate(mitiga_feedback_joined_total{{{MODEL}}}[5m]))",
              "legendFormat": "{{model}} joined/s"},

@@ -156,6 +156,10 @@ class Task(ABC):
         diff = np.asarray(pred, np.float64).reshape(-1) - np.asarray(truth, np.float64).reshape(-1)
         return float(np.mean(diff**2) if squared else np.mean(np.abs(diff)))
 
+    def confusion(self, truth: FloatArray, pred: FloatArray) -> list[list[int]] | None:
+        """Rows of the true class, columns of the predicted one, if the task has classes."""
+        return None
+
     def better(self, metric: str, new: float, old: float) -> bool:
         """Whether ``new`` is strictly better than ``old`` on ``metric``."""
         return new > old if self.gate_metrics[metric] == "higher" else new < old

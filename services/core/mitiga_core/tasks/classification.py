@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from mitiga_core.bundle.manifest import ModelManifest, Scaler
     from mitiga_core.types import AnyArray, FloatArray
 
+IMBALANCE = 0.5
+"""A class less frequent than this share of the commonest class's count is rare: training weights the classes."""
 EPS = 1e-7
 """Probabilities are clipped to [EPS, 1 - EPS] for the log loss (as Keras does), so one confident miss is finite."""
 
@@ -151,6 +153,13 @@ class Classification(Task):
             out["roc_auc"] = roc_auc(labels, probs[:, 1])
         return out
 
+    def confusion(self, truth: FloatArray, pred: FloatArray) -> list[list[int]] | None:
+        labels = _labels(truth)
+        probs = _probs(pred, len(labels))
+        k = probs.shape[1]
+        counts = np.bincount(labels * k + np.argmax(probs, axis=1), minlength=k * k)
+        return [[int(n) for n in row] for row in counts.reshape(k, k)]
+
     def scalers(self, manifest: ModelManifest, x: FloatArray, y: FloatArray) -> tuple[Scaler, Scaler]:
         from mitiga_core.bundle.manifest import Scaler
 
@@ -160,10 +169,15 @@ class Classification(Task):
         return np.asarray(y, np.float32).reshape(len(y), 1)
 
     def class_weights(self, y: FloatArray) -> FloatArray | None:
-        """Each row weighted by the inverse of its class's frequency (mean weight 1), so a rare class counts."""
+        """When a class is rare (less than ``IMBALANCE`` times as frequent as the commonest), each row weighted by
+        the inverse of its class's frequency (mean weight 1), so the rare class counts; None when the classes are
+        about even, where weighting would only bend the probabilities (and the gate's log loss) for nothing."""
         labels = _labels(y)
         counts = np.bincount(labels)
-        weights = len(labels) / (np.count_nonzero(counts) * counts[labels])
+        present = counts[counts > 0]
+        if present.min() >= IMBALANCE * present.max():
+            return None
+        weights = len(labels) / (len(present) * counts[labels])
         return weights.astype(np.float32)
 
     def holdout_mask(self, y: FloatArray, holdout_rows: int, *, spread: float, blocks: int) -> AnyArray:
