@@ -33,6 +33,19 @@ def test_models_list_and_show(store: FilesystemModelStore) -> None:
     assert code == 0 and "tab v1" in out
 
 
+def test_models_show_speaks_classification(tmp_path: Path) -> None:
+    from tests.detector.test_classifiers import write_classifier
+
+    store = FilesystemModelStore(tmp_path)
+    write_classifier(store)
+    code, out = run("models", "show", "q", "--store", str(store.root))
+    out = " ".join(out.split())  # as the terminal wraps it
+    assert code == 0 and "(multiclass" in out, out
+    assert "answers: probabilities FP32 [-1, 3], label BYTES [-1]; classes: low, mid, high" in out
+    assert "a class name or index" in out and "gate metric by default: log_loss" in out
+    assert "val_accuracy" in out and "val_f1" in out
+
+
 def test_models_show_gives_the_live_trial_and_its_decisions_with_their_numbers(store: FilesystemModelStore) -> None:
     from mitiga_core.promotion import Candidate, start_trial
 

@@ -68,6 +68,14 @@ def show(name: str, version: Annotated[str | None, typer.Option(help="Default: t
                   f"{'  [green]champion[/green]' if models.champion(name) == version else ''}")
     console.print(f"features: {', '.join(manifest.features)}" + (f", window {manifest.window}" if manifest.window
                                                                    else ""))
+    if manifest.inputs:
+        console.print("inputs: " + ", ".join(f"{i.name} {[-1, *i.shape]}" for i in manifest.inputs))
+    answers = manifest.kind.answer_metadata(manifest)
+    console.print("answers: " + ", ".join(f"{name} {datatype} {shape}" for name, datatype, shape in answers)
+                  + (f"; classes: {', '.join(manifest.classes)}" if manifest.classes else ""))
+    gate = next(iter(manifest.kind.gate_metrics))
+    console.print(f"ground truth: {manifest.kind.truth_width(manifest)} value(s) per row"
+                  + (" (a class name or index)" if manifest.classes else "") + f"; gate metric by default: {gate}")
     console.print(f"trained on {manifest.training.data_start} .. {manifest.training.data_end} "
                   f"({manifest.training.rows} rows, {manifest.training.epochs} epochs)")
     for key, value in sorted(manifest.training.metrics.items()):
