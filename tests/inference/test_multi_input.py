@@ -117,3 +117,23 @@ def test_a_missing_or_unknown_input_is_a_400_naming_it(served: tuple[Service, An
                                                        needle: str) -> None:
     answer = _post(served[0], inputs)
     assert answer.status_code == 400 and needle in answer.json()["error"], answer.text
+
+
+def test_tritonclient_sends_each_input_by_name(served: tuple[Service, Any]) -> None:
+    import tritonclient.http as httpclient
+
+    service, model = served
+    expected = model.predict({"prices": PRICES, "calendar": CALENDAR}, verbose=0)
+    tensors = []
+    for name, values in (("prices", PRICES), ("calendar", CALENDAR)):
+        tensor = httpclient.InferInput(name, list(values.shape), "FP32")
+        tensor.set_data_from_numpy(values)  # binary, tritonclient's default
+        tensors.append(tensor)
+    client = httpclient.InferenceServerClient(url=service.url.removeprefix("http://"))
+    try:
+        meta = client.get_model_metadata("two")
+        result = client.infer("two", tensors)
+    finally:
+        client.close()
+    assert {t["name"] for t in meta["inputs"]} == {"prices", "calendar"}
+    np.testing.assert_allclose(result.as_numpy("prediction"), expected, rtol=1e-5, atol=1e-5)
