@@ -118,6 +118,7 @@ for svc in "${SERVICES[@]}"; do
           -not -name '*.pyc' -print0 | sort -z | xargs -0 sha1sum; } | sha1sum | cut -c1-12)
   ref=localhost/mitiga-$svc:$tag
   if ! podman image exists "$ref"; then
+    is_dependency "$svc" || extra+=(--build-arg "SOURCES=$tag")
     "${BUILD[@]}" -f "$file" "${extra[@]}" -t "$ref" . >/dev/null
   fi
   podman tag "$ref" "localhost/mitiga-$svc:dev"

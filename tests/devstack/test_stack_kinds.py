@@ -126,3 +126,23 @@ def test_the_console_shows_the_classifiers_confusion_matrix_and_accuracy(loop) -
     assert len(counts) == 9 and sum(counts) > 0
     data = json.loads(re.search(r'<script type="application/json" id="errors-data">(.*?)</script>', text).group(1))
     assert "accuracy" in json.dumps(data)
+
+
+def test_the_classifier_panels_of_the_dashboard_have_data(loop) -> None:  # type: ignore[no-untyped-def]
+    from mitiga_devstack.dashboard import CLASSIFIER_SIGNALS, queries
+
+    stack = loop[0]
+    mine = [expr for expr in queries() if any(f'"{signal}"' in expr for signal in CLASSIFIER_SIGNALS)
+            or "accuracy" in expr or "recall_" in expr or '"error_rate"' in expr]
+    assert len(mine) >= 5
+
+    def empty() -> list[str]:
+        found = []
+        for expr in mine:
+            answer = httpx.get(f"{stack.prometheus.url}/api/v1/query", params={"query": expr}, timeout=10).json()
+            assert answer["status"] == "success", (expr, answer)
+            if not answer["data"]["result"]:
+                found.append(expr)
+        return found
+
+    wait_for(lambda: not empty(), 90, "every classifier panel to have data", explain=lambda: str(empty()))

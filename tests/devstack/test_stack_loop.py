@@ -98,14 +98,15 @@ def test_the_console_process_shows_prometheus_alert_and_the_retrained_version(lo
 
 
 def test_every_dashboard_query_runs_on_prometheus_and_the_research_panels_have_data(loop) -> None:  # type: ignore[no-untyped-def]
-    from mitiga_devstack.dashboard import queries
+    from mitiga_devstack.dashboard import CLASSIFIER_SIGNALS, queries
 
     stack = loop[0]
     empty = []
     for expr in queries():
         answer = httpx.get(f"{stack.prometheus.url}/api/v1/query", params={"query": expr}, timeout=10).json()
         assert answer["status"] == "success", (expr, answer)
-        if "mitiga_drift_metric" in expr and not answer["data"]["result"]:
+        classifier = any(f'"{signal}"' in expr for signal in CLASSIFIER_SIGNALS)  # this stack serves no classifier
+        if "mitiga_drift_metric" in expr and not classifier and not answer["data"]["result"]:
             empty.append(expr)
     assert empty == []
 

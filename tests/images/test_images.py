@@ -147,3 +147,30 @@ def test_each_image_holds_only_its_own_services_dependencies(images, service: st
     found = podman("run", "--rm", *HARDENED, "--entrypoint", "python", images[service], "-c", probe, own[service],
                    *others)
     assert json.loads(found.stdout) == [own[service]]  # its own code, not the other services'
+
+
+SOURCE_DIGEST = """
+import hashlib, pathlib, sys
+digest = hashlib.sha1()
+for name in sys.argv[1:]:
+    root = pathlib.Path(__import__(name).__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        if "/pb/" not in path.as_posix():
+            digest.update(path.relative_to(root.parent).as_posix().encode() + path.read_bytes())
+print(digest.hexdigest())
+"""
+
+
+@pytest.mark.parametrize("service", ["inference", "detector", "retrainer", "console"])
+def test_each_image_holds_the_code_of_this_checkout(images: dict[str, str], service: str) -> None:
+    """The Python code each image runs is the repository's as it is now: an image built from stale layers (a cache
+    that keyed a layer on something other than the sources) is caught here, not by a node test that times out."""
+    import subprocess
+    import sys
+
+    packages = ["mitiga_core", f"mitiga_{service}"]
+    here = subprocess.run([sys.executable, "-c", SOURCE_DIGEST, *packages], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    there = podman("run", "--rm", *HARDENED, "--entrypoint", "python", images[service], "-c", SOURCE_DIGEST,
+                   *packages).stdout.strip()
+    assert there == here, f"the {service} image runs other code than this checkout: rebuild it (make images)"

@@ -13,6 +13,8 @@ import sys
 from typing import Any
 
 MODEL = 'model=~"$model"'
+CLASSIFIER_SIGNALS = ("error_rate_ratio", "log_loss_ratio", "estimated_error_rate_ratio")
+"""The signals of the classifiers' panels (a dashboard of forecasters and regressors leaves those panels empty)."""
 
 
 def _levels(metric: str) -> list[dict[str, str]]:
