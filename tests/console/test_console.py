@@ -136,6 +136,27 @@ def test_upload_needs_the_token_and_then_serves_the_model(console, browser, tmp_
     np.testing.assert_allclose(served["outputs"][0]["data"], y.reshape(-1), rtol=1e-5, atol=1e-6)
 
 
+def test_a_classifier_uploads_from_the_console_with_its_classes(console, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    subprocess.run([sys.executable, str(HERE.parent / "inference" / "make_plain_model.py"), str(tmp_path)],
+                   check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    _sign_in(browser, console.url)
+    _open(browser, f"{console.url}/upload")
+    browser.find_element(By.NAME, "file").send_keys(str(tmp_path / "classifier.keras"))
+    browser.find_element(By.NAME, "name").send_keys("quality")
+    browser.find_element(By.NAME, "classes").send_keys("low,mid,high")  # the task: from the softmax layer
+    browser.find_element(By.CSS_SELECTOR, "#upload-form button").click()
+    _wait("the model's page", lambda: "/models/quality" in browser.current_url, browser=browser)
+    with np.load(tmp_path / "expected-classifier.npz") as expected:
+        x, y = expected["x"], expected["y"]
+    body = {"inputs": [{"name": "features", "shape": [5, 3], "datatype": "FP32", "data": x.tolist()}]}
+    served = {o["name"]: o for o in httpx.post(f"{console.stack.inference.url}/v2/models/quality/infer",
+                                               json=body).json()["outputs"]}
+    np.testing.assert_allclose(np.asarray(served["probabilities"]["data"]).reshape(5, 3), y, rtol=1e-5, atol=1e-6)
+    assert served["label"]["data"] == [["low", "mid", "high"][i] for i in y.argmax(axis=1)]
+
+
 def test_a_retrain_started_in_the_console_is_followed_to_the_gates_decision(console, browser) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select

@@ -1,5 +1,5 @@
 """A separate script, as a user's own training code would be: saves a plain ``.keras`` file and the
-predictions Keras itself gives for fixed inputs. Usage: ``python make_plain_model.py OUT_DIR``."""
+predictions Keras itself gives for fixed inputs (a regressor, and a 3-class softmax classifier). Usage: ``python make_plain_model.py OUT_DIR``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ def main(out: Path) -> None:
     model.save(out / "plain.keras")
     x = np.random.default_rng(7).normal(size=(5, 3)).astype(np.float32)
     np.savez(out / "expected.npz", x=x, y=model.predict(x, verbose=0))
+    classifier = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))  # a 3-class softmax
+    classifier.save(out / "classifier.keras")
+    np.savez(out / "expected-classifier.npz", x=x, y=classifier.predict(x, verbose=0))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from mitiga_core.errors import MitigaError, ModelNotFound
 from mitiga_core.progress import RetrainStatus
 from mitiga_core.promotion import Candidate, outcome
 from mitiga_core.store import check_model_name
+from mitiga_core.tasks import TASKS
 
 if TYPE_CHECKING:
     from starlette.datastructures import FormData
@@ -221,7 +222,8 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
         if len(data) > settings.max_upload_bytes:
             return await render(request, upstream, "Upload a model",
                                 html.error(f"file: larger than {settings.max_upload_bytes} bytes"), 413)
-        params = {k: str(form.get(k)).strip() for k in ("task", "features") if str(form.get(k) or "").strip()}
+        params = {k: str(form.get(k)).strip() for k in ("task", "features", "classes")
+                  if str(form.get(k) or "").strip()}
         params["champion"] = "true" if form.get("champion") else "false"
         try:
             done = await anyio.to_thread.run_sync(lambda: upstream.upload(_name(name), token, data, params))
@@ -265,7 +267,9 @@ def _upload_form() -> str:
     return ('<form method="post" action="/upload" enctype="multipart/form-data" id="upload-form">'
             '<label>file (.keras or bundle .zip) <input type="file" name="file" accept=".keras,.zip" required>'
             '</label><label>model name <input name="name" required pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?">'
-            '</label><label>task (a plain .keras) <select name="task"><option value="">(from the bundle)</option>'
-            f'{html.options(("regression", "forecast"))}</select></label><label>features (comma-separated) '
-            '<input name="features"></label><label><input type="checkbox" name="champion" checked> make it the '
+            '</label><label>task (a plain .keras) <select name="task"><option value="">(from the bundle, or the '
+            'model\'s last layer)</option>'
+            f'{html.options(sorted(TASKS))}</select></label><label>features (comma-separated) '
+            '<input name="features"></label><label>classes (a classifier\'s, comma-separated) <input name="classes">'
+            '</label><label><input type="checkbox" name="champion" checked> make it the '
             "champion</label><button>upload</button></form>")
