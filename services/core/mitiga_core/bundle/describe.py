@@ -29,15 +29,7 @@ def model_inputs(model: keras.Model) -> list[ModelInput]:
     """The named inputs of a model with several (empty for one input), each with its shape per row."""
     if not isinstance(model.input_shape, list) or len(model.inputs) < 2:
         return []
-    found = []
-    for tensor in model.inputs:
-        name = str(tensor.name)
-        shape = list(tuple(tensor.shape)[1:])
-        if any(d is None for d in shape):
-            raise BundleError(f"model input {name!r} has shape {tuple(tensor.shape)}: an undefined dimension "
-                              "besides the batch")
-        found.append(ModelInput(name=name, shape=[int(d) for d in shape]))
-    return found
+    return [ModelInput(name=str(t.name), shape=_dims(t.shape, f"input {str(t.name)!r}")) for t in model.inputs]
 
 
 def last_activation(model: keras.Model) -> str:
