@@ -33,14 +33,15 @@ def three_champions(root: Path) -> FilesystemModelStore:
 
 
 def write_bundle(store: FilesystemModelStore, name: str = "tab", *, rows: int = 1000, seed: int = 0,
-                 thresholds: dict[str, float] | None = None, noise: Any = None) -> str:
+                 thresholds: dict[str, float] | None = None, noise: Any = None,
+                 features: list[str] = FEATURES) -> str:
     """A regression model's bundle: reference ~ N(0, 1) per feature, target = a + b + c + noise, the model
     predicting a + b + c. Its validation rows (held out, with the model's predictions) and validation MAE/RMSE are
     recorded as training would. ``noise(x)`` gives the noise scale per row (0.1 by default)."""
     rng = np.random.default_rng(seed)
 
     def sample(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x = rng.normal(size=(n, len(FEATURES))).astype(np.float32)
+        x = rng.normal(size=(n, len(features))).astype(np.float32)
         pred = x.sum(axis=1, keepdims=True)
         scale = noise(x) if noise is not None else np.full((n, 1), 0.1)
         return x, pred, (pred + rng.normal(size=(n, 1)) * scale).astype(np.float32)
@@ -50,7 +51,7 @@ def write_bundle(store: FilesystemModelStore, name: str = "tab", *, rows: int = 
     error = y_val - pred_val
     info = TrainingInfo(metrics={"val_mae": float(np.abs(error).mean()),
                                  "val_rmse": float(np.sqrt((error**2).mean()))})
-    manifest = ModelManifest(name=name, task="regression", features=FEATURES, outputs=["y"], training=info,
+    manifest = ModelManifest(name=name, task="regression", features=features, outputs=["y"], training=info,
                              output_scaler=Scaler.fit("standard", y), thresholds=thresholds or {})
 
     def populate(folder: Path, version: str) -> None:
@@ -68,10 +69,11 @@ _clock = {"t": datetime(2024, 1, 1, tzinfo=UTC)}
 
 
 def inference(x: np.ndarray, y: np.ndarray, *, name: str = "tab", version: str = "1", request_id: str = "",
-              event_id: str | None = None, when: datetime | None = None, shadow: bool = False) -> Envelope:
+              event_id: str | None = None, when: datetime | None = None, shadow: bool = False,
+              features: list[str] = FEATURES) -> Envelope:
     _clock["t"] += timedelta(minutes=1)
     event = pb.InferenceEvent(event_id=event_id or f"e-{_clock['t'].timestamp()}-{request_id}", request_id=request_id,
-                              model_name=name, model_version=version, feature_names=FEATURES,
+                              model_name=name, model_version=version, feature_names=features,
                               inputs=pb.Matrix(shape=list(x.shape), data=np.asarray(x).reshape(-1).tolist()),
                               outputs=pb.Matrix(shape=list(y.shape), data=np.asarray(y).reshape(-1).tolist()),
                               shadow=shadow)

@@ -97,6 +97,12 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
         request_id = manual.request(core, name, version, options)
         return {"request_id": request_id, "model": name, "base_version": version}
 
+    @router.get("/v1/alerts")
+    async def alerts() -> dict[str, Any]:
+        """The model alerts firing now, from the detector's own verdicts, in Alertmanager's shape: what a deployment
+        without Alertmanager shows (the console's Alerts page)."""
+        return {"alerts": core.alerting.active()}
+
     @router.get("/v1/retrains/{request_id}")
     async def progress(request_id: str) -> dict[str, Any]:
         found = read_progress(state, request_id)

@@ -20,9 +20,10 @@ from mitiga_core.events import Topic, decode
 from mitiga_core.jobs import JobState
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
-from mitiga_core.progress import RetrainStatus
+from mitiga_core.progress import RetrainStatus, lock_key
 from mitiga_core.state import StagedWrites
 from mitiga_detector import signals
+from mitiga_detector.alerting import Alerting
 from mitiga_detector.checkpoint import Checkpoints
 from mitiga_detector.decoding import data_time, matrix
 from mitiga_detector.drift_events import TYPE_CODES, drift_event
@@ -76,6 +77,7 @@ class DetectorCore:
         self._promotion = PromotionJudge(settings, store=store, state=state, publisher=publisher, metrics=metrics,
                                          trigger=self._trigger)
         self._checkpoints = Checkpoints(state, settings.consumer_group)
+        self.alerting = Alerting(metrics, settings.runbook_base)
         self._staged = StagedWrites()
         """Side effects of the events handled since the last checkpoint, applied together with it."""
         self._parking = FeedbackParking(settings.feedback_wait_s, settings.feedback_parked_max,
@@ -195,6 +197,7 @@ class DetectorCore:
             for name in released:
                 self.history.pop(name, None)
                 self.last_window.pop(name, None)
+                self.alerting.forget(name)
                 self.metrics.forget_model(name)
         log.info("partitions reassigned: state back to the checkpoint", extra={"released": released})
 
@@ -345,8 +348,6 @@ class DetectorCore:
         warn_only = SCALE_DEPENDENT if (monitor.manifest.kind.scale_free_signals
                                         and self.settings.forecast_scale_free) else frozenset()
         result = verdict(confirmed, self.settings.trigger_policy, use, warn_only)
-        for signal, severity in confirmed.items():
-            self.metrics.signal.labels(name, signal).set(int(severity) - 1)
         before, episode_before = tracker.level, tracker.episode_id
         opening = uuid.uuid5(uuid.NAMESPACE_URL, f"mitiga:{name}:{version}:{window.start.isoformat()}:"
                                                  f"{window.end.isoformat()}:{len(window)}").hex
@@ -355,12 +356,15 @@ class DetectorCore:
         for type_name in TYPE_CODES:
             active = level >= Severity.WARNING and type_name in types
             self.metrics.level.labels(name, type_name).set(int(level) - 1 if active else 0)
+        deciding = self.alerting.judged(name, version, level, result, confirmed, values, levels,
+                                        self._state.get(lock_key(name)) is not None)
         uni, dist = found.univariate, found.distances
         record: dict[str, Any] = {
             "window_start": window.start.isoformat(), "window_end": window.end.isoformat(), "rows": len(window),
             "version": version, "observed": result.level.name.lower(), "level": level.name.lower(),
             "episode_id": tracker.episode_id or episode_before, "types": types,
             "signals": {s: v.name.lower() for s, v in result.signals.items()}, "decided_by": result.decided_by,
+            "deciding": [r.as_dict() for r in deciding],
             "p_values": dict(zip(monitor.feature_names, uni.p_values.tolist(), strict=True)),
             "psi": dict(zip(monitor.feature_names, dist["psi"].tolist(), strict=True)), **values}
         confusion = monitor.performance.confusion(monitor.manifest)

@@ -90,7 +90,9 @@ class Verdict:
     signals: dict[str, Severity]
     """Every signal confirmed at warning or worse (before the cap)."""
     decided_by: str
-    """The signal that set the level ("" when none did)."""
+    """The first of ``deciding`` ("" when none decided)."""
+    deciding: tuple[str, ...] = ()
+    """Every signal that reached the verdict's level and may set it under the policy: together they decided."""
 
     @property
     def types(self) -> list[str]:
@@ -108,13 +110,11 @@ def verdict(confirmed: Mapping[str, Severity], policy: str, order: Sequence[str]
     """The window's verdict from each signal's confirmed level; ``warn_only`` signals stop at warning whatever
     the policy."""
     fired = {name: confirmed[name] for name in order if confirmed.get(name, Severity.NONE) >= Severity.WARNING}
-    level, decided_by = Severity.NONE, ""
-    for name, severity in fired.items():
-        may = may_be_critical(name, policy) and name not in warn_only
-        capped = severity if may else min(severity, Severity.WARNING)
-        if capped > level:
-            level, decided_by = capped, name
-    return Verdict(level, fired, decided_by)
+    capped = {name: severity if may_be_critical(name, policy) and name not in warn_only
+              else min(severity, Severity.WARNING) for name, severity in fired.items()}
+    level = max(capped.values(), default=Severity.NONE)
+    deciding = tuple(name for name, severity in capped.items() if severity == level and level > Severity.NONE)
+    return Verdict(level, fired, deciding[0] if deciding else "", deciding)
 
 
 @dataclass

@@ -32,6 +32,14 @@ class DetectorMetrics:
                            registry=r)
         self.level = Gauge("mitiga_drift_level", "Confirmed level: 0 none, 1 warning, 2 critical.",
                            ["model", "drift_type"], registry=r)
+        self.model_level = Gauge("mitiga_model_level", "The model's verdict under the trigger policy, held for its "
+                                 "episode: 0 none, 1 warning, 2 critical (MitigaModelCritical pages on 2).", MV,
+                                 registry=r)
+        self.deciding = Gauge("mitiga_model_deciding_signal", "The value of each signal that decided the model's "
+                              "current level, with the level and the threshold it passed.",
+                              ["model", "signal", "severity", "threshold", "direction"], registry=r)
+        self.retrain_running = Gauge("mitiga_retrain_running", "1 while a retraining run holds the model's lock.",
+                                     ["model"], registry=r)
         self.mmd_p = Gauge("mitiga_drift_mmd_p_value", "p-value of the multivariate MMD test.", MV, registry=r)
         self.lsdd_p = Gauge("mitiga_drift_lsdd_p_value", "p-value of the multivariate LSDD test.", MV, registry=r)
         self.outlier_share = Gauge("mitiga_outlier_share", "Share of the last window's rows that are outliers "
@@ -110,14 +118,18 @@ class DetectorMetrics:
                 self.threshold.labels(model, metric, severity, level.direction,
                                       METRIC_DRIFT_TYPE.get(metric, "data")).set(getattr(level, severity))
 
+    @staticmethod
+    def drop(gauge: Gauge, model: str) -> None:
+        """Remove every series of ``gauge`` for ``model``."""
+        for family in gauge.collect():
+            for sample in family.samples:
+                if sample.labels.get("model") == model:
+                    with contextlib.suppress(KeyError):  # a sample per label set; removed once
+                        gauge.remove(*sample.labels.values())
+
     def forget_model(self, model: str) -> None:
         """Drop the model's gauges: another detector replica owns the model now and exports them (a stale copy here
         would keep its alerts firing). Counters stay: they count what this replica did."""
         for gauge in vars(self).values():
-            if not isinstance(gauge, Gauge):
-                continue
-            for family in gauge.collect():
-                for sample in family.samples:
-                    if sample.labels.get("model") == model:
-                        with contextlib.suppress(KeyError):  # a sample per label set; removed once
-                            gauge.remove(*sample.labels.values())
+            if isinstance(gauge, Gauge):
+                self.drop(gauge, model)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
+from mitiga_core.alert_catalog import RUNBOOK_BASE
 from mitiga_core.settings import CoreSettings
 
 
@@ -94,6 +95,9 @@ class DetectorSettings(CoreSettings):
 
     max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     """Largest request body (a manual retrain's dataset); larger is a 413, refused before it is read whole."""
+
+    runbook_base: str = RUNBOOK_BASE
+    """Where the runbook of the alerts lives (``GET /v1/alerts`` links each alert to its section)."""
 
     consumer_group: str = "mitiga-detector"
     """Consumer group on the inference and feedback topics."""

@@ -1,10 +1,13 @@
 """The Prometheus alert rules of mitiga, generated from one place.
 
-Metric thresholds are not written here: the detector exports each configured level as
-``mitiga_drift_threshold{model,metric,severity,direction,drift_type}`` (the research defaults, or what
-``MITIGA_THRESHOLDS`` / per-model overrides say), and the rules compare ``mitiga_drift_metric`` against it. So the
-detector's decisions and the alerts read the same numbers. What is set here is how long a condition must hold
-(``for``) and the service-level limits, from ``MITIGA_ALERT_*`` variables or flags.
+Model alerts follow the detector's verdict, not raw values: one page (``MitigaModelCritical``, critical) while a
+model's verdict under the active trigger policy is critical (``mitiga_model_level``), naming the signals that decided
+it (``mitiga_model_deciding_signal``: value, level, threshold); a warning per signal that counts under the policy
+and holds its confirmed warning level (``mitiga_drift_signal``, set only for ``level_metrics``). So a raw minimum
+p-value never pages, input drift under the ``performance`` policy only warns, and error levels are the model's own
+validation error times a factor. Thresholds are not written here: the detector applies them. What is set here is how
+long a condition must hold (``for``), where the runbook and the console are, and the service-level limits, from
+``MITIGA_ALERT_*`` variables.
 
 ``python -m mitiga_devstack.alerts > rules.yaml`` prints the rules; the chart ships the defaults in
 ``charts/mitiga/files/prometheus-rules.yaml`` (a test keeps that file equal to this output).
@@ -19,43 +22,26 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SIGNALS: dict[str, str] = {
-    "drift_flag": "the dataset drift flag of the univariate test",
-    "share_drifted": "the share of drifted features",
-    "ks_p_value": "the smallest per-feature p-value",
-    "mae": "the mean absolute error on labelled feedback",
-    "rmse": "the root mean squared error on labelled feedback",
-    "r2": "the R² on labelled feedback",
-    "mae_ratio": "the MAE on labelled feedback over the model's own validation MAE",
-    "rmse_ratio": "the RMSE on labelled feedback over the model's own validation RMSE",
-    "skill_ratio": "the MAE over the naive forecast's, relative to the same ratio on the model's validation rows",
-    "mase": "the MAE over the naive forecast's (\"tomorrow = today\"): above 1 the model does worse than it",
-    "estimated_mae_ratio": "the MAE estimated from the inputs (before labels) over the model's validation MAE",
-    "concept": "the error-stream detector's alarm (1: the error rose)",
-    "log_loss_ratio": "a classifier's log loss on labelled feedback over its own validation log loss",
-    "error_rate_ratio": "a classifier's error rate (1 - accuracy) on labelled feedback over its validation error rate",
-    "estimated_error_rate_ratio": "a classifier's error rate estimated before labels (CBPE) over its validation one",
-    "accuracy": "a classifier's accuracy on labelled feedback",
-    "f1": "a classifier's macro F1 on labelled feedback",
-    "log_loss": "a classifier's log loss on labelled feedback",
-    "mmd": "the multivariate MMD test's drift flag",
-    "lsdd": "the multivariate LSDD test's drift flag",
-    "online": "the online detector's alarm",
-    "sequential": "the sequential per-feature test's alarm",
-    "prediction": "the prediction drift flag",
-    "outlier_share": "the share of outlier inputs",
-}
-"""Every signal the detector levels, each with an alert per severity."""
-
+from mitiga_core.alert_catalog import PAGE, RETRAIN_RUNNING, RUNBOOK_BASE, SIGNALS, runbook_url, signal_alert
+from mitiga_detector.levels import METRIC_DRIFT_TYPE
 
 class AlertSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MITIGA_ALERT_", extra="ignore")
 
-    drift_for: str = "5m"
-    """How long a metric must stay past its level before its alert fires."""
+    page_for: str = "1m"
+    """How long a model's verdict must stay critical before it pages (the detector has already confirmed it)."""
 
-    episode_for: str = "10m"
-    """How long a confirmed drift episode must persist before ``MitigaDriftPersists`` fires."""
+    drift_for: str = "5m"
+    """How long a signal must hold its confirmed warning level before its warning fires."""
+
+    retrain_running_for: str = "2m"
+    """How long a retrain must run before it silences the model's page (the page of a new episode goes out first)."""
+
+    runbook_base: str = RUNBOOK_BASE
+    """The runbook page; each alert's ``runbook_url`` is its section."""
+
+    console_url: str = "http://mitiga-console:8090"
+    """The console, for the page's link to the model."""
 
     lag_records: int = Field(default=10_000, ge=1)
     """Detector consumer lag (records) that, while still growing, raises ``MitigaConsumerLagGrowing``."""
@@ -78,6 +64,10 @@ class AlertSettings(BaseSettings):
     feedback_for: str = "15m"
 
 
+_RUNBOOK: dict[str, str] = {}
+"""Set by :func:`build_rules`: the runbook page the annotations link to."""
+
+
 def _alert(name: str, expr: str, severity: str, summary: str, description: str, for_: str | None = None,
            model: str | None = None, drift_type: str | None = None) -> dict[str, Any]:
     """One rule. ``model`` / ``drift_type`` are static labels for alerts whose series do not carry them."""
@@ -90,42 +80,47 @@ def _alert(name: str, expr: str, severity: str, summary: str, description: str, 
     if for_:
         rule["for"] = for_
     rule["labels"] = labels
-    rule["annotations"] = {"summary": summary, "description": description}
+    rule["annotations"] = {"summary": summary, "description": description,
+                           "runbook_url": runbook_url(name, _RUNBOOK.get("base", RUNBOOK_BASE))}
     return rule
 
 
-def _metric_rules(s: AlertSettings) -> list[dict[str, Any]]:
-    rules = []
-    for metric, what in SIGNALS.items():
-        camel = "".join(part.capitalize() for part in metric.split("_"))
-        for severity in ("warning", "critical"):
-            above = ">=" if severity == "critical" else ">"
-            value = f'mitiga_drift_metric{{metric="{metric}"}}'
-            level = f'mitiga_drift_threshold{{metric="{metric}",severity="{severity}"'
-            expr = (f'({value} {above} on(model, metric) group_left(drift_type) {level},direction="above"}})\n'
-                    f'or\n({value} < on(model, metric) group_left(drift_type) {level},direction="below"}})')
-            rules.append(_alert(
-                f"Mitiga{camel}{severity.capitalize()}", expr, severity,
-                f"{{{{ $labels.model }}}}: {metric} past its {severity} level",
-                f"For model {{{{ $labels.model }}}} version {{{{ $labels.version }}}}, {what} is "
-                f"{{{{ $value | printf \"%.4g\" }}}}, past the {severity} level set in the detector "
-                f"(mitiga_drift_threshold). Drift type: {{{{ $labels.drift_type }}}}.", s.drift_for))
+_DECIDING = ('{{ range $i, $s := query (printf "mitiga_model_deciding_signal{model=\'%s\'}" $labels.model) | sortByLabel "signal" }}'
+             '{{ if $i }}, {{ end }}{{ $s.Labels.signal }} = {{ $s.Value | printf "%.4g" }} '
+             '({{ if eq $s.Labels.direction "above" }}>={{ else }}<{{ end }} {{ $s.Labels.threshold }}){{ end }}')
+"""The deciding signals of the page's model, each with its value and the threshold it passed."""
+
+
+def _model_rules(s: AlertSettings) -> list[dict[str, Any]]:
+    page = _alert(
+        PAGE, "max by (model, version) (mitiga_model_level) >= 2", "critical",
+        "{{ $labels.model }} is critical: " + _DECIDING,
+        "Model {{ $labels.model }} version {{ $labels.version }} is critical under the detector's trigger policy. "
+        "Deciding signals: " + _DECIDING + ". A retrain is requested unless the trigger is off or the model's "
+        f"retraining is paused. Console: {s.console_url}/models/{{{{ $labels.model }}}}", s.page_for,
+        drift_type="model")
+    rules = [page]
+    for signal, what in SIGNALS.items():
+        value = f'mitiga_drift_metric{{metric="{signal}"}}'
+        rules.append(_alert(
+            signal_alert(signal), f'{value}\nand on(model) (mitiga_drift_signal{{signal="{signal}"}} >= 1)',
+            "warning", f"{{{{ $labels.model }}}}: {signal} past its warning level",
+            f"For model {{{{ $labels.model }}}} version {{{{ $labels.version }}}}, {what} is "
+            f"{{{{ $value | printf \"%.4g\" }}}}, past its warning level (mitiga_drift_threshold) for as many "
+            "windows as its persistence asks. It counts under the trigger policy; the model's page silences it.",
+            s.drift_for, drift_type=METRIC_DRIFT_TYPE.get(signal, "data")))
+    rules.append(_alert(
+        RETRAIN_RUNNING, "max by (model) (mitiga_retrain_running) == 1", "info",
+        "{{ $labels.model }}: a retrain is running",
+        "A retraining run holds the model's lock. While it runs, the model's page does not repeat.",
+        s.retrain_running_for, drift_type="none"))
     return rules
 
 
 def build_rules(s: AlertSettings | None = None) -> dict[str, Any]:
     s = s or AlertSettings()
-    drift = [
-        *_metric_rules(s),
-        _alert("MitigaDriftPersists", "mitiga_drift_level == 2", "critical",
-               "{{ $labels.model }}: critical {{ $labels.drift_type }} drift persists",
-               "The detector has confirmed critical {{ $labels.drift_type }} drift for model {{ $labels.model }} "
-               f"for {s.episode_for}; a retrain is requested unless the trigger is off.", s.episode_for),
-        _alert("MitigaDriftWarningPersists", "mitiga_drift_level == 1", "warning",
-               "{{ $labels.model }}: {{ $labels.drift_type }} drift warning persists",
-               f"The detector has held a warning level for model {{{{ $labels.model }}}} for {s.episode_for}.",
-               s.episode_for),
-    ]
+    _RUNBOOK["base"] = s.runbook_base
+    drift = _model_rules(s)
     retrain = [
         _alert("MitigaRetrainFailed",
                'sum by (model) (increase(mitiga_retrain_outcomes_total{outcome=~"failed|rollout_failed"}[30m])) > 0',

@@ -1,0 +1,139 @@
+"""What each judged window means for alerts: the gauges the alert rules read, and the detector's own list of active
+alerts (``GET /v1/alerts``) for a deployment without Alertmanager (``make demo``, ``mitiga up``).
+
+The rules and this list say the same thing (:mod:`mitiga_core.alert_catalog`): one page, ``MitigaModelCritical``,
+while the model's verdict is critical under the trigger policy, naming the signals that decided it with their values
+and thresholds; a warning per signal that counts under the policy (those in ``level_metrics``) and has held its
+warning level, silenced while the model's page is active.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mitiga_core.alert_catalog import (PAGE, RETRAIN_RUNNING, SIGNALS, page_summary, runbook_url, signal_alert,
+                                       signal_summary)
+from mitiga_detector.levels import METRIC_DRIFT_TYPE, Severity
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mitiga_detector.levels import Verdict
+    from mitiga_detector.metrics import DetectorMetrics
+    from mitiga_detector.settings import Level
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One signal at one level: its value and the threshold it passed."""
+
+    signal: str
+    value: float
+    threshold: float
+    direction: str
+
+    def describe(self) -> str:
+        side = ">=" if self.direction == "above" else "<"
+        return f"{self.signal} = {self.value:.4g} ({side} {self.threshold:.4g})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"signal": self.signal, "value": self.value, "threshold": self.threshold, "direction": self.direction}
+
+
+def readings(names: Any, values: Mapping[str, float], levels: Mapping[str, Level], severity: str) -> list[Reading]:
+    return [Reading(n, float(values[n]), getattr(levels[n], severity), levels[n].direction)
+            for n in names if n in values and n in levels]
+
+
+@dataclass
+class _ModelAlerts:
+    version: str
+    level: Severity = Severity.NONE
+    since: datetime | None = None
+    deciding: list[Reading] = field(default_factory=list)
+    warnings: dict[str, tuple[Reading, datetime]] = field(default_factory=dict)
+    retraining: bool = False
+
+
+class Alerting:
+    """Keeps each model's alert state from its judged windows and exports the gauges the rules read."""
+
+    def __init__(self, metrics: DetectorMetrics, runbook_base: str) -> None:
+        self._metrics = metrics
+        self._runbook = runbook_base
+        self._models: dict[str, _ModelAlerts] = {}
+        self._lock = threading.Lock()
+
+    def judged(self, name: str, version: str, level: Severity, result: Verdict, confirmed: Mapping[str, Severity],
+               values: Mapping[str, float], levels: Mapping[str, Level], retraining: bool) -> list[Reading]:
+        """Record one window: ``level`` is the episode's, ``result`` the window's verdict, ``confirmed`` each
+        counted signal's confirmed level. Returns the readings that decide the model's current level."""
+        m, now = self._metrics, datetime.now(UTC)
+        for signal, severity in confirmed.items():
+            m.signal.labels(name, signal).set(int(severity) - 1)
+        with self._lock:
+            state = self._models.get(name)
+            if state is None or state.version != version:
+                if state is not None:
+                    self._clear_gauges(name, state)
+                state = self._models[name] = _ModelAlerts(version)
+            if level != state.level:
+                state.since = now if level > Severity.NONE else None
+            if level == Severity.NONE:
+                state.deciding = []
+            elif result.level == level:  # the window itself says why the episode is where it is
+                state.deciding = readings(result.deciding, values, levels, level.name.lower())
+            state.level, state.retraining = level, retraining
+            warned = readings([s for s, v in confirmed.items() if v >= Severity.WARNING], values, levels, "warning")
+            state.warnings = {r.signal: (r, state.warnings.get(r.signal, (r, now))[1]) for r in warned}
+            m.model_level.labels(name, version).set(int(level) - 1)
+            m.retrain_running.labels(name).set(int(retraining))
+            m.drop(m.deciding, name)
+            for reading in state.deciding:
+                m.deciding.labels(name, reading.signal, level.name.lower(), f"{reading.threshold:g}",
+                                  reading.direction).set(reading.value)
+            return list(state.deciding)
+
+    def _clear_gauges(self, name: str, state: _ModelAlerts) -> None:
+        """A new version is judged: the old one's level and deciding signals would keep its page firing."""
+        self._metrics.drop(self._metrics.deciding, name)
+        self._metrics.drop(self._metrics.model_level, name)
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._models.pop(name, None)
+
+    def active(self) -> list[dict[str, Any]]:
+        """The alerts firing now, as Alertmanager lists them (labels, annotations, startsAt), critical first; a
+        model's page silences its signal warnings, as the shipped Alertmanager configuration does."""
+        out = []
+        with self._lock:
+            models = {name: (s.version, s.level, s.since, list(s.deciding), dict(s.warnings), s.retraining)
+                      for name, s in self._models.items()}
+        for name, (version, level, since, deciding, warnings, retraining) in sorted(models.items()):
+            if level == Severity.CRITICAL:
+                said = ", ".join(r.describe() for r in deciding) or "its verdict"
+                out.append(self._alert(PAGE, "critical", name, version, since, page_summary(name, said),
+                                       f"Model {name} version {version} is critical under the trigger policy: "
+                                       f"{said}." + (" A retrain is under way." if retraining else ""),
+                                       {"signals": ",".join(r.signal for r in deciding)}))
+            for signal, (reading, started) in sorted(warnings.items() if level < Severity.CRITICAL else ()):
+                out.append(self._alert(signal_alert(signal), "warning", name, version, started,
+                                       signal_summary(name, signal),
+                                       f"{SIGNALS.get(signal, signal)}: {reading.describe()}.",
+                                       {"metric": signal, "drift_type": METRIC_DRIFT_TYPE.get(signal, "data")}))
+            if retraining:
+                out.append(self._alert(RETRAIN_RUNNING, "info", name, version, since,
+                                       f"{name}: a retrain is running", "A retraining run is under way.", {}))
+        return out
+
+    def _alert(self, alert: str, severity: str, model: str, version: str, since: datetime | None, summary: str,
+               description: str, extra: dict[str, str]) -> dict[str, Any]:
+        return {"labels": {"alertname": alert, "severity": severity, "model": model, "version": version, **extra},
+                "annotations": {"summary": summary, "description": description,
+                                "runbook_url": runbook_url(alert, self._runbook)},
+                "startsAt": (since or datetime.now(UTC)).isoformat(), "status": {"state": "active"},
+                "source": "detector"}
