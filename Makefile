@@ -59,7 +59,11 @@ images: setup ## the service images and the stand-ins for manifests/ (Kafka, Red
 protos: setup ## regenerate the protobuf code from protos/
 	$(PY) protos/generate.py
 
-demo: setup ## the standalone loop on the shipped Amazon data
+demo: setup ## the standalone loop on the shipped Amazon data (installs chromium for its console screenshots)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium chromium-driver >/dev/null; }
 	$(PY) -m mitiga_standalone.demo
 
 up: setup infra ## the multi-process stack: Kafka, Redis, Prometheus, Alertmanager, inference, detector

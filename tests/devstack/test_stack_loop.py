@@ -22,7 +22,7 @@ def loop(tmp_path_factory, reference_store):  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("loop")
     webhook = WebhookReceiver()
     stack = make_stack(tmp, reference_store, webhook=webhook, interval="1s", group_wait="1s", console=True,
-                       alerts=AlertSettings(drift_for="2s", episode_for="2s"),
+                       alerts=AlertSettings(page_for="1s", drift_for="2s"),
                        # the error decides (the default policy): judge it on 120 labelled 2012 rows, so the challenger
                        # trains on more of 2012 than of the old data, whatever the order events and labels arrive in
                        detector_env={"MITIGA_EPOCHS": "2", "MITIGA_HOLDOUT_ROWS": "30", "MITIGA_MIN_ROWS": "30",
@@ -70,13 +70,18 @@ def test_drift_retrains_and_the_inference_process_serves_the_new_version(loop) -
 
 def test_the_drift_alert_reaches_the_alertmanager_webhook(loop) -> None:  # type: ignore[no-untyped-def]
     stack, _, webhook, _ = loop
-    alerts = wait_for(lambda: [a for a in webhook.alerts() if a["labels"]["alertname"] == "MitigaDriftFlagCritical"],
-                      120, "MitigaDriftFlagCritical at the webhook")
+    alerts = wait_for(lambda: [a for a in webhook.alerts() if a["labels"]["alertname"] == "MitigaModelCritical"],
+                      120, "MitigaModelCritical at the webhook")
     labels = alerts[0]["labels"]
-    assert labels["model"] == "lstm" and labels["severity"] == "critical" and labels["drift_type"] == "data"
-    assert alerts[0]["status"] == "firing" and "lstm" in alerts[0]["annotations"]["summary"]
+    assert labels["model"] == "lstm" and labels["severity"] == "critical" and labels["version"]
+    assert alerts[0]["status"] == "firing" and alerts[0]["annotations"]["summary"].startswith("lstm is critical: ")
+    # the page names what decided it: the realised error's signals (the default policy), with value and threshold
+    assert any(f"{s} = " in alerts[0]["annotations"]["summary"] for s in ("mae_ratio", "mase", "skill_ratio",
+                                                                          "rmse_ratio", "concept"))
+    assert not [a for a in webhook.alerts() if a["labels"]["severity"] == "critical"
+                and a["labels"]["alertname"] != "MitigaModelCritical" and a["labels"].get("metric")]
     firing = httpx.get(f"{stack.prometheus.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
-    assert any(a["labels"]["alertname"] == "MitigaDriftFlagCritical" for a in firing)
+    assert any(a["labels"]["alertname"] == "MitigaModelCritical" for a in firing)
 
 
 def test_the_console_process_shows_prometheus_alert_and_the_retrained_version(loop) -> None:  # type: ignore[no-untyped-def]
@@ -87,7 +92,7 @@ def test_the_console_process_shows_prometheus_alert_and_the_retrained_version(lo
 
     def alerts_page() -> str | None:
         text = httpx.get(f"{stack.console.url}/alerts", timeout=30).text
-        return text if "MitigaDriftFlagCritical" in text else None
+        return text if "MitigaModelCritical" in text else None
 
     page = wait_for(alerts_page, 120, "the alert on the console")
     assert 'id="critical-banner"' in page and 'href="/models/lstm#retrain"' in page

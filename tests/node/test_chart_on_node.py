@@ -56,7 +56,7 @@ def release(real_node, node_api, images, reference_store: Path,  # type: ignore[
     # the alert rules' holding times shortened, so the episode's alert fires within the test
     try:
         deps = install_dependencies(real_node.cp, node_api, NAMESPACE, root / "manifests", images,
-                                    rules=render(AlertSettings(drift_for="2s", episode_for="2s")),
+                                    rules=render(AlertSettings(page_for="1s", drift_for="2s")),
                                     scrape={"mitiga-detector": f"{RELEASE}-mitiga-detector:8081"})
     except InstallError as exc:
         pytest.fail(f"manifests/ did not come up: {exc}\n{describe(real_node, node_api)}")

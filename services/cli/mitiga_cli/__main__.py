@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -13,7 +13,8 @@ from mitiga_cli import models
 from mitiga_cli.forecast import forecast
 from mitiga_core.progress import RetrainStatus
 
-app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode="markdown")
 app.add_typer(models.app, name="models")
 app.command()(forecast)
 console = Console()
@@ -40,7 +41,8 @@ def status(store: models.StoreOption = Path("var/models"), detector: DetectorUrl
 
 
 @app.command()
-def report(name: str, out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("drift-report.html"),
+def report(name: models.ModelName,
+           out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("drift-report.html"),
            detector: DetectorUrl = "http://127.0.0.1:8081") -> None:
     """Write the detector's HTML drift report for a model."""
     import httpx
@@ -57,9 +59,10 @@ def report(name: str, out: Annotated[Path, typer.Option(help="HTML file to write
 
 @app.command()
 def retrain(
-    name: str,
-    strategy: Annotated[str | None, typer.Option(help="full_history | sliding_window | gradual_forgetting")] = None,
-    mode: Annotated[str | None, typer.Option(help="warm_start | reset")] = None,
+    name: models.ModelName,
+    strategy: Annotated[Literal["full_history", "sliding_window", "gradual_forgetting"] | None,
+                        typer.Option(help="full_history | sliding_window | gradual_forgetting")] = None,
+    mode: Annotated[Literal["warm_start", "reset"] | None, typer.Option(help="warm_start | reset")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs")] = None,
     data_start: Annotated[str | None, typer.Option(help="First date of labelled data (ISO)")] = None,
     data_end: Annotated[str | None, typer.Option(help="Last date of labelled data (ISO)")] = None,
@@ -118,7 +121,7 @@ app.add_typer(experiment, name="experiment")
 @experiment.command("incremental")
 def experiment_incremental(
     repeats: Annotated[int, typer.Option(min=1, help="Trainings per step (seeds)")] = 3,
-    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of each model")] = 3,
     archs: Annotated[str, typer.Option(help="Comma-separated architectures")] = "lstm,rnn,transformer",
     fractions: Annotated[str, typer.Option(help="Comma-separated shares of the series to train on")] = (
         "0.5,0.6,0.7,0.8,0.9"),
@@ -157,9 +160,10 @@ def experiment_incremental(
 @experiment.command("production")
 def experiment_production(
     step_months: Annotated[int, typer.Option(min=1, help="Months per replay step")] = 3,
-    blind_every: Annotated[str, typer.Option(help="month | quarter | year")] = "quarter",
-    trigger_policy: Annotated[str, typer.Option(help="performance | drift | any, for informed retraining")] = (
-        "performance"),
+    blind_every: Annotated[Literal["month", "quarter", "year"], typer.Option(help="month | quarter | year")] = (
+        "quarter"),
+    trigger_policy: Annotated[Literal["performance", "drift", "any"],
+                              typer.Option(help="performance | drift | any, for informed retraining")] = "performance",
     end: Annotated[str | None, typer.Option(help="Last day of the replay (ISO; default: the end of the data)")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the first LSTM")] = 8,
     retrain_epochs: Annotated[int, typer.Option(min=1, help="Epochs of each retraining")] = 5,
@@ -216,8 +220,10 @@ def experiment_classifier(
 
 
 @app.command()
-def up(store: models.StoreOption = Path("var/models"), inference_port: int = 8080, detector_port: int = 8081,
-       console_port: int = 8090) -> None:
+def up(store: models.StoreOption = Path("var/models"),
+       inference_port: Annotated[int, typer.Option(help="The inference service's port")] = 8080,
+       detector_port: Annotated[int, typer.Option(help="The detector's port")] = 8081,
+       console_port: Annotated[int, typer.Option(help="The web console's port")] = 8090) -> None:
     """Run inference, detector, retrainer jobs and the web console together on this machine with the embedded
     adapters, until Ctrl-C or SIGTERM."""
     from mitiga_core.quiet import quiet_frameworks

@@ -12,7 +12,7 @@ from mitiga_cli.models import UrlOption, console, fail
 
 
 def forecast(
-    model: str,
+    model: Annotated[str, typer.Argument(help="The forecast model's name")],
     csv: Annotated[Path, typer.Argument(help="CSV with a Date column and the series column")],
     column: Annotated[str, typer.Option(help="The series column")] = "Open",
     start: Annotated[str | None, typer.Option(help="First date to forecast")] = None,

@@ -10,12 +10,14 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, help="List, inspect, upload and roll back model versions.",
+                  rich_markup_mode="markdown",
                   no_args_is_help=True)
 console = Console()
 
 StoreOption = Annotated[Path, typer.Option(envvar="MITIGA_MODEL_STORE_PATH", help="Model store root")]
 UrlOption = Annotated[str, typer.Option(envvar="MITIGA_INFERENCE_URL", help="Inference service URL")]
 TokenOption = Annotated[str | None, typer.Option(envvar="MITIGA_ADMIN_TOKEN", help="Admin bearer token")]
+ModelName = Annotated[str, typer.Argument(help="The model's name")]
 
 
 def fail(message: str) -> typer.Exit:
@@ -50,7 +52,7 @@ def list_models(store: StoreOption = Path("var/models")) -> None:
 
 
 @app.command()
-def show(name: str, version: Annotated[str | None, typer.Option(help="Default: the champion")] = None,
+def show(name: ModelName, version: Annotated[str | None, typer.Option(help="Default: the champion")] = None,
          store: StoreOption = Path("var/models")) -> None:
     """A version's manifest: task, features, training window and metrics, lineage."""
     from mitiga_core.bundle import read_manifest
@@ -110,7 +112,9 @@ def _show_trials(models, name: str) -> None:  # type: ignore[no-untyped-def]
 
 
 @app.command()
-def upload(name: str, file: Path, url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = None,
+def upload(name: ModelName,
+           file: Annotated[Path, typer.Argument(help="A .keras file or a bundle zip")],
+           url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = None,
            features: Annotated[str | None, typer.Option(help="Comma-separated feature names")] = None) -> None:
     """Upload a .keras file or a bundle zip as a new version, through the inference service's admin API."""
     import httpx
@@ -130,7 +134,7 @@ def upload(name: str, file: Path, url: UrlOption = "http://127.0.0.1:8080", toke
 
 
 @app.command()
-def rollback(name: str, to: Annotated[str | None, typer.Option(help="Version to return to")] = None,
+def rollback(name: ModelName, to: Annotated[str | None, typer.Option(help="Version to return to")] = None,
              store: StoreOption = Path("var/models"), url: UrlOption = "",
              token: TokenOption = None,
              announce: Annotated[bool, typer.Option(help="With MITIGA_BUS=kafka (and MITIGA_STATE=redis): tell "

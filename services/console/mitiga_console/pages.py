@@ -166,18 +166,19 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
 
     @router.get("/alerts", response_class=HTMLResponse)
     def alerts(request: Request) -> HTMLResponse:
-        if settings.alertmanager_url is None:
-            return page(request, upstream, "Alerts", '<p class="notice">No Alertmanager configured '
-                                                      "(MITIGA_ALERTMANAGER_URL).</p>")
+        source = (f'<p class="notice" id="alerts-source">From {html.esc(upstream.alerts_source)}'
+                  + ("" if settings.alertmanager_url else " (no Alertmanager configured: MITIGA_ALERTMANAGER_URL)")
+                  + ".</p>")
         try:
             firing = upstream.alerts()
         except UpstreamError as exc:
-            return page(request, upstream, "Alerts", html.error(str(exc)), 502)
-        rows = [[html.level(a.severity), html.esc(a.name), html.esc(a.model or "-"), html.esc(a.summary)]
+            return page(request, upstream, "Alerts", source + html.error(str(exc)), 502)
+        rows = [[html.level(a.severity), html.esc(a.name), html.esc(a.model or "-"), html.esc(a.summary),
+                 f'<a href="{html.esc(a.runbook)}">runbook</a>' if a.runbook.startswith("http") else "-"]
                 for a in firing]
-        body = html.table(["severity", "alert", "model", "summary"], rows, "alerts") if rows else \
+        body = html.table(["severity", "alert", "model", "summary", "what to do"], rows, "alerts") if rows else \
             '<p id="no-alerts">Nothing is firing.</p>'
-        return page(request, upstream, "Alerts", body)
+        return page(request, upstream, "Alerts", source + body)
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> HTMLResponse:

@@ -27,6 +27,7 @@ class Alert:
     model: str | None
     summary: str
     labels: dict[str, str] = field(default_factory=dict)
+    runbook: str = ""
 
 
 @dataclass
@@ -124,16 +125,23 @@ class Upstream:
         return dict(self._call(self.inference, "POST", f"/v2/repository/models/{model}/rollback", "rollback",
                                params={"version": version}, headers={"Authorization": f"Bearer {token}"}))
 
-    # --- Alertmanager ---
+    # --- alerts: Alertmanager, or the detector's own ---
+    @property
+    def alerts_source(self) -> str:
+        return "Alertmanager" if self.alertmanager is not None else "the detector"
+
     def alerts(self) -> list[Alert]:
-        """Alerts firing now (not silenced or inhibited), critical first."""
-        if self.alertmanager is None:
-            return []
-        found = self._call(self.alertmanager, "GET", "/api/v2/alerts", "Alertmanager",
-                           params={"active": "true", "silenced": "false", "inhibited": "false"})
+        """Alerts firing now (not silenced or inhibited), critical first: Alertmanager's when one is configured,
+        otherwise the detector's own (the same alerts, from its verdicts: ``make demo``, ``mitiga up``)."""
+        if self.alertmanager is not None:
+            found = self._call(self.alertmanager, "GET", "/api/v2/alerts", "Alertmanager",
+                               params={"active": "true", "silenced": "false", "inhibited": "false"})
+        else:
+            found = (self._call(self.detector, "GET", "/v1/alerts", "detector") or {}).get("alerts", [])
         alerts = [Alert(name=a["labels"].get("alertname", "?"), severity=a["labels"].get("severity", "none"),
                         model=a["labels"].get("model"), summary=a.get("annotations", {}).get("summary", ""),
-                        labels=dict(a["labels"])) for a in found or []]
+                        labels=dict(a["labels"]), runbook=a.get("annotations", {}).get("runbook_url", ""))
+                   for a in found or []]
         return sorted(alerts, key=lambda a: (a.severity != "critical", a.model or "", a.name))
 
     # --- Prometheus ---

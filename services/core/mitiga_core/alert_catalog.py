@@ -14,6 +14,9 @@ PAGE = "MitigaModelCritical"
 RETRAIN_RUNNING = "MitigaRetrainRunning"
 """Informational: a retraining run for the model is under way (it silences a repeat page in Alertmanager)."""
 
+RETRAIN_PAUSED = "MitigaRetrainPaused"
+"""Critical: the model's automatic retraining is paused (circuit breaker or an admin) until an admin resumes it."""
+
 RUNBOOK_BASE = "https://github.com/mitiga/mitiga/blob/main/docs/alerts.md"
 """Where the runbook lives; ``MITIGA_ALERT_RUNBOOK_BASE`` (rules) or ``MITIGA_RUNBOOK_BASE`` (detector) moves it."""
 

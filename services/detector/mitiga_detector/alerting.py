@@ -14,8 +14,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mitiga_core.alert_catalog import (PAGE, RETRAIN_RUNNING, SIGNALS, page_summary, runbook_url, signal_alert,
-                                       signal_summary)
+from mitiga_core.alert_catalog import (
+    PAGE,
+    RETRAIN_PAUSED,
+    RETRAIN_RUNNING,
+    SIGNALS,
+    page_summary,
+    runbook_url,
+    signal_alert,
+    signal_summary,
+)
 from mitiga_detector.levels import METRIC_DRIFT_TYPE, Severity
 
 if TYPE_CHECKING:
@@ -56,6 +64,7 @@ class _ModelAlerts:
     deciding: list[Reading] = field(default_factory=list)
     warnings: dict[str, tuple[Reading, datetime]] = field(default_factory=dict)
     retraining: bool = False
+    paused: dict[str, Any] | None = None
 
 
 class Alerting:
@@ -68,9 +77,11 @@ class Alerting:
         self._lock = threading.Lock()
 
     def judged(self, name: str, version: str, level: Severity, result: Verdict, confirmed: Mapping[str, Severity],
-               values: Mapping[str, float], levels: Mapping[str, Level], retraining: bool) -> list[Reading]:
+               values: Mapping[str, float], levels: Mapping[str, Level], retraining: bool,
+               paused: dict[str, Any] | None = None) -> list[Reading]:
         """Record one window: ``level`` is the episode's, ``result`` the window's verdict, ``confirmed`` each
-        counted signal's confirmed level. Returns the readings that decide the model's current level."""
+        counted signal's confirmed level, ``paused`` why automatic retraining is paused (None: it is not). Returns
+        the readings that decide the model's current level."""
         m, now = self._metrics, datetime.now(UTC)
         for signal, severity in confirmed.items():
             m.signal.labels(name, signal).set(int(severity) - 1)
@@ -86,11 +97,12 @@ class Alerting:
                 state.deciding = []
             elif result.level == level:  # the window itself says why the episode is where it is
                 state.deciding = readings(result.deciding, values, levels, level.name.lower())
-            state.level, state.retraining = level, retraining
+            state.level, state.retraining, state.paused = level, retraining, paused
             warned = readings([s for s, v in confirmed.items() if v >= Severity.WARNING], values, levels, "warning")
             state.warnings = {r.signal: (r, state.warnings.get(r.signal, (r, now))[1]) for r in warned}
             m.model_level.labels(name, version).set(int(level) - 1)
             m.retrain_running.labels(name).set(int(retraining))
+            m.retrain_paused.labels(name).set(int(paused is not None))
             m.drop(m.deciding, name)
             for reading in state.deciding:
                 m.deciding.labels(name, reading.signal, level.name.lower(), f"{reading.threshold:g}",
@@ -102,6 +114,12 @@ class Alerting:
         self._metrics.drop(self._metrics.deciding, name)
         self._metrics.drop(self._metrics.model_level, name)
 
+    def set_paused(self, name: str, paused: dict[str, Any] | None) -> None:
+        """The model's automatic retraining was paused or resumed between windows: say so at once."""
+        self._metrics.retrain_paused.labels(name).set(int(paused is not None))
+        with self._lock:
+            self._models.setdefault(name, _ModelAlerts(version="")).paused = paused
+
     def forget(self, name: str) -> None:
         with self._lock:
             self._models.pop(name, None)
@@ -111,9 +129,16 @@ class Alerting:
         model's page silences its signal warnings, as the shipped Alertmanager configuration does."""
         out = []
         with self._lock:
-            models = {name: (s.version, s.level, s.since, list(s.deciding), dict(s.warnings), s.retraining)
+            models = {name: (s.version, s.level, s.since, list(s.deciding), dict(s.warnings), s.retraining, s.paused)
                       for name, s in self._models.items()}
-        for name, (version, level, since, deciding, warnings, retraining) in sorted(models.items()):
+        for name, (version, level, since, deciding, warnings, retraining, paused) in sorted(models.items()):
+            if paused is not None:
+                out.append(self._alert(RETRAIN_PAUSED, "critical", name, version,
+                                       datetime.fromtimestamp(float(paused.get("since", 0)), UTC),
+                                       f"{name}: automatic retraining paused ({paused.get('reason')})",
+                                       f"Automatic retraining of {name} is paused by {paused.get('by')}: "
+                                       f"{paused.get('reason')}. Manual retraining stays possible; an admin resumes "
+                                       "it (console, `mitiga retraining resume`, the detector's API).", {}))
             if level == Severity.CRITICAL:
                 said = ", ".join(r.describe() for r in deciding) or "its verdict"
                 out.append(self._alert(PAGE, "critical", name, version, since, page_summary(name, said),

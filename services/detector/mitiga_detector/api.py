@@ -52,6 +52,20 @@ class RetrainBody(BaseModel):
     dataset: Dataset | None = None
 
 
+class PauseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="paused by an admin", min_length=1, max_length=500)
+    by: str = Field(default="admin", min_length=1, max_length=100)
+    """Who decided (recorded with the pause)."""
+
+
+class ResumeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(default="admin", min_length=1, max_length=100)
+
+
 def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelStore, state: StateStore) -> APIRouter:
     router = APIRouter()
     admin = [Depends(admin_guard(settings.admin_token))]
@@ -102,6 +116,34 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
         """The model alerts firing now, from the detector's own verdicts, in Alertmanager's shape: what a deployment
         without Alertmanager shows (the console's Alerts page)."""
         return {"alerts": core.alerting.active()}
+
+    def _known(name: str) -> str:
+        name = _named(name)
+        if name not in store.list_models():
+            raise ModelNotFound(f"model {name!r} not found")
+        return name
+
+    @router.get("/v1/models/{name}/retraining")
+    def retraining(name: str) -> dict[str, Any]:
+        """Whether the model's automatic retraining runs or is paused (why, since when, by whom), with the circuit
+        breaker's counts and limits."""
+        return core.breaker.status(_known(name))
+
+    @router.post("/v1/models/{name}/retraining/pause", dependencies=admin)
+    def pause(name: str, body: PauseBody | None = None) -> dict[str, Any]:
+        """Stop the model's automatic retraining until it is resumed (manual retraining stays possible)."""
+        body = body or PauseBody()
+        name = _known(name)
+        core.alerting.set_paused(name, core.breaker.pause(name, body.reason, body.by))
+        return core.breaker.status(name)
+
+    @router.post("/v1/models/{name}/retraining/resume", dependencies=admin)
+    def resume(name: str, body: ResumeBody | None = None) -> dict[str, Any]:
+        """Let the model retrain on its own again: the breaker closes, its counts start afresh."""
+        name = _known(name)
+        core.breaker.resume(name, (body or ResumeBody()).by)
+        core.alerting.set_paused(name, None)
+        return core.breaker.status(name)
 
     @router.get("/v1/retrains/{request_id}")
     async def progress(request_id: str) -> dict[str, Any]:

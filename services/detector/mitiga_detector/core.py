@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from mitiga_core.state import StateStore
     from mitiga_core.store import ModelStore
     from mitiga_core.types import AnyArray
+    from mitiga_detector.breaker import RetrainBreaker
     from mitiga_detector.metrics import DetectorMetrics
     from mitiga_detector.settings import DetectorSettings
     from mitiga_detector.windows import Window
@@ -130,6 +131,7 @@ class DetectorCore:
             elif isinstance(message, pb.RetrainProgress):
                 if (status := RetrainStatus.of(message.status)) is not None and status.finished:
                     self.metrics.retrain_outcomes.labels(message.model_name, message.status).inc()
+                    self._trigger.breaker.finished(message.model_name, message.request_id, status)
             else:
                 raise EventDecodeError(f"the detector does not consume {message.DESCRIPTOR.name}")
             self._staged.set(seen_key, b"1", ttl_s=self.settings.feedback_ttl_s)
@@ -356,15 +358,16 @@ class DetectorCore:
         for type_name in TYPE_CODES:
             active = level >= Severity.WARNING and type_name in types
             self.metrics.level.labels(name, type_name).set(int(level) - 1 if active else 0)
-        deciding = self.alerting.judged(name, version, level, result, confirmed, values, levels,
-                                        self._state.get(lock_key(name)) is not None)
+        reasons = self.alerting.judged(name, version, level, result, confirmed, values, levels,
+                                        self._state.get(lock_key(name)) is not None,
+                                        self._trigger.breaker.paused(name))
         uni, dist = found.univariate, found.distances
         record: dict[str, Any] = {
             "window_start": window.start.isoformat(), "window_end": window.end.isoformat(), "rows": len(window),
             "version": version, "observed": result.level.name.lower(), "level": level.name.lower(),
             "episode_id": tracker.episode_id or episode_before, "types": types,
             "signals": {s: v.name.lower() for s, v in result.signals.items()}, "decided_by": result.decided_by,
-            "deciding": [r.as_dict() for r in deciding],
+            "deciding": [r.as_dict() for r in reasons],
             "p_values": dict(zip(monitor.feature_names, uni.p_values.tolist(), strict=True)),
             "psi": dict(zip(monitor.feature_names, dist["psi"].tolist(), strict=True)), **values}
         confusion = monitor.performance.confusion(monitor.manifest)
@@ -383,7 +386,8 @@ class DetectorCore:
             deciding = [s for s in confirmed if s not in warn_only and may_be_critical(s, self.settings.trigger_policy)]
             # a challenger on live trial is the mitigation under way: no other until the trial is decided
             outcome = "trial" if self._promotion.candidate(name) is not None else self._trigger.fire(
-                name, version, tracker.episode_id, pressure(values, levels, deciding), monitor.performance.total)
+                name, version, tracker.episode_id, pressure(values, levels, deciding), monitor.performance.total,
+                window.end.timestamp())
             self.metrics.triggers.labels(name, outcome).inc()
             record["trigger"] = outcome
 
@@ -392,6 +396,10 @@ class DetectorCore:
         model = labels.get("mitiga.io/model", "")
         self.metrics.jobs.labels(model, str(state)).inc()
         self._trigger.job_finished(model, name, state == JobState.SUCCEEDED)
+
+    @property
+    def breaker(self) -> RetrainBreaker:
+        return self._trigger.breaker
 
     def manual_retrain(self, name: str, version: str, options: dict[str, str]) -> tuple[str, str]:
         outcome, request_id = self._trigger.manual(name, version, options)

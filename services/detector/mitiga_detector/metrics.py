@@ -40,6 +40,8 @@ class DetectorMetrics:
                               ["model", "signal", "severity", "threshold", "direction"], registry=r)
         self.retrain_running = Gauge("mitiga_retrain_running", "1 while a retraining run holds the model's lock.",
                                      ["model"], registry=r)
+        self.retrain_paused = Gauge("mitiga_retrain_paused", "1 while the model's automatic retraining is paused "
+                                    "(circuit breaker or an admin); an admin resumes it.", ["model"], registry=r)
         self.mmd_p = Gauge("mitiga_drift_mmd_p_value", "p-value of the multivariate MMD test.", MV, registry=r)
         self.lsdd_p = Gauge("mitiga_drift_lsdd_p_value", "p-value of the multivariate LSDD test.", MV, registry=r)
         self.outlier_share = Gauge("mitiga_outlier_share", "Share of the last window's rows that are outliers "

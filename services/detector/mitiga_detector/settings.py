@@ -263,6 +263,16 @@ class DetectorSettings(CoreSettings):
     """An episode that has used its ``max_attempts`` makes another once its deciding signal is this many times
     further past its critical level than at the last attempt (the model kept getting worse)."""
 
+    breaker_failures: int = Field(default=3, ge=1)
+    """Circuit breaker: after this many refused or failed retrains of a model in a row, its automatic retraining
+    pauses (a critical alert, ``MitigaRetrainPaused``) until an admin resumes it; manual retraining stays possible."""
+
+    breaker_max_retrains: int = Field(default=12, ge=1)
+    """Circuit breaker: more automatic retrain requests than this for one model within ``breaker_period_s`` pause
+    its automatic retraining too (a model that keeps retraining needs a person)."""
+
+    breaker_period_s: float = Field(default=7 * 86400, gt=0)
+
     lock_ttl_s: float = Field(default=6 * 3600, gt=0)
     """How long a retrain lock is held if the job never reports back."""
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,7 @@ from mitiga_core.events import Topic, new_id
 from mitiga_core.jobs import JobSpec
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.progress import lock_key
+from mitiga_detector.breaker import RetrainBreaker
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -68,6 +70,7 @@ class RetrainTrigger:
         self._state = state
         self._launcher = launcher
         self._publisher = publisher
+        self.breaker = RetrainBreaker(settings, state)
 
     def job_finished(self, model: str, request_id: str, succeeded: bool) -> None:
         """A retraining job ended. A job that failed without reporting (killed, out of memory, past its deadline)
@@ -80,18 +83,21 @@ class RetrainTrigger:
         progress.time.GetCurrentTime()
         self._publisher.offer(Topic.PROGRESS, model, lambda: progress)
 
-    def fire(self, model: str, version: str, episode_id: str, pressure: float = 0.0, labelled: int = 0) -> str:
+    def fire(self, model: str, version: str, episode_id: str, pressure: float = 0.0, labelled: int = 0,
+             when: float | None = None) -> str:
         """Request a retrain for a critical episode; returns the outcome (a metric label). ``pressure``: how far
         past its critical level the deciding signal is (``levels.pressure``); ``labelled``: the labelled rows the
         model has had so far. A retry waits for ``retry_after_rows`` new labelled rows (a challenger trained on the
         data the gate just judged would be judged the same); an episode that has used its attempts makes another
         once the pressure is ``rearm_factor`` times what it was at the last one, or ``rearm_rows`` new labelled rows
-        have come."""
+        have come. ``when``: the window's data time (unix seconds), for the circuit breaker's count."""
         mode = self._settings.trigger
         if mode == "off":
             return "off"
         if mode == "alert_only":
             return "alert_only"
+        if self.breaker.paused(model) is not None:
+            return "paused"
         if self._state.get(f"mitiga:retrain:cooldown:{model}") is not None:
             return "cooldown"
         if self._state.get(f"mitiga:retrain:backoff:{model}") is not None:
@@ -121,6 +127,8 @@ class RetrainTrigger:
         if outcome == "launch_failed":
             self._state.set(attempts_key, str(attempt).encode(), ttl_s=keep_s)
             return outcome
+        if outcome == "requested":
+            self.breaker.requested(model, when if when is not None else time.time())
         if pressure > 0:
             self._state.set(pressure_key, str(pressure).encode(), ttl_s=keep_s)
         self._state.set(rows_key, str(labelled).encode(), ttl_s=keep_s)
@@ -211,7 +219,11 @@ class RetrainTrigger:
             if last is None:
                 self._state.set(key, period.encode())
             return None
+        if self.breaker.paused(model) is not None:
+            return "paused"
         outcome = self.blind(model, version, period)
+        if outcome == "requested":
+            self.breaker.requested(model, when.timestamp())
         if outcome in ("requested", "duplicate"):
             self._state.set(key, period.encode())
         return outcome

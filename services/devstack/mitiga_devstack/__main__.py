@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
+app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True, rich_markup_mode="markdown")
 ROOT = Path(os.environ.get("MITIGA_DEVSTACK_ROOT", "var/devstack"))
 
 
@@ -61,7 +61,7 @@ def up(root: Annotated[Path, typer.Option(help="Where data, logs and stack.json 
 
 
 @app.command()
-def down(root: Annotated[Path, typer.Option()] = ROOT) -> None:
+def down(root: Annotated[Path, typer.Option(help="The stack's folder (as given to up).")] = ROOT) -> None:
     """Stop what `up` started."""
     from mitiga_devstack.stack import stop_from_state
 
@@ -70,7 +70,7 @@ def down(root: Annotated[Path, typer.Option()] = ROOT) -> None:
 
 
 @app.command()
-def status(root: Annotated[Path, typer.Option()] = ROOT) -> None:
+def status(root: Annotated[Path, typer.Option(help="The stack's folder (as given to up).")] = ROOT) -> None:
     """Show what `up` started and whether each process still runs."""
     state = root.resolve() / "stack.json"
     if not state.exists():

@@ -22,8 +22,17 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mitiga_core.alert_catalog import PAGE, RETRAIN_RUNNING, RUNBOOK_BASE, SIGNALS, runbook_url, signal_alert
+from mitiga_core.alert_catalog import (
+    PAGE,
+    RETRAIN_PAUSED,
+    RETRAIN_RUNNING,
+    RUNBOOK_BASE,
+    SIGNALS,
+    runbook_url,
+    signal_alert,
+)
 from mitiga_detector.levels import METRIC_DRIFT_TYPE
+
 
 class AlertSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MITIGA_ALERT_", extra="ignore")
@@ -85,7 +94,8 @@ def _alert(name: str, expr: str, severity: str, summary: str, description: str, 
     return rule
 
 
-_DECIDING = ('{{ range $i, $s := query (printf "mitiga_model_deciding_signal{model=\'%s\'}" $labels.model) | sortByLabel "signal" }}'
+_DECIDING = ('{{ range $i, $s := query (printf "mitiga_model_deciding_signal{model=\'%s\'}" $labels.model)'
+             ' | sortByLabel "signal" }}'
              '{{ if $i }}, {{ end }}{{ $s.Labels.signal }} = {{ $s.Value | printf "%.4g" }} '
              '({{ if eq $s.Labels.direction "above" }}>={{ else }}<{{ end }} {{ $s.Labels.threshold }}){{ end }}')
 """The deciding signals of the page's model, each with its value and the threshold it passed."""
@@ -109,6 +119,12 @@ def _model_rules(s: AlertSettings) -> list[dict[str, Any]]:
             f"{{{{ $value | printf \"%.4g\" }}}}, past its warning level (mitiga_drift_threshold) for as many "
             "windows as its persistence asks. It counts under the trigger policy; the model's page silences it.",
             s.drift_for, drift_type=METRIC_DRIFT_TYPE.get(signal, "data")))
+    rules.append(_alert(
+        RETRAIN_PAUSED, "max by (model) (mitiga_retrain_paused) == 1", "critical",
+        "{{ $labels.model }}: automatic retraining paused",
+        "Automatic retraining of {{ $labels.model }} is paused: its retrains kept failing or being refused, it "
+        "retrained too often, or an admin paused it (`mitiga retraining status {{ $labels.model }}` says why). "
+        "Manual retraining stays possible; an admin resumes it.", drift_type="none"))
     rules.append(_alert(
         RETRAIN_RUNNING, "max by (model) (mitiga_retrain_running) == 1", "info",
         "{{ $labels.model }}: a retrain is running",
@@ -197,6 +213,67 @@ def build_rules(s: AlertSettings | None = None) -> dict[str, Any]:
     ]
     return {"groups": [{"name": "mitiga-drift", "rules": drift}, {"name": "mitiga-retrain", "rules": retrain},
                        {"name": "mitiga-pipeline", "rules": pipeline}, {"name": "mitiga-service", "rules": service}]}
+
+
+RUNBOOK: dict[str, str] = {
+    PAGE: "The model answers worse than it did when it was validated, by the signals that decided (in the page: "
+          "each with its value and the threshold it passed). 1. Open the console's model page (the link in the "
+          "page): the health over time says since when and which signals. 2. A retrain is requested on its own "
+          "unless `MITIGA_TRIGGER` is `alert_only`/`off`; `mitiga status` and the Retraining page follow it; the "
+          "page does not repeat while it runs. 3. If the gate refuses the challengers (`MitigaRetrainRefused`), "
+          "look at the labelled data: the ground truth may be late or wrong (`MitigaFeedbackUnmatched`), or the "
+          "world changed more than the recent rows can teach: retrain by hand with another strategy "
+          "(`mitiga retrain MODEL --strategy sliding_window`) or roll back (`mitiga models rollback`). 4. A level "
+          "that does not fit this model is set per model (`MITIGA_MODEL_THRESHOLDS`, e.g. "
+          '`{"air": {"mae_ratio.critical": 2.0}}`).',
+    RETRAIN_PAUSED: "The circuit breaker stopped retraining this model on its own: its last retrains were refused "
+                    "or failed in a row (`MITIGA_BREAKER_FAILURES`), or it asked for more retrains than "
+                    "`MITIGA_BREAKER_MAX_RETRAINS` in `MITIGA_BREAKER_PERIOD_S`; or an admin paused it. Pages go on; "
+                    "nothing retrains until a person decides. 1. `mitiga retraining status MODEL` says why and since "
+                    "when. 2. Look at the refusals (`mitiga models show MODEL`: the decision log) and the data. "
+                    "3. Fix, retrain by hand if needed (`mitiga retrain MODEL`), then `mitiga retraining resume "
+                    "MODEL` (or the console's Resume button).",
+    RETRAIN_RUNNING: "Informational, routed to no one: it silences the model's page while the retrain runs. If it "
+                     "lasts longer than a training usually takes, see the retrainer Job's logs "
+                     "(`kubectl logs job/retrain-...`).",
+    "MitigaRetrainFailed": "A retraining run or its rollout failed; the champion keeps serving. Read the Job's logs "
+                           "(`kubectl logs job/<request id>`) and `mitiga status`; fix the cause (data, resources, "
+                           "Helm), then `mitiga retrain MODEL`.",
+    "MitigaRetrainLaunchFailed": "The detector could not create the Job (API error, RBAC, quota). It retries with "
+                                 "backoff; check the detector's log (`retrain launch failed`) and its Role.",
+    "MitigaRetrainRefused": "The gate kept the champion: the challenger was not better on recent labelled data. "
+                            "Nothing is broken; if the model stays critical, see MitigaModelCritical step 3.",
+    "MitigaConsumerLagGrowing": "The detector falls behind the stream: scale it (`detector.replicas`, up to the "
+                                "partitions) or look for slow windows (`mitiga_detector_processing_seconds`).",
+    "MitigaEventsDropped": "Events were dropped before Kafka (buffer full or delivery failed): check Kafka's health "
+                           "and the publisher's buffer (`MITIGA_PUBLISH_BUFFER`).",
+    "MitigaFeedbackUnmatched": "Ground truth names requests the detector does not know: wrong ids, truth later than "
+                               "`MITIGA_FEEDBACK_TTL_S`, or inference events lost. See "
+                               "`mitiga_feedback_unmatched_total` by reason.",
+    "MitigaStateStoreFilling": "Redis nears its maxmemory: raise it, or lower `MITIGA_FEEDBACK_TTL_S` / "
+                               "`MITIGA_LABELLED_MAX_BYTES`.",
+    "MitigaDeadLetters": "Events the detector could not use went to `mitiga.dlq` with the reason in their "
+                         "`mitiga_dlq_reason` header: read them (`kafka-console-consumer`) and fix the producer.",
+    "MitigaInferenceErrors": "The inference service answers 5xx: read its log; a model that fails to load or a "
+                             "full disk are the usual causes; `mitiga models rollback` restores the last version.",
+    "MitigaInferenceSlow": "p99 latency is high: look at CPU throttling, batch sizes and the replica count.",
+    "MitigaServiceDown": "Prometheus cannot scrape the service: `kubectl get pods`, then its events and logs.",
+}
+"""What a person does about each alert (docs/alerts.md, the runbook each alert links to). The signal warnings share
+one entry, written by :func:`runbook`."""
+
+
+def runbook(alert: str) -> str:
+    if alert in RUNBOOK:
+        return RUNBOOK[alert]
+    signal = next((s for s in SIGNALS if signal_alert(s) == alert), None)
+    if signal is None:
+        raise KeyError(f"{alert} has no runbook entry")
+    return (f"{SIGNALS[signal][0].upper()}{SIGNALS[signal][1:]} has held its warning level. A warning is not a "
+            "page: the model may still answer well (input drift under the `performance` policy only warns). Look "
+            "at the model's health in the console; if its error follows, MitigaModelCritical pages. A level that "
+            f"does not fit this model is set per model (`{signal}.warning` in `MITIGA_MODEL_THRESHOLDS`); a signal "
+            "that does not matter for it is left out of `MITIGA_LEVEL_METRICS`.")
 
 
 class _Dumper(yaml.SafeDumper):  # type: ignore[misc]

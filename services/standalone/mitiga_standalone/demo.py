@@ -17,7 +17,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from mitiga_standalone.stack import StandaloneStack
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode="markdown")
 
 
 def _steps(dates: Any, start: str, months: int) -> list[tuple[Any, Any]]:
@@ -182,7 +182,8 @@ def main(
     retrain_epochs: Annotated[int, typer.Option(min=1, help="Epochs of each retraining")] = 5,
     step_months: Annotated[int, typer.Option(min=1, help="Months per replay step")] = 3,
     window_rows: Annotated[int, typer.Option(min=5, help="Rows per drift-test window")] = 60,
-    trigger_policy: Annotated[str, typer.Option(help="performance | drift | any (MITIGA_TRIGGER_POLICY)")] = (
+    trigger_policy: Annotated[Literal["performance", "drift", "any"],
+                              typer.Option(help="performance | drift | any (MITIGA_TRIGGER_POLICY)")] = (
         "performance"),
     out: Annotated[Path, typer.Option(help="Where the summary and chart go")] = Path("out/demo"),
     open_console: Annotated[bool, typer.Option("--console/--no-console", help="Open the web console on the stack at "

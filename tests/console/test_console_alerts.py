@@ -1,0 +1,70 @@
+"""Without Alertmanager (``make demo``, ``mitiga up``), the console's Alerts page shows the alerts the detector
+raises itself from its verdicts: the same names, the page alone once a model is critical, with its runbook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from mitiga_core.events import Topic
+from tests.detector.conftest import feedback, inference, write_bundle
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def bare(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from mitiga_console.app import create_app
+    from mitiga_console.settings import ConsoleSettings
+    from mitiga_core.store import FilesystemModelStore
+    from mitiga_standalone.stack import StandaloneStack
+    from tests.conftest import serve
+
+    write_bundle(FilesystemModelStore(tmp_path), "tab")
+    stack = StandaloneStack(tmp_path, detector={"window_size": 50, "engine": "scipy", "trigger": "alert_only"},
+                            inference={"models": []})
+    stack.start()
+    console = serve(create_app(ConsoleSettings(inference_url=stack.inference.url, detector_url=stack.detector.url,
+                                               model_store_path=tmp_path), store=FilesystemModelStore(tmp_path)))
+    yield stack, console
+    console.stop()
+    stack.stop()
+
+
+def _send(stack, windows: int, noise: float, shift: float, tag: str) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(len(tag) + windows)
+    for i in range(windows):  # each window's truth after its prediction was seen, as in production
+        x = rng.normal(size=(50, 3)).astype(np.float32) + shift
+        pred = x.sum(axis=1, keepdims=True)
+        rid = f"{tag}{i}"
+        seen = stack.processed("InferenceEvent"), stack.processed("FeedbackEvent")
+        stack.bus.publish(Topic.INFERENCE, inference(x, pred, request_id=rid))
+        stack.wait_processed("InferenceEvent", seen[0] + 1, 60)
+        stack.bus.publish(Topic.FEEDBACK, feedback([(rid, (pred[:, 0] + rng.normal(size=50) * noise).tolist())]))
+        stack.wait_processed("FeedbackEvent", seen[1] + 1, 60)
+
+
+def test_the_alerts_page_shows_the_detectors_own_alerts(bare) -> None:  # type: ignore[no-untyped-def]
+    stack, console = bare
+    _send(stack, 6, 0.1, 0.0, "calm")
+    calm = httpx.get(f"{console.url}/alerts", timeout=30).text
+    assert 'id="alerts-source">From the detector' in calm and 'id="no-alerts"' in calm
+
+    _send(stack, 6, 0.1, 2.0, "moved")  # the inputs move, the error does not: warnings
+    moved = httpx.get(f"{stack.detector.url}/v1/alerts", timeout=30).json()["alerts"]
+    assert moved and {a["labels"]["severity"] for a in moved} == {"warning"}
+    assert "MitigaDriftFlagWarning" in {a["labels"]["alertname"] for a in moved}
+
+    _send(stack, 4, 1.0, 2.0, "worse")  # now the error is ten times the validation's: the page, alone
+    alerts = httpx.get(f"{stack.detector.url}/v1/alerts", timeout=30).json()["alerts"]
+    assert [a["labels"]["alertname"] for a in alerts] == ["MitigaModelCritical"]
+    page = alerts[0]
+    assert page["labels"]["model"] == "tab" and page["labels"]["severity"] == "critical"
+    assert "mae_ratio = " in page["annotations"]["summary"] and "(>= 1.5)" in page["annotations"]["summary"]
+    assert page["annotations"]["runbook_url"].endswith("docs/alerts.md#mitigamodelcritical")
+    shown = httpx.get(f"{console.url}/alerts", timeout=30).text
+    assert "MitigaModelCritical" in shown and 'id="critical-banner"' in shown
+    assert 'href="https://github.com/mitiga/mitiga/blob/main/docs/alerts.md#mitigamodelcritical"' in shown
