@@ -410,3 +410,18 @@ def test_experiment_incremental_reports_each_step_beside_the_naive_forecast(tmp_
         code, out = run("experiment", "incremental", bad, "1.5" if bad == "--fractions" else "gru",
                         "--out", str(tmp_path / "bad"))
         assert code == 2 and says in out and not (tmp_path / "bad").exists()
+
+
+def test_retraining_pause_status_and_resume(admin_service) -> None:
+    url, _store, _state, _launcher = admin_service
+    code, out = run("retraining", "pause", "tab", "--reason", "labels look wrong", "--by", "alice",
+                    "--detector", url, "--token", "tok")
+    assert code == 0 and "paused since" in out and "by alice: labels look wrong" in out, out
+    code, out = run("retraining", "status", "tab", "--detector", url)
+    assert code == 0 and "labels look wrong" in out and "pauses at 3" in out, out
+    code, out = run("retraining", "resume", "tab", "--detector", url)  # no token: refused, still paused
+    assert code == 2 and "bearer" in out.lower(), out
+    code, out = run("retraining", "resume", "tab", "--detector", url, "--token", "tok")
+    assert code == 0 and "tab: automatic retraining runs" in out, out
+    code, out = run("retraining", "status", "nope", "--detector", url)
+    assert code == 2 and "nope" in out, out

@@ -24,7 +24,8 @@ def bare(tmp_path: Path):  # type: ignore[no-untyped-def]
     from tests.conftest import serve
 
     write_bundle(FilesystemModelStore(tmp_path), "tab")
-    stack = StandaloneStack(tmp_path, detector={"window_size": 50, "engine": "scipy", "trigger": "alert_only"},
+    stack = StandaloneStack(tmp_path, detector={"window_size": 50, "engine": "scipy", "trigger": "alert_only",
+                                                "admin_token": "tok"},
                             inference={"models": []})
     stack.start()
     console = serve(create_app(ConsoleSettings(inference_url=stack.inference.url, detector_url=stack.detector.url,
@@ -68,3 +69,21 @@ def test_the_alerts_page_shows_the_detectors_own_alerts(bare) -> None:  # type: 
     shown = httpx.get(f"{console.url}/alerts", timeout=30).text
     assert "MitigaModelCritical" in shown and 'id="critical-banner"' in shown
     assert 'href="https://github.com/mitiga/mitiga/blob/main/docs/alerts.md#mitigamodelcritical"' in shown
+
+
+def test_an_admin_pauses_and_resumes_automatic_retraining_from_the_model_page(bare) -> None:  # type: ignore[no-untyped-def]
+    _, console = bare
+    anonymous = httpx.post(f"{console.url}/models/tab/retraining", data={"action": "pause"})
+    assert anonymous.status_code == 401
+    with httpx.Client(base_url=console.url, cookies={"mitiga_admin": "tok"}, timeout=30) as admin:
+        assert 'id="retraining-form"' in admin.get("/models/tab").text
+        assert admin.post("/models/tab/retraining", data={"action": "explode"}).status_code == 400
+        paused = admin.post("/models/tab/retraining", data={"action": "pause", "reason": "checking the labels"})
+        assert paused.status_code == 303
+        page = admin.get("/models/tab").text
+        assert 'id="paused-banner"' in page and "checking the labels" in page and "resume automatic" in page
+        assert "MitigaRetrainPaused" in admin.get("/alerts").text
+        assert admin.post("/models/tab/retraining", data={"action": "resume"}).status_code == 303
+        page = admin.get("/models/tab").text
+        assert 'id="paused-banner"' not in page and "pause automatic retraining" in page
+        assert "MitigaRetrainPaused" not in admin.get("/alerts").text

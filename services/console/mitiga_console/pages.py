@@ -5,6 +5,7 @@ or a URL. Routes that call other services are synchronous, so FastAPI runs them 
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -103,8 +104,26 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
         if champion and earlier:
             versions += _champion_form(name, earlier)
         body = (f"<h2>Versions</h2>{versions}<h2>Health</h2>{health.render(upstream, name)}"
-                f"<h2>Gate decisions</h2>{decisions}<h2 id=\"retrain\">Retrain</h2>{_retrain_form(name)}")
+                f"<h2>Gate decisions</h2>{decisions}<h2 id=\"retrain\">Retrain</h2>"
+                f"{_breaker(name, upstream.retraining(name))}{_retrain_form(name)}")
         return page(request, upstream, name, body)
+
+    @router.post("/models/{name}/retraining")
+    def retraining(request: Request, name: str, action: Annotated[str, Form()],
+                   reason: Annotated[str, Form()] = "") -> Response:
+        """Pause or resume the model's automatic retraining (admin)."""
+        name = _name(name)
+        token = request.cookies.get(COOKIE)
+        if not token:
+            return page(request, upstream, "Retraining", html.error("sign in with the admin token first"), 401)
+        if action not in ("pause", "resume"):
+            return page(request, upstream, "Retraining", html.error("action: pause or resume"), 400)
+        body = {"by": "console"} | ({"reason": reason.strip()} if action == "pause" and reason.strip() else {})
+        try:
+            upstream.set_retraining(name, token, action, body)
+        except UpstreamError as exc:
+            return page(request, upstream, "Retraining", html.error(str(exc)), exc.status)
+        return RedirectResponse(f"/models/{name}#retrain", status_code=303)
 
     @router.post("/models/{name}/champion")
     def make_champion(request: Request, name: str, version: Annotated[str, Form()]) -> Response:
@@ -247,6 +266,23 @@ def _champion_form(name: str, versions: list[str]) -> str:
     return (f'<form method="post" action="/models/{html.esc(name)}/champion" id="champion-form">'
             f'<label>make version <select name="version">{html.options(versions)}</select></label> '
             "<button>the champion</button> (admin; every replica swaps to it)</form>")
+
+
+def _breaker(name: str, status: dict[str, Any] | None) -> str:
+    """The model's automatic retraining: a banner and a Resume button while it is paused, else a Pause form."""
+    if status is None:
+        return ""
+    action = f'<form method="post" action="/models/{html.esc(name)}/retraining" id="retraining-form">'
+    paused = status.get("paused")
+    if paused:
+        since = datetime.fromtimestamp(float(paused.get("since", 0)), UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return (f'<div class="banner" id="paused-banner">Automatic retraining is paused since {since} by '
+                f'{html.esc(paused.get("by"))}: {html.esc(paused.get("reason"))}. Manual retraining stays possible.'
+                f'</div>{action}<input type="hidden" name="action" value="resume"><button>resume automatic '
+                "retraining</button> (admin)</form>")
+    return (f'{action}<input type="hidden" name="action" value="pause"><label>reason <input name="reason" '
+            'size="30"></label><button>pause automatic retraining</button> (admin; '
+            f'{int(status.get("failed_in_a_row", 0))} refused or failed in a row)</form>')
 
 
 def _retrain_form(name: str) -> str:

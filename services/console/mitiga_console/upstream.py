@@ -106,6 +106,19 @@ class Upstream:
         return dict(self._call(self.detector, "POST", f"/v1/models/{model}/retrain", "retrain", json=options,
                                headers={"Authorization": f"Bearer {token}"}))
 
+    def retraining(self, model: str) -> dict[str, Any] | None:
+        """Whether the model's automatic retraining is paused (the circuit breaker, or an admin); None when the
+        detector cannot say."""
+        try:
+            return dict(self._call(self.detector, "GET", f"/v1/models/{model}/retraining", "the detector"))
+        except UpstreamError:
+            return None
+
+    def set_retraining(self, model: str, token: str, action: str, body: dict[str, str]) -> dict[str, Any]:
+        """``action`` pause or resume the model's automatic retraining."""
+        return dict(self._call(self.detector, "POST", f"/v1/models/{model}/retraining/{action}", action, json=body,
+                               headers={"Authorization": f"Bearer {token}"}))
+
     def progress(self, request_id: str) -> dict[str, Any] | None:
         try:
             return dict(self._call(self.detector, "GET", f"/v1/retrains/{request_id}", "the detector"))
