@@ -87,3 +87,26 @@ def test_an_admin_pauses_and_resumes_automatic_retraining_from_the_model_page(ba
         page = admin.get("/models/tab").text
         assert 'id="paused-banner"' not in page and "pause automatic retraining" in page
         assert "MitigaRetrainPaused" not in admin.get("/alerts").text
+
+
+def test_an_admin_rejects_a_challenger_awaiting_approval_from_the_model_page(bare) -> None:  # type: ignore[no-untyped-def]
+    from mitiga_core.promotion import Candidate, start_trial
+
+    stack, console = bare
+    write_bundle(stack.store, "tab", seed=1)  # version 2
+    stack.store.set_champion("tab", "1")
+    stack.store.record_decision("tab", {"version": "2", "promote": True, "metric": "mae", "champion": 0.31,
+                                        "challenger": 0.12, "holdout_rows": 60, "awaiting_approval": True})
+    start_trial(stack.store, "tab", Candidate(version="2", mode="approval", champion="1"))
+    with httpx.Client(base_url=console.url, cookies={"mitiga_admin": "tok"}, timeout=30) as admin:
+        page = admin.get("/models/tab").text
+        assert 'id="approval"' in page and "awaits approval" in page and "0.12 vs champion 0.31" in page
+        assert "awaiting approval</strong>" in page
+        wrong = admin.post("/models/tab/approval", data={"version": "9", "decision": "reject"})
+        assert wrong.status_code == 409
+        done = admin.post("/models/tab/approval", data={"version": "2", "decision": "reject",
+                                                        "reason": "a holiday week"})
+        assert done.status_code == 303
+        page = admin.get("/models/tab").text
+        assert 'id="approval"' not in page and "rejected by console" in page
+    assert stack.store.champion("tab") == "1" and stack.store.candidate("tab") is None

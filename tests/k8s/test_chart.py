@@ -127,7 +127,8 @@ def test_the_promotion_values_reach_the_retrainer_and_the_detector_settings(  # 
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
                     "1.34.4", "--set", "promotion.mode=canary", "--set", "promotion.canaryPercent=25",
                     "--set", "promotion.minLabelled=500", "--set-json", "promotion.confidence=0.99",
-                    "--set", "promotion.maxHours=24").stdout
+                    "--set", "promotion.maxHours=24", "--set-json", 'promotion.approvalModels=["air"]',
+                    "--set", "promotion.approvalHours=5").stdout
     common = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ConfigMap"
                   and d["metadata"]["name"].endswith("-common"))
     for key, value in common["data"].items():
@@ -136,6 +137,9 @@ def test_the_promotion_values_reach_the_retrainer_and_the_detector_settings(  # 
     assert (retrainer.promotion_mode, retrainer.promotion_canary_percent) == ("canary", 25.0)
     assert (detector.promotion_min_labelled, detector.promotion_confidence) == (500, 0.99)
     assert detector.promotion_max_hours == 24
+    assert retrainer.promotion_approval_models == detector.promotion_approval_models == ["air"]
+    assert retrainer.promotion_approval == detector.promotion_approval == "none"
+    assert detector.approval_ttl_s == 5 * 3600
 
 
 @pytest.mark.parametrize(("replicas", "strategy"), [(None, "Recreate"), (3, "RollingUpdate")])

@@ -95,3 +95,24 @@ def test_a_trial_whose_champion_changed_meanwhile_is_void(store: FilesystemModel
         run_job(settings, store=store, state=InMemoryStateStore(), bus=bus)
     assert store.champion("m") == other and store.candidate("m") is None
     assert [(r.version, r.stage) for r in _rollouts(bus)] == [(candidate, "withdrawn")]
+
+
+def test_with_approval_required_a_winning_challenger_waits_and_an_approved_one_is_promoted(
+        store: FilesystemModelStore) -> None:
+    """``promotion_approval: required``: the run ends as a candidate that serves nothing; the promotion Job the
+    detector launches once an admin approves makes it the champion."""
+    rollouts, went_live = [], []
+    options = RetrainOptions(strategy="sliding_window", window_rows=200, epochs=20, holdout_rows=60, approval=True,
+                             request_id="retrain-m-a")
+    result = retrain(store, "m", "1", production(slope=-1.0), options, publish=rollouts.append,
+                     go_live=went_live.append)
+    assert result.version == "2" and result.stage == "approval"
+    assert store.champion("m") == "1" and went_live == []
+    waiting = Candidate.of(store.candidate("m"))
+    assert waiting is not None and (waiting.version, waiting.mode, waiting.live) == ("2", "approval", False)
+    assert store.decisions("m")[-1]["awaiting_approval"] is True
+    assert [(r.version, r.stage) for r in rollouts] == [("2", "approval")]
+    bus, state = InMemoryBus(), InMemoryStateStore()
+    promotion = RetrainerSettings(model="m", trigger="promotion", promote_version="2", request_id="promote-m-v2")
+    run_job(promotion, store=store, state=state, bus=bus)
+    assert store.champion("m") == "2" and store.candidate("m") is None

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mitiga_cli import models, retraining
+from mitiga_cli import approvals, models, retraining
 from mitiga_cli.forecast import forecast
 from mitiga_core.progress import RetrainStatus
 
@@ -17,6 +17,7 @@ app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True, pret
                   rich_markup_mode="markdown")
 app.add_typer(models.app, name="models")
 app.add_typer(retraining.app, name="retraining")
+app.add_typer(approvals.app, name="approvals")
 app.command()(forecast)
 console = Console()
 DetectorUrl = Annotated[str, typer.Option(envvar="MITIGA_DETECTOR_URL", help="Drift detector URL")]

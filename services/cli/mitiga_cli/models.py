@@ -94,15 +94,22 @@ def _show_trials(models, name: str) -> None:  # type: ignore[no-untyped-def]
     from mitiga_core.promotion import Candidate, outcome
 
     trial = Candidate.of(models.candidate(name))
-    if trial is not None:
+    if trial is not None and not trial.live:
+        console.print(f"[yellow]awaiting approval[/yellow]: v{trial.version} against champion v{trial.champion} "
+                      f"since {trial.since} (`mitiga approvals show {name}`)", soft_wrap=True)
+    elif trial is not None:
         share = f", answering {trial.canary_percent:g}% of requests" if trial.mode == "canary" else ""
         console.print(f"[yellow]on live trial[/yellow]: v{trial.version} in {trial.mode} against champion "
                       f"v{trial.champion} since {trial.since}{share}")
-    decisions = [d for d in models.decisions(name) if d.get("metric")][-10:]
+    decisions = [d for d in models.decisions(name) if d.get("metric") or d.get("approval")][-10:]
     if not decisions:
         return
     console.print("decisions:")
     for d in decisions:
+        if d.get("approval"):
+            console.print(f"  {str(d.get('time', ''))[:19]} v{d.get('version')} {outcome(d)}"
+                          + (f" ({d['reason']})" if d.get("reason") else ""), soft_wrap=True)
+            continue
         p_value = d.get("p_value")
         rows = d.get("labelled", d.get("holdout_rows", "?"))
         console.print(f"  {str(d.get('time', ''))[:19]} v{d.get('version') or '-'} {outcome(d)}: {d.get('metric')} "

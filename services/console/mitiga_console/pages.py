@@ -89,7 +89,8 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
             manifest = read_manifest(store.path(name, version))
             metrics = ", ".join(f"{k} {html.pretty(v)}" for k, v in sorted(manifest.training.metrics.items()))
             role = " <strong>champion</strong>" if version == champion else (
-                f" <strong>on {html.esc(trial.mode)} trial</strong>" if trial and trial.version == version else "")
+                (f" <strong>on {html.esc(trial.mode)} trial</strong>" if trial.live else
+                 " <strong>awaiting approval</strong>") if trial and trial.version == version else "")
             rows.append([html.esc(version) + role,
                          html.esc(manifest.lineage.parent or "-"), html.esc(manifest.lineage.trigger),
                          html.esc(f"{day(manifest.training.data_start)} .. {day(manifest.training.data_end)}"),
@@ -103,10 +104,27 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
         earlier = [v for v in reversed(store.list_versions(name)) if v != champion]
         if champion and earlier:
             versions += _champion_form(name, earlier)
+        if trial is not None and not trial.live:
+            versions += _approval(name, trial.version, upstream.approval(name))
         body = (f"<h2>Versions</h2>{versions}<h2>Health</h2>{health.render(upstream, name)}"
                 f"<h2>Gate decisions</h2>{decisions}<h2 id=\"retrain\">Retrain</h2>"
                 f"{_breaker(name, upstream.retraining(name))}{_retrain_form(name)}")
         return page(request, upstream, name, body)
+
+    @router.post("/models/{name}/approval")
+    def approval(request: Request, name: str, version: Annotated[str, Form()], decision: Annotated[str, Form()],
+                 reason: Annotated[str, Form()] = "") -> Response:
+        """Approve or reject the challenger waiting for approval (admin)."""
+        name = _name(name)
+        token = request.cookies.get(COOKIE)
+        if not token:
+            return page(request, upstream, "Approval", html.error("sign in with the admin token first"), 401)
+        try:
+            upstream.decide(name, token, {"version": version, "decision": decision, "by": "console",
+                                          "reason": reason.strip()})
+        except UpstreamError as exc:
+            return page(request, upstream, "Approval", html.error(str(exc)), exc.status)
+        return RedirectResponse(f"/models/{name}", status_code=303)
 
     @router.post("/models/{name}/retraining")
     def retraining(request: Request, name: str, action: Annotated[str, Form()],
@@ -266,6 +284,23 @@ def _champion_form(name: str, versions: list[str]) -> str:
     return (f'<form method="post" action="/models/{html.esc(name)}/champion" id="champion-form">'
             f'<label>make version <select name="version">{html.options(versions)}</select></label> '
             "<button>the champion</button> (admin; every replica swaps to it)</form>")
+
+
+def _approval(name: str, version: str, found: dict[str, Any] | None) -> str:
+    """The waiting challenger's evidence and the Approve / Reject form."""
+    gate = (found or {}).get("gate") or {}
+    trial = (found or {}).get("trial") or {}
+    said = [f"gate: {gate.get('metric')} {html.pretty(gate.get('challenger'))} vs champion "
+            f"{html.pretty(gate.get('champion'))} on {gate.get('holdout_rows', '?')} held-out rows"] if gate else []
+    if trial:
+        said.append(f"{trial.get('stage')} trial: {trial.get('outcome')} on {trial.get('labelled', '?')} labelled "
+                    "requests")
+    evidence = "".join(f"<li>{html.esc(line)}</li>" for line in said)
+    return (f'<div class="banner" id="approval">Version {html.esc(version)} won and awaits approval.<ul>{evidence}'
+            f'</ul><form method="post" action="/models/{html.esc(name)}/approval" id="approval-form">'
+            f'<input type="hidden" name="version" value="{html.esc(version)}"><label>reason <input name="reason" '
+            'size="30"></label><button name="decision" value="approve">approve</button> <button name="decision" '
+            'value="reject">reject</button> (admin)</form></div>')
 
 
 def _breaker(name: str, status: dict[str, Any] | None) -> str:

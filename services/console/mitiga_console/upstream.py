@@ -119,6 +119,17 @@ class Upstream:
         return dict(self._call(self.detector, "POST", f"/v1/models/{model}/retraining/{action}", action, json=body,
                                headers={"Authorization": f"Bearer {token}"}))
 
+    def approval(self, model: str) -> dict[str, Any] | None:
+        """The challenger waiting for approval and its evidence; None when the detector cannot say."""
+        try:
+            return dict(self._call(self.detector, "GET", f"/v1/models/{model}/approval", "the detector"))
+        except UpstreamError:
+            return None
+
+    def decide(self, model: str, token: str, body: dict[str, str]) -> dict[str, Any]:
+        return dict(self._call(self.detector, "POST", f"/v1/models/{model}/approval", "approval", json=body,
+                               headers={"Authorization": f"Bearer {token}"}))
+
     def progress(self, request_id: str) -> dict[str, Any] | None:
         try:
             return dict(self._call(self.detector, "GET", f"/v1/retrains/{request_id}", "the detector"))

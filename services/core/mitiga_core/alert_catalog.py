@@ -14,6 +14,9 @@ PAGE = "MitigaModelCritical"
 RETRAIN_RUNNING = "MitigaRetrainRunning"
 """Informational: a retraining run for the model is under way (it silences a repeat page in Alertmanager)."""
 
+AWAITING_APPROVAL = "MitigaAwaitingApproval"
+"""A challenger that won waits for a person to approve or reject it (``promotion_approval``)."""
+
 RETRAIN_PAUSED = "MitigaRetrainPaused"
 """Critical: the model's automatic retraining is paused (circuit breaker or an admin) until an admin resumes it."""
 

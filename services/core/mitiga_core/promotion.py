@@ -22,13 +22,22 @@ if TYPE_CHECKING:
     from mitiga_core.store import ModelStore
 
 PromotionMode = Literal["offline", "shadow", "canary"]
+Approval = Literal["none", "required"]
 WITHDRAWN = "withdrawn"
+APPROVAL: Literal["approval"] = "approval"
+"""The candidate mode of a challenger that won (its gate, and its trial when one ran) and waits for a person: it
+serves no traffic; an admin approves it (a promotion Job makes it the champion) or rejects it, or it expires."""
+
+
+def approval_required(policy: Approval, models: list[str], name: str) -> bool:
+    """Whether a winning challenger of ``name`` waits for a person: ``policy`` for every model, or ``name`` listed."""
+    return policy == "required" or name in models
 
 
 @dataclass(frozen=True)
 class Candidate:
     version: str
-    mode: Literal["shadow", "canary"]
+    mode: Literal["shadow", "canary", "approval"]
     champion: str
     """The champion it is compared with (the trial ends if the champion changes meanwhile)."""
     canary_percent: float = 0.0
@@ -37,11 +46,16 @@ class Candidate:
 
     @classmethod
     def of(cls, raw: dict[str, object] | None) -> Candidate | None:
-        if not raw or raw.get("mode") not in ("shadow", "canary"):
+        if not raw or raw.get("mode") not in ("shadow", "canary", APPROVAL):
             return None
         return cls(version=str(raw["version"]), mode=raw["mode"], champion=str(raw.get("champion", "")),  # type: ignore[arg-type]
                    canary_percent=float(str(raw.get("canary_percent", 0.0))), since=str(raw.get("since", "")),
                    request_id=str(raw.get("request_id", "")))
+
+    @property
+    def live(self) -> bool:
+        """On live trial (it predicts requests); False while it waits for a person's approval."""
+        return self.mode != APPROVAL
 
 
 def outcome(decision: dict[str, object]) -> str:
@@ -49,6 +63,10 @@ def outcome(decision: dict[str, object]) -> str:
     trial``, ``discarded after shadow trial``, ``expired after shadow trial``, ``rollback``, ``rollout failed``."""
     if decision.get("rollback"):
         return "rollback"
+    if decision.get("approval"):
+        return f"{decision['approval']} by {decision.get('by') or 'nobody'}"
+    if decision.get("awaiting_approval"):
+        return "awaiting approval"
     if decision.get("rollout") == "failed":
         return "rollout failed"
     stage = decision.get("stage")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mitiga_core.alert_catalog import (
+    AWAITING_APPROVAL,
     PAGE,
     RETRAIN_PAUSED,
     RETRAIN_RUNNING,
@@ -65,6 +66,7 @@ class _ModelAlerts:
     warnings: dict[str, tuple[Reading, datetime]] = field(default_factory=dict)
     retraining: bool = False
     paused: dict[str, Any] | None = None
+    awaiting: str | None = None
 
 
 class Alerting:
@@ -120,6 +122,11 @@ class Alerting:
         with self._lock:
             self._models.setdefault(name, _ModelAlerts(version="")).paused = paused
 
+    def set_awaiting(self, name: str, version: str | None) -> None:
+        """The version of ``name`` that waits for approval (None: none waits)."""
+        with self._lock:
+            self._models.setdefault(name, _ModelAlerts(version="")).awaiting = version
+
     def forget(self, name: str) -> None:
         with self._lock:
             self._models.pop(name, None)
@@ -129,9 +136,15 @@ class Alerting:
         model's page silences its signal warnings, as the shipped Alertmanager configuration does."""
         out = []
         with self._lock:
-            models = {name: (s.version, s.level, s.since, list(s.deciding), dict(s.warnings), s.retraining, s.paused)
-                      for name, s in self._models.items()}
-        for name, (version, level, since, deciding, warnings, retraining, paused) in sorted(models.items()):
+            models = {name: (s.version, s.level, s.since, list(s.deciding), dict(s.warnings), s.retraining, s.paused,
+                             s.awaiting) for name, s in self._models.items()}
+        for name, (version, level, since, deciding, warnings, retraining, paused, awaiting) in sorted(
+                models.items()):
+            if awaiting is not None:
+                out.append(self._alert(AWAITING_APPROVAL, "warning", name, awaiting, None,
+                                       f"{name}: version {awaiting} awaits approval",
+                                       f"A challenger of {name}, version {awaiting}, won and waits for an admin to "
+                                       "approve or reject it (console, `mitiga approvals`).", {}))
             if paused is not None:
                 out.append(self._alert(RETRAIN_PAUSED, "critical", name, version,
                                        datetime.fromtimestamp(float(paused.get("since", 0)), UTC),

@@ -66,6 +66,16 @@ class ResumeBody(BaseModel):
     by: str = Field(default="admin", min_length=1, max_length=100)
 
 
+class ApprovalBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(min_length=1, max_length=64)
+    """The waiting version decided on (a decision on another is a 409)."""
+    decision: Literal["approve", "reject"]
+    by: str = Field(default="admin", min_length=1, max_length=100)
+    reason: str = Field(default="", max_length=500)
+
+
 def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelStore, state: StateStore) -> APIRouter:
     router = APIRouter()
     admin = [Depends(admin_guard(settings.admin_token))]
@@ -144,6 +154,19 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
         core.breaker.resume(name, (body or ResumeBody()).by)
         core.alerting.set_paused(name, None)
         return core.breaker.status(name)
+
+    @router.get("/v1/models/{name}/approval")
+    def approval(name: str) -> dict[str, Any]:
+        """The challenger waiting for approval, with the evidence: its gate decision, its live trial's, and when it
+        expires (``waiting`` null when none waits)."""
+        return core.approvals.evidence(_known(name))
+
+    @router.post("/v1/models/{name}/approval", dependencies=admin)
+    def decide(name: str, body: ApprovalBody) -> dict[str, Any]:
+        """Approve (a promotion Job makes it the champion) or reject the waiting challenger; recorded with who."""
+        name = _known(name)
+        outcome = core.approvals.decide(name, body.version, body.decision == "approve", body.by, body.reason)
+        return {"model": name, "version": body.version, "outcome": outcome}
 
     @router.get("/v1/retrains/{request_id}")
     async def progress(request_id: str) -> dict[str, Any]:

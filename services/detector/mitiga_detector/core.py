@@ -24,6 +24,7 @@ from mitiga_core.progress import RetrainStatus, lock_key
 from mitiga_core.state import StagedWrites
 from mitiga_detector import signals
 from mitiga_detector.alerting import Alerting
+from mitiga_detector.approval import Approvals
 from mitiga_detector.checkpoint import Checkpoints
 from mitiga_detector.decoding import data_time, matrix
 from mitiga_detector.drift_events import TYPE_CODES, drift_event
@@ -79,6 +80,7 @@ class DetectorCore:
                                          trigger=self._trigger)
         self._checkpoints = Checkpoints(state, settings.consumer_group)
         self.alerting = Alerting(metrics, settings.runbook_base)
+        self.approvals = Approvals(settings, store=store, trigger=self._trigger, publisher=publisher, metrics=metrics)
         self._staged = StagedWrites()
         """Side effects of the events handled since the last checkpoint, applied together with it."""
         self._parking = FeedbackParking(settings.feedback_wait_s, settings.feedback_parked_max,
@@ -325,6 +327,9 @@ class DetectorCore:
         for metric, value in values.items():
             m.metric.labels(*labels, metric).set(value)
         self._promotion.expire(name, self._staged)
+        self.approvals.expire(name)
+        waiting = self.approvals.export(name)
+        self.alerting.set_awaiting(name, waiting.version if waiting else None)
         self._decide(monitor, window, values, found)
         self.last_window[name] = (monitor, window)
         self._blind(name, version, window.end)
@@ -385,7 +390,8 @@ class DetectorCore:
         if level == Severity.CRITICAL and result.level == Severity.CRITICAL and tracker.episode_id:
             deciding = [s for s in confirmed if s not in warn_only and may_be_critical(s, self.settings.trigger_policy)]
             # a challenger on live trial is the mitigation under way: no other until the trial is decided
-            outcome = "trial" if self._promotion.candidate(name) is not None else self._trigger.fire(
+            outcome = "trial" if self._promotion.candidate(name) is not None else "awaiting_approval" \
+                if self.approvals.waiting(name) is not None else self._trigger.fire(
                 name, version, tracker.episode_id, pressure(values, levels, deciding), monitor.performance.total,
                 window.end.timestamp())
             self.metrics.triggers.labels(name, outcome).inc()

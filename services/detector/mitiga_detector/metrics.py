@@ -42,6 +42,10 @@ class DetectorMetrics:
                                      ["model"], registry=r)
         self.retrain_paused = Gauge("mitiga_retrain_paused", "1 while the model's automatic retraining is paused "
                                     "(circuit breaker or an admin); an admin resumes it.", ["model"], registry=r)
+        self.awaiting_approval = Gauge("mitiga_promotion_awaiting_approval", "1 while a challenger that won waits "
+                                       "for an admin's approval.", MV, registry=r)
+        self.approvals = Counter("mitiga_promotion_approvals", "Decisions on challengers awaiting approval "
+                                 "(approved, rejected, expired).", ["model", "outcome"], registry=r)
         self.mmd_p = Gauge("mitiga_drift_mmd_p_value", "p-value of the multivariate MMD test.", MV, registry=r)
         self.lsdd_p = Gauge("mitiga_drift_lsdd_p_value", "p-value of the multivariate LSDD test.", MV, registry=r)
         self.outlier_share = Gauge("mitiga_outlier_share", "Share of the last window's rows that are outliers "

@@ -31,7 +31,7 @@ from scipy import stats
 from mitiga_core.bundle import read_manifest
 from mitiga_core.events import Topic
 from mitiga_core.labelled import decode_record, encode_record
-from mitiga_core.promotion import Candidate, end_trial
+from mitiga_core.promotion import APPROVAL, Candidate, approval_required, end_trial, start_trial
 
 if TYPE_CHECKING:
     from mitiga_core.bundle import ModelManifest
@@ -73,7 +73,8 @@ class PromotionJudge:
         now = time.monotonic()
         seen = self._candidates.get(model)
         if seen is None or now - seen[0] > CANDIDATE_TTL_S:
-            seen = (now, Candidate.of(self._store.candidate(model)))
+            found = Candidate.of(self._store.candidate(model))
+            seen = (now, found if found is not None and found.live else None)  # one awaiting approval is not on trial
             self._candidates[model] = seen
         return seen[1]
 
@@ -220,6 +221,14 @@ class PromotionJudge:
         if "p_value" in numbers:
             self._metrics.trial_p_value.labels(model, candidate.version).set(float(str(numbers["p_value"])))
         log.info("live trial decided", extra={"model": model, **record})
+        if promote and approval_required(s.promotion_approval, s.promotion_approval_models, model):
+            waiting = start_trial(self._store, model, Candidate(version=candidate.version, mode=APPROVAL,
+                                                                champion=candidate.champion,
+                                                                request_id=candidate.request_id))
+            self._candidates.pop(model, None)
+            self._publisher.offer(Topic.ROLLOUT, model, lambda: waiting)
+            log.info("trial won: awaits approval", extra={"model": model, "version": candidate.version})
+            return
         if promote:
             launched = self._trigger.promote(model, candidate.champion, candidate.version)
             self._metrics.triggers.labels(model, f"promotion_{launched}").inc()

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 
 from mitiga_core.alert_catalog import RUNBOOK_BASE
+from mitiga_core.promotion import Approval  # noqa: TC001 - pydantic reads the annotation
 from mitiga_core.settings import CoreSettings
 
 
@@ -262,6 +263,16 @@ class DetectorSettings(CoreSettings):
     rearm_factor: float = Field(default=1.5, gt=1)
     """An episode that has used its ``max_attempts`` makes another once its deciding signal is this many times
     further past its critical level than at the last attempt (the model kept getting worse)."""
+
+    promotion_approval: Approval = "none"
+    """``required``: a challenger that won its gate (and its live trial, when one runs) waits for an admin's
+    approval instead of going live (``promotion_approval_models``: only for these models). Set the retrainer's
+    ``MITIGA_PROMOTION_APPROVAL`` alike (the chart does)."""
+
+    promotion_approval_models: list[str] = Field(default_factory=list)
+
+    approval_ttl_s: float = Field(default=3 * 86400, gt=0)
+    """How long a challenger waits for approval before it expires (the champion stays)."""
 
     breaker_failures: int = Field(default=3, ge=1)
     """Circuit breaker: after this many refused or failed retrains of a model in a row, its automatic retraining

@@ -23,6 +23,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mitiga_core.alert_catalog import (
+    AWAITING_APPROVAL,
     PAGE,
     RETRAIN_PAUSED,
     RETRAIN_RUNNING,
@@ -125,6 +126,13 @@ def _model_rules(s: AlertSettings) -> list[dict[str, Any]]:
         "Automatic retraining of {{ $labels.model }} is paused: its retrains kept failing or being refused, it "
         "retrained too often, or an admin paused it (`mitiga retraining status {{ $labels.model }}` says why). "
         "Manual retraining stays possible; an admin resumes it.", drift_type="none"))
+    rules.append(_alert(
+        AWAITING_APPROVAL, "max by (model, version) (mitiga_promotion_awaiting_approval) == 1", "warning",
+        "{{ $labels.model }}: version {{ $labels.version }} awaits approval",
+        "A challenger of {{ $labels.model }}, version {{ $labels.version }}, won its gate (and its live trial, when "
+        "one ran) and waits for an admin: `mitiga approvals show {{ $labels.model }}` gives the evidence, "
+        f"`mitiga approvals approve|reject`, or the console: {s.console_url}/models/{{{{ $labels.model }}}}. "
+        "Unanswered, it expires and the champion stays.", drift_type="none"))
     rules.append(_alert(
         RETRAIN_RUNNING, "max by (model) (mitiga_retrain_running) == 1", "info",
         "{{ $labels.model }}: a retrain is running",
@@ -233,6 +241,11 @@ RUNBOOK: dict[str, str] = {
                     "when. 2. Look at the refusals (`mitiga models show MODEL`: the decision log) and the data. "
                     "3. Fix, retrain by hand if needed (`mitiga retrain MODEL`), then `mitiga retraining resume "
                     "MODEL` (or the console's Resume button).",
+    AWAITING_APPROVAL: "Promotion needs a person here (`MITIGA_PROMOTION_APPROVAL`). `mitiga approvals show MODEL` "
+                       "(or the console's model page) gives the gate's numbers on held-out recent rows, the live "
+                       "trial's when one ran, and the episode that asked for the retrain. Approve (a promotion Job "
+                       "rolls it out) or reject with a reason; unanswered, it expires after "
+                       "`MITIGA_APPROVAL_TTL_S` and the champion stays.",
     RETRAIN_RUNNING: "Informational, routed to no one: it silences the model's page while the retrain runs. If it "
                      "lasts longer than a training usually takes, see the retrainer Job's logs "
                      "(`kubectl logs job/retrain-...`).",

@@ -175,7 +175,7 @@ class TrialRouter:
         candidate = Candidate.of(self._store.candidate(name))
         current = self._repo.peek(name)
         old = self._routes.get(name)
-        wanted = candidate if candidate is not None and current is not None \
+        wanted = candidate if candidate is not None and candidate.live and current is not None \
             and candidate.version != current.version else None
         if old is not None and (wanted is None or old.candidate != wanted.version):
             del self._routes[name]

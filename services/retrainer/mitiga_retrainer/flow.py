@@ -27,7 +27,7 @@ from mitiga_core.bundle import (
 )
 from mitiga_core.bundle.io import MODEL_FILE
 from mitiga_core.champion import promote
-from mitiga_core.promotion import Candidate, PromotionMode, start_trial
+from mitiga_core.promotion import APPROVAL, Candidate, PromotionMode, start_trial
 from mitiga_retrainer.challenger import Mode, predict, train_challenger
 from mitiga_retrainer.gate import GateDecision, Metric, decide
 from mitiga_retrainer.holdout import concentration, split_holdout
@@ -69,6 +69,9 @@ class RetrainOptions:
     seed: int = 0
     promotion_mode: PromotionMode = "offline"
     canary_percent: float = 10.0
+    approval: bool = False
+    """A challenger that won the gate waits for a person (``promotion_approval``); after its live trial, when one
+    runs (the detector then asks)."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,17 @@ def retrain(
     validation = ValidationData(x=holdout.x, pred=challenger_pred, y=holdout.y)  # never trained on
     saved = save_bundle(store, new, challenger, np.asarray(reference, np.float32), data, validation)
     stage = {} if options.promotion_mode == "offline" else {"stage": options.promotion_mode}
-    store.record_decision(name, {**record, "version": saved.version, **stage})
+    waits = options.approval and options.promotion_mode == "offline"
+    store.record_decision(name, {**record, "version": saved.version, **stage, **({"awaiting_approval": True}
+                                                                                 if waits else {})})
+    if waits:
+        event = start_trial(store, name, Candidate(version=saved.version, mode=APPROVAL,
+                                                   champion=store.champion(name) or base_version,
+                                                   request_id=options.request_id))
+        if publish is not None:
+            publish(event)
+        log.info("challenger awaits approval", extra={"model": name, "version": saved.version})
+        return RetrainResult(decision, saved.version, APPROVAL)
     if options.promotion_mode != "offline":
         event = start_trial(store, name, Candidate(
             version=saved.version, mode=options.promotion_mode, champion=store.champion(name) or base_version,

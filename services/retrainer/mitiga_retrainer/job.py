@@ -11,6 +11,7 @@ from mitiga_core.events import Topic, encode, new_id
 from mitiga_core.labelled import LabelledLog
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.progress import RetrainStatus, lock_key, read_progress, write_progress
+from mitiga_core.promotion import approval_required
 from mitiga_retrainer.flow import RetrainOptions, RetrainResult, retrain
 from mitiga_retrainer.rollout import RolloutFailed, helm_upgrade
 from mitiga_retrainer.trial import promote_candidate
@@ -111,7 +112,8 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
             window_rows=settings.window_rows if settings.window_days is None else None,
             window_days=settings.window_days, half_life=settings.half_life, min_rows=settings.min_rows,
             trigger=settings.trigger, episode_id=settings.episode_id, request_id=settings.request_id,
-            promotion_mode=settings.promotion_mode, canary_percent=settings.promotion_canary_percent)
+            promotion_mode=settings.promotion_mode, canary_percent=settings.promotion_canary_percent,
+            approval=approval_required(settings.promotion_approval, settings.promotion_approval_models, name))
 
         log.info("retraining", extra={"model": name, "base_version": base, "strategy": settings.strategy,
                                       "mode": settings.mode, "labelled_rows": 0 if production is None

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from mitiga_core.promotion import PromotionMode  # noqa: TC001 - pydantic reads the annotation
+from mitiga_core.promotion import Approval, PromotionMode  # noqa: TC001 - pydantic reads the annotation
 from mitiga_core.settings import CoreSettings
 
 
@@ -84,6 +84,13 @@ class RetrainerSettings(CoreSettings):
 
     promotion_canary_percent: float = Field(default=10.0, gt=0, lt=100)
     """canary: the share of live requests (sticky by request key) the candidate answers."""
+
+    promotion_approval: Approval = "none"
+    """``required``: a challenger that won the gate waits for an admin's approval (console, ``mitiga approvals``,
+    the detector's API) instead of going live; it expires after the detector's ``approval_ttl_s``."""
+
+    promotion_approval_models: list[str] = Field(default_factory=list)
+    """Models whose challengers wait for approval whatever ``promotion_approval`` says."""
 
     promote_version: str | None = None
     """Set by a promotion request: promote this candidate (it must be the one on trial) instead of training."""
