@@ -425,3 +425,10 @@ def test_retraining_pause_status_and_resume(admin_service) -> None:
     assert code == 0 and "tab: automatic retraining runs" in out, out
     code, out = run("retraining", "status", "nope", "--detector", url)
     assert code == 2 and "nope" in out, out
+
+
+def test_models_show_gives_the_units_people_read_errors_in(tmp_path: Path) -> None:
+    store = FilesystemModelStore(tmp_path)
+    write_bundle(store, "co", units="mg/m³")
+    code, out = run("models", "show", "co", "--store", str(tmp_path))
+    assert code == 0 and "units: mg/m³ (answers and errors)" in out, out

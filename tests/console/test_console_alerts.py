@@ -23,7 +23,7 @@ def bare(tmp_path: Path):  # type: ignore[no-untyped-def]
     from mitiga_standalone.stack import StandaloneStack
     from tests.conftest import serve
 
-    write_bundle(FilesystemModelStore(tmp_path), "tab")
+    write_bundle(FilesystemModelStore(tmp_path), "tab", units="kWh")
     stack = StandaloneStack(tmp_path, detector={"window_size": 50, "engine": "scipy", "trigger": "alert_only",
                                                 "admin_token": "tok"},
                             inference={"models": []})
@@ -66,6 +66,11 @@ def test_the_alerts_page_shows_the_detectors_own_alerts(bare) -> None:  # type: 
     assert page["labels"]["model"] == "tab" and page["labels"]["severity"] == "critical"
     assert "mae_ratio = " in page["annotations"]["summary"] and "(>= 1.5)" in page["annotations"]["summary"]
     assert page["annotations"]["runbook_url"].endswith("docs/alerts.md#mitigamodelcritical")
+    health = httpx.get(f"{console.url}/models/tab", timeout=30).text  # the model's own units, what decided
+    state = httpx.get(f"{stack.detector.url}/v1/models/tab/drift", timeout=30).json()["last_window"]
+    assert state["units"] == "kWh" and state["in_units"]["mae"] > 0.5  # the truth strays by N(0, 1)
+    assert f'MAE {state["in_units"]["mae"]:.4g} kWh' in health
+    assert 'id="deciding">mae_ratio ' in health and "(&gt;= 1.5)" in health
     shown = httpx.get(f"{console.url}/alerts", timeout=30).text
     assert "MitigaModelCritical" in shown and 'id="critical-banner"' in shown
     assert 'href="https://github.com/mitiga/mitiga/blob/main/docs/alerts.md#mitigamodelcritical"' in shown

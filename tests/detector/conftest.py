@@ -34,7 +34,7 @@ def three_champions(root: Path) -> FilesystemModelStore:
 
 def write_bundle(store: FilesystemModelStore, name: str = "tab", *, rows: int = 1000, seed: int = 0,
                  thresholds: dict[str, float] | None = None, noise: Any = None,
-                 features: list[str] = FEATURES) -> str:
+                 features: list[str] = FEATURES, units: str = "") -> str:
     """A regression model's bundle: reference ~ N(0, 1) per feature, target = a + b + c + noise, the model
     predicting a + b + c. Its validation rows (held out, with the model's predictions) and validation MAE/RMSE are
     recorded as training would. ``noise(x)`` gives the noise scale per row (0.1 by default)."""
@@ -51,7 +51,7 @@ def write_bundle(store: FilesystemModelStore, name: str = "tab", *, rows: int = 
     error = y_val - pred_val
     info = TrainingInfo(metrics={"val_mae": float(np.abs(error).mean()),
                                  "val_rmse": float(np.sqrt((error**2).mean()))})
-    manifest = ModelManifest(name=name, task="regression", features=features, outputs=["y"], training=info,
+    manifest = ModelManifest(name=name, task="regression", features=features, outputs=["y"], training=info, units=units,
                              output_scaler=Scaler.fit("standard", y), thresholds=thresholds or {})
 
     def populate(folder: Path, version: str) -> None:

@@ -195,13 +195,16 @@ def test_a_model_whose_outputs_are_not_probabilities_serves_as_what_it_is(
         served: Service, models: dict[str, tuple[bytes, Any]]) -> None:
     """Three linear outputs are a three-output regression: its metadata says so, and so does its answer."""
     with served.client() as client:
+        long = client.post("/v2/repository/models/three/upload", content=models["linear"][0], headers=ADMIN,
+                           params={"units": "x" * 33})
+        assert long.status_code == 422 and "units" in long.json()["error"]
         assert client.post("/v2/repository/models/three/upload", content=models["linear"][0],
-                           headers=ADMIN).status_code == 201
+                           headers=ADMIN, params={"units": "kWh"}).status_code == 201
         meta = client.get("/v2/models/three").json()
         two = client.post("/v2/repository/models/pair/upload", content=models["softmax2"][0], headers=ADMIN,
                           params={"task": "binary", "classes": "no,yes"})
         assert two.status_code == 201, two.text
-    assert meta["parameters"]["task"] == "regression"
+    assert meta["parameters"]["task"] == "regression" and meta["parameters"]["units"] == "kWh"
     names = [o["name"] for o in meta["outputs"]]
     assert names == ["output_0", "output_1", "output_2"]
     assert [o["name"] for o in _infer(served, "three")["outputs"]] == names

@@ -29,15 +29,16 @@ def status(store: models.StoreOption = Path("var/models"), detector: DetectorUrl
     import httpx
 
     registry = models._store(store)
-    table = Table("model", "champion", "drift level", "drift type", "episode", "last window")
+    table = Table("model", "champion", "drift level", "drift type", "why", "episode", "last window")
     for name in registry.list_models():
         try:
             state = httpx.get(f"{detector}/v1/models/{name}/drift", timeout=10).json()
         except httpx.HTTPError:
             state = {"level": "unknown (detector unreachable)"}
         last = state.get("last_window") or {}
+        why = ", ".join(f"{r['signal']} {float(r['value']):.3g}" for r in last.get("deciding", [])) or "-"
         table.add_row(name, str(registry.champion(name) or "-"), str(state.get("level", "-")),
-                      ", ".join(last.get("types", [])) or "-", str(state.get("episode_id") or "-")[:12],
+                      ", ".join(last.get("types", [])) or "-", why, str(state.get("episode_id") or "-")[:12],
                       str(last.get("window_end", "-")))
     console.print(table)
 

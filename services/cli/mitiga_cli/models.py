@@ -76,6 +76,8 @@ def show(name: ModelName, version: Annotated[str | None, typer.Option(help="Defa
     console.print("answers: " + ", ".join(f"{name} {datatype} {shape}" for name, datatype, shape in answers)
                   + (f"; classes: {', '.join(manifest.classes)}" if manifest.classes else ""))
     gate = next(iter(manifest.kind.gate_metrics))
+    if manifest.units:
+        console.print(f"units: {manifest.units} (answers and errors)")
     console.print(f"ground truth: {manifest.kind.truth_width(manifest)} value(s) per row"
                   + (" (a class name or index)" if manifest.classes else "") + f"; gate metric by default: {gate}")
     console.print(f"trained on {manifest.training.data_start} .. {manifest.training.data_end} "
@@ -122,13 +124,15 @@ def _show_trials(models, name: str) -> None:  # type: ignore[no-untyped-def]
 def upload(name: ModelName,
            file: Annotated[Path, typer.Argument(help="A .keras file or a bundle zip")],
            url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = None,
-           features: Annotated[str | None, typer.Option(help="Comma-separated feature names")] = None) -> None:
+           features: Annotated[str | None, typer.Option(help="Comma-separated feature names")] = None,
+           units: Annotated[str | None, typer.Option(help="What the answers are measured in (USD, mg/m³)")] = None,
+           ) -> None:
     """Upload a .keras file or a bundle zip as a new version, through the inference service's admin API."""
     import httpx
 
     if not file.is_file():
         raise fail(f"no such file: {file}")
-    params = {"features": features} if features else {}
+    params = {k: v for k, v in {"features": features, "units": units}.items() if v}
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.post(f"{url}/v2/repository/models/{name}/upload", content=file.read_bytes(),

@@ -41,15 +41,31 @@ def render(upstream: Upstream, name: str) -> str:
         [html.esc(f), html.pretty(p), html.pretty(last.get("psi", {}).get(f))]
         for f, p in last.get("p_values", {}).items()], "features")
     signals = ", ".join(f"{html.esc(s)} {html.level(v)}" for s, v in sorted(last.get("signals", {}).items()))
-    errors = ", ".join(f"{k} {html.pretty(last[k])}" for k in ERRORS if k in last)
+    errors = _errors(last)
+    deciding = "; ".join(f'{html.esc(r["signal"])} {html.pretty(r["value"])} '
+                         f'({html.esc(">=" if r.get("direction") == "above" else "<")} {html.pretty(r["threshold"])})'
+                         for r in last.get("deciding", [])) or "-"
     over_time = _from_prometheus(upstream, name) if upstream.prometheus is not None else _from_detector(upstream, name)
     return (f'<p id="health">Level {html.level(state["level"])} ({html.esc(", ".join(last.get("types", [])))}), '
-            f'decided by {html.esc(last.get("decided_by") or "-")}; {state["windows"]} windows tested; last '
+            f'decided by <span id="deciding">{deciding}</span>; {state["windows"]} windows tested; last '
             f'{html.esc(last["window_start"])} .. {html.esc(last["window_end"])}.</p>'
             f"<p>Signals: {signals or '-'}</p><p>Error: {errors or 'no ground truth yet'}</p>{_confusion(last)}"
             f"{features}"
             f"{over_time}"
             f'<p><a href="/models/{html.esc(name)}/report">drift report with plots over time</a></p>')
+
+
+def _errors(window: dict[str, Any]) -> str:
+    """The realised errors in the model's own units (MAE 1.93 USD), the classifier's scores as they are; the values
+    in the detector's scaled units, as its levels read them, on hover."""
+    units = html.esc(window.get("units") or "")
+    shown = [f'<span title="scaled: {html.pretty(window.get(k))}">{k.upper()} {html.pretty(v)}'
+             f'{" " + units if units and k in ("mae", "rmse") else ""}</span>'
+             for k, v in sorted((window.get("in_units") or {}).items()) if k in ("mae", "rmse", "r2")]
+    shown += [f"{k} {html.pretty(window[k])}" for k in ERRORS if k in window and k not in ("mae", "rmse", "r2")]
+    if not shown:  # a window recorded before errors were kept in the model's units
+        shown = [f"{k} {html.pretty(window[k])} (scaled)" for k in ("mae", "rmse", "r2") if k in window]
+    return ", ".join(shown)
 
 
 def _confusion(window: dict[str, Any]) -> str:

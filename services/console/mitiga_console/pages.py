@@ -260,7 +260,7 @@ def build_router(settings: ConsoleSettings, store: ModelStore, upstream: Upstrea
         if len(data) > settings.max_upload_bytes:
             return await render(request, upstream, "Upload a model",
                                 html.error(f"file: larger than {settings.max_upload_bytes} bytes"), 413)
-        params = {k: str(form.get(k)).strip() for k in ("task", "features", "classes")
+        params = {k: str(form.get(k)).strip() for k in ("task", "features", "classes", "units")
                   if str(form.get(k) or "").strip()}
         params["champion"] = "true" if form.get("champion") else "false"
         try:
@@ -342,6 +342,7 @@ def _upload_form() -> str:
             '</label><label>task (a plain .keras) <select name="task"><option value="">(from the bundle, or the '
             'model\'s last layer)</option>'
             f'{html.options(sorted(TASKS))}</select></label><label>features (comma-separated) '
-            '<input name="features"></label><label>classes (a classifier\'s, comma-separated) <input name="classes">'
+            '<input name="features"></label><label>units (USD, mg/m³) <input name="units" size="8"></label>'
+            '<label>classes (a classifier\'s, comma-separated) <input name="classes">'
             '</label><label><input type="checkbox" name="champion" checked> make it the '
             "champion</label><button>upload</button></form>")

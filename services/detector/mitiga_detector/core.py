@@ -310,6 +310,7 @@ class DetectorCore:
             self.metrics.estimate_error.labels(*labels, monitor.manifest.kind.estimated_metric).set(gap)
         if len(perf) < self.settings.min_performance_rows:
             return {}
+        monitor.in_units = dict(by_units.get("original", {}))
         return {**by_units.get(self.settings.metric_units, {}),
                 **signals.performance_signals(monitor, by_units.get("original", {}), perf.skill())}
 
@@ -374,7 +375,8 @@ class DetectorCore:
             "signals": {s: v.name.lower() for s, v in result.signals.items()}, "decided_by": result.decided_by,
             "deciding": [r.as_dict() for r in reasons],
             "p_values": dict(zip(monitor.feature_names, uni.p_values.tolist(), strict=True)),
-            "psi": dict(zip(monitor.feature_names, dist["psi"].tolist(), strict=True)), **values}
+            "psi": dict(zip(monitor.feature_names, dist["psi"].tolist(), strict=True)),
+            "units": monitor.manifest.units, "in_units": monitor.in_units, **values}
         confusion = monitor.performance.confusion(monitor.manifest)
         if confusion is not None:
             record |= {"confusion": confusion, "classes": monitor.manifest.classes}

@@ -45,6 +45,8 @@ class ModelMonitor:
     estimator: Estimator | None = None
     outliers: OutlierScorer | None = None
     windows_seen: int = 0
+    in_units: dict[str, float] = field(default_factory=dict)
+    """The realised errors of the labelled window in the model's own units (``manifest.units``), as people read them."""
     reference_skill: float | None = None
     """Forecast models: the validation rows' MAE over the naive forecast's ("tomorrow = today") MAE."""
     alarms: set[str] = field(default_factory=set)

@@ -231,10 +231,10 @@ class DataPlane:
 
     async def upload(self, name: str, data: bytes, *, task: str | None, features: list[str] | None,
                      input_scaler: Scaler | None, output_scaler: Scaler | None, champion: bool,
-                     classes: list[str] | None = None) -> str:
+                     classes: list[str] | None = None, units: str | None = None) -> str:
         """Register an uploaded model as a new version; as champion, serve it and announce the rollout."""
         manifest = await asyncio.to_thread(
-            import_archive, self._store, name, data, task=task, features=features, classes=classes,
+            import_archive, self._store, name, data, task=task, features=features, classes=classes, units=units,
             input_scaler=input_scaler, output_scaler=output_scaler,
             max_unpacked_bytes=self._settings.max_unpacked_bytes,
         )

@@ -128,6 +128,8 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
         classes: Annotated[str | None, Query(
             description="A classifier's comma-separated class names, in the order of its probabilities "
                         "(default 0..k-1)")] = None,
+        units: Annotated[str | None, Query(max_length=32, description="What the answers are measured in (USD, "
+                                                                      "mg/m³): errors are shown in them")] = None,
         input_scaler: Annotated[str | None, Query(description="Scaler JSON, e.g. {\"kind\":\"none\"}")] = None,
         output_scaler: Annotated[str | None, Query()] = None,
         champion: bool = True,
@@ -144,7 +146,7 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
             raise InvalidInput("body: empty upload")
         version = await plane.upload(
             name, data, task=task, features=[f.strip() for f in features.split(",")] if features else None,
-            classes=[c.strip() for c in classes.split(",")] if classes else None,
+            classes=[c.strip() for c in classes.split(",")] if classes else None, units=units,
             input_scaler=_scaler("input_scaler", input_scaler), output_scaler=_scaler("output_scaler", output_scaler),
             champion=champion,
         )

@@ -55,7 +55,8 @@ def metadata(manifest: ModelManifest, versions: list[str]) -> MetadataModelRespo
         [MetadataTensor(name=manifest.input_name, datatype="FP32", shape=manifest.input_shape)]
     outputs = [MetadataTensor(name=name, datatype=datatype, shape=shape)
                for name, datatype, shape in manifest.kind.answer_metadata(manifest)]
-    classes = {"classes": manifest.classes} if manifest.classes else {}
+    classes: dict[str, Any] = {"classes": manifest.classes} if manifest.classes else {}
+    classes |= {"units": manifest.units} if manifest.units else {}
     return MetadataModelResponse(
         name=manifest.name, versions=versions, platform="tensorflow_keras", inputs=inputs, outputs=outputs,
         parameters={"task": manifest.task, "features": manifest.features, "window": manifest.window, **classes,

@@ -73,6 +73,7 @@ def manifest_for_plain_model(
     classes: list[str] | None = None,
     input_scaler: Scaler | None = None,
     output_scaler: Scaler | None = None,
+    units: str | None = None,
 ) -> ModelManifest:
     """Describe a ``.keras`` file made elsewhere: shapes and task from the model (the task may be declared), names
     defaulted, scalers explicit."""
@@ -83,7 +84,7 @@ def manifest_for_plain_model(
     task = task or infer_task(model, not several and len(dims) == 2 and dims[1] == 1)
     kind = TASKS[task]
     common = {"name": name, "task": task, "input_scaler": input_scaler or Scaler(),
-              "output_scaler": output_scaler or Scaler(), "lineage": Lineage(trigger="import")}
+              "output_scaler": output_scaler or Scaler(), "lineage": Lineage(trigger="import"), "units": units or ""}
     if isinstance(kind, Classification):
         k = _classes(model, kind)
         classes = classes or [str(i) for i in range(k)]

@@ -123,6 +123,9 @@ class ModelManifest(BaseModel):
     """Regression and forecast models: the names of the numbers they answer."""
     classes: list[str] = Field(default_factory=list)
     """Classifiers: the class names, in the order of the model's probabilities."""
+    units: str = Field(default="", max_length=32)
+    """What the model's answers (and so its errors) are measured in, as people read them: ``USD``, ``mg/m³``. Set at
+    training or upload; empty for a classifier or when unknown."""
     input_scaler: Scaler = Field(default_factory=Scaler)
     output_scaler: Scaler = Field(default_factory=Scaler)
     training: TrainingInfo = Field(default_factory=TrainingInfo)

@@ -91,7 +91,8 @@ def train_two_input(frame: pd.DataFrame, *, name: str, epochs: int = 20, batch_s
     train_idx, val_idx = _split(len(x), seed, val_fraction)
     inputs = [ModelInput(name="sensors", shape=[len(SENSORS)]), ModelInput(name="weather", shape=[len(WEATHER)])]
     manifest = ModelManifest(
-        name=name, task="regression", features=[f"sensors.{f}" for f in SENSORS] + [f"weather.{f}" for f in WEATHER],
+        name=name, task="regression", units="mg/m³",
+        features=[f"sensors.{f}" for f in SENSORS] + [f"weather.{f}" for f in WEATHER],
         inputs=inputs, outputs=[AIR_QUALITY_TARGET], input_scaler=Scaler.fit("standard", x[train_idx]),
         output_scaler=Scaler.fit("standard", y[train_idx]), lineage=Lineage(trigger="initial"))
     _seeded(seed)

@@ -62,8 +62,10 @@ def train_forecaster(
     batch_size: int = 32,
     seed: int = 0,
     val_fraction: float = 0.1,
+    units: str = "USD",
 ) -> TrainedModel:
-    """Train a univariate next-value forecaster on ``series`` (date index, original units).
+    """Train a univariate next-value forecaster on ``series`` (date index, original units: ``units``, a share price's
+    by default).
 
     The MinMax scaler is fitted on the training part only, never on the validation part.
     """
@@ -88,7 +90,7 @@ def train_forecaster(
     metrics = {f"train_{k}": v for k, v in regression_metrics(y_raw[:train_end], pred[:train_end]).items()}
     metrics |= {f"val_{k}": v for k, v in regression_metrics(y_raw[train_end:], pred[train_end:]).items()}
     manifest = ModelManifest(
-        name=name, task="forecast", features=[str(series.name or "value")], window=window,
+        name=name, task="forecast", features=[str(series.name or "value")], window=window, units=units,
         outputs=["prediction"], input_scaler=scaler, output_scaler=scaler,
         training=TrainingInfo(architecture=arch, data_start=str(dates[0]), data_end=str(dates[-1]),
                               rows=len(x_raw), epochs=epochs, metrics=metrics),
@@ -109,8 +111,10 @@ def train_regressor(
     batch_size: int = 64,
     seed: int = 0,
     val_fraction: float = 0.2,
+    units: str = "mg/m³",
 ) -> TrainedModel:
-    """Train a tabular regressor; rows with a missing feature or target (the -200 cells) are dropped."""
+    """Train a tabular regressor; rows with a missing feature or target (the -200 cells) are dropped. ``units``:
+    the target's (CO(GT) is in mg/m³)."""
     features = features or list(AIR_QUALITY_FEATURES)
     clean = frame[[*features, target]].dropna()
     if len(clean) < 10:
@@ -131,7 +135,7 @@ def train_regressor(
     metrics = {f"train_{k}": v for k, v in regression_metrics(y_raw[train_idx], pred[train_idx]).items()}
     metrics |= {f"val_{k}": v for k, v in regression_metrics(y_raw[val_idx], pred[val_idx]).items()}
     manifest = ModelManifest(
-        name=name, task="regression", features=features, outputs=[target],
+        name=name, task="regression", features=features, outputs=[target], units=units,
         input_scaler=in_scaler, output_scaler=out_scaler,
         training=TrainingInfo(architecture="dense", data_start=str(dates[0]), data_end=str(dates[-1]),
                               rows=len(clean), epochs=epochs, metrics=metrics),
