@@ -92,8 +92,7 @@ def build_router(core: DetectorCore, settings: DetectorSettings, store: ModelSto
         """The tested windows kept for the report (``MITIGA_HISTORY``), oldest first: level, types, signals,
         p-values and PSI per feature, errors, and the version each window judged."""
         name = _named(name)
-        with core.lock:
-            windows = list(core.history.get(name, []))
+        windows = core.view.windows(name)
         if not windows and name not in store.list_models():
             raise ModelNotFound(f"model {name!r} not found")
         return {"model": name, "windows": windows}

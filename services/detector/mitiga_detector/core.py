@@ -9,7 +9,6 @@ import logging
 import math
 import threading
 import time
-import uuid
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
@@ -28,20 +27,14 @@ from mitiga_detector.approval import Approvals
 from mitiga_detector.checkpoint import Checkpoints
 from mitiga_detector.decoding import data_time, matrix
 from mitiga_detector.drift_events import TYPE_CODES, drift_event
-from mitiga_detector.levels import (
-    SCALE_DEPENDENT,
-    EpisodeTracker,
-    Severity,
-    may_be_critical,
-    metric_severity,
-    pressure,
-    verdict,
-)
+from mitiga_detector.judge import Judge
+from mitiga_detector.levels import Severity
 from mitiga_detector.monitor import ModelMonitor, build_monitor
 from mitiga_detector.parking import FeedbackParking
 from mitiga_detector.performance import FeedbackJoiner, Prediction
 from mitiga_detector.promotion import PromotionJudge
 from mitiga_detector.trigger import RetrainTrigger
+from mitiga_detector.view import DetectorView
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -90,15 +83,13 @@ class DetectorCore:
         self._dirty: set[tuple[str, str]] = set()
         """Model versions whose monitor changed since the last checkpoint."""
         self._monitors: dict[tuple[str, str], ModelMonitor] = {}
-        self._episodes: dict[str, tuple[str, EpisodeTracker]] = {}
-        """Per model: the version the episode is about, and its tracker. A new version starts afresh."""
+        self._judge = Judge(settings, self._checkpoints)
         self._memory_seen = -math.inf
         self._applied: OrderedDict[str, None] = OrderedDict()
         """Events (and feedback items) whose in-memory effects this process has applied: when the state store fails
         in the middle of a batch, the batch is delivered again and these are not applied twice."""
-        self.history: dict[str, deque[dict[str, Any]]] = {}
-        self.last_window: dict[str, tuple[ModelMonitor, Window]] = {}
-        self.lock = threading.Lock()  # the HTTP app reads what the consumer thread writes
+        self.lock = threading.Lock()  # the HTTP app reads what the consumer thread writes, through the view
+        self.view = DetectorView(self.lock, settings.history)
 
     # --- events in ---
     def handle(self, envelope: Envelope) -> None:
@@ -166,7 +157,7 @@ class DetectorCore:
         with self.lock:
             writes = [self._checkpoints.monitor_write(self._monitors[key]) for key in sorted(self._dirty)]
             writes += [self._checkpoints.episode_write(name, version, tracker)
-                       for name, (version, tracker) in self._episodes.items()]
+                       for name, version, tracker in self._judge.trackers()]
             for model in self._parking.expire():
                 self.metrics.unmatched.labels(model, "no_prediction").inc()
             writes += [self._checkpoints.parked_write(model, self._parking.snapshot(model))
@@ -181,11 +172,11 @@ class DetectorCore:
         reread each model's stream state. A model this member no longer ``owns`` leaves its memory, the API's
         history and this replica's gauges (its new owner exports them)."""
         with self.lock:
-            known = {name for name, _ in self._monitors} | set(self.history)
+            known = {name for name, _ in self._monitors} | set(self.view.history)
             parked = [name for name in self._parked_models if owns(name)]
             kept = {key: monitor for key, monitor in self._monitors.items() if owns(key[0])}
             self._monitors.clear()
-            self._episodes.clear()
+            self._judge.clear()
             self._dirty.clear()
             self._parking.clear()
             self._parked_models.clear()
@@ -199,8 +190,7 @@ class DetectorCore:
                 self._monitors[key] = monitor
             released = sorted(name for name in known if not owns(name))
             for name in released:
-                self.history.pop(name, None)
-                self.last_window.pop(name, None)
+                self.view.forget(name)
                 self.alerting.forget(name)
                 self.metrics.forget_model(name)
         log.info("partitions reassigned: state back to the checkpoint", extra={"released": released})
@@ -332,7 +322,7 @@ class DetectorCore:
         waiting = self.approvals.export(name)
         self.alerting.set_awaiting(name, waiting.version if waiting else None)
         self._decide(monitor, window, values, found)
-        self.last_window[name] = (monitor, window)
+        self.view.last_window[name] = (monitor, window)
         self._blind(name, version, window.end)
         m.seconds.labels("window").observe(time.perf_counter() - start)
 
@@ -343,35 +333,21 @@ class DetectorCore:
 
     def _decide(self, monitor: ModelMonitor, window: Window, values: dict[str, float],
                 found: signals.WindowSignals) -> None:
+        """React to the judge's report: gauges and alerts, the window's record, the drift event, the trigger."""
         name, version = monitor.manifest.name, monitor.manifest.version
-        tracked_version, tracker = self._episodes.get(name, (version, None))
-        if tracker is None or tracked_version != version:
-            tracker = EpisodeTracker(1, self.settings.clear_after)  # persistence is per signal (confirm)
-            self._checkpoints.restore_episode(name, version, tracker)
-            self._episodes[name] = (version, tracker)
-        levels = monitor.levels(self.settings.thresholds, self.settings.model_thresholds.get(name))
-        use = [s for s in self.settings.level_metrics if s in values and s in levels]
-        observed = {s: metric_severity(values[s], levels[s]) for s in use}
-        confirmed = tracker.confirm(observed, self.settings.signal_persistence, self.settings.persistence)
-        warn_only = SCALE_DEPENDENT if (monitor.manifest.kind.scale_free_signals
-                                        and self.settings.forecast_scale_free) else frozenset()
-        result = verdict(confirmed, self.settings.trigger_policy, use, warn_only)
-        before, episode_before = tracker.level, tracker.episode_id
-        opening = uuid.uuid5(uuid.NAMESPACE_URL, f"mitiga:{name}:{version}:{window.start.isoformat()}:"
-                                                 f"{window.end.isoformat()}:{len(window)}").hex
-        level, opened, closed = tracker.update(result.level, opening)
-        types = result.types
+        report = self._judge.judge(monitor, window, values)
+        level, result = report.level, report.verdict
         for type_name in TYPE_CODES:
-            active = level >= Severity.WARNING and type_name in types
+            active = level >= Severity.WARNING and type_name in result.types
             self.metrics.level.labels(name, type_name).set(int(level) - 1 if active else 0)
-        reasons = self.alerting.judged(name, version, level, result, confirmed, values, levels,
+        reasons = self.alerting.judged(name, version, level, result, report.confirmed, values, report.levels,
                                         self._state.get(lock_key(name)) is not None,
                                         self._trigger.breaker.paused(name))
         uni, dist = found.univariate, found.distances
         record: dict[str, Any] = {
             "window_start": window.start.isoformat(), "window_end": window.end.isoformat(), "rows": len(window),
             "version": version, "observed": result.level.name.lower(), "level": level.name.lower(),
-            "episode_id": tracker.episode_id or episode_before, "types": types,
+            "episode_id": report.episode_id, "types": result.types,
             "signals": {s: v.name.lower() for s, v in result.signals.items()}, "decided_by": result.decided_by,
             "deciding": [r.as_dict() for r in reasons],
             "p_values": dict(zip(monitor.feature_names, uni.p_values.tolist(), strict=True)),
@@ -380,22 +356,18 @@ class DetectorCore:
         confusion = monitor.performance.confusion(monitor.manifest)
         if confusion is not None:
             record |= {"confusion": confusion, "classes": monitor.manifest.classes}
-        self.history.setdefault(name, deque(maxlen=self.settings.history)).append(record)
-        if opened:
+        self.view.add(name, record)
+        if report.opened:
             self.metrics.episodes.labels(name, level.name.lower()).inc()
-        if opened or closed or level != before:
-            event = drift_event(monitor, window, level, result, values, found, tracker.episode_id or episode_before)
+        if report.changed:
+            event = drift_event(monitor, window, level, result, values, found, report.episode_id)
             self._publisher.offer(Topic.DRIFT, name, lambda: event)
-        # the episode's level only escalates until it closes, and input drift alone keeps it open (on a trending series
-        # for ever): a retrain is asked only while this window's own verdict is critical, so an episode whose
-        # model has recovered makes no more attempts however long its inputs stay drifted
-        if level == Severity.CRITICAL and result.level == Severity.CRITICAL and tracker.episode_id:
-            deciding = [s for s in confirmed if s not in warn_only and may_be_critical(s, self.settings.trigger_policy)]
-            # a challenger on live trial is the mitigation under way: no other until the trial is decided
+        if report.asks_retrain and report.episode_id:
+            # a challenger on live trial, or one awaiting approval, is the mitigation under way: no other meanwhile
             outcome = "trial" if self._promotion.candidate(name) is not None else "awaiting_approval" \
                 if self.approvals.waiting(name) is not None else self._trigger.fire(
-                name, version, tracker.episode_id, pressure(values, levels, deciding), monitor.performance.total,
-                window.end.timestamp())
+                name, version, report.episode_id, report.pressure(self.settings.trigger_policy),
+                monitor.performance.total, window.end.timestamp())
             self.metrics.triggers.labels(name, outcome).inc()
             record["trigger"] = outcome
 
@@ -415,10 +387,14 @@ class DetectorCore:
         return outcome, request_id
 
     # --- state for the API ---
+    @property
+    def history(self) -> dict[str, deque[dict[str, Any]]]:
+        """Each model's recent window records (the read model's; read them with ``view.windows``)."""
+        return self.view.history
+
     def state_of(self, name: str) -> dict[str, Any]:
         with self.lock:
-            tracker = self._episodes[name][1] if name in self._episodes else None
-            history = list(self.history.get(name, []))
-        return {"model": name, "level": tracker.level.name.lower() if tracker else "none",
-                "episode_id": tracker.episode_id if tracker else None,
+            level, episode_id = self._judge.episode(name)
+            history = list(self.view.history.get(name, []))
+        return {"model": name, "level": level.name.lower(), "episode_id": episode_id,
                 "last_window": history[-1] if history else None, "windows": len(history)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,9 +29,7 @@ def render(core: DetectorCore, name: str) -> str:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    with core.lock:
-        monitor, window = core.last_window[name]
-        history: list[dict[str, Any]] = list(core.history.get(name, []))
+    monitor, window, history = core.view.last(name)
     features = monitor.feature_names
     images = []
     fig = Figure(figsize=(4 * min(len(features), 4), 3 * ((len(features) + 3) // 4)))
