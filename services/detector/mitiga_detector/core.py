@@ -360,7 +360,7 @@ class DetectorCore:
         if report.opened:
             self.metrics.episodes.labels(name, level.name.lower()).inc()
         if report.changed:
-            event = drift_event(monitor, window, level, result, values, found, report.episode_id)
+            event = drift_event(monitor, window, level, result, values, found, report.episode_id, reasons)
             self._publisher.offer(Topic.DRIFT, name, lambda: event)
         if report.asks_retrain and report.episode_id:
             # a challenger on live trial, or one awaiting approval, is the mitigation under way: no other meanwhile

@@ -110,7 +110,7 @@ class FeatureDrift(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., p_value: _Optional[float] = ..., statistic: _Optional[float] = ..., wasserstein: _Optional[float] = ..., jensen_shannon: _Optional[float] = ..., psi: _Optional[float] = ..., drifted: bool = ...) -> None: ...
 
 class DriftEvent(_message.Message):
-    __slots__ = ("event_id", "episode_id", "model_name", "model_version", "window_start", "window_end", "window_size", "level", "drift_types", "share_drifted", "top_features", "metrics", "time", "signals", "decided_by")
+    __slots__ = ("event_id", "episode_id", "model_name", "model_version", "window_start", "window_end", "window_size", "level", "drift_types", "share_drifted", "top_features", "metrics", "time", "signals", "decided_by", "deciding", "units")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +133,8 @@ class DriftEvent(_message.Message):
     TIME_FIELD_NUMBER: _ClassVar[int]
     SIGNALS_FIELD_NUMBER: _ClassVar[int]
     DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    DECIDING_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     episode_id: str
     model_name: str
@@ -148,7 +150,21 @@ class DriftEvent(_message.Message):
     time: _timestamp_pb2.Timestamp
     signals: _containers.RepeatedScalarFieldContainer[str]
     decided_by: str
-    def __init__(self, event_id: _Optional[str] = ..., episode_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., window_start: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., window_size: _Optional[int] = ..., level: _Optional[_Union[DriftLevel, str]] = ..., drift_types: _Optional[_Iterable[_Union[DriftType, str]]] = ..., share_drifted: _Optional[float] = ..., top_features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., signals: _Optional[_Iterable[str]] = ..., decided_by: _Optional[str] = ...) -> None: ...
+    deciding: _containers.RepeatedCompositeFieldContainer[SignalReading]
+    units: str
+    def __init__(self, event_id: _Optional[str] = ..., episode_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., window_start: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., window_size: _Optional[int] = ..., level: _Optional[_Union[DriftLevel, str]] = ..., drift_types: _Optional[_Iterable[_Union[DriftType, str]]] = ..., share_drifted: _Optional[float] = ..., top_features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., signals: _Optional[_Iterable[str]] = ..., decided_by: _Optional[str] = ..., deciding: _Optional[_Iterable[_Union[SignalReading, _Mapping]]] = ..., units: _Optional[str] = ...) -> None: ...
+
+class SignalReading(_message.Message):
+    __slots__ = ("signal", "value", "threshold", "direction")
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    signal: str
+    value: float
+    threshold: float
+    direction: str
+    def __init__(self, signal: _Optional[str] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ..., direction: _Optional[str] = ...) -> None: ...
 
 class RetrainRequest(_message.Message):
     __slots__ = ("request_id", "model_name", "base_version", "episode_id", "trigger", "strategy", "mode", "time", "options")
