@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mitiga_core.alert_catalog import PAGE, RETRAIN_PAUSED, RETRAIN_RUNNING, SIGNALS, signal_alert
+from mitiga_core.alert_catalog import AWAITING_APPROVAL, PAGE, RETRAIN_PAUSED, RETRAIN_RUNNING, SIGNALS, signal_alert
 from mitiga_detector.settings import research_thresholds
 from mitiga_devstack.alerts import render
 
@@ -86,7 +86,8 @@ def _levels_scenario() -> tuple[list[dict], list[dict]]:
                {"series": 'mitiga_retrain_running{model="sick"}', "values": "0 0 1x13"},
                {"series": 'mitiga_retrain_running{model="meh"}', "values": "0x15"},
                {"series": 'mitiga_retrain_paused{model="stuck"}', "values": "0 0 1x13"},
-               {"series": 'mitiga_retrain_paused{model="meh"}', "values": "0x15"}]
+               {"series": 'mitiga_retrain_paused{model="meh"}', "values": "0x15"},
+               {"series": 'mitiga_promotion_awaiting_approval{model="sick",version="3"}', "values": "_ _ 1x13"}]
     page = next(r for r in _rules() if r["alert"] == PAGE)
     description = page["annotations"]["description"]
     cases += [
@@ -101,6 +102,8 @@ def _levels_scenario() -> tuple[list[dict], list[dict]]:
         {"eval_time": "10m", "alertname": RETRAIN_RUNNING, "exp_alerts": [
             _expected(RETRAIN_RUNNING, {"model": "sick"})]},
         {"eval_time": "5m", "alertname": RETRAIN_PAUSED, "exp_alerts": [_expected(RETRAIN_PAUSED, {"model": "stuck"})]},
+        {"eval_time": "5m", "alertname": AWAITING_APPROVAL, "exp_alerts": [
+            _expected(AWAITING_APPROVAL, {"model": "sick", "version": "3"})]},
     ]
     return series, cases
 

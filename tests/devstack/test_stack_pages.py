@@ -27,7 +27,10 @@ def paged(tmp_path_factory, reference_store):  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("pages")
     webhook = WebhookReceiver()  # the stack starts and stops it
     stack = make_stack(tmp, reference_store, models=("air",), webhook=webhook, interval="1s", group_wait="1s",
-                       alerts=AlertSettings(page_for="2s", drift_for="3s", retrain_running_for="2s"),
+                       # the stack scrapes every second (so a 1 s scrape timeout): a detector busy replaying 20
+                       # windows a second on a loaded 2-core machine can miss scrapes for a minute; the service
+                       # alerts have their own tests (test_alert_rules.py), the model pages are what this one checks
+                       alerts=AlertSettings(page_for="2s", drift_for="3s", retrain_running_for="2s", down_for="30m"),
                        detector_env={"MITIGA_TRIGGER": "off", "MITIGA_WINDOW_SIZE": str(WINDOW),
                                      "MITIGA_MIN_PERFORMANCE_ROWS": "40", "MITIGA_PERFORMANCE_WINDOW": "200"})
     store = FilesystemModelStore(tmp / "models")

@@ -65,6 +65,9 @@ class AlertSettings(BaseSettings):
 
     service_for: str = "5m"
 
+    down_for: str = "1m"
+    """How long Prometheus must fail to scrape a service before ``MitigaServiceDown`` fires."""
+
     feedback_unmatched_ratio: float = Field(default=0.1, gt=0, lt=1)
     """Share of ground-truth items in the last 30 minutes that found no prediction and raises
     ``MitigaFeedbackUnmatched`` (the performance metrics then rest on less data than was sent)."""
@@ -217,7 +220,7 @@ def build_rules(s: AlertSettings | None = None) -> dict[str, Any]:
                f"The p99 latency of {{{{ $labels.model }}}} is over {s.latency_p99_s} s.", s.service_for,
                drift_type="none"),
         _alert("MitigaServiceDown", 'up{job=~"mitiga-.*"} == 0', "critical", "{{ $labels.job }} is down",
-               "Prometheus cannot scrape {{ $labels.instance }}.", "1m", model="all", drift_type="none"),
+               "Prometheus cannot scrape {{ $labels.instance }}.", s.down_for, model="all", drift_type="none"),
     ]
     return {"groups": [{"name": "mitiga-drift", "rules": drift}, {"name": "mitiga-retrain", "rules": retrain},
                        {"name": "mitiga-pipeline", "rules": pipeline}, {"name": "mitiga-service", "rules": service}]}
