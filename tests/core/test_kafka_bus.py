@@ -230,6 +230,9 @@ def test_a_burst_larger_than_a_kafka_message_arrives_whole(kafka) -> None:
     bus.close()
 
 
+# kafka-python leaves the socket of a refused (wrong password) bootstrap to the garbage collector; seen once as an
+# error when the collector ran inside this test
+@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 def test_sasl_credentials_from_the_settings_reach_an_authenticating_listener(kafka) -> None:
     """The broker's second listener takes SASL/PLAIN only: the right credentials round-trip, wrong ones are refused."""
     from mitiga_core.errors import Unavailable
