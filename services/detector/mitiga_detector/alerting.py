@@ -92,7 +92,8 @@ class Alerting:
             if state is None or state.version != version:
                 if state is not None:
                     self._clear_gauges(name, state)
-                state = self._models[name] = _ModelAlerts(version)
+                # what is set between windows (a pause, a version awaiting approval) is the model's, not the version's
+                state = self._models[name] = _ModelAlerts(version, awaiting=state.awaiting if state else None)
             if level != state.level:
                 state.since = now if level > Severity.NONE else None
             if level == Severity.NONE:

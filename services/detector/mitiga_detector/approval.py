@@ -31,6 +31,8 @@ class Approvals:
         self._trigger = trigger
         self._publisher = publisher
         self._metrics = metrics
+        self._shown: dict[str, str | None] = {}
+        """The version each model's awaiting gauge shows (None: none waits)."""
 
     def waiting(self, model: str) -> Candidate | None:
         found = Candidate.of(self._store.candidate(model))
@@ -67,10 +69,22 @@ class Approvals:
         self._end(model, candidate, "rejected", by, reason or "rejected")
         return "rejected"
 
+    def check(self, model: str, now: datetime | None = None) -> Candidate | None:
+        """Once per window, one read of the store: the candidate still waiting (one that waited longer than
+        ``approval_ttl_s`` expires first), shown by the gauge."""
+        candidate = self.waiting(model)
+        if candidate is not None and self._expire(model, candidate, now):
+            candidate = None
+        self._show(model, candidate)
+        return candidate
+
     def expire(self, model: str, now: datetime | None = None) -> bool:
         """End a candidate that waited longer than ``approval_ttl_s``; True when one expired."""
         candidate = self.waiting(model)
-        if candidate is None or not candidate.since:
+        return candidate is not None and self._expire(model, candidate, now)
+
+    def _expire(self, model: str, candidate: Candidate, now: datetime | None) -> bool:
+        if not candidate.since:
             return False
         waited = ((now or datetime.now(UTC)) - datetime.fromisoformat(candidate.since)).total_seconds()
         if waited < self._settings.approval_ttl_s:
@@ -78,13 +92,15 @@ class Approvals:
         self._end(model, candidate, "expired", "", f"no decision within {self._settings.approval_ttl_s:g} s")
         return True
 
-    def export(self, model: str) -> Candidate | None:
-        """Set the awaiting gauge for ``model``; the waiting candidate."""
-        candidate = self.waiting(model)
+    def _show(self, model: str, candidate: Candidate | None) -> None:
+        """The awaiting gauge follows the waiting version (rewritten only when it changes)."""
+        version = candidate.version if candidate is not None else None
+        if self._shown.get(model, "") == version:
+            return
         self._metrics.drop(self._metrics.awaiting_approval, model)
-        if candidate is not None:
-            self._metrics.awaiting_approval.labels(model, candidate.version).set(1)
-        return candidate
+        if version is not None:
+            self._metrics.awaiting_approval.labels(model, version).set(1)
+        self._shown[model] = version
 
     def _end(self, model: str, candidate: Candidate, outcome: str, by: str, reason: str) -> None:
         event = end_trial(self._store, model, candidate.version, reason=f"{outcome}: {reason}")
@@ -98,5 +114,5 @@ class Approvals:
                   "request_id": candidate.request_id}
         self._store.record_decision(model, record)
         self._metrics.approvals.labels(model, outcome).inc()
-        self.export(model)
+        self._show(model, self.waiting(model))
         log.info("approval decision", extra={"model": model, **record})

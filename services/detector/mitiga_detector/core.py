@@ -318,10 +318,9 @@ class DetectorCore:
         for metric, value in values.items():
             m.metric.labels(*labels, metric).set(value)
         self._promotion.expire(name, self._staged)
-        self.approvals.expire(name)
-        waiting = self.approvals.export(name)
+        waiting = self.approvals.check(name)
         self.alerting.set_awaiting(name, waiting.version if waiting else None)
-        self._decide(monitor, window, values, found)
+        self._decide(monitor, window, values, found, waiting is not None)
         self.view.last_window[name] = (monitor, window)
         self._blind(name, version, window.end)
         m.seconds.labels("window").observe(time.perf_counter() - start)
@@ -332,7 +331,7 @@ class DetectorCore:
             self.metrics.triggers.labels(name, f"blind_{outcome}").inc()
 
     def _decide(self, monitor: ModelMonitor, window: Window, values: dict[str, float],
-                found: signals.WindowSignals) -> None:
+                found: signals.WindowSignals, awaiting_approval: bool) -> None:
         """React to the judge's report: gauges and alerts, the window's record, the drift event, the trigger."""
         name, version = monitor.manifest.name, monitor.manifest.version
         report = self._judge.judge(monitor, window, values)
@@ -365,7 +364,7 @@ class DetectorCore:
         if report.asks_retrain and report.episode_id:
             # a challenger on live trial, or one awaiting approval, is the mitigation under way: no other meanwhile
             outcome = "trial" if self._promotion.candidate(name) is not None else "awaiting_approval" \
-                if self.approvals.waiting(name) is not None else self._trigger.fire(
+                if awaiting_approval else self._trigger.fire(
                 name, version, report.episode_id, report.pressure(self.settings.trigger_policy),
                 monitor.performance.total, window.end.timestamp())
             self.metrics.triggers.labels(name, outcome).inc()
