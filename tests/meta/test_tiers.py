@@ -1,5 +1,5 @@
-"""The tier check (tests/tiers.py) on small suites of its own: an unmarked test that takes too long fails the run,
-a marked one does not, a session fixture's setup is not counted, and each tier's time is reported."""
+"""The tier check (tests/tiers.py) on small suites of its own: an unmarked test that takes far too long fails the
+run, one a little over the limit is only reported, a marked one is neither, a session fixture's setup is not counted, and each tier's time is reported."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def test_quick(broker):
 
 @pytest.fixture
 def limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MITIGA_UNMARKED_LIMIT_S", "0.5")
+    monkeypatch.setenv("MITIGA_UNMARKED_LIMIT_S", "0.3")
+    monkeypatch.setenv("MITIGA_UNMARKED_FAIL_S", "0.6")
 
 
 def run(pytester: pytest.Pytester, extra: str) -> pytest.RunResult:
@@ -45,15 +46,29 @@ def test_an_unmarked_test_over_the_limit_fails_the_run(pytester: pytest.Pytester
     result = run(pytester, "def test_sleeps():\n    time.sleep(0.8)\n")
     result.assert_outcomes(passed=2)
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*unmarked tests over the limit*", "*s  test_suite.py::test_sleeps"])
+    result.stdout.fnmatch_lines(["*unmarked tests over the limit*", "*s  test_suite.py::test_sleeps  (fails the run)"])
     assert "test_quick" not in result.stdout.str().split("unmarked tests over the limit")[1]
+    assert "test_suite.py::test_sleeps  (fails the run)" in (pytester.path / "out" / "tiers.txt").read_text()
+
+
+@pytest.mark.usefixtures("limit")
+def test_an_unmarked_test_a_little_over_the_limit_is_reported_not_failed(pytester: pytest.Pytester,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MITIGA_UNMARKED_FAIL_S", "5")
+    result = run(pytester, "def test_sleeps():\n    time.sleep(0.8)\n")
+    result.assert_outcomes(passed=2)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*unmarked tests over the limit*", "*s  test_suite.py::test_sleeps"])
+    assert "fails the run)" not in result.stdout.str().split("unmarked tests over the limit")[1]
+    tiers = (pytester.path / "out" / "tiers.txt").read_text()
+    assert "unmarked over 0.3 s:" in tiers and "test_suite.py::test_sleeps" in tiers
 
 
 @pytest.mark.usefixtures("limit")
 def test_a_module_fixture_counts_against_its_first_test(pytester: pytest.Pytester) -> None:
     result = run(pytester, "def test_served(model_server):\n    assert model_server\n")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*s  test_suite.py::test_served"])
+    result.stdout.fnmatch_lines(["*s  test_suite.py::test_served  (fails the run)"])
 
 
 @pytest.mark.usefixtures("limit")

@@ -45,6 +45,11 @@ class StagedWrites:
             return self._keys[key]
         return state.get(key)
 
+    def clear(self) -> None:
+        """Drop what is staged (the events that made it will be delivered again)."""
+        self._writes.clear()
+        self._keys.clear()
+
     def apply(self, state: StateStore, *extra: Write) -> None:
         """Apply ``extra`` (the checkpoint) and the staged writes in one batch; the stage is emptied only when the
         batch succeeded."""
