@@ -17,7 +17,7 @@ from mitiga_devstack.process import PORT_RANGE, free_port
 
 __all__ = ["free_port"]  # tests import it from here
 
-pytest_plugins = ["tests.tiers"]
+pytest_plugins = ["tests.tiers", "tests.k8s.cluster"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PORTS = (20000, 29999)

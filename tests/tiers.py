@@ -32,13 +32,13 @@ if TYPE_CHECKING:
 
 TIERS = ("fast", "slow", "integration", "node")
 SHARED = "shared_fixture_s"
-GROUPS = {"node": "host", "images": "host", "k8s": "control-plane"}
+GROUPS = {"node": "host", "images": "host", "k8s": "control-plane", "security": "control-plane"}
 """Suites that share one thing per machine run on one pytest-xdist worker: the real node owns containerd, the CNI
-bridge and iptables, and the images' tests share podman's storage with it; the chart's tests share one control
-plane. Every other module runs whole on one worker: its module fixtures (a model server, a stack) start once, and
-its tests keep their order (the fuzz suite's last test counts the cases the others ran). Not ``xdist_group``
-marks: pytest-xdist 3.8's ``--dist loadgroup`` renames ``item._nodeid``, which pytest 9 no longer reads, so its
-groups are silently ignored."""
+bridge and iptables, and the images' tests share podman's storage with it; the chart's tests and the attacks on it
+share one control plane. Every other module runs whole on one worker: its module fixtures (a model server, a stack)
+start once, and its tests keep their order (the fuzz suite's last test counts the cases the others ran). Not
+``xdist_group`` marks: pytest-xdist 3.8's ``--dist loadgroup`` renames ``item._nodeid``, which pytest 9 no longer
+reads, so its groups are silently ignored."""
 
 
 def scope_of(nodeid: str) -> str:

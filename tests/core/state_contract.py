@@ -45,3 +45,11 @@ def check_staged(store: StateStore) -> None:
     assert len(staged) == 0
     with pytest.raises(ValueError, match="set\\(\\) and delete\\(\\)"):
         staged.add(Write("set", "k", b"v"))
+
+
+def check_delete_if(store: StateStore) -> None:
+    """A lock is released by its owner only, in one step."""
+    store.set("lock", b"owner-a", ttl_s=60)
+    assert not store.delete_if("lock", b"owner-b") and store.get("lock") == b"owner-a"
+    assert store.delete_if("lock", b"owner-a") and store.get("lock") is None
+    assert not store.delete_if("lock", b"owner-a")  # gone: nothing to release

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.k8s.conftest import CHART, NAMESPACE, helm, raw
+from tests.k8s.cluster import CHART, NAMESPACE, helm, raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ALL_ON = ["--set", "monitoring.serviceMonitor.enabled=true", "--set", "monitoring.prometheusRule.enabled=true",
@@ -155,7 +155,7 @@ def test_the_detector_runs_as_many_replicas_as_asked(control_plane, replicas: in
 
 @pytest.mark.parametrize("required", [False, True])
 def test_the_feedback_token_reaches_only_the_inference_pods(control_plane, required: bool) -> None:  # type: ignore[no-untyped-def]
-    extra = ["--set", "feedbackToken.required=true", "--set", "feedbackToken.value=fb-secret"] if required else []
+    extra = ["--set", "feedbackToken.value=fb-secret"] if required else ["--set", "feedbackToken.required=false"]
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
                     "1.34.4", *extra).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]

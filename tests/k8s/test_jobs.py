@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from mitiga_core.jobs import JobSpec, JobState
-from tests.k8s.conftest import NAMESPACE, client_as, raw
+from tests.k8s.cluster import NAMESPACE, client_as, raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -138,7 +138,7 @@ def test_the_detector_process_runs_with_the_kubernetes_launcher(control_plane, a
     from kubernetes import client
 
     from mitiga_devstack.stack import ServiceProcess
-    from tests.k8s.conftest import kubeconfig_as
+    from tests.k8s.cluster import kubeconfig_as
 
     template = raw(client.CoreV1Api(admin).read_namespaced_config_map(
         f"{release}-mitiga-job-template", NAMESPACE, _preload_content=False))["data"]["job.yaml"]

@@ -9,7 +9,7 @@ import pytest
 
 from mitiga_retrainer.rollout import RolloutFailed, helm_upgrade
 from mitiga_retrainer.settings import RetrainerSettings
-from tests.k8s.conftest import CHART, NAMESPACE, helm, kubeconfig_as, raw
+from tests.k8s.cluster import CHART, NAMESPACE, helm, kubeconfig_as, raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -172,7 +172,7 @@ def test_the_retrainer_may_change_the_charts_deployments_and_config_maps_and_no_
     from kubernetes import client
     from kubernetes.client import ApiException
 
-    from tests.k8s.conftest import client_as
+    from tests.k8s.cluster import client_as
 
     retrainer = client_as(control_plane, admin, f"{release}-mitiga-retrainer")
     apps, core = client.AppsV1Api(admin), client.CoreV1Api(admin)

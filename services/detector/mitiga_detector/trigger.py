@@ -158,10 +158,7 @@ class RetrainTrigger:
 
     def release(self, model: str, request_id: str) -> bool:
         """Release the model's retrain lock if ``request_id`` holds it (only its owner may)."""
-        lock = lock_key(model)
-        if self._state.get(lock) == request_id.encode():
-            return self._state.delete(lock)
-        return False
+        return self._state.delete_if(lock_key(model), request_id.encode())
 
     def _launch(self, model: str, version: str, request_id: str, trigger: str, episode_id: str,
                 options: dict[str, str] | None = None) -> bool:

@@ -36,6 +36,15 @@ def _seed(store_root: Path) -> None:
     store.set_champion("lstm", bundle.version)
 
 
+def tokens() -> dict[str, str]:
+    """The stack's admin and feedback tokens: ``MITIGA_ADMIN_TOKEN`` and ``MITIGA_FEEDBACK_TOKEN`` when set, otherwise
+    new random ones (feedback steers what is retrained, so it is never open, not even on a laptop)."""
+    import secrets
+
+    return {"admin_token": os.environ.get("MITIGA_ADMIN_TOKEN") or secrets.token_urlsafe(24),
+            "feedback_token": os.environ.get("MITIGA_FEEDBACK_TOKEN") or secrets.token_urlsafe(24)}
+
+
 @app.command()
 def up(root: Annotated[Path, typer.Option(help="Where data, logs and stack.json go.")] = ROOT) -> None:
     """Start the stack (stop a running one first with `down`)."""
@@ -48,7 +57,7 @@ def up(root: Annotated[Path, typer.Option(help="Where data, logs and stack.json 
     root.mkdir(parents=True, exist_ok=True)
     _seed(root / "models")
     stack = DevStack(root, root / "models", detector_env={"MITIGA_WINDOW_SIZE": "60"}, well_known_ports=True,
-                     console=True)
+                     console=True, **tokens())
     stack.add_webhook_process()
     try:
         stack.start()
@@ -57,7 +66,7 @@ def up(root: Annotated[Path, typer.Option(help="Where data, logs and stack.json 
         raise
     stack.write_state(state)
     typer.echo(json.dumps(stack.describe()["urls"], indent=2))
-    typer.echo(f"admin token: {stack.admin_token}; stop with `make down`")
+    typer.echo(f"admin token: {stack.admin_token}\nfeedback token: {stack.feedback_token}\nstop with `make down`")
 
 
 @app.command()

@@ -65,13 +65,15 @@ class WebhookProcess(ServerProcess):
 
 class DevStack:
     def __init__(self, root: Path, model_store: Path, *, admin_token: str = "dev-admin-token",  # noqa: S107
-                 detector_env: dict[str, str] | None = None, inference_env: dict[str, str] | None = None,
+                 feedback_token: str | None = None, detector_env: dict[str, str] | None = None,
+                 inference_env: dict[str, str] | None = None,
                  alerts: AlertSettings | None = None, interval: str = "5s", group_wait: str = "30s",
                  webhook: WebhookReceiver | None = None, webhook_url: str | None = None,
                  monitoring: bool = True, well_known_ports: bool = False, console: bool = False) -> None:
         self.root = root
         self.model_store = model_store
         self.admin_token = admin_token
+        self.feedback_token = feedback_token
         port = preferred_port if well_known_ports else (lambda _: free_port())
         self.kafka = KafkaServer(root / "kafka", port(9092))
         self.redis = RedisServer(root / "redis", port(6379))
@@ -85,6 +87,7 @@ class DevStack:
         self.inference_grpc = f"127.0.0.1:{port(8082)}"
         self.inference = ServiceProcess("inference", "mitiga_inference", root / "inference",
                                         {**base, "MITIGA_GRPC_PORT": self.inference_grpc.rsplit(":", 1)[1],
+                                         **({"MITIGA_FEEDBACK_TOKEN": feedback_token} if feedback_token else {}),
                                          **(inference_env or {})}, port(8080))
         self.detector = ServiceProcess("detector", "mitiga_detector", root / "detector",
                                        {**base, **(detector_env or {})}, port(8081))

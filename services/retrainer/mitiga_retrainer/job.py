@@ -72,6 +72,12 @@ def take_lock(settings: RetrainerSettings, state: StateStore) -> str:
     raise Locked(f"a retrain of {settings.model!r} is running ({(held or b'?').decode()}); nothing to do")
 
 
+def release_lock(state: StateStore, model: str, owner: str) -> bool:
+    """Release the model's retrain lock if ``owner`` still holds it, in one step: when it expired during the run,
+    another run may hold it by now."""
+    return state.delete_if(lock_key(model), owner.encode())
+
+
 def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore, bus: Bus) -> RetrainResult:
     """Run one retraining; raises JobFailed with a clear message, Locked when another run holds the model's lock,
     Unavailable when the state store cannot be reached (a transient failure: the Job retries). The lock is
@@ -139,5 +145,4 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
         _Progress(settings, state, bus)(status=RetrainStatus.FAILED, reason=str(exc))
         raise exc if isinstance(exc, JobFailed) else JobFailed(str(exc)) from exc
     finally:
-        if state.get(lock_key(name)) == owner.encode():
-            state.delete(lock_key(name))
+        release_lock(state, name, owner)

@@ -50,6 +50,11 @@ class StateStore(abc.ABC):
     def delete(self, key: str) -> bool:
         """Remove the key. True when it existed."""
 
+    @abc.abstractmethod
+    def delete_if(self, key: str, value: bytes) -> bool:
+        """Remove the key only while it holds ``value``, in one atomic step (a lock released by its owner only: a GET
+        then a DELETE could remove the lock another owner took in between). True when this call removed it."""
+
     def append(self, key: str, value: bytes, max_items: int | None = None) -> None:
         """Append to the list at ``key``, keeping only the newest ``max_items`` (once, even when retried)."""
         self.apply([Write("append", key, value, max_items=max_items)])

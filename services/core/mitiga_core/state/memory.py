@@ -72,6 +72,10 @@ class InMemoryStateStore(StateStore):
         with self._lock:
             return self._delete(key)
 
+    def delete_if(self, key: str, value: bytes) -> bool:
+        with self._lock:
+            return self._live(key) == value and self._delete(key)
+
     def _delete(self, key: str) -> bool:
         found = self._data.pop(key, None) is not None
         return self._lists.pop(key, None) is not None or found

@@ -1,4 +1,5 @@
-"""The Redis state store: plain keys with ``PX`` expiry, locks with ``SET NX PX``, bounded lists with
+"""The Redis state store: plain keys with ``PX`` expiry, locks with ``SET NX PX`` (released by their owner with a
+compare-and-delete script), bounded lists with
 ``RPUSH`` + ``LTRIM`` in one transaction, and write batches in one ``MULTI``/``EXEC`` that also sets a marker key,
 so a batch whose reply was lost is not applied a second time by the retry.
 
@@ -29,6 +30,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+DELETE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+"""Compare-and-delete in one step (Redis runs a script atomically)."""
+
+
 def _px(ttl_s: float | None) -> int | None:
     if ttl_s is None:
         return None
@@ -43,6 +53,7 @@ class RedisStateStore(StateStore):
         self._backoff = ExponentialBackoff(cap=2.0, base=0.05)
         self._client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
                                                  health_check_interval=10)
+        self._delete_if = self._client.register_script(DELETE_IF)
 
     def _call(self, op: Callable[[], T]) -> T:
         deadline = time.monotonic() + self._retry_s
@@ -96,6 +107,9 @@ class RedisStateStore(StateStore):
 
     def delete(self, key: str) -> bool:
         return bool(self._call(lambda: self._client.delete(key)))
+
+    def delete_if(self, key: str, value: bytes) -> bool:
+        return bool(self._call(lambda: self._delete_if(keys=[key], args=[value])))
 
     def apply(self, writes: Sequence[Write]) -> None:
         if not writes:

@@ -1,5 +1,8 @@
 """A real Kubernetes control plane (built from the Go module proxy, RBAC on, kwok nodes) with the chart installed,
-and clients that act as the chart's ServiceAccounts."""
+and clients that act as the chart's ServiceAccounts.
+
+A plugin (``tests/conftest.py``), not a conftest, so that the chart's tests and the attacks on it
+(``tests/security``) share one control plane: both suites run on one pytest-xdist worker (``tests/tiers.py``)."""
 
 from __future__ import annotations
 
