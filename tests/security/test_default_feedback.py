@@ -77,11 +77,11 @@ def test_make_up_requires_a_feedback_token_of_its_own(tmp_path: Path, monkeypatc
 
     monkeypatch.delenv("MITIGA_ADMIN_TOKEN", raising=False)
     monkeypatch.delenv("MITIGA_FEEDBACK_TOKEN", raising=False)
-    first, second = tokens(), tokens()
-    assert first["feedback_token"] != second["feedback_token"] and first["admin_token"] != first["feedback_token"]
-    stack = DevStack(tmp_path / "stack", tmp_path / "models", **first)
-    assert stack.inference.env["MITIGA_FEEDBACK_TOKEN"] == first["feedback_token"]
-    assert stack.inference.env["MITIGA_ADMIN_TOKEN"] == first["admin_token"]
+    (admin, feedback), (_, again) = tokens(), tokens()
+    assert feedback != again and admin != feedback
+    stack = DevStack(tmp_path / "stack", tmp_path / "models", admin_token=admin, feedback_token=feedback)
+    assert stack.inference.env["MITIGA_FEEDBACK_TOKEN"] == feedback
+    assert stack.inference.env["MITIGA_ADMIN_TOKEN"] == admin
     assert "MITIGA_FEEDBACK_TOKEN" not in stack.detector.env
     monkeypatch.setenv("MITIGA_FEEDBACK_TOKEN", "from-the-operator")
-    assert tokens()["feedback_token"] == "from-the-operator"
+    assert tokens()[1] == "from-the-operator"

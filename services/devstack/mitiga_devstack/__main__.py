@@ -36,13 +36,13 @@ def _seed(store_root: Path) -> None:
     store.set_champion("lstm", bundle.version)
 
 
-def tokens() -> dict[str, str]:
+def tokens() -> tuple[str, str]:
     """The stack's admin and feedback tokens: ``MITIGA_ADMIN_TOKEN`` and ``MITIGA_FEEDBACK_TOKEN`` when set, otherwise
     new random ones (feedback steers what is retrained, so it is never open, not even on a laptop)."""
     import secrets
 
-    return {"admin_token": os.environ.get("MITIGA_ADMIN_TOKEN") or secrets.token_urlsafe(24),
-            "feedback_token": os.environ.get("MITIGA_FEEDBACK_TOKEN") or secrets.token_urlsafe(24)}
+    return (os.environ.get("MITIGA_ADMIN_TOKEN") or secrets.token_urlsafe(24),
+            os.environ.get("MITIGA_FEEDBACK_TOKEN") or secrets.token_urlsafe(24))
 
 
 @app.command()
@@ -56,8 +56,9 @@ def up(root: Annotated[Path, typer.Option(help="Where data, logs and stack.json 
         raise typer.BadParameter(f"a stack is already up (see {state}); run `make down` first")
     root.mkdir(parents=True, exist_ok=True)
     _seed(root / "models")
-    stack = DevStack(root, root / "models", detector_env={"MITIGA_WINDOW_SIZE": "60"}, well_known_ports=True,
-                     console=True, **tokens())
+    admin_token, feedback_token = tokens()
+    stack = DevStack(root, root / "models", admin_token=admin_token, feedback_token=feedback_token,
+                     detector_env={"MITIGA_WINDOW_SIZE": "60"}, well_known_ports=True, console=True)
     stack.add_webhook_process()
     try:
         stack.start()
