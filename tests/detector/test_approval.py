@@ -52,7 +52,7 @@ def test_an_approved_challenger_is_promoted_and_the_decision_names_who(tmp_path:
         h.core.approvals.decide("tab", "3", True, "alice")
     assert h.core.approvals.decide("tab", "2", True, "alice", "the gate's margin is clear") == "approved"
     [spec] = h.launcher.specs.values()
-    request = retrain_request.parse(spec.args[spec.args.index("--request") + 1])
+    request = retrain_request.parse(spec.env[retrain_request.ENV])
     assert (request.trigger, dict(request.options)) == ("promotion", {"promote_version": "2"})
     last = h.store.decisions("tab")[-1]
     assert (last["approval"], last["by"], last["version"]) == ("approved", "alice", "2")

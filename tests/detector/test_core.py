@@ -119,8 +119,8 @@ def test_trigger_is_deduplicated_under_repeated_critical_windows(tmp_path: Path)
     stream(harness, rng, 8, shift={0: 2.0, 1: 2.0, 2: 2.0})
     assert len(harness.launcher.specs) == 1
     spec = next(iter(harness.launcher.specs.values()))
-    assert spec.args[:2] == ["mitiga_retrainer", "--request"] and spec.labels["mitiga.io/trigger"] == "informed"
-    request = retrain_request.parse(spec.args[2])  # the Job gets the request the detector published
+    assert spec.args == ["mitiga_retrainer"] and spec.labels["mitiga.io/trigger"] == "informed"
+    request = retrain_request.parse(spec.env[retrain_request.ENV])  # the Job gets the request the detector published
     assert (request.model_name, request.base_version, request.trigger, request.request_id) == (
         "tab", "1", "informed", spec.name)
     harness.publisher.stop()
@@ -299,7 +299,7 @@ def test_blind_retraining_follows_the_data_time_schedule(tmp_path: Path) -> None
             h.state.delete("mitiga:retrain:lock:tab")  # each job ends before the next window
     assert sorted(h.launcher.specs) == ["retrain-tab-blind-2004-02", "retrain-tab-blind-2004-03"]
     spec = h.launcher.specs["retrain-tab-blind-2004-02"]
-    blind = retrain_request.parse(spec.args[2])
+    blind = retrain_request.parse(spec.env[retrain_request.ENV])
     assert blind.trigger == "blind" and blind.episode_id == ""
     assert h.value("mitiga_retrain_triggers_total", model="tab", outcome="blind_requested") == 2
     h.publisher.stop()

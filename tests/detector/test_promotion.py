@@ -59,7 +59,7 @@ def test_a_better_candidate_is_promoted_at_the_labelled_count(tmp_path: Path) ->
     assert h.value("mitiga_promotion_decisions_total", model="tab", mode="shadow", outcome="promoted") == 1
     # the promotion Job: no training, the candidate's version, from the champion it was compared with
     [spec] = h.launcher.specs.values()
-    request = retrain_request.parse(spec.args[spec.args.index("--request") + 1])
+    request = retrain_request.parse(spec.env[retrain_request.ENV])
     assert (request.trigger, request.base_version, dict(request.options)) == ("promotion", "1",
                                                                                {"promote_version": "2"})
     assert h.store.candidate("tab") is not None  # the retrainer ends the trial once it is live

@@ -129,7 +129,7 @@ def test_manual_retrain_launches_a_job_with_the_options(admin_service) -> None:
     assert r.status_code == 202, r.text
     request_id = r.json()["request_id"]
     spec = launcher.specs[request_id]
-    asked = retrain_request.settings_fields(retrain_request.parse(spec.args[2]))
+    asked = retrain_request.settings_fields(retrain_request.parse(spec.env[retrain_request.ENV]))
     assert asked == {"model": "tab", "base_version": "1", "strategy": "full_history", "mode": "warm_start",
                      "request_id": request_id, "trigger": "manual", "epochs": "3", "data_start": "2024-01-01"}
     labelled = LabelledLog(state).read("tab")

@@ -3,6 +3,8 @@ kwok runs to completion, no second Job for a repeated trigger, and least privile
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -37,11 +39,12 @@ def launcher(job_template, detector_api):  # type: ignore[no-untyped-def]
 def test_a_trigger_creates_one_job_that_completes_and_a_repeat_finds_it(launcher, admin) -> None:  # type: ignore[no-untyped-def]
     from kubernetes import client
 
+    from mitiga_core import retrain_request
     from mitiga_detector.trigger import job_name
 
     name = job_name("lstm", "4f1c2a9e0b7d11ef")
-    spec = JobSpec(name=name, args=["mitiga_retrainer", "--model", "lstm", "--request-id", name],
-                   env={"MITIGA_EPISODE_ID": "4f1c2a9e0b7d11ef"},
+    request = json.dumps({"episodeId": "4f1c2a9e0b7d11ef", "modelName": "lstm", "requestId": name})
+    spec = JobSpec(name=name, args=["mitiga_retrainer"], env={retrain_request.ENV: request},
                    labels={"mitiga.io/model": "lstm", "mitiga.io/episode": "4f1c2a9e0b7d", "mitiga.io/trigger": "informed"})
     finished: list[tuple[str, JobState]] = []
     launcher.follow(lambda labels, job, state: finished.append((labels.get("mitiga.io/model", ""), state)))
@@ -57,8 +60,11 @@ def test_a_trigger_creates_one_job_that_completes_and_a_repeat_finds_it(launcher
     assert job["spec"]["backoffLimit"] == 1 and job["spec"]["activeDeadlineSeconds"] == 3600
     assert job["spec"]["ttlSecondsAfterFinished"] == 600
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"][:3] == ["mitiga_retrainer", "--model", "lstm"]
-    assert {"name": "MITIGA_EPISODE_ID", "value": "4f1c2a9e0b7d11ef"} in container["env"]
+    assert container["args"] == ["mitiga_retrainer"]
+    # the request is the pod's annotation, which the container's MITIGA_RETRAIN_REQUEST reads
+    assert job["spec"]["template"]["metadata"]["annotations"] == {"mitiga.io/retrain-request": request}
+    [variable] = [e for e in container["env"] if e["name"] == retrain_request.ENV]
+    assert variable["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.annotations['mitiga.io/retrain-request']"
     assert job["spec"]["template"]["spec"]["serviceAccountName"].endswith("-retrainer")
     import time
 
@@ -94,10 +100,12 @@ def test_the_detector_account_may_not_read_secrets_or_patch_deployments(detector
 def test_the_launcher_rides_out_an_api_server_restart(control_plane, launcher) -> None:  # type: ignore[no-untyped-def]
     import threading
 
+    from mitiga_core import retrain_request
     from mitiga_detector.trigger import job_name
 
     name = job_name("lstm", "9a8b7c6d5e4f3a2b")
-    spec = JobSpec(name=name, args=["mitiga_retrainer", "--model", "lstm"], labels={"mitiga.io/model": "lstm"})
+    spec = JobSpec(name=name, args=["mitiga_retrainer"], env={retrain_request.ENV: json.dumps({"modelName": "lstm"})},
+                   labels={"mitiga.io/model": "lstm"})
     control_plane.apiserver.stop(10)
     restart = threading.Timer(2.0, control_plane.apiserver.start)
     restart.start()

@@ -59,6 +59,14 @@ envFrom:
   - configMapRef:
       name: {{ include "mitiga.componentName" . }}
 env:
+  {{- if eq .component "retrainer" }}
+  # the retrain request the detector made (an annotation of the Job's pod): the pod's spec stays the chart's to the
+  # letter, which the admission policy checks
+  - name: MITIGA_RETRAIN_REQUEST
+    valueFrom:
+      fieldRef:
+        fieldPath: metadata.annotations['mitiga.io/retrain-request']
+  {{- end }}
   {{- if ne .component "retrainer" }}
   - name: MITIGA_ADMIN_TOKEN
     valueFrom:

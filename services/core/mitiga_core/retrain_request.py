@@ -1,9 +1,11 @@
 """The retrain request: one protobuf ``RetrainRequest`` is what a retraining Job receives.
 
 The detector's trigger (automatic, blind and manual requests) builds it and publishes it on ``mitiga.retrain.
-requests``; the Job gets the same message as its one argument (``--request``, or ``MITIGA_RETRAIN_REQUEST``), in
-protobuf's canonical JSON so that ``kubectl get job -o yaml`` shows what was asked; the retrainer derives its
-settings from it. The options a request may carry beyond the message's own fields are :data:`OPTIONS`.
+requests``; the Job gets the same message in its environment (``MITIGA_RETRAIN_REQUEST``; by hand, ``--request``),
+in protobuf's canonical JSON so that ``kubectl get job -o yaml`` shows what was asked; the retrainer derives its
+settings from it. On Kubernetes the variable reads the pod's annotation ``mitiga.io/retrain-request``, so the Job's
+pod spec is the chart's to the letter. The options a request may carry beyond the message's own fields are
+:data:`OPTIONS`.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from google.protobuf import json_format
 from mitiga_core.errors import InvalidInput
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 
+ENV = "MITIGA_RETRAIN_REQUEST"
+"""The variable a retraining job reads its request from."""
+
 OPTIONS = frozenset({"epochs", "data_start", "data_end", "promote_version"})
 """Per-request options (an operator's manual retrain; the candidate a promotion request promotes); everything
 else comes from the retrainer's settings."""
 
 
 def to_argument(request: pb.RetrainRequest) -> str:
-    """The request as the Job's argument: compact canonical JSON."""
+    """The request as the Job gets it: compact canonical JSON."""
     return json_format.MessageToJson(request, indent=None, sort_keys=True)
 
 

@@ -162,8 +162,8 @@ class RetrainTrigger:
 
     def _launch(self, model: str, version: str, request_id: str, trigger: str, episode_id: str,
                 options: dict[str, str] | None = None) -> bool:
-        """Publish the RetrainRequest and start the job with it as its one argument; False when a job of that name
-        already exists. ``options`` (strategy, mode, epochs, dates) override the settings."""
+        """Publish the RetrainRequest and start the job with it (``MITIGA_RETRAIN_REQUEST``); False when a job of that
+        name already exists. ``options`` (strategy, mode, epochs, dates) override the settings."""
         options = dict(options or {})
         strategy = options.pop("strategy", self._settings.retrain_strategy)
         mode = options.pop("mode", self._settings.retrain_mode)
@@ -175,11 +175,12 @@ class RetrainTrigger:
         log.info("retrain requested", extra={"model": model, "request_id": request_id, "trigger": trigger})
         if self._launcher is None:
             return True
-        args = [self._settings.retrain_module, "--request", retrain_request.to_argument(request)]
         labels = {"mitiga.io/model": model, "mitiga.io/trigger": trigger}
         if episode_id:
             labels["mitiga.io/episode"] = episode_id[:12]
-        return self._launcher.launch(JobSpec(name=request_id, args=args, labels=labels))
+        spec = JobSpec(name=request_id, args=[self._settings.retrain_module],
+                       env={retrain_request.ENV: retrain_request.to_argument(request)}, labels=labels)
+        return self._launcher.launch(spec)
 
     def manual(self, model: str, version: str, options: dict[str, str]) -> tuple[str, str]:
         """An operator's request: no cooldown, but the lock holds. Returns (outcome, request id)."""

@@ -1,9 +1,9 @@
 """``mitiga-retrainer`` (``python -m mitiga_retrainer``): one retraining run, as a Kubernetes Job runs it.
 
-The detector starts it with one argument, ``--request``: the ``RetrainRequest`` it published, as JSON
-(``mitiga_core.retrain_request``). By hand, the options below can be given instead, or on top (they win); every
-option can also be set from the environment (``MITIGA_MODEL``, ``MITIGA_STRATEGY``, ...). Exit codes: 0 the
-run finished (promoted or refused by the gate) or had nothing to do (another run holds the model's lock), 2 the run
+The detector starts it with the ``RetrainRequest`` it published, as JSON, in ``MITIGA_RETRAIN_REQUEST`` (or
+``--request``; ``mitiga_core.retrain_request``). By hand, the options below can be given instead, or on top (they
+win); every option can also be set from the environment (``MITIGA_MODEL``, ``MITIGA_STRATEGY``, ...). Exit codes: 0
+the run finished (promoted or refused by the gate) or had nothing to do (another run holds the model's lock), 2 the run
 cannot be done (bad options or data, a failed rollout: the Job's ``podFailurePolicy`` does not retry it), anything
 else a transient failure (the state store unreachable, a crash: the Job retries it).
 """

@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def settings_of(args: list[str]) -> dict[str, Any]:
-    """``["mitiga_retrainer", "--request", JSON]`` → the retrainer settings the request sets."""
-    if len(args) != 3 or args[1] != "--request":
-        raise ValueError(f"a retraining job takes one --request: {args}")
-    return retrain_request.settings_fields(retrain_request.parse(args[2]))
+def settings_of(spec: JobSpec) -> dict[str, Any]:
+    """A retraining job's request (``MITIGA_RETRAIN_REQUEST`` in its environment) → the retrainer settings it sets."""
+    text = spec.env.get(retrain_request.ENV)
+    if not text:
+        raise ValueError(f"a retraining job carries its request in {retrain_request.ENV}: {spec}")
+    return retrain_request.settings_fields(retrain_request.parse(text))
 
 
 class InProcessLauncher(JobLauncher):
@@ -54,7 +55,7 @@ class InProcessLauncher(JobLauncher):
         from mitiga_retrainer.settings import RetrainerSettings
 
         try:
-            settings = RetrainerSettings(**{**self._defaults, **settings_of(spec.args),
+            settings = RetrainerSettings(**{**self._defaults, **settings_of(spec),
                                             "model_store_path": self._store.root})
             self.results[spec.name] = run_job(settings, store=self._store, state=self._state, bus=self._bus)
             self._states[spec.name] = JobState.SUCCEEDED

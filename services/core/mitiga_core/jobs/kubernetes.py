@@ -2,8 +2,11 @@
 
 The Job comes from a template (the chart's ConfigMap, mounted as a file): the launcher sets its name (deterministic
 per drift episode, so a repeated trigger finds the existing Job and makes no second), adds the spec's labels to the
-Job and its pod, and puts the spec's arguments and environment on the first container. ``backoffLimit``,
-``activeDeadlineSeconds`` and ``ttlSecondsAfterFinished`` are taken from the template or set here.
+Job and its pod, and puts the spec's arguments on the first container. A variable of the spec's environment that the
+template's container reads from a pod annotation (``valueFrom.fieldRef`` on ``metadata.annotations['…']``) goes into
+that annotation, so the pod's spec stays the template's to the letter (what the chart's admission policy checks);
+any other is added to the container's environment. ``backoffLimit``, ``activeDeadlineSeconds`` and
+``ttlSecondsAfterFinished`` are taken from the template or set here.
 
 Calls the API server could not answer (5xx, 429, connection errors) are retried with exponential backoff. A 401 or
 403 that follows a connection failure is retried too, for at most ``auth_settle_s``: a kube-apiserver that has just
@@ -17,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 import threading
 import time
 from datetime import datetime
@@ -33,6 +37,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 COMPONENT_SELECTOR = "app.kubernetes.io/component=retrainer"
+
+
+ANNOTATION_FIELD = re.compile(r"metadata\.annotations\['([^']+)'\]")
+
+
+def annotated_env(container: dict[str, Any]) -> dict[str, str]:
+    """The container's variables read from a pod annotation: name -> annotation."""
+    found = {}
+    for var in container.get("env") or []:
+        path = ((var.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath", "")
+        match = ANNOTATION_FIELD.fullmatch(path)
+        if match:
+            found[var["name"]] = match.group(1)
+    return found
 
 
 def job_state(job: dict[str, Any]) -> JobState:
@@ -129,7 +147,13 @@ class KubernetesJobLauncher(JobLauncher):
         pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **spec.labels}
         container = pod["spec"]["containers"][0]
         container["args"] = list(spec.args)
-        container["env"] = [*(container.get("env") or []), *({"name": k, "value": v} for k, v in spec.env.items())]
+        from_annotations = annotated_env(container)
+        annotations = {from_annotations[k]: v for k, v in spec.env.items() if k in from_annotations}
+        if annotations:
+            pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}), **annotations}
+        literal = [{"name": k, "value": v} for k, v in spec.env.items() if k not in from_annotations]
+        if literal:
+            container["env"] = [*(container.get("env") or []), *literal]
         return dict(job)
 
     def launch(self, spec: JobSpec) -> bool:
