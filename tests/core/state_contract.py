@@ -53,3 +53,17 @@ def check_delete_if(store: StateStore) -> None:
     assert not store.delete_if("lock", b"owner-b") and store.get("lock") == b"owner-a"
     assert store.delete_if("lock", b"owner-a") and store.get("lock") is None
     assert not store.delete_if("lock", b"owner-a")  # gone: nothing to release
+
+
+def check_set_bounded(store: StateStore) -> None:
+    """An index keeps at most its bounds of keys, evicting the oldest; a present key is refused, not renoted."""
+    done = store.set_bounded("ix", {f"k{i}": b"v" * 10 for i in range(5)}, ttl_s=60, max_items=3, max_bytes=10_000)
+    assert done.refused == [] and done.evicted == ["k0", "k1"]
+    assert [store.get(f"k{i}") for i in range(5)] == [None, None, b"v" * 10, b"v" * 10, b"v" * 10]
+    again = store.set_bounded("ix", {"k4": b"other", "k5": b"v"}, ttl_s=60, max_items=3, max_bytes=10_000)
+    assert again.refused == ["k4"] and again.evicted == ["k2"] and store.get("k4") == b"v" * 10
+    store.delete("k3")  # taken meanwhile: pushing it out of the index loses nothing, and is not reported
+    by_bytes = store.set_bounded("ix", {"k6": b"x" * 20}, ttl_s=60, max_items=3, max_bytes=30)
+    assert by_bytes.evicted == ["k4"]  # k3 (gone) and k4 (12 bytes each) leave: k5 (3) and k6 (22) fit in 30
+    assert store.get("k5") == b"v" and store.get("k6") == b"x" * 20
+    assert store.set_bounded("ix", {}, ttl_s=60, max_items=3, max_bytes=30).evicted == []

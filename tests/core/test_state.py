@@ -60,11 +60,12 @@ def test_labelled_log_roundtrip_and_date_filter() -> None:
 
 
 def test_write_batches() -> None:
-    from tests.core.state_contract import check_apply, check_delete_if, check_staged
+    from tests.core.state_contract import check_apply, check_delete_if, check_set_bounded, check_staged
 
     check_apply(InMemoryStateStore())
     check_staged(InMemoryStateStore())
     check_delete_if(InMemoryStateStore())
+    check_set_bounded(InMemoryStateStore())
 
 
 def test_keys_that_expire_unread_are_swept_and_set_many_if_absent_keeps_what_is_held() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from mitiga_core.errors import Unavailable
 from mitiga_core.labelled import LabelledLog
-from mitiga_core.state import InMemoryStateStore
+from mitiga_core.state import Bounded, InMemoryStateStore
 from mitiga_detector.core import DetectorCore
 from mitiga_detector.metrics import DetectorMetrics
 from tests.detector.conftest import Harness, feedback, inference, write_bundle
@@ -203,7 +203,7 @@ def test_an_episode_replayed_after_a_crash_keeps_its_id_and_its_one_retrain(tmp_
 
 class FaultyStore(InMemoryStateStore):
     """The embedded store with one fault injected on demand: the ``nth`` next call of ``get`` or
-    ``set_many_if_absent`` raises Unavailable, as the Redis store does once its retries run out."""
+    ``set_bounded`` raises Unavailable, as the Redis store does once its retries run out."""
 
     fault: tuple[str, int] | None = None
 
@@ -222,9 +222,9 @@ class FaultyStore(InMemoryStateStore):
         self._trip("get")
         return super().get(key)
 
-    def set_many_if_absent(self, items: Any, ttl_s: float | None = None) -> list[str]:
-        self._trip("set_many_if_absent")
-        return super().set_many_if_absent(items, ttl_s)
+    def set_bounded(self, index: str, items: Any, **bounds: Any) -> Bounded:
+        self._trip("set_bounded")
+        return super().set_bounded(index, items, **bounds)
 
 
 def test_a_state_store_error_mid_batch_counts_nothing_twice_on_redelivery(tmp_path: Path) -> None:
@@ -236,7 +236,7 @@ def test_a_state_store_error_mid_batch_counts_nothing_twice_on_redelivery(tmp_pa
     write_bundle(h.store)
     x = np.ones((7, 3), np.float32)
     envelope = inference(x, x.sum(axis=1, keepdims=True), request_id="r1")
-    state.arm("set_many_if_absent", 1)  # storing the prediction fails, after the window took the rows
+    state.arm("set_bounded", 1)  # storing the prediction fails, after the window took the rows
     with pytest.raises(Unavailable):
         h.core.handle(envelope)
     h.core.handle(envelope)  # the consumer delivers the batch again

@@ -53,7 +53,8 @@ class Ingest:
         self._staged = staged
         self._react = reaction
         self._promotion = reaction.promotion
-        self._joiner = FeedbackJoiner(state, settings.feedback_ttl_s)
+        self._joiner = FeedbackJoiner(state, settings.feedback_ttl_s, settings.predictions_max,
+                                      settings.predictions_max_bytes)
         self._labelled = LabelledLog(state, settings.labelled_max_requests, settings.labelled_max_bytes)
         self._parking = FeedbackParking(settings.feedback_wait_s, settings.feedback_parked_max,
                                         max_bytes=settings.feedback_parked_max_bytes)
@@ -95,8 +96,11 @@ class Ingest:
                                           outputs, data_time(event).isoformat(), event.event_id))
             if event.event_id not in self._applied:
                 self._observe(event, monitor, inputs, outputs)
-        for model in self._joiner.remember_many(pending):
+        remembered = self._joiner.remember_many(pending)
+        for model in remembered.refused:
             self._metrics.reused_ids.labels(model).inc()
+        for model, count in remembered.evicted.items():
+            self._metrics.evicted.labels(model).inc(count)
         if len(self._parking):
             self._join_parked(pending)
 

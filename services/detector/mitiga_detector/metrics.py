@@ -73,6 +73,9 @@ class DetectorMetrics:
         self.duplicates = Counter("mitiga_detector_events_duplicate", "Redelivered events skipped.", registry=r)
         self.reused_ids = Counter("mitiga_detector_request_ids_reused", "Predictions not stored because another "
                                   "request of the model already holds their request id.", ["model"], registry=r)
+        self.evicted = Counter("mitiga_detector_predictions_evicted", "Stored predictions evicted before their "
+                               "ground truth came, to keep the model within MITIGA_PREDICTIONS_MAX(_BYTES).",
+                               ["model"], registry=r)
         self.seconds = Histogram("mitiga_detector_processing_seconds", "Processing time.", ["stage"],
                                  buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5), registry=r)
         self.joined = Counter("mitiga_feedback_joined", "Feedback items joined to their prediction.", ["model"],

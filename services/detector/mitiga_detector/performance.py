@@ -44,28 +44,48 @@ class Prediction:
     event_id: str
 
 
+@dataclass(frozen=True)
+class Remembered:
+    refused: list[str]
+    """The model of each prediction not stored: another request of the model holds its id."""
+    evicted: dict[str, int]
+    """Per model, how many older predictions were evicted to keep it within its bounds."""
+
+
 class FeedbackJoiner:
-    def __init__(self, state: StateStore, ttl_s: float) -> None:
+    def __init__(self, state: StateStore, ttl_s: float, max_items: int = 100_000,
+                 max_bytes: int = 32 * 1024 * 1024) -> None:
         self._state = state
         self._ttl_s = ttl_s
+        self._max_items = max_items
+        self._max_bytes = max_bytes
 
     @staticmethod
     def _key(model: str, request_id: str) -> str:
         return f"mitiga:pred:{model}:{request_id}"
 
-    def remember_many(self, predictions: list[Prediction]) -> list[str]:
-        """Keep predictions until their feedback arrives. A stored prediction is never overwritten: a request id
-        another event of the model already holds is refused, so ground truth always joins the request it was sent
-        for. Returns the models of the refused ones (a redelivery of the same event is not a refusal)."""
-        items: dict[str, bytes] = {}
+    def remember_many(self, predictions: list[Prediction]) -> Remembered:
+        """Keep predictions until their feedback arrives, at most ``max_items`` and ``max_bytes`` per model (the
+        oldest are evicted). A stored prediction is never overwritten: a request id another event of the model
+        already holds is refused, so ground truth always joins the request it was sent for (a redelivery of the same
+        event is not a refusal)."""
+        by_model: dict[str, dict[str, bytes]] = {}
         models = []
         for p in predictions:
             key = self._key(p.model, p.request_id)
+            items = by_model.setdefault(p.model, {})
             if key in items:  # the same id twice in one batch: the first keeps it
                 models.append(p.model)
                 continue
             items[key] = encode_record(p.inputs, p.outputs, p.when, v=p.version, e=p.event_id)  # float32, short header
-        refused = set(self._state.set_many_if_absent(items, ttl_s=self._ttl_s))
+        refused: set[str] = set()
+        evicted: dict[str, int] = {}
+        for model, items in by_model.items():
+            done = self._state.set_bounded(f"mitiga:pred-index:{model}", items, ttl_s=self._ttl_s,
+                                           max_items=self._max_items, max_bytes=self._max_bytes)
+            refused.update(done.refused)
+            if done.evicted:
+                evicted[model] = len(done.evicted)
         for p in predictions:
             key = self._key(p.model, p.request_id)
             if key in refused:
@@ -73,7 +93,7 @@ class FeedbackJoiner:
                 held = self._state.get(key)
                 if held is None or decode_record(held).meta.get("e") != p.event_id:
                     models.append(p.model)
-        return models
+        return Remembered(models, evicted)
 
     def take(self, model: str, request_id: str, staged: StagedWrites) -> StoredPrediction | None:
         """The stored prediction, removed by a staged delete (applied with the consumer's next checkpoint)."""

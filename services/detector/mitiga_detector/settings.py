@@ -225,6 +225,14 @@ class DetectorSettings(CoreSettings):
     feedback_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
     """How long a prediction waits for its ground truth."""
 
+    predictions_max: int = Field(default=100_000, ge=1)
+    """Predictions kept per model for their ground truth (with ``predictions_max_bytes``): beyond, the oldest are
+    evicted and counted (``mitiga_detector_predictions_evicted_total``), so the state store stays bounded whatever
+    the traffic (a TTL alone bounds it only by requests/s x ``feedback_ttl_s``)."""
+
+    predictions_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    """Bytes of predictions kept per model (keys and float32 records, about 300 bytes for a row of 50 inputs)."""
+
     feedback_wait_s: float = Field(default=300.0, ge=0)
     """How long ground truth read before its prediction's event waits for it (they travel on different topics);
     after that it counts as unmatched. 0: it does not wait."""

@@ -83,7 +83,7 @@ class DataPlane:
     ) -> None:
         self._settings = settings
         self._router = router
-        self._ids = RequestIds(state, settings.request_id_ttl_s, metrics)
+        self._ids = RequestIds(state, settings.request_id_ttl_s, metrics, settings.request_ids_max)
         self._repo = repository
         self._store = store
         self._bus = bus

@@ -38,6 +38,9 @@ class InferenceMetrics:
                               [*labels, "outcome"], registry=self.registry)
         self.feedback = Counter("mitiga_inference_feedback_items", "Ground-truth items accepted.", ["model"],
                                 registry=self.registry)
+        self.evicted_ids = Counter("mitiga_inference_request_ids_evicted",
+                                   "Client-chosen request ids forgotten before their time, to keep the model within "
+                                   "MITIGA_REQUEST_IDS_MAX.", ["model"], registry=self.registry)
         self.unchecked_ids = Counter("mitiga_inference_request_ids_unchecked",
                                      "Requests served without checking that their id is unused (state store down).",
                                      ["model"], registry=self.registry)

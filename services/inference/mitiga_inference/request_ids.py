@@ -2,7 +2,8 @@
 be taken over by another request, and ground truth must fit the prediction it is sent for.
 
 Each client-chosen id is kept in the state store (shared by the replicas when it is Redis) for ``request_id_ttl_s``,
-with the number of output values it answered: reusing it is refused (409), and feedback for it must carry that many
+at most ``request_ids_max`` per model (the oldest forgotten first, and counted), with the number of output values it
+answered: reusing it is refused (409), and feedback for it must carry that many
 values (400 naming the item). Server-chosen ids are random UUIDs and are not kept (no key per request). When the
 state store cannot be reached, requests are served and feedback accepted unchecked, and counted: the detector still
 never overwrites a stored prediction and counts ground truth of the wrong size.
@@ -24,26 +25,34 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+MAX_BYTES = 1 << 40
+"""Ids are bounded by count; their size is bounded by the id's own limit."""
+
+
 def _key(model: str, request_id: str) -> str:
     return f"mitiga:request-id:{model}:{request_id}"
 
 
 class RequestIds:
-    def __init__(self, state: StateStore, ttl_s: float, metrics: InferenceMetrics) -> None:
+    def __init__(self, state: StateStore, ttl_s: float, metrics: InferenceMetrics, max_items: int = 200_000) -> None:
         self._state = state
         self._ttl_s = ttl_s
         self._metrics = metrics
+        self._max_items = max_items
 
     def reserve(self, model: str, request_id: str, outputs: int) -> str | None:
         """Keep a client-chosen ``request_id`` for ``model``, or refuse it with 409 when it is kept already.
         Returns the key to release if the request is not answered after all."""
         key = _key(model, request_id)
         try:
-            fresh = self._state.set_if_absent(key, str(outputs).encode(), ttl_s=self._ttl_s)
+            done = self._state.set_bounded(f"mitiga:request-id-index:{model}", {key: str(outputs).encode()},
+                                           ttl_s=self._ttl_s, max_items=self._max_items, max_bytes=MAX_BYTES)
         except Exception:  # serving goes on; the miss is counted
             self._metrics.unchecked_ids.labels(model).inc()
             return None
-        if not fresh:
+        if done.evicted:
+            self._metrics.evicted_ids.labels(model).inc(len(done.evicted))
+        if done.refused:
             raise Conflict(f"id: request id {request_id!r} was already used for model {model!r}; "
                            "ids are unique per model (omit id to have the server choose one)")
         return key

@@ -118,6 +118,12 @@ class InferenceSettings(CoreSettings):
     no request can take over another's stored prediction and receive its ground truth. Match the detector's
     ``feedback_ttl_s``. Shared across replicas when the state store is Redis."""
 
+    request_ids_max: int = Field(default=200_000, ge=1)
+    """Client-chosen request ids kept per model: beyond, the oldest are forgotten and counted
+    (``mitiga_inference_request_ids_evicted_total``), so the state store stays bounded whatever the traffic. Keep it
+    at least the detector's ``predictions_max``: an id forgotten here may be used again, and the detector then keeps
+    the older prediction if it still holds it."""
+
     max_future_skew_s: float = Field(default=24 * 3600.0, ge=0)
     """``parameters.data_time`` may lie at most this far in the future (clock skew, time zones); later is a 400."""
 

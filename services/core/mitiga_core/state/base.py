@@ -1,5 +1,5 @@
-"""The state store interface: bytes by key, with optional time to live and an atomic set-if-absent, bounded
-append-only lists, and batches of writes applied all together, once."""
+"""The state store interface: bytes by key, with optional time to live and an atomic set-if-absent, keys kept in a
+bounded index (oldest evicted first), bounded append-only lists, and batches of writes applied all together, once."""
 
 from __future__ import annotations
 
@@ -24,6 +24,17 @@ class Write:
     """For ``append``: keep only the newest this many items."""
 
 
+@dataclass(frozen=True, slots=True)
+class Bounded:
+    """What :meth:`StateStore.set_bounded` did."""
+
+    refused: list[str]
+    """The keys not stored: they were present already."""
+    evicted: list[str]
+    """The oldest keys of the index removed to keep it within its bounds (keys that had expired or been deleted
+    meanwhile are not listed: nothing was lost with them)."""
+
+
 class StateStore(abc.ABC):
     @abc.abstractmethod
     def get(self, key: str) -> bytes | None:
@@ -45,6 +56,14 @@ class StateStore(abc.ABC):
     def set_many_if_absent(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> list[str]:
         """Store each key only if absent (one round trip where the store allows it); returns the keys not stored."""
         return [key for key, value in items.items() if not self.set_if_absent(key, value, ttl_s)]
+
+    @abc.abstractmethod
+    def set_bounded(self, index: str, items: Mapping[str, bytes], *, ttl_s: float, max_items: int,
+                    max_bytes: int) -> Bounded:
+        """Store each key only if absent (as :meth:`set_many_if_absent`) and note it in ``index``, oldest first; then
+        remove the oldest noted keys until at most ``max_items`` keys of at most ``max_bytes`` (keys and values) are
+        noted. All in one atomic step. The index expires with its newest key: a group of keys (one model's stored
+        predictions, say) stays bounded whatever the traffic, where a TTL alone bounds it only by rate x TTL."""
 
     @abc.abstractmethod
     def delete(self, key: str) -> bool:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from mitiga_core.state.base import StateStore
+from mitiga_core.state.base import Bounded, StateStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from mitiga_core.state.base import Write
 
@@ -22,6 +23,8 @@ class InMemoryStateStore(StateStore):
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._lists: dict[str, list[bytes]] = {}
+        self._indexes: dict[str, tuple[OrderedDict[str, int], list[int]]] = {}
+        """index -> (noted key -> its size, oldest first; [total size])."""
         self._lock = threading.Lock()
         self._clock = clock
         self._writes = 0
@@ -67,6 +70,30 @@ class InMemoryStateStore(StateStore):
             self._data[key] = (value, self._expiry(ttl_s))
             self._sweep()
             return True
+
+    def set_bounded(self, index: str, items: Mapping[str, bytes], *, ttl_s: float, max_items: int,
+                    max_bytes: int) -> Bounded:
+        expires = self._expiry(ttl_s)
+        with self._lock:
+            noted, total = self._indexes.setdefault(index, (OrderedDict(), [0]))
+            refused = []
+            for key, value in items.items():
+                if self._live(key) is not None:
+                    refused.append(key)
+                    continue
+                self._data[key] = (value, expires)
+                size = len(key) + len(value)
+                total[0] += size - noted.pop(key, 0)
+                noted[key] = size
+                self._sweep()
+            evicted = []
+            while noted and (len(noted) > max_items or total[0] > max_bytes):
+                key, size = noted.popitem(last=False)
+                total[0] -= size
+                if self._live(key) is not None:
+                    del self._data[key]
+                    evicted.append(key)
+            return Bounded(refused, evicted)
 
     def delete(self, key: str) -> bool:
         with self._lock:

@@ -19,7 +19,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 
 from mitiga_core.errors import Unavailable
-from mitiga_core.state.base import StateStore
+from mitiga_core.state.base import Bounded, StateStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +38,38 @@ return 0
 """
 """Compare-and-delete in one step (Redis runs a script atomically)."""
 
+SET_BOUNDED = """
+local px, max_items, max_bytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local refused, evicted = {}, {}
+for i = 3, #KEYS do
+  local value = ARGV[i + 1]
+  if redis.call('SET', KEYS[i], value, 'PX', px, 'NX') then
+    local seq = redis.call('HINCRBY', KEYS[2], '#seq', 1)
+    local size = string.len(KEYS[i]) + string.len(value)
+    local old = tonumber(redis.call('HGET', KEYS[2], KEYS[i]) or '0')
+    redis.call('ZADD', KEYS[1], seq, KEYS[i])
+    redis.call('HSET', KEYS[2], KEYS[i], size)
+    redis.call('HINCRBY', KEYS[2], '#bytes', size - old)
+  else
+    table.insert(refused, KEYS[i])
+  end
+end
+while redis.call('ZCARD', KEYS[1]) > max_items
+    or tonumber(redis.call('HGET', KEYS[2], '#bytes') or '0') > max_bytes do
+  local oldest = redis.call('ZPOPMIN', KEYS[1])
+  if #oldest == 0 then break end
+  local key = oldest[1]
+  redis.call('HINCRBY', KEYS[2], '#bytes', -tonumber(redis.call('HGET', KEYS[2], key) or '0'))
+  redis.call('HDEL', KEYS[2], key)
+  if redis.call('DEL', key) == 1 then table.insert(evicted, key) end
+end
+redis.call('PEXPIRE', KEYS[1], px)
+redis.call('PEXPIRE', KEYS[2], px)
+return {refused, evicted}
+"""
+"""Keys noted in an index (a sorted set in insertion order, and a hash of their sizes with the running total),
+the oldest evicted beyond the bounds, in one step."""
+
 
 def _px(ttl_s: float | None) -> int | None:
     if ttl_s is None:
@@ -54,6 +86,7 @@ class RedisStateStore(StateStore):
         self._client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
                                                  health_check_interval=10)
         self._delete_if = self._client.register_script(DELETE_IF)
+        self._set_bounded = self._client.register_script(SET_BOUNDED)
 
     def _call(self, op: Callable[[], T]) -> T:
         deadline = time.monotonic() + self._retry_s
@@ -107,6 +140,15 @@ class RedisStateStore(StateStore):
 
     def delete(self, key: str) -> bool:
         return bool(self._call(lambda: self._client.delete(key)))
+
+    def set_bounded(self, index: str, items: Mapping[str, bytes], *, ttl_s: float, max_items: int,
+                    max_bytes: int) -> Bounded:
+        if not items:
+            return Bounded([], [])
+        keys = [index, f"{index}:sizes", *items]
+        args: list[bytes | int] = [_px(ttl_s) or 1, max_items, max_bytes, *items.values()]
+        refused, evicted = self._call(lambda: self._set_bounded(keys=keys, args=args))
+        return Bounded([k.decode() for k in refused], [k.decode() for k in evicted])
 
     def delete_if(self, key: str, value: bytes) -> bool:
         return bool(self._call(lambda: self._delete_if(keys=[key], args=[value])))
