@@ -20,7 +20,7 @@ from mitiga_core.errors import Unauthorized
 from mitiga_core.http import bearer_error
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from pydantic import SecretStr
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,7 +32,8 @@ class Guard:
     token is unset refuses every call), and may carry a body of at most ``limit`` bytes (None: the default)."""
 
     pattern: str
-    token: SecretStr | None = None
+    token: SecretStr | Mapping[str, SecretStr] | None = None
+    """One token, or several by name (any of them passes)."""
     kind: str = "admin"
     required: bool = True
     limit: int | None = None

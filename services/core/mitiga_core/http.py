@@ -4,6 +4,7 @@ bearer-token guard of admin endpoints."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Header, Request
@@ -48,18 +49,29 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
 
 
-def bearer_error(authorization: str | None, token: SecretStr | None, kind: str = "admin") -> MitigaError | None:
-    """Why ``authorization`` does not carry ``Bearer <token>``, or None when it does."""
-    if token is None:
+def bearer_error(authorization: str | None, token: SecretStr | Mapping[str, SecretStr] | None,
+                 kind: str = "admin") -> MitigaError | None:
+    """Why ``authorization`` does not carry ``Bearer <token>`` (one of the named ``token``s), or None when it does."""
+    tokens = token if isinstance(token, Mapping) else {"": token} if token is not None else {}
+    if not tokens:
         return Forbidden(f"{kind} endpoints are disabled: set MITIGA_{kind.upper()}_TOKEN")
     if not authorization:
         return Unauthorized("missing bearer token in the Authorization header")
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() != "bearer" or not value:
         return Unauthorized("the Authorization header must be 'Bearer <token>'")
-    if not hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
+    if bearer_name(value, tokens) is None:
         return Forbidden(f"invalid {kind} token")
     return None
+
+
+def bearer_name(value: str, tokens: Mapping[str, SecretStr]) -> str | None:
+    """The name of the token ``value`` is (each compared in constant time), or None."""
+    found = None
+    for name, token in tokens.items():
+        if hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
+            found = name
+    return found
 
 
 def admin_guard(token: SecretStr | None, kind: str = "admin") -> Callable[..., Awaitable[None]]:

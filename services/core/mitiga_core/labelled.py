@@ -1,8 +1,9 @@
 """Labelled production data: inputs joined with their ground truth, kept per model in the state store.
 
 The detector appends a record for every prediction whose feedback it joins; the retrainer reads them back as
-training rows. A record is compact: a short JSON header (date, source request, shapes) then the inputs and the
-truth as little-endian float32, so a row of 50 inputs costs about 200 bytes instead of about 1 kB of JSON floats.
+training rows. A record is compact: a short JSON header (date, source request, label source, shapes) then the inputs
+and the truth as little-endian float32, so a row of 50 inputs costs about 200 bytes instead of about 1 kB of JSON
+floats.
 The list is bounded by ``max_requests`` records and, per model, by ``max_bytes`` (the record count it keeps is the
 byte budget over the size of the record just written, so a stream of requests of one size stays within it).
 Records written by earlier versions as JSON (``{"x": ..., "y": ..., "t": ...}``) are still read.
@@ -74,12 +75,13 @@ class LabelledLog:
         self._max = max_requests
         self._max_bytes = max_bytes
 
-    def append(self, model: str, x: FloatArray, y: FloatArray, when: str, source: str = "") -> None:
-        self._state.apply([self.write(model, x, y, when, source)])
+    def append(self, model: str, x: FloatArray, y: FloatArray, when: str, source: str = "", origin: str = "") -> None:
+        self._state.apply([self.write(model, x, y, when, source, origin)])
 
-    def write(self, model: str, x: FloatArray, y: FloatArray, when: str, source: str = "") -> Write:
-        """The append as a write, for a caller that applies it together with other writes."""
-        record = encode_record(x, y, when, source)
+    def write(self, model: str, x: FloatArray, y: FloatArray, when: str, source: str = "", origin: str = "") -> Write:
+        """The append as a write, for a caller that applies it together with other writes. ``source`` is the request
+        the rows came from, ``origin`` the label source that sent their ground truth ('' when feedback is open)."""
+        record = encode_record(x, y, when, source, **({"o": origin} if origin else {}))
         keep = max(1, min(self._max, self._max_bytes // len(record)))
         return Write("append", _key(model), record, max_items=keep)
 
@@ -95,11 +97,13 @@ class LabelledLog:
         return out
 
     def read(self, model: str, *, start: str | None = None, end: str | None = None) -> TrainingData | None:
-        """Rows whose date lies in [start, end], oldest first, each with its source request; None when none."""
+        """Rows whose date lies in [start, end], oldest first, each with its source request and the label source of
+        its ground truth; None when none."""
         records = self.records(model, start=start, end=end)
         if not records:
             return None
         return TrainingData(x=np.concatenate([r.x for r in records]), y=np.concatenate([r.y for r in records]),
                             dates=np.asarray([r.when for r in records for _ in range(len(r.x))]),
                             sources=np.asarray([r.source or f"record-{i}" for i, r in enumerate(records)
-                                                for _ in range(len(r.x))]))
+                                                for _ in range(len(r.x))]),
+                            origins=np.asarray([r.meta.get("o", "") for r in records for _ in range(len(r.x))]))

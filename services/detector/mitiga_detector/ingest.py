@@ -148,20 +148,22 @@ class Ingest:
             key = f"{event.event_id}:{i}" if event.event_id else ""
             if key in self._applied:
                 continue  # joined before the state store failed later in this batch
-            if not self._join(event.model_name, item.request_id, list(item.ground_truth)):
-                for model in self._parking.park(event.model_name, item.request_id, list(item.ground_truth)):
+            if not self._join(event.model_name, item.request_id, list(item.ground_truth), event.source):
+                for model in self._parking.park(event.model_name, item.request_id, list(item.ground_truth),
+                                                event.source):
                     self._metrics.unmatched.labels(model, "no_prediction").inc()
             self._applied_once(key)
 
     def _join_parked(self, predictions: list[Prediction]) -> None:
         """Join the parked feedback of the predictions just remembered."""
         for p in predictions:
-            truth = self._parking.claim(p.model, p.request_id)
-            if truth is not None:
-                self._join(p.model, p.request_id, truth)
+            claimed = self._parking.claim(p.model, p.request_id)
+            if claimed is not None:
+                self._join(p.model, p.request_id, *claimed)
 
-    def _join(self, model: str, request_id: str, ground_truth: list[float]) -> bool:
-        """Join ground truth to its stored prediction; False when the prediction is not (yet) there."""
+    def _join(self, model: str, request_id: str, ground_truth: list[float], source: str) -> bool:
+        """Join ground truth (from the label ``source``) to its stored prediction; False when the prediction is not
+        (yet) there."""
         stored = self._joiner.take(model, request_id, self._staged)
         if stored is None:
             return False
@@ -173,7 +175,7 @@ class Ingest:
             return True
         truth = truth.reshape(len(stored.outputs), width)
         monitor.label(stored.inputs, stored.outputs, truth)
-        self._staged.add(self._labelled.write(model, stored.inputs, truth, stored.when, request_id))
+        self._staged.add(self._labelled.write(model, stored.inputs, truth, stored.when, request_id, source))
         self._metrics.joined.labels(model).inc()
         self._promotion.pair(model, request_id, stored.version, stored.outputs, truth, self._staged)
         return True

@@ -175,12 +175,13 @@ class DataPlane:
         self._publisher.offer(Topic.INFERENCE, manifest.name, build, size=x.nbytes + y.nbytes + 256)
 
     # --- feedback ---
-    async def feedback(self, name: str, request: FeedbackRequest) -> int:
-        """Publish ground truth. The publish waits for the bus (so a failure reaches the client instead of a drop)
-        in a worker thread: a slow or unreachable Kafka never blocks the event loop that serves inference."""
-        return await asyncio.to_thread(self._feedback, name, request)
+    async def feedback(self, name: str, request: FeedbackRequest, source: str = "") -> int:
+        """Publish ground truth from the label ``source`` (the name of the token it carried). The publish waits for
+        the bus (so a failure reaches the client instead of a drop) in a worker thread: a slow or unreachable Kafka
+        never blocks the event loop that serves inference."""
+        return await asyncio.to_thread(self._feedback, name, request, source)
 
-    def _feedback(self, name: str, request: FeedbackRequest) -> int:
+    def _feedback(self, name: str, request: FeedbackRequest, source: str) -> int:
         manifest = self._served_manifest(name)
         truths = []
         for i, item in enumerate(request.items):
@@ -190,7 +191,7 @@ class DataPlane:
                 raise InvalidInput(f"items[{i}].ground_truth: {exc}") from None
         self._ids.check_feedback(name, [(i.request_id, len(t)) for i, t in zip(request.items, truths, strict=True)])
         event = pb.FeedbackEvent(
-            event_id=new_id(), model_name=name,
+            event_id=new_id(), model_name=name, source=source,
             items=[pb.Feedback(request_id=i.request_id, ground_truth=t)
                    for i, t in zip(request.items, truths, strict=True)],
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -12,10 +12,11 @@ from pydantic import ValidationError
 from mitiga_core.bodyguard import Guard
 from mitiga_core.bundle import Scaler
 from mitiga_core.errors import InvalidInput
-from mitiga_core.http import admin_guard
+from mitiga_core.http import admin_guard, bearer_error, bearer_name
 from mitiga_inference import binary, codec, schemas
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
 
     from pydantic import SecretStr
 
@@ -23,14 +24,29 @@ if TYPE_CHECKING:
     from mitiga_inference.metrics import InferenceMetrics
 
 
-def body_guards(admin_token: SecretStr | None, feedback_token: SecretStr | None, upload_limit: int) -> list[Guard]:
+def body_guards(admin_token: SecretStr | None, feedback_tokens: Mapping[str, SecretStr],
+                upload_limit: int) -> list[Guard]:
     """What the body guard checks before a byte is read: the admin routes' token (and the upload's own size limit),
-    the feedback token when one is set."""
+    a feedback token when any is set."""
     return [
         Guard(r"/v2/repository/models/[^/]+/upload", admin_token, limit=upload_limit),
         Guard(r"/v2/repository/models/[^/]+(/versions/[^/]+)?/(load|unload)", admin_token),
-        Guard(r"/v2/models/[^/]+/feedback", feedback_token, kind="feedback", required=feedback_token is not None),
+        Guard(r"/v2/models/[^/]+/feedback", feedback_tokens, kind="feedback", required=bool(feedback_tokens)),
     ]
+
+
+def feedback_source(tokens: Mapping[str, SecretStr]) -> Callable[..., Awaitable[str]]:
+    """A dependency: the name of the label source whose token the request carries ('' when feedback is open)."""
+
+    async def source(authorization: Annotated[str | None, Header()] = None) -> str:
+        if not tokens:
+            return ""
+        error = bearer_error(authorization, tokens, "feedback")
+        if error is not None:
+            raise error
+        return bearer_name(authorization.partition(" ")[2] if authorization else "", tokens) or ""
+
+    return source
 
 
 def _scaler(field: str, raw: str | None) -> Scaler | None:
@@ -43,10 +59,10 @@ def _scaler(field: str, raw: str | None) -> Scaler | None:
 
 
 def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: SecretStr | None,
-                 feedback_token: SecretStr | None = None) -> APIRouter:
+                 feedback_tokens: Mapping[str, SecretStr] | None = None) -> APIRouter:
     router = APIRouter()
     admin = [Depends(admin_guard(admin_token))]
-    labels = [Depends(admin_guard(feedback_token, "feedback"))] if feedback_token is not None else []
+    label_source = feedback_source(feedback_tokens or {})
 
     @router.get("/v2/health/live", tags=["health"])
     async def live() -> dict[str, bool]:
@@ -88,9 +104,10 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
         return Response(body + outputs, media_type="application/octet-stream",
                         headers={binary.HEADER: str(len(body))})
 
-    @router.post("/v2/models/{name}/feedback", tags=["inference"], status_code=202, dependencies=labels)
-    async def feedback(name: str, request: schemas.FeedbackRequest) -> dict[str, int]:
-        return {"accepted": await plane.feedback(name, request)}
+    @router.post("/v2/models/{name}/feedback", tags=["inference"], status_code=202)
+    async def feedback(name: str, request: schemas.FeedbackRequest,
+                       source: str = Depends(label_source)) -> dict[str, int]:
+        return {"accepted": await plane.feedback(name, request, source)}
 
     @router.post("/v2/repository/index", tags=["repository"])
     async def repository_index() -> list[dict[str, str]]:

@@ -105,9 +105,20 @@ class InferenceSettings(CoreSettings):
     """Bearer token for the admin endpoints (upload, load, unload). Unset: they answer 403."""
 
     feedback_token: SecretStr | None = None
-    """Bearer token that ground-truth feedback must carry. Unset: feedback is open to whoever reaches the service
-    (fine only where nothing but the label owners can). Separate from the admin token: a labelling system needs
-    this one and nothing more."""
+    """Bearer token that ground-truth feedback must carry (its label source is named ``default``). Unset, with no
+    ``feedback_tokens`` either: feedback is open to whoever reaches the service (fine only where nothing but the
+    label owners can). Separate from the admin token: a labelling system needs this one and nothing more."""
+
+    feedback_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    """One token per label source, by name (JSON: ``{"crm": "...", "annotators": "..."}``), beside or instead of
+    ``feedback_token``: each feedback event records the source whose token it carried, and the gate caps what one
+    source gives its holdout (the retrainer's ``max_source_share``)."""
+
+    @property
+    def feedback_sources(self) -> dict[str, SecretStr]:
+        """Every feedback token by its source's name; empty when feedback is open."""
+        default = {"default": self.feedback_token} if self.feedback_token is not None else {}
+        return {**default, **self.feedback_tokens}
 
     redis_retry_s: float = Field(default=1.0, ge=0)
     """How long a state-store call retries before giving up: short here, since the request ids are the only state

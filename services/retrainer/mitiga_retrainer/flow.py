@@ -55,6 +55,9 @@ class RetrainOptions:
     """Contiguous blocks the holdout is made of, spread evenly over the recent period."""
     max_holdout_share: float = 0.5
     """The gate refuses when one source request, or one data time, gives more than this share of the holdout."""
+    max_source_share: float = 0.5
+    """A label source that gave more than this share of the holdout's production rows, beside other sources, must
+    not decide alone: the challenger must also win without its rows."""
     margin: float = 0.0
     """Relative improvement the challenger needs over the champion (0.05 = 5% lower error)."""
     metric: Metric | None = None
@@ -121,7 +124,8 @@ def retrain(
         seed=options.seed, report=report)
     challenger_pred = predict(challenger, manifest, holdout.x, in_scaler, out_scaler)
     decision = decide(holdout.y, champion_pred, challenger_pred, metric=options.metric, margin=options.margin,
-                      concentration=concentration(holdout), max_share=options.max_holdout_share, task=task)
+                      concentration=concentration(holdout), max_share=options.max_holdout_share,
+                      origins=holdout.origins, max_source_share=options.max_source_share, task=task)
     record: dict[str, object] = {
         **decision.as_dict(), "time": datetime.now(UTC).isoformat(), "base_version": base_version,
         "request_id": options.request_id, "episode_id": options.episode_id, "trigger": options.trigger,

@@ -115,6 +115,7 @@ def run_job(settings: RetrainerSettings, *, store: ModelStore, state: StateStore
             strategy=settings.strategy, mode=settings.mode, epochs=settings.epochs, holdout_rows=settings.holdout_rows,
             margin=settings.margin, metric=settings.metric, holdout_spread=settings.holdout_spread,
             holdout_blocks=settings.holdout_blocks, max_holdout_share=settings.max_holdout_share,
+            max_source_share=settings.max_source_share,
             window_rows=settings.window_rows if settings.window_days is None else None,
             window_days=settings.window_days, half_life=settings.half_life, min_rows=settings.min_rows,
             trigger=settings.trigger, episode_id=settings.episode_id, request_id=settings.request_id,

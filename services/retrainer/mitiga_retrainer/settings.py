@@ -50,6 +50,13 @@ class RetrainerSettings(CoreSettings):
     """The gate refuses a challenger when one source request, or one data time, gives more than this share of the
     holdout (so no single client call or burst chooses the promoted model). 1 turns the check off."""
 
+    max_source_share: float = Field(default=0.5, gt=0, le=1)
+    """Where ground truth comes from several label sources (the inference service's ``MITIGA_FEEDBACK_TOKENS``), a
+    source that gave more than this share of the holdout's production rows must not decide alone: the challenger
+    must also beat the champion without that source's rows. A source under the share moves the holdout's error by
+    at most its share of the rows' largest error; a labeller whose token leaked cannot choose the promoted model
+    alone. 1 turns the check off."""
+
     margin: float = Field(default=0.0, ge=0, lt=1)
     """Relative improvement over the champion the challenger needs to be promoted."""
 

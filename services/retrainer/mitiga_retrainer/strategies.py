@@ -52,14 +52,18 @@ def combine(original: TrainingData, production: TrainingData | None) -> Training
         # each row of the original training data (trusted: no client sent it) is a source of its own
         return data.sources if data.sources is not None else np.asarray([f"{prefix}{i}" for i in range(len(data.x))])
 
+    def origins(data: TrainingData) -> AnyArray:
+        return data.origins if data.origins is not None else np.asarray([""] * len(data.x))
+
     if production is None or len(production.x) == 0:
-        return TrainingData(original.x, original.y, original.dates, sources(original, TRUSTED))
+        return TrainingData(original.x, original.y, original.dates, sources(original, TRUSTED), origins(original))
     dates = np.concatenate([np.asarray(original.dates, str), np.asarray(production.dates, str)])
     order = np.argsort(dates, kind="stable")
     return TrainingData(x=np.concatenate([original.x, production.x])[order],
                         y=np.concatenate([original.y, production.y])[order], dates=dates[order],
                         sources=np.concatenate([sources(original, TRUSTED),
-                                                sources(production, "production-")])[order])
+                                                sources(production, "production-")])[order],
+                        origins=np.concatenate([origins(original), origins(production)])[order])
 
 
 def build_training_set(

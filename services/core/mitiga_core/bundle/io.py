@@ -46,6 +46,8 @@ class TrainingData:
     dates: np.ndarray[Any, np.dtype[np.str_]]
     sources: np.ndarray[Any, np.dtype[np.str_]] | None = None
     """Where each row came from (the request id of a labelled production row); None for the original data."""
+    origins: np.ndarray[Any, np.dtype[np.str_]] | None = None
+    """Who sent each row's ground truth (the feedback token's name; '' when unknown or for the original data)."""
 
 
 @dataclass

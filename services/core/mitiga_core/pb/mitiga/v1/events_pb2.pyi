@@ -80,16 +80,18 @@ class Feedback(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., ground_truth: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class FeedbackEvent(_message.Message):
-    __slots__ = ("event_id", "model_name", "time", "items")
+    __slots__ = ("event_id", "model_name", "time", "items", "source")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     model_name: str
     time: _timestamp_pb2.Timestamp
     items: _containers.RepeatedCompositeFieldContainer[Feedback]
-    def __init__(self, event_id: _Optional[str] = ..., model_name: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., items: _Optional[_Iterable[_Union[Feedback, _Mapping]]] = ...) -> None: ...
+    source: str
+    def __init__(self, event_id: _Optional[str] = ..., model_name: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., items: _Optional[_Iterable[_Union[Feedback, _Mapping]]] = ..., source: _Optional[str] = ...) -> None: ...
 
 class FeatureDrift(_message.Message):
     __slots__ = ("feature", "p_value", "statistic", "wasserstein", "jensen_shannon", "psi", "drifted")
