@@ -47,8 +47,9 @@ def windows(start: str, end: str) -> tuple[np.ndarray, np.ndarray]:
 class Traffic:
     """A REST client of the inference service that remembers what it was served."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, feedback_token: str | None = None) -> None:
         self.client = httpx.Client(base_url=url, timeout=60)
+        self.labels = {"Authorization": f"Bearer {feedback_token}"} if feedback_token else {}
         self.served: list[str] = []
         self.failures: list[str] = []
 
@@ -70,8 +71,8 @@ class Traffic:
         return dict(served)
 
     def feedback(self, request_id: str, y: np.ndarray) -> None:
-        self.client.post("/v2/models/lstm/feedback",
-                         json={"request_id": request_id, "ground_truth": y.tolist()}).raise_for_status()
+        self.client.post("/v2/models/lstm/feedback", json={"request_id": request_id, "ground_truth": y.tolist()},
+                         headers=self.labels).raise_for_status()
 
     def version(self) -> str:
         return str(self.client.get("/v2/models/lstm").json()["parameters"]["version"])

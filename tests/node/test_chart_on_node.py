@@ -26,6 +26,9 @@ CHART = Path(__file__).resolve().parents[2] / "charts" / "mitiga"
 RELEASE = "demo"
 
 
+FEEDBACK_TOKEN = "node-labels"  # the chart requires one; the test's labelling system sends it
+
+
 def helm(node: Any, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     from mitiga_devstack.cluster import helm as run
 
@@ -64,7 +67,7 @@ def release(real_node, node_api, images, reference_store: Path,  # type: ignore[
         "image.inference": images["inference"], "image.detector": images["detector"],
         "image.retrainer": images["retrainer"], "image.pullPolicy": "Never",
         "config.kafkaBootstrap": deps.kafka_bootstrap, "config.redisUrl": deps.redis_url,
-        "models.lstm.version": "1", "inference.replicas": 1,
+        "models.lstm.version": "1", "inference.replicas": 1, "feedbackToken.value": FEEDBACK_TOKEN,
         # two CPUs on this node: room for a rollout's surge pod and a retrain Job beside the others
         "inference.resources.requests.cpu": "100m", "detector.resources.requests.cpu": "100m",
         "retrainer.resources.requests.cpu": "500m",
@@ -173,7 +176,7 @@ def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_fa
     from tests.devstack.conftest import Traffic, windows
 
     core, batch = client.CoreV1Api(node_api), client.BatchV1Api(node_api)
-    traffic = Traffic(_service_url(node_api, "inference"))
+    traffic = Traffic(_service_url(node_api, "inference"), feedback_token=FEEDBACK_TOKEN)
     first = traffic.version()
     x, y = windows("2012-01-01", "2013-01-01")
     steady = SteadyClient(_service_url(node_api, "inference"))  # a client through the whole episode and rollout
