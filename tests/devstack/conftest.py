@@ -29,8 +29,10 @@ def make_stack(tmp_path: Path, reference_store: Path, models: tuple[str, ...] = 
     shutil.copytree(reference_store, store)
     env = {**FAST, **kwargs.pop("detector_env", {})}
     served = "[" + ",".join(f'"{m}"' for m in models) + "]"
+    # the tests replay history: every request's data_time is honoured (MITIGA_DATA_TIME_FROM=anyone)
     return DevStack(tmp_path / "stack", store, admin_token=ADMIN, detector_env=env,
-                    inference_env={"MITIGA_MODELS": served, "MITIGA_LOG_LEVEL": "WARNING"}, **kwargs)
+                    inference_env={"MITIGA_MODELS": served, "MITIGA_LOG_LEVEL": "WARNING",
+                                   "MITIGA_DATA_TIME_FROM": "anyone"}, **kwargs)
 
 
 def windows(start: str, end: str) -> tuple[np.ndarray, np.ndarray]:

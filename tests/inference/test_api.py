@@ -101,7 +101,8 @@ def test_feedback_single_and_many_is_published(service: Service, client) -> None
 def test_inference_events_carry_inputs_and_outputs(service: Service, client) -> None:
     before = len(service.bus.messages(Topic.INFERENCE))
     body = window_request(2, id="evt-1", parameters={"data_time": "2004-01-02"})
-    out = client.post("/v2/models/lstm/infer", json=body).json()
+    # a backfill (here the admin token) may date its requests
+    out = client.post("/v2/models/lstm/infer", json=body, headers={"Authorization": "Bearer s3cret"}).json()
     import time
 
     def published() -> list[tuple[Any, Any]]:  # (message, event) for every event sent since this test began
@@ -119,7 +120,7 @@ def test_inference_events_carry_inputs_and_outputs(service: Service, client) -> 
     assert list(event.inputs.shape) == [2, 50]
     np.testing.assert_allclose(event.inputs.data, body["inputs"][0]["data"], rtol=1e-6)
     np.testing.assert_allclose(event.outputs.data, out["outputs"][0]["data"], rtol=1e-6)
-    assert event.data_time.ToDatetime().date().isoformat() == "2004-01-02"
+    assert event.data_time.ToDatetime().date().isoformat() == "2004-01-02" and event.caller == "admin"
 
 
 def test_repository_index_and_metrics(client) -> None:

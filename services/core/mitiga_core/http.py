@@ -3,7 +3,6 @@ bearer-token guard of admin endpoints."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mitiga_core.errors import Forbidden, MitigaError, Overloaded, Unauthorized
+from mitiga_core.tokens import bearer_name
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -64,14 +64,6 @@ def bearer_error(authorization: str | None, token: SecretStr | Mapping[str, Secr
         return Forbidden(f"invalid {kind} token")
     return None
 
-
-def bearer_name(value: str, tokens: Mapping[str, SecretStr]) -> str | None:
-    """The name of the token ``value`` is (each compared in constant time), or None."""
-    found = None
-    for name, token in tokens.items():
-        if hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
-            found = name
-    return found
 
 
 def admin_guard(token: SecretStr | None, kind: str = "admin") -> Callable[..., Awaitable[None]]:

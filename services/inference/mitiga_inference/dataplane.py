@@ -17,6 +17,7 @@ from mitiga_core.events import Topic, encode, new_id
 from mitiga_core.pb.mitiga.v1 import events_pb2 as pb
 from mitiga_core.store import existing_model_name as _named
 from mitiga_core.tasks import TruthError
+from mitiga_core.tokens import bearer_name
 from mitiga_inference.metrics import UNKNOWN
 from mitiga_inference.request_ids import RequestIds
 from mitiga_inference.rows import decode_inputs, encode_outputs
@@ -111,6 +112,14 @@ class DataPlane:
         return True
 
     # --- inference ---
+    def caller(self, authorization: str | None) -> str:
+        """The caller an ``Authorization: Bearer`` credential names (a backfill token's name, ``admin``), or '' for
+        an anonymous one (no credential, or one that names nobody: inference itself needs none)."""
+        scheme, _, value = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not value:
+            return ""
+        return bearer_name(value, self._settings.backfill_callers) or ""
+
     async def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
         start = time.perf_counter()
         labels = ("", "")
@@ -130,6 +139,9 @@ class DataPlane:
             try:
                 x = decode_inputs(request, loaded.manifest)
                 data_time = _data_time(request.parameters, loaded.manifest, self._settings)
+                if data_time is not None and not (request.caller or self._settings.data_time_from == "anyone"):
+                    self._metrics.data_time_ignored.labels(name).inc()
+                    data_time = None  # an anonymous caller's request is dated by its arrival
                 reserved = None if not request.id else await asyncio.to_thread(
                     self._ids.reserve, name, request_id, len(x) * loaded.manifest.kind.truth_width(loaded.manifest))
                 y = await loaded.batcher.submit(x)
@@ -146,7 +158,7 @@ class DataPlane:
         finally:
             self._router.answering(-1)
         if self._settings.publish_events:
-            self._publish_inference(request_id, loaded.manifest, x, y, data_time)
+            self._publish_inference(request_id, loaded.manifest, x, y, data_time, caller=request.caller)
             if off_path is not None:
                 self._router.off_path(name, off_path, x, lambda manifest, out: self._publish_inference(
                     request_id, manifest, x, out, data_time, shadow=True))
@@ -157,7 +169,7 @@ class DataPlane:
                              parameters=request.parameters)
 
     def _publish_inference(self, request_id: str, manifest: ModelManifest, x: FloatArray, y: FloatArray,
-                           data_time: datetime | None, *, shadow: bool = False) -> None:
+                           data_time: datetime | None, *, shadow: bool = False, caller: str = "") -> None:
         now = datetime.now(UTC)
 
         def build() -> pb.InferenceEvent:
@@ -165,7 +177,7 @@ class DataPlane:
                 event_id=new_id(), request_id=request_id, model_name=manifest.name, model_version=manifest.version,
                 feature_names=manifest.features, inputs=_matrix(x), outputs=_matrix(y),
                 output_names=manifest.classes or manifest.outputs,
-                shadow=shadow,
+                shadow=shadow, caller=caller,
             )
             event.time.FromDatetime(now)
             if data_time is not None:

@@ -7,6 +7,7 @@ swap and the event stream. mitiga errors become the gRPC status of their HTTP co
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
@@ -67,7 +68,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         try:
             if not request.model_name:
                 raise InvalidInput("model_name: required")
-            converted = grpc_codec.inference_request(request)
+            authorization = dict(context.invocation_metadata() or ()).get("authorization")
+            converted = replace(grpc_codec.inference_request(request), caller=self._plane.caller(authorization))
             response = await self._plane.infer(request.model_name, request.model_version or None, converted)
         except MitigaError as exc:
             await _abort(context, exc)

@@ -38,6 +38,10 @@ class InferenceMetrics:
                               [*labels, "outcome"], registry=self.registry)
         self.feedback = Counter("mitiga_inference_feedback_items", "Ground-truth items accepted.", ["model"],
                                 registry=self.registry)
+        self.data_time_ignored = Counter("mitiga_inference_data_time_ignored",
+                                         "Requests whose parameters.data_time was not honoured: an anonymous caller's "
+                                         "(MITIGA_DATA_TIME_FROM=backfill), dated by their arrival.", ["model"],
+                                         registry=self.registry)
         self.evicted_ids = Counter("mitiga_inference_request_ids_evicted",
                                    "Client-chosen request ids forgotten before their time, to keep the model within "
                                    "MITIGA_REQUEST_IDS_MAX.", ["model"], registry=self.registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -12,7 +13,8 @@ from pydantic import ValidationError
 from mitiga_core.bodyguard import Guard
 from mitiga_core.bundle import Scaler
 from mitiga_core.errors import InvalidInput
-from mitiga_core.http import admin_guard, bearer_error, bearer_name
+from mitiga_core.http import admin_guard, bearer_error
+from mitiga_core.tokens import bearer_name
 from mitiga_inference import binary, codec, schemas
 
 if TYPE_CHECKING:
@@ -97,8 +99,8 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
         Content-Type, as OIP clients label their bodies differently (tritonclient sends none)."""
         header, tensors = binary.split(await request.body(), request.headers.get(binary.HEADER))
         wire = codec.parse(header)
-        body, outputs = codec.encode_response(
-            await plane.infer(name, version, codec.infer_request(wire, tensors)), wire)
+        asked = replace(codec.infer_request(wire, tensors), caller=plane.caller(request.headers.get("authorization")))
+        body, outputs = codec.encode_response(await plane.infer(name, version, asked), wire)
         if not outputs:
             return Response(body, media_type="application/json")
         return Response(body + outputs, media_type="application/octet-stream",

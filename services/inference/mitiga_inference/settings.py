@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from mitiga_core.settings import CoreSettings
@@ -115,6 +117,12 @@ class InferenceSettings(CoreSettings):
     source gives its holdout (the retrainer's ``max_source_share``)."""
 
     @property
+    def backfill_callers(self) -> dict[str, SecretStr]:
+        """Every token that may date its requests, by its caller's name."""
+        admin = {"admin": self.admin_token} if self.admin_token is not None else {}
+        return {**admin, **self.backfill_tokens}
+
+    @property
     def feedback_sources(self) -> dict[str, SecretStr]:
         """Every feedback token by its source's name; empty when feedback is open."""
         default = {"default": self.feedback_token} if self.feedback_token is not None else {}
@@ -134,6 +142,17 @@ class InferenceSettings(CoreSettings):
     (``mitiga_inference_request_ids_evicted_total``), so the state store stays bounded whatever the traffic. Keep it
     at least the detector's ``predictions_max``: an id forgotten here may be used again, and the detector then keeps
     the older prediction if it still holds it."""
+
+    backfill_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    """Callers allowed to date their requests (``parameters.data_time``: a replay, a backfill of history), by name
+    (JSON: ``{"etl": "..."}``); the admin token is one too (named ``admin``). A request carries its token as
+    ``Authorization: Bearer``; a request without one is served as any, and its ``data_time`` is not honoured."""
+
+    data_time_from: Literal["backfill", "anyone"] = "backfill"
+    """Whose ``parameters.data_time`` is honoured: ``backfill``, only callers with a backfill (or the admin) token;
+    others' requests are dated by their arrival (counted in ``mitiga_inference_data_time_ignored_total``), so a
+    client cannot choose where its ground truth falls in time, nor so what the gate holds out. ``anyone``: every
+    caller's, for a replay harness (``make demo``, the test stacks) that owns the service."""
 
     max_future_skew_s: float = Field(default=24 * 3600.0, ge=0)
     """``parameters.data_time`` may lie at most this far in the future (clock skew, time zones); later is a 400."""

@@ -56,6 +56,9 @@ class InferRequest:
     id: str | None = None
     parameters: Parameters | None = None
     outputs: list[RequestedOutput] | None = None
+    caller: str = ""
+    """Who sent it, as the transport identified it: the name of the backfill token it carried ('admin' for the
+    admin token), '' for an anonymous caller. Only a named caller may date its request (``parameters.data_time``)."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,9 @@ class StandaloneStack:
         self.bus = InMemoryBus()
         self.state = InMemoryStateStore()
         self.store = FilesystemModelStore(store_root)
-        inference_settings = InferenceSettings(model_store_path=store_root, log_level="WARNING", **(inference or {}))
+        # the standalone stack replays history (make demo, the experiments): every request's data_time is honoured
+        inference_settings = InferenceSettings(model_store_path=store_root, log_level="WARNING",
+                                               **{"data_time_from": "anyone", **(inference or {})})
         detector_settings = DetectorSettings(model_store_path=store_root, log_level="WARNING", **(detector or {}))
         self.launcher = InProcessLauncher(store=self.store, state=self.state, bus=self.bus, defaults=retrainer)
         inference_app = create_inference(inference_settings, bus=self.bus, store=self.store, state=self.state)

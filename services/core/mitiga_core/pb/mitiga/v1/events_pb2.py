@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16mitiga/v1/events.proto\x12\tmitiga.v1\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x06Matrix\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x10\n\x04\x64\x61ta\x18\x02 \x03(\x01\x42\x02\x10\x01\"\xbe\x02\n\x0eInferenceEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rfeature_names\x18\x06 \x03(\t\x12!\n\x06inputs\x18\x07 \x01(\x0b\x32\x11.mitiga.v1.Matrix\x12\"\n\x07outputs\x18\x08 \x01(\x0b\x32\x11.mitiga.v1.Matrix\x12\x14\n\x0coutput_names\x18\t \x03(\t\x12-\n\tdata_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06shadow\x18\x0b \x01(\x08\"@\n\x13InferenceEventBatch\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.mitiga.v1.InferenceEvent\"8\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x18\n\x0cground_truth\x18\x02 \x03(\x01\x42\x02\x10\x01\"\x93\x01\n\rFeedbackEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05items\x18\x04 \x03(\x0b\x32\x13.mitiga.v1.Feedback\x12\x0e\n\x06source\x18\x05 \x01(\t\"\x8e\x01\n\x0c\x46\x65\x61tureDrift\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x0f\n\x07p_value\x18\x02 \x01(\x01\x12\x11\n\tstatistic\x18\x03 \x01(\x01\x12\x13\n\x0bwasserstein\x18\x04 \x01(\x01\x12\x16\n\x0ejensen_shannon\x18\x05 \x01(\x01\x12\x0b\n\x03psi\x18\x06 \x01(\x01\x12\x0f\n\x07\x64rifted\x18\x07 \x01(\x08\"\xda\x04\n\nDriftEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nepisode_id\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x30\n\x0cwindow_start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwindow_size\x18\x07 \x01(\x03\x12$\n\x05level\x18\x08 \x01(\x0e\x32\x15.mitiga.v1.DriftLevel\x12)\n\x0b\x64rift_types\x18\t \x03(\x0e\x32\x14.mitiga.v1.DriftType\x12\x15\n\rshare_drifted\x18\n \x01(\x01\x12-\n\x0ctop_features\x18\x0b \x03(\x0b\x32\x17.mitiga.v1.FeatureDrift\x12\x33\n\x07metrics\x18\x0c \x03(\x0b\x32\".mitiga.v1.DriftEvent.MetricsEntry\x12(\n\x04time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07signals\x18\x0e \x03(\t\x12\x12\n\ndecided_by\x18\x0f \x01(\t\x12*\n\x08\x64\x65\x63iding\x18\x10 \x03(\x0b\x32\x18.mitiga.v1.SignalReading\x12\r\n\x05units\x18\x11 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"T\n\rSignalReading\x12\x0e\n\x06signal\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x11\n\tthreshold\x18\x03 \x01(\x01\x12\x11\n\tdirection\x18\x04 \x01(\t\"\xa6\x02\n\x0eRetrainRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x14\n\x0c\x62\x61se_version\x18\x03 \x01(\t\x12\x12\n\nepisode_id\x18\x04 \x01(\t\x12\x0f\n\x07trigger\x18\x05 \x01(\t\x12\x10\n\x08strategy\x18\x06 \x01(\t\x12\x0c\n\x04mode\x18\x07 \x01(\t\x12(\n\x04time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x07options\x18\t \x03(\x0b\x32&.mitiga.v1.RetrainRequest.OptionsEntry\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x81\x02\n\x0fRetrainProgress\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\r\n\x05\x65poch\x18\x05 \x01(\x05\x12\x0e\n\x06\x65pochs\x18\x06 \x01(\x05\x12\x0c\n\x04loss\x18\x07 \x01(\x01\x12\x17\n\x0f\x65lapsed_seconds\x18\x08 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\t \x01(\x01\x12\x0f\n\x07version\x18\n \x01(\t\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12(\n\x04time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd4\x01\n\x0cModelRollout\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x18\n\x10previous_version\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05stage\x18\x08 \x01(\t\x12\x16\n\x0e\x63\x61nary_percent\x18\t \x01(\x01*r\n\nDriftLevel\x12\x1b\n\x17\x44RIFT_LEVEL_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44RIFT_LEVEL_NONE\x10\x01\x12\x17\n\x13\x44RIFT_LEVEL_WARNING\x10\x02\x12\x18\n\x14\x44RIFT_LEVEL_CRITICAL\x10\x03*\x89\x01\n\tDriftType\x12\x1a\n\x16\x44RIFT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44RIFT_TYPE_DATA\x10\x01\x12\x19\n\x15\x44RIFT_TYPE_PREDICTION\x10\x02\x12\x16\n\x12\x44RIFT_TYPE_CONCEPT\x10\x03\x12\x18\n\x14\x44RIFT_TYPE_ESTIMATED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16mitiga/v1/events.proto\x12\tmitiga.v1\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x06Matrix\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x10\n\x04\x64\x61ta\x18\x02 \x03(\x01\x42\x02\x10\x01\"\xce\x02\n\x0eInferenceEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rfeature_names\x18\x06 \x03(\t\x12!\n\x06inputs\x18\x07 \x01(\x0b\x32\x11.mitiga.v1.Matrix\x12\"\n\x07outputs\x18\x08 \x01(\x0b\x32\x11.mitiga.v1.Matrix\x12\x14\n\x0coutput_names\x18\t \x03(\t\x12-\n\tdata_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06shadow\x18\x0b \x01(\x08\x12\x0e\n\x06\x63\x61ller\x18\x0c \x01(\t\"@\n\x13InferenceEventBatch\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.mitiga.v1.InferenceEvent\"8\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x18\n\x0cground_truth\x18\x02 \x03(\x01\x42\x02\x10\x01\"\x93\x01\n\rFeedbackEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05items\x18\x04 \x03(\x0b\x32\x13.mitiga.v1.Feedback\x12\x0e\n\x06source\x18\x05 \x01(\t\"\x8e\x01\n\x0c\x46\x65\x61tureDrift\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x0f\n\x07p_value\x18\x02 \x01(\x01\x12\x11\n\tstatistic\x18\x03 \x01(\x01\x12\x13\n\x0bwasserstein\x18\x04 \x01(\x01\x12\x16\n\x0ejensen_shannon\x18\x05 \x01(\x01\x12\x0b\n\x03psi\x18\x06 \x01(\x01\x12\x0f\n\x07\x64rifted\x18\x07 \x01(\x08\"\xda\x04\n\nDriftEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nepisode_id\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x30\n\x0cwindow_start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwindow_size\x18\x07 \x01(\x03\x12$\n\x05level\x18\x08 \x01(\x0e\x32\x15.mitiga.v1.DriftLevel\x12)\n\x0b\x64rift_types\x18\t \x03(\x0e\x32\x14.mitiga.v1.DriftType\x12\x15\n\rshare_drifted\x18\n \x01(\x01\x12-\n\x0ctop_features\x18\x0b \x03(\x0b\x32\x17.mitiga.v1.FeatureDrift\x12\x33\n\x07metrics\x18\x0c \x03(\x0b\x32\".mitiga.v1.DriftEvent.MetricsEntry\x12(\n\x04time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07signals\x18\x0e \x03(\t\x12\x12\n\ndecided_by\x18\x0f \x01(\t\x12*\n\x08\x64\x65\x63iding\x18\x10 \x03(\x0b\x32\x18.mitiga.v1.SignalReading\x12\r\n\x05units\x18\x11 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"T\n\rSignalReading\x12\x0e\n\x06signal\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x11\n\tthreshold\x18\x03 \x01(\x01\x12\x11\n\tdirection\x18\x04 \x01(\t\"\xa6\x02\n\x0eRetrainRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x14\n\x0c\x62\x61se_version\x18\x03 \x01(\t\x12\x12\n\nepisode_id\x18\x04 \x01(\t\x12\x0f\n\x07trigger\x18\x05 \x01(\t\x12\x10\n\x08strategy\x18\x06 \x01(\t\x12\x0c\n\x04mode\x18\x07 \x01(\t\x12(\n\x04time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x07options\x18\t \x03(\x0b\x32&.mitiga.v1.RetrainRequest.OptionsEntry\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x81\x02\n\x0fRetrainProgress\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\r\n\x05\x65poch\x18\x05 \x01(\x05\x12\x0e\n\x06\x65pochs\x18\x06 \x01(\x05\x12\x0c\n\x04loss\x18\x07 \x01(\x01\x12\x17\n\x0f\x65lapsed_seconds\x18\x08 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\t \x01(\x01\x12\x0f\n\x07version\x18\n \x01(\t\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12(\n\x04time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd4\x01\n\x0cModelRollout\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x18\n\x10previous_version\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05stage\x18\x08 \x01(\t\x12\x16\n\x0e\x63\x61nary_percent\x18\t \x01(\x01*r\n\nDriftLevel\x12\x1b\n\x17\x44RIFT_LEVEL_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44RIFT_LEVEL_NONE\x10\x01\x12\x17\n\x13\x44RIFT_LEVEL_WARNING\x10\x02\x12\x18\n\x14\x44RIFT_LEVEL_CRITICAL\x10\x03*\x89\x01\n\tDriftType\x12\x1a\n\x16\x44RIFT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44RIFT_TYPE_DATA\x10\x01\x12\x19\n\x15\x44RIFT_TYPE_PREDICTION\x10\x02\x12\x16\n\x12\x44RIFT_TYPE_CONCEPT\x10\x03\x12\x18\n\x14\x44RIFT_TYPE_ESTIMATED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,34 +40,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DRIFTEVENT_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_RETRAINREQUEST_OPTIONSENTRY']._loaded_options = None
   _globals['_RETRAINREQUEST_OPTIONSENTRY']._serialized_options = b'8\001'
-  _globals['_DRIFTLEVEL']._serialized_start=2316
-  _globals['_DRIFTLEVEL']._serialized_end=2430
-  _globals['_DRIFTTYPE']._serialized_start=2433
-  _globals['_DRIFTTYPE']._serialized_end=2570
+  _globals['_DRIFTLEVEL']._serialized_start=2332
+  _globals['_DRIFTLEVEL']._serialized_end=2446
+  _globals['_DRIFTTYPE']._serialized_start=2449
+  _globals['_DRIFTTYPE']._serialized_end=2586
   _globals['_MATRIX']._serialized_start=70
   _globals['_MATRIX']._serialized_end=111
   _globals['_INFERENCEEVENT']._serialized_start=114
-  _globals['_INFERENCEEVENT']._serialized_end=432
-  _globals['_INFERENCEEVENTBATCH']._serialized_start=434
-  _globals['_INFERENCEEVENTBATCH']._serialized_end=498
-  _globals['_FEEDBACK']._serialized_start=500
-  _globals['_FEEDBACK']._serialized_end=556
-  _globals['_FEEDBACKEVENT']._serialized_start=559
-  _globals['_FEEDBACKEVENT']._serialized_end=706
-  _globals['_FEATUREDRIFT']._serialized_start=709
-  _globals['_FEATUREDRIFT']._serialized_end=851
-  _globals['_DRIFTEVENT']._serialized_start=854
-  _globals['_DRIFTEVENT']._serialized_end=1456
-  _globals['_DRIFTEVENT_METRICSENTRY']._serialized_start=1410
-  _globals['_DRIFTEVENT_METRICSENTRY']._serialized_end=1456
-  _globals['_SIGNALREADING']._serialized_start=1458
-  _globals['_SIGNALREADING']._serialized_end=1542
-  _globals['_RETRAINREQUEST']._serialized_start=1545
-  _globals['_RETRAINREQUEST']._serialized_end=1839
-  _globals['_RETRAINREQUEST_OPTIONSENTRY']._serialized_start=1793
-  _globals['_RETRAINREQUEST_OPTIONSENTRY']._serialized_end=1839
-  _globals['_RETRAINPROGRESS']._serialized_start=1842
-  _globals['_RETRAINPROGRESS']._serialized_end=2099
-  _globals['_MODELROLLOUT']._serialized_start=2102
-  _globals['_MODELROLLOUT']._serialized_end=2314
+  _globals['_INFERENCEEVENT']._serialized_end=448
+  _globals['_INFERENCEEVENTBATCH']._serialized_start=450
+  _globals['_INFERENCEEVENTBATCH']._serialized_end=514
+  _globals['_FEEDBACK']._serialized_start=516
+  _globals['_FEEDBACK']._serialized_end=572
+  _globals['_FEEDBACKEVENT']._serialized_start=575
+  _globals['_FEEDBACKEVENT']._serialized_end=722
+  _globals['_FEATUREDRIFT']._serialized_start=725
+  _globals['_FEATUREDRIFT']._serialized_end=867
+  _globals['_DRIFTEVENT']._serialized_start=870
+  _globals['_DRIFTEVENT']._serialized_end=1472
+  _globals['_DRIFTEVENT_METRICSENTRY']._serialized_start=1426
+  _globals['_DRIFTEVENT_METRICSENTRY']._serialized_end=1472
+  _globals['_SIGNALREADING']._serialized_start=1474
+  _globals['_SIGNALREADING']._serialized_end=1558
+  _globals['_RETRAINREQUEST']._serialized_start=1561
+  _globals['_RETRAINREQUEST']._serialized_end=1855
+  _globals['_RETRAINREQUEST_OPTIONSENTRY']._serialized_start=1809
+  _globals['_RETRAINREQUEST_OPTIONSENTRY']._serialized_end=1855
+  _globals['_RETRAINPROGRESS']._serialized_start=1858
+  _globals['_RETRAINPROGRESS']._serialized_end=2115
+  _globals['_MODELROLLOUT']._serialized_start=2118
+  _globals['_MODELROLLOUT']._serialized_end=2330
 # @@protoc_insertion_point(module_scope)

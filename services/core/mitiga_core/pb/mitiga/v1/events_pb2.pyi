@@ -40,7 +40,7 @@ class Matrix(_message.Message):
     def __init__(self, shape: _Optional[_Iterable[int]] = ..., data: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class InferenceEvent(_message.Message):
-    __slots__ = ("event_id", "request_id", "model_name", "model_version", "time", "feature_names", "inputs", "outputs", "output_names", "data_time", "shadow")
+    __slots__ = ("event_id", "request_id", "model_name", "model_version", "time", "feature_names", "inputs", "outputs", "output_names", "data_time", "shadow", "caller")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class InferenceEvent(_message.Message):
     OUTPUT_NAMES_FIELD_NUMBER: _ClassVar[int]
     DATA_TIME_FIELD_NUMBER: _ClassVar[int]
     SHADOW_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     request_id: str
     model_name: str
@@ -63,7 +64,8 @@ class InferenceEvent(_message.Message):
     output_names: _containers.RepeatedScalarFieldContainer[str]
     data_time: _timestamp_pb2.Timestamp
     shadow: bool
-    def __init__(self, event_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Union[Matrix, _Mapping]] = ..., outputs: _Optional[_Union[Matrix, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., data_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., shadow: bool = ...) -> None: ...
+    caller: str
+    def __init__(self, event_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., feature_names: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Union[Matrix, _Mapping]] = ..., outputs: _Optional[_Union[Matrix, _Mapping]] = ..., output_names: _Optional[_Iterable[str]] = ..., data_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., shadow: bool = ..., caller: _Optional[str] = ...) -> None: ...
 
 class InferenceEventBatch(_message.Message):
     __slots__ = ("events",)
