@@ -94,6 +94,23 @@ CHANGES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
 }
 
 
+STRICT_CHANGES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "image": lambda job: _container(job).__setitem__("image", "docker.io/library/busybox:latest"),
+    "service_account": lambda job: job["spec"]["template"]["spec"].__setitem__("serviceAccountName", "default"),
+    "module": lambda job: _container(job).__setitem__("args", ["http.server"]),
+    "host_path": lambda job: job["spec"]["template"]["spec"]["volumes"].append(
+        {"name": "host", "hostPath": {"path": "/"}}),
+    "privileged": lambda job: _container(job)["securityContext"].update({"allowPrivilegeEscalation": True}),
+    "init_container": lambda job: job["spec"]["template"]["spec"].__setitem__(
+        "initContainers", [{"name": "x", "image": "docker.io/library/busybox:latest"}]),
+}
+STRICT = {"image": "runs the retrainer image", "service_account": "runs as the retrainer's ServiceAccount",
+          "module": "runs mitiga_retrainer", "command": "runs mitiga_retrainer", "host_path": "has no host access",
+          "privileged": "runs nothing privileged", "init_container": "has no other containers",
+          "many_pods": "runs one pod"}
+"""What the policy without a parameter refuses on its own, and how it says so."""
+
+
 @pytest.mark.parametrize("change", sorted(CHANGES))
 def test_a_job_that_differs_from_the_chart_in_anything_else_is_refused(detector_api, launched, change: str) -> None:  # type: ignore[no-untyped-def]
     from kubernetes.client import ApiException
@@ -105,3 +122,46 @@ def test_a_job_that_differs_from_the_chart_in_anything_else_is_refused(detector_
     with pytest.raises(ApiException) as refused:
         create(detector_api, job)
     assert refused.value.status in (403, 422) and says in refused.value.body, refused.value.body
+
+
+def test_without_its_pod_template_the_namespace_still_creates_jobs_and_the_detector_still_only_the_retrainer(
+        admin, detector_api, launched, release) -> None:  # type: ignore[no-untyped-def]
+    """An install or an uninstall half way (or a PodTemplate deleted by hand) must not refuse every Job of the
+    namespace, nor open the door to the detector's account: the policy without a parameter still holds."""
+    from kubernetes import client
+    from kubernetes.client import ApiException
+
+    from tests.conftest import wait_for
+
+    core, batch = client.CoreV1Api(admin), client.BatchV1Api(admin)
+    name = f"{release}-mitiga-retrainer-pod"
+    saved = raw(core.read_namespaced_pod_template(name, NAMESPACE, _preload_content=False))
+    core.delete_namespaced_pod_template(name, NAMESPACE)
+    try:
+        other = copy.deepcopy(launched)
+        other["metadata"] = {"name": "someone-elses-job"}
+        other["spec"]["template"]["metadata"] = {"labels": {"app": "batch-report"}}
+        _container(other).update({"image": "docker.io/library/busybox:latest", "command": ["true"], "args": []})
+        _container(other).pop("env", None)
+
+        def admitted() -> bool:
+            try:
+                batch.create_namespaced_job(NAMESPACE, other)
+            except ApiException as exc:
+                assert "no params found" in str(exc.body), exc.body
+                return False
+            return True
+
+        wait_for(admitted, 30, "an admin's Job admitted while the PodTemplate is gone")
+        for change, says in STRICT.items():
+            evil = copy.deepcopy(launched)
+            evil["metadata"]["name"] = f"evil-strict-{change.replace('_', '-')}"
+            alter = STRICT_CHANGES.get(change) or CHANGES[change][0]
+            alter(evil)
+            with pytest.raises(ApiException) as refused:
+                create(detector_api, evil)
+            assert says in refused.value.body, (change, refused.value.body)
+    finally:
+        template = {k: saved[k] for k in ("apiVersion", "kind", "template")}
+        template["metadata"] = {"name": name, "labels": saved["metadata"].get("labels", {})}
+        core.create_namespaced_pod_template(NAMESPACE, template)
