@@ -67,3 +67,15 @@ def check_set_bounded(store: StateStore) -> None:
     assert by_bytes.evicted == ["k4"]  # k3 (gone) and k4 (12 bytes each) leave: k5 (3) and k6 (22) fit in 30
     assert store.get("k5") == b"v" and store.get("k6") == b"x" * 20
     assert store.set_bounded("ix", {}, ttl_s=60, max_items=3, max_bytes=30).evicted == []
+
+
+def check_bounded_set_in_a_batch(store: StateStore) -> None:
+    """A staged set with an index (the detector's dedupe marks) is bounded like set_bounded, inside apply."""
+    staged = StagedWrites()
+    for i in range(5):
+        staged.set(f"mark-{i}", b"1", ttl_s=60, index="marks", max_items=3)
+    staged.apply(store, Write("set", "checkpoint", b"c"))
+    assert [store.get(f"mark-{i}") for i in range(5)] == [None, None, b"1", b"1", b"1"]
+    assert store.get("checkpoint") == b"c"
+    store.apply([Write("set", "mark-2", b"again", ttl_s=60, index="marks", max_items=3)])
+    assert store.get("mark-2") == b"1"  # present: not overwritten

@@ -92,13 +92,20 @@ def test_champion_pointers_are_cached_in_redis_and_the_store_stays_the_truth(red
 
 
 def test_write_batches(redis_db) -> None:
-    from tests.core.state_contract import check_apply, check_delete_if, check_set_bounded, check_staged
+    from tests.core.state_contract import (
+        check_apply,
+        check_bounded_set_in_a_batch,
+        check_delete_if,
+        check_set_bounded,
+        check_staged,
+    )
 
     store = RedisStateStore(redis_db.url)
     check_apply(store)
     check_staged(store)
     check_delete_if(store)
     check_set_bounded(store)
+    check_bounded_set_in_a_batch(store)
     store.close()
 
 

@@ -60,12 +60,19 @@ def test_labelled_log_roundtrip_and_date_filter() -> None:
 
 
 def test_write_batches() -> None:
-    from tests.core.state_contract import check_apply, check_delete_if, check_set_bounded, check_staged
+    from tests.core.state_contract import (
+        check_apply,
+        check_bounded_set_in_a_batch,
+        check_delete_if,
+        check_set_bounded,
+        check_staged,
+    )
 
     check_apply(InMemoryStateStore())
     check_staged(InMemoryStateStore())
     check_delete_if(InMemoryStateStore())
     check_set_bounded(InMemoryStateStore())
+    check_bounded_set_in_a_batch(InMemoryStateStore())
 
 
 def test_keys_that_expire_unread_are_swept_and_set_many_if_absent_keeps_what_is_held() -> None:

@@ -1,6 +1,7 @@
 """Attack: fill the state store with traffic.
 
-Every client-chosen request id, and every prediction the detector keeps for its ground truth, is a key in Redis;
+Every client-chosen request id, every prediction the detector keeps for its ground truth, and every bus message it
+marks as handled is a key in Redis;
 with only a TTL (7 days) a client that sends requests grows Redis with their rate until `noeviction` refuses writes
 and the loop stops. Bounded per model, the keys stay at the bound whatever is sent, the oldest going first and
 counted. On the real Redis: ten times a model's bound of requests, as one flood would send them."""
@@ -72,3 +73,27 @@ def test_a_flood_of_request_ids_keeps_a_model_at_its_bound(redis_db) -> None:  #
     assert keys(redis_db, "mitiga:request-id:tab:*") == BOUND
     assert metrics.registry.get_sample_value("mitiga_inference_request_ids_evicted_total", {"model": "tab"}) == \
         FLOOD - BOUND
+
+
+def test_a_flood_of_bus_messages_keeps_the_dedupe_marks_at_their_bound(redis_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mitiga_core.state.redis import RedisStateStore
+    from mitiga_detector.core import DetectorCore
+    from tests.detector.conftest import Harness, inference, write_bundle
+
+    h = Harness(tmp_path, dedupe_max=50)
+    state = RedisStateStore(redis_db.url)
+    h.core = DetectorCore(h.settings, store=h.store, state=state, publisher=h.publisher, metrics=h.metrics,
+                          launcher=h.launcher)
+    write_bundle(h.store)
+    x = np.ones((1, 3), np.float32)
+    last = None
+    for i in range(300):
+        last = inference(x, x.sum(axis=1, keepdims=True))
+        h.core.handle(last)
+        if i % 25 == 24:
+            h.core.checkpoint()
+    assert keys(redis_db, "mitiga:seen:*") == 50  # with a TTL alone, all 300
+    h.core.handle(last)  # the newest message delivered again: still recognised
+    assert h.value("mitiga_detector_events_duplicate_total") == 1
+    state.close()
+    h.publisher.stop()

@@ -81,7 +81,9 @@ class Ingest:
             self._react.progress(message)
         else:
             raise EventDecodeError(f"the detector does not consume {message.DESCRIPTOR.name}")
-        self._staged.set(seen_key, b"1", ttl_s=self._settings.feedback_ttl_s)
+        marks = f"mitiga:seen-index:{self._settings.consumer_group}"
+        self._staged.set(seen_key, b"1", ttl_s=self._settings.feedback_ttl_s, index=marks,
+                         max_items=self._settings.dedupe_max)
         return message
 
     def _inference(self, events: Sequence[pb.InferenceEvent]) -> None:

@@ -225,6 +225,10 @@ class DetectorSettings(CoreSettings):
     feedback_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
     """How long a prediction waits for its ground truth."""
 
+    dedupe_max: int = Field(default=200_000, ge=1)
+    """Marks of handled bus messages kept (per consumer group) so that a redelivered one is not applied twice; the
+    oldest go first beyond this many (a redelivery comes within minutes of the original, far inside it)."""
+
     predictions_max: int = Field(default=100_000, ge=1)
     """Predictions kept per model for their ground truth (with ``predictions_max_bytes``): beyond, the oldest are
     evicted and counted (``mitiga_detector_predictions_evicted_total``), so the state store stays bounded whatever

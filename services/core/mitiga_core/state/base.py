@@ -21,7 +21,11 @@ class Write:
     ttl_s: float | None = None
     """For ``set``: expiry in seconds."""
     max_items: int | None = None
-    """For ``append``: keep only the newest this many items."""
+    """For ``append``: keep only the newest this many items. For a ``set`` with an ``index``: its bound."""
+    index: str | None = None
+    """For ``set``: store only if absent, and note the key in this bounded index (:meth:`StateStore.set_bounded`,
+    with ``max_items`` and ``max_bytes``)."""
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,25 +75,29 @@ class InMemoryStateStore(StateStore):
                     max_bytes: int) -> Bounded:
         expires = self._expiry(ttl_s)
         with self._lock:
-            noted, total = self._indexes.setdefault(index, (OrderedDict(), [0]))
-            refused = []
-            for key, value in items.items():
-                if self._live(key) is not None:
-                    refused.append(key)
-                    continue
-                self._data[key] = (value, expires)
-                size = len(key) + len(value)
-                total[0] += size - noted.pop(key, 0)
-                noted[key] = size
-                self._sweep()
-            evicted = []
-            while noted and (len(noted) > max_items or total[0] > max_bytes):
-                key, size = noted.popitem(last=False)
-                total[0] -= size
-                if self._live(key) is not None:
-                    del self._data[key]
-                    evicted.append(key)
-            return Bounded(refused, evicted)
+            return self._set_bounded(index, items, expires, max_items, max_bytes)
+
+    def _set_bounded(self, index: str, items: Mapping[str, bytes], expires: float | None, max_items: int,
+                     max_bytes: int) -> Bounded:
+        noted, total = self._indexes.setdefault(index, (OrderedDict(), [0]))
+        refused = []
+        for key, value in items.items():
+            if self._live(key) is not None:
+                refused.append(key)
+                continue
+            self._data[key] = (value, expires)
+            size = len(key) + len(value)
+            total[0] += size - noted.pop(key, 0)
+            noted[key] = size
+            self._sweep()
+        evicted = []
+        while noted and (len(noted) > max_items or total[0] > max_bytes):
+            key, size = noted.popitem(last=False)
+            total[0] -= size
+            if self._live(key) is not None:
+                del self._data[key]
+                evicted.append(key)
+        return Bounded(refused, evicted)
 
     def delete(self, key: str) -> bool:
         with self._lock:
@@ -118,7 +122,10 @@ class InMemoryStateStore(StateStore):
         with self._lock:
             self._sweep()
             for write, expires in zip(writes, expiries, strict=True):
-                if write.op == "set":
+                if write.op == "set" and write.index is not None:
+                    self._set_bounded(write.index, {write.key: write.value}, expires, write.max_items or 1 << 62,
+                                      write.max_bytes or 1 << 62)
+                elif write.op == "set":
                     self._data[write.key] = (write.value, expires)
                 elif write.op == "delete":
                     self._delete(write.key)

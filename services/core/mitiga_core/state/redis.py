@@ -43,7 +43,10 @@ local px, max_items, max_bytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local refused, evicted = {}, {}
 for i = 3, #KEYS do
   local value = ARGV[i + 1]
-  if redis.call('SET', KEYS[i], value, 'PX', px, 'NX') then
+  local stored
+  if px == '0' then stored = redis.call('SET', KEYS[i], value, 'NX')
+  else stored = redis.call('SET', KEYS[i], value, 'PX', px, 'NX') end
+  if stored then
     local seq = redis.call('HINCRBY', KEYS[2], '#seq', 1)
     local size = string.len(KEYS[i]) + string.len(value)
     local old = tonumber(redis.call('HGET', KEYS[2], KEYS[i]) or '0')
@@ -63,8 +66,10 @@ while redis.call('ZCARD', KEYS[1]) > max_items
   redis.call('HDEL', KEYS[2], key)
   if redis.call('DEL', key) == 1 then table.insert(evicted, key) end
 end
-redis.call('PEXPIRE', KEYS[1], px)
-redis.call('PEXPIRE', KEYS[2], px)
+if px ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], px)
+  redis.call('PEXPIRE', KEYS[2], px)
+end
 return {refused, evicted}
 """
 """Keys noted in an index (a sorted set in insertion order, and a hash of their sizes with the running total),
@@ -167,7 +172,11 @@ class RedisStateStore(StateStore):
                 return  # the earlier attempt was applied; only its reply was lost
             pipe = self._client.pipeline(transaction=True)
             for write, px in zip(writes, pxs, strict=True):
-                if write.op == "set":
+                if write.op == "set" and write.index is not None:
+                    self._set_bounded(keys=[write.index, f"{write.index}:sizes", write.key],
+                                      args=[px or 0, write.max_items or 1 << 62, write.max_bytes or 1 << 62,
+                                            write.value], client=pipe)
+                elif write.op == "set":
                     pipe.set(write.key, write.value, px=px)
                 elif write.op == "delete":
                     pipe.delete(write.key)

@@ -25,8 +25,11 @@ class StagedWrites:
     def __len__(self) -> int:
         return len(self._writes)
 
-    def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
-        self._writes.append(Write("set", key, value, ttl_s=ttl_s))
+    def set(self, key: str, value: bytes, ttl_s: float | None = None, *, index: str | None = None,
+            max_items: int | None = None) -> None:
+        """Stage a set; with an ``index``, a bounded one (stored if absent, the index's oldest keys beyond
+        ``max_items`` removed: :meth:`StateStore.set_bounded`)."""
+        self._writes.append(Write("set", key, value, ttl_s=ttl_s, index=index, max_items=max_items))
         self._keys[key] = value
 
     def delete(self, key: str) -> None:
