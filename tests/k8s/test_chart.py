@@ -170,6 +170,21 @@ def test_the_feedback_token_reaches_only_the_inference_pods(control_plane, requi
     assert job_template and "FEEDBACK_TOKEN" not in job_template[0]["data"]["job.yaml"]  # ... nor the retrainer
 
 
+def test_the_label_sources_secret_is_mounted_in_the_inference_pods_only(control_plane) -> None:  # type: ignore[no-untyped-def]
+    rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
+                    "1.34.4", "--set", "feedbackToken.sourcesSecret=crm-labels").stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    mounted = {d["metadata"]["name"]: [v["secret"]["secretName"] for v in d["spec"]["template"]["spec"]["volumes"]
+                                       if "secret" in v] for d in docs if d["kind"] == "Deployment"}
+    assert mounted.pop("check-mitiga-inference") == ["crm-labels"]
+    assert mounted and not any(mounted.values())
+    [inference] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "check-mitiga-inference"]
+    [mount] = [m for m in inference["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+               if m["name"] == "label-sources"]
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "check-mitiga-inference")
+    assert config["data"]["MITIGA_FEEDBACK_TOKENS_DIR"] == mount["mountPath"] and mount["readOnly"]
+
+
 @pytest.mark.parametrize("enabled", [False, True])
 def test_the_console_is_off_by_default_and_reads_without_credentials(control_plane, enabled: bool) -> None:  # type: ignore[no-untyped-def]
     """On, the console reaches the inference and detector Services by name, mounts the model store read-only,

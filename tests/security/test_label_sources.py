@@ -141,3 +141,16 @@ def test_parked_feedback_keeps_its_label_source_across_a_restart() -> None:
     restarted.restore("tab", [*saved, ["tab", "r0", [2.0], saved[0][3]]])  # r0: a checkpoint from before sources
     assert restarted.claim("tab", "r1") == ([1.0], "crm")
     assert restarted.claim("tab", "r0") == ([2.0], "")
+
+
+def test_label_sources_from_a_mounted_secret(tmp_path: Path) -> None:
+    """The chart mounts `feedbackToken.sourcesSecret` as a directory: one file per source (a Secret's volume also
+    holds hidden `..data` links, which are no source)."""
+    from mitiga_inference.settings import InferenceSettings
+
+    (tmp_path / "crm").write_text("crm-token\n")
+    (tmp_path / "annotators").write_text("annotators-token")
+    (tmp_path / "..data").mkdir()
+    settings = InferenceSettings(model_store_path=tmp_path, feedback_token="labels", feedback_tokens_dir=tmp_path)
+    assert {k: v.get_secret_value() for k, v in settings.feedback_sources.items()} == {
+        "default": "labels", "annotators": "annotators-token", "crm": "crm-token"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path  # noqa: TC003 - pydantic reads the annotation at run time
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -122,11 +123,18 @@ class InferenceSettings(CoreSettings):
         admin = {"admin": self.admin_token} if self.admin_token is not None else {}
         return {**admin, **self.backfill_tokens}
 
+    feedback_tokens_dir: Path | None = None
+    """A directory with one file per label source (a mounted Secret, the chart's ``feedbackToken.sourcesSecret``):
+    the file's name is the source's, its content the token; read at start, beside ``feedback_tokens``."""
+
     @property
     def feedback_sources(self) -> dict[str, SecretStr]:
         """Every feedback token by its source's name; empty when feedback is open."""
         default = {"default": self.feedback_token} if self.feedback_token is not None else {}
-        return {**default, **self.feedback_tokens}
+        mounted = {} if self.feedback_tokens_dir is None else {
+            path.name: SecretStr(path.read_text().strip()) for path in sorted(self.feedback_tokens_dir.iterdir())
+            if path.is_file() and not path.name.startswith(".")}  # a mounted Secret's ..data links are hidden
+        return {**default, **mounted, **self.feedback_tokens}
 
     redis_retry_s: float = Field(default=1.0, ge=0)
     """How long a state-store call retries before giving up: short here, since the request ids are the only state
