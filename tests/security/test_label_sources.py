@@ -152,5 +152,5 @@ def test_label_sources_from_a_mounted_secret(tmp_path: Path) -> None:
     (tmp_path / "annotators").write_text("annotators-token")
     (tmp_path / "..data").mkdir()
     settings = InferenceSettings(model_store_path=tmp_path, feedback_token="labels", feedback_tokens_dir=tmp_path)
-    assert {k: v.get_secret_value() for k, v in settings.feedback_sources.items()} == {
+    assert {k: v.get_secret_value() for k, v in settings.feedback_sources().items()} == {
         "default": "labels", "annotators": "annotators-token", "crm": "crm-token"}

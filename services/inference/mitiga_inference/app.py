@@ -103,9 +103,10 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
     app = FastAPI(title="mitiga inference", version=__version__, lifespan=lifespan,
                   description="Open Inference Protocol v2 over REST, with feedback and a model repository.")
     install_error_handlers(app)
-    app.include_router(build_router(plane, metrics, settings.admin_token, settings.feedback_sources))
+    label_sources = settings.feedback_sources()
+    app.include_router(build_router(plane, metrics, settings.admin_token, label_sources))
     app.add_middleware(BodyGuardMiddleware, limit=settings.max_request_bytes,
-                       guards=body_guards(settings.admin_token, settings.feedback_sources, settings.max_upload_bytes))
+                       guards=body_guards(settings.admin_token, label_sources, settings.max_upload_bytes))
     document = app.openapi
     app.openapi = lambda: app.openapi_schema or codec.document(document())  # type: ignore[method-assign]
     app.state.plane = plane

@@ -85,6 +85,8 @@ class DataPlane:
         self._settings = settings
         self._router = router
         self._ids = RequestIds(state, settings.request_id_ttl_s, metrics, settings.request_ids_max)
+        self._backfill = settings.backfill_callers()
+        """The tokens that may date their requests, by caller (read once: the request path asks on every call)."""
         self._repo = repository
         self._store = store
         self._bus = bus
@@ -118,7 +120,7 @@ class DataPlane:
         scheme, _, value = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not value:
             return ""
-        return bearer_name(value, self._settings.backfill_callers) or ""
+        return bearer_name(value, self._backfill) or ""
 
     async def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
         start = time.perf_counter()

@@ -25,10 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-MAX_BYTES = 1 << 40
-"""Ids are bounded by count; their size is bounded by the id's own limit."""
-
-
 def _key(model: str, request_id: str) -> str:
     return f"mitiga:request-id:{model}:{request_id}"
 
@@ -46,7 +42,7 @@ class RequestIds:
         key = _key(model, request_id)
         try:
             done = self._state.set_bounded(f"mitiga:request-id-index:{model}", {key: str(outputs).encode()},
-                                           ttl_s=self._ttl_s, max_items=self._max_items, max_bytes=MAX_BYTES)
+                                           ttl_s=self._ttl_s, max_items=self._max_items)
         except Exception:  # serving goes on; the miss is counted
             self._metrics.unchecked_ids.labels(model).inc()
             return None

@@ -43,10 +43,11 @@ def feedback_source(tokens: Mapping[str, SecretStr]) -> Callable[..., Awaitable[
     async def source(authorization: Annotated[str | None, Header()] = None) -> str:
         if not tokens:
             return ""
-        error = bearer_error(authorization, tokens, "feedback")
-        if error is not None:
-            raise error
-        return bearer_name(authorization.partition(" ")[2] if authorization else "", tokens) or ""
+        scheme, _, value = (authorization or "").partition(" ")
+        name = bearer_name(value, tokens) if scheme.lower() == "bearer" and value else None
+        if name is None:  # the body guard refused it already; this holds without the guard too
+            raise bearer_error(authorization, tokens, "feedback") or AssertionError("a valid token names a source")
+        return name
 
     return source
 

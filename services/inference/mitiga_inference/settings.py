@@ -117,24 +117,10 @@ class InferenceSettings(CoreSettings):
     ``feedback_token``: each feedback event records the source whose token it carried, and the gate caps what one
     source gives its holdout (the retrainer's ``max_source_share``)."""
 
-    @property
-    def backfill_callers(self) -> dict[str, SecretStr]:
-        """Every token that may date its requests, by its caller's name."""
-        admin = {"admin": self.admin_token} if self.admin_token is not None else {}
-        return {**admin, **self.backfill_tokens}
-
     feedback_tokens_dir: Path | None = None
     """A directory with one file per label source (a mounted Secret, the chart's ``feedbackToken.sourcesSecret``):
     the file's name is the source's, its content the token; read at start, beside ``feedback_tokens``."""
 
-    @property
-    def feedback_sources(self) -> dict[str, SecretStr]:
-        """Every feedback token by its source's name; empty when feedback is open."""
-        default = {"default": self.feedback_token} if self.feedback_token is not None else {}
-        mounted = {} if self.feedback_tokens_dir is None else {
-            path.name: SecretStr(path.read_text().strip()) for path in sorted(self.feedback_tokens_dir.iterdir())
-            if path.is_file() and not path.name.startswith(".")}  # a mounted Secret's ..data links are hidden
-        return {**default, **mounted, **self.feedback_tokens}
 
     redis_retry_s: float = Field(default=1.0, ge=0)
     """How long a state-store call retries before giving up: short here, since the request ids are the only state
@@ -168,3 +154,16 @@ class InferenceSettings(CoreSettings):
     max_days_before_training: float = Field(default=365.0, ge=0)
     """``parameters.data_time`` may lie at most this many days before the start of the model's training data;
     earlier is a 400 (such rows would be old data relabelled as new)."""
+
+    def backfill_callers(self) -> dict[str, SecretStr]:
+        """Every token that may date its requests, by its caller's name."""
+        admin = {"admin": self.admin_token} if self.admin_token is not None else {}
+        return {**admin, **self.backfill_tokens}
+
+    def feedback_sources(self) -> dict[str, SecretStr]:
+        """Every feedback token by its source's name (``feedback_tokens_dir`` read now); empty when feedback is open."""
+        default = {"default": self.feedback_token} if self.feedback_token is not None else {}
+        mounted = {} if self.feedback_tokens_dir is None else {
+            path.name: SecretStr(path.read_text().strip()) for path in sorted(self.feedback_tokens_dir.iterdir())
+            if path.is_file() and not path.name.startswith(".")}  # a mounted Secret's ..data links are hidden
+        return {**default, **mounted, **self.feedback_tokens}

@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 
+UNBOUNDED = 1 << 62
+"""A count no index reaches (a bounded ``set`` in a batch without ``max_items``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Write:
     """One change in a batch for :meth:`StateStore.apply`."""
@@ -63,11 +67,12 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     def set_bounded(self, index: str, items: Mapping[str, bytes], *, ttl_s: float, max_items: int,
-                    max_bytes: int) -> Bounded:
+                    max_bytes: int | None = None) -> Bounded:
         """Store each key only if absent (as :meth:`set_many_if_absent`) and note it in ``index``, oldest first; then
-        remove the oldest noted keys until at most ``max_items`` keys of at most ``max_bytes`` (keys and values) are
-        noted. All in one atomic step. The index expires with its newest key: a group of keys (one model's stored
-        predictions, say) stays bounded whatever the traffic, where a TTL alone bounds it only by rate x TTL."""
+        remove the oldest noted keys until at most ``max_items`` keys, of at most ``max_bytes`` (keys and values;
+        None: no byte bound, and no sizes kept) are noted. All in one atomic step. The index expires with its newest
+        key: a group of keys (one model's stored predictions, say) stays bounded whatever the traffic, where a TTL
+        alone bounds it only by rate x TTL."""
 
     @abc.abstractmethod
     def delete(self, key: str) -> bool:

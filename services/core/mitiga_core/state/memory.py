@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from mitiga_core.state.base import Bounded, StateStore
+from mitiga_core.state.base import UNBOUNDED, Bounded, StateStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -72,13 +72,13 @@ class InMemoryStateStore(StateStore):
             return True
 
     def set_bounded(self, index: str, items: Mapping[str, bytes], *, ttl_s: float, max_items: int,
-                    max_bytes: int) -> Bounded:
+                    max_bytes: int | None = None) -> Bounded:
         expires = self._expiry(ttl_s)
         with self._lock:
             return self._set_bounded(index, items, expires, max_items, max_bytes)
 
     def _set_bounded(self, index: str, items: Mapping[str, bytes], expires: float | None, max_items: int,
-                     max_bytes: int) -> Bounded:
+                     max_bytes: int | None) -> Bounded:
         noted, total = self._indexes.setdefault(index, (OrderedDict(), [0]))
         refused = []
         for key, value in items.items():
@@ -91,7 +91,7 @@ class InMemoryStateStore(StateStore):
             noted[key] = size
             self._sweep()
         evicted = []
-        while noted and (len(noted) > max_items or total[0] > max_bytes):
+        while noted and (len(noted) > max_items or (max_bytes is not None and total[0] > max_bytes)):
             key, size = noted.popitem(last=False)
             total[0] -= size
             if self._live(key) is not None:
@@ -123,8 +123,8 @@ class InMemoryStateStore(StateStore):
             self._sweep()
             for write, expires in zip(writes, expiries, strict=True):
                 if write.op == "set" and write.index is not None:
-                    self._set_bounded(write.index, {write.key: write.value}, expires, write.max_items or 1 << 62,
-                                      write.max_bytes or 1 << 62)
+                    self._set_bounded(write.index, {write.key: write.value}, expires, write.max_items or UNBOUNDED,
+                                      write.max_bytes)
                 elif write.op == "set":
                     self._data[write.key] = (write.value, expires)
                 elif write.op == "delete":

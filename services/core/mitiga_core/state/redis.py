@@ -19,7 +19,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 
 from mitiga_core.errors import Unavailable
-from mitiga_core.state.base import Bounded, StateStore
+from mitiga_core.state.base import UNBOUNDED, Bounded, StateStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +40,7 @@ return 0
 
 SET_BOUNDED = """
 local px, max_items, max_bytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local sized = max_bytes > 0
 local refused, evicted = {}, {}
 for i = 3, #KEYS do
   local value = ARGV[i + 1]
@@ -47,23 +48,26 @@ for i = 3, #KEYS do
   if px == '0' then stored = redis.call('SET', KEYS[i], value, 'NX')
   else stored = redis.call('SET', KEYS[i], value, 'PX', px, 'NX') end
   if stored then
-    local seq = redis.call('HINCRBY', KEYS[2], '#seq', 1)
-    local size = string.len(KEYS[i]) + string.len(value)
-    local old = tonumber(redis.call('HGET', KEYS[2], KEYS[i]) or '0')
-    redis.call('ZADD', KEYS[1], seq, KEYS[i])
-    redis.call('HSET', KEYS[2], KEYS[i], size)
-    redis.call('HINCRBY', KEYS[2], '#bytes', size - old)
+    redis.call('ZADD', KEYS[1], redis.call('HINCRBY', KEYS[2], '#seq', 1), KEYS[i])
+    if sized then
+      local size = string.len(KEYS[i]) + string.len(value)
+      local old = tonumber(redis.call('HGET', KEYS[2], KEYS[i]) or '0')
+      redis.call('HSET', KEYS[2], KEYS[i], size)
+      redis.call('HINCRBY', KEYS[2], '#bytes', size - old)
+    end
   else
     table.insert(refused, KEYS[i])
   end
 end
 while redis.call('ZCARD', KEYS[1]) > max_items
-    or tonumber(redis.call('HGET', KEYS[2], '#bytes') or '0') > max_bytes do
+    or (sized and tonumber(redis.call('HGET', KEYS[2], '#bytes') or '0') > max_bytes) do
   local oldest = redis.call('ZPOPMIN', KEYS[1])
   if #oldest == 0 then break end
   local key = oldest[1]
-  redis.call('HINCRBY', KEYS[2], '#bytes', -tonumber(redis.call('HGET', KEYS[2], key) or '0'))
-  redis.call('HDEL', KEYS[2], key)
+  if sized then
+    redis.call('HINCRBY', KEYS[2], '#bytes', -tonumber(redis.call('HGET', KEYS[2], key) or '0'))
+    redis.call('HDEL', KEYS[2], key)
+  end
   if redis.call('DEL', key) == 1 then table.insert(evicted, key) end
 end
 if px ~= '0' then
@@ -72,8 +76,9 @@ if px ~= '0' then
 end
 return {refused, evicted}
 """
-"""Keys noted in an index (a sorted set in insertion order, and a hash of their sizes with the running total),
-the oldest evicted beyond the bounds, in one step."""
+"""Keys noted in an index (a sorted set in insertion order; a hash with its sequence number and, under a byte
+bound (``max_bytes`` > 0), each key's size and the running total), the oldest evicted beyond the bounds, in one
+step."""
 
 
 def _px(ttl_s: float | None) -> int | None:
@@ -147,11 +152,11 @@ class RedisStateStore(StateStore):
         return bool(self._call(lambda: self._client.delete(key)))
 
     def set_bounded(self, index: str, items: Mapping[str, bytes], *, ttl_s: float, max_items: int,
-                    max_bytes: int) -> Bounded:
+                    max_bytes: int | None = None) -> Bounded:
         if not items:
             return Bounded([], [])
         keys = [index, f"{index}:sizes", *items]
-        args: list[bytes | int] = [_px(ttl_s) or 1, max_items, max_bytes, *items.values()]
+        args: list[bytes | int] = [_px(ttl_s) or 1, max_items, max_bytes or 0, *items.values()]
         refused, evicted = self._call(lambda: self._set_bounded(keys=keys, args=args))
         return Bounded([k.decode() for k in refused], [k.decode() for k in evicted])
 
@@ -174,7 +179,7 @@ class RedisStateStore(StateStore):
             for write, px in zip(writes, pxs, strict=True):
                 if write.op == "set" and write.index is not None:
                     self._set_bounded(keys=[write.index, f"{write.index}:sizes", write.key],
-                                      args=[px or 0, write.max_items or 1 << 62, write.max_bytes or 1 << 62,
+                                      args=[px or 0, write.max_items or UNBOUNDED, write.max_bytes or 0,
                                             write.value], client=pipe)
                 elif write.op == "set":
                     pipe.set(write.key, write.value, px=px)
