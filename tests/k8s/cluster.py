@@ -7,6 +7,7 @@ A plugin (``tests/conftest.py``), not a conftest, so that the chart's tests and 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ RELEASE = "demo"
 
 
 def helm(control_plane: Any, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    from mitiga_devstack.cluster import HELM_ENV
+
     done = subprocess.run([str(control_plane.helm), "--kubeconfig", str(control_plane.kubeconfig), *args],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **HELM_ENV})
     if check and done.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done

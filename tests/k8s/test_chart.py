@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
+import json
+from typing import Any
 
 import pytest
 import yaml
@@ -52,7 +53,7 @@ def test_every_rendered_manifest_passes_the_api_servers_validation(control_plane
                     "1.34.4", *ALL_ON).stdout
     documents = [d for d in yaml.safe_load_all(rendered) if d]
     kinds = {d["kind"] for d in documents}
-    assert {"Deployment", "Service", "ConfigMap", "Secret", "Role", "RoleBinding", "ServiceAccount", "NetworkPolicy",
+    assert {"Deployment", "Service", "ConfigMap", "Job", "Role", "RoleBinding", "ServiceAccount", "NetworkPolicy",
             "PersistentVolumeClaim", "PodDisruptionBudget", "HorizontalPodAutoscaler", "CronJob", "Pod",
             "ServiceMonitor", "PrometheusRule"} <= kinds
     client = dynamic.DynamicClient(admin)
@@ -84,8 +85,7 @@ def test_install_makes_the_deployments_ready_and_helm_test_passes(control_plane,
     # the hook is checked to be there, a pod of the chart's own image asking the readiness endpoint
     hooks = helm(control_plane, "get", "hooks", release, "--namespace", NAMESPACE).stdout
     assert "helm.sh/hook: test" in hooks and "kind: Pod" in hooks and "/v2/health/ready" in hooks
-    status = subprocess.run([str(control_plane.helm), "--kubeconfig", str(control_plane.kubeconfig), "status",
-                             release, "-n", NAMESPACE], capture_output=True, text=True).stdout
+    status = helm(control_plane, "status", release, "-n", NAMESPACE).stdout
     assert "STATUS: deployed" in status and "kubectl" in status  # NOTES.txt rendered
 
 
@@ -153,14 +153,24 @@ def test_the_detector_runs_as_many_replicas_as_asked(control_plane, replicas: in
     assert deployment["spec"]["strategy"]["type"] == strategy
 
 
-@pytest.mark.parametrize("required", [False, True])
-def test_the_feedback_token_reaches_only_the_inference_pods(control_plane, required: bool) -> None:  # type: ignore[no-untyped-def]
-    extra = ["--set", "feedbackToken.value=fb-secret"] if required else ["--set", "feedbackToken.required=false"]
+def _token_keys(docs: list[dict[str, Any]]) -> set[str]:
+    """The keys of the token Secret: rendered (tokens given as values), or made by the pre-install hook's Job."""
+    secrets = [d for d in docs if d["kind"] == "Secret"]
+    hooks = [d for d in docs if d["kind"] == "Job" and d["metadata"]["name"].endswith("-tokens")]
+    assert len(secrets) + len(hooks) == 1, "the tokens are rendered and made by the hook, or neither"
+    if secrets:
+        return set(secrets[0]["data"])
+    env = {e["name"]: e["value"] for e in hooks[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    return set(json.loads(env["MITIGA_TOKENS_KEYS"]))
+
+
+@pytest.mark.parametrize(("required", "value"), [(False, None), (True, "fb-secret"), (True, None)])
+def test_the_feedback_token_reaches_only_the_inference_pods(control_plane, required: bool, value: str | None) -> None:  # type: ignore[no-untyped-def]
+    extra = ["--set", f"feedbackToken.value={value}"] if value else []
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4", *extra).stdout
+                    "1.34.4", "--set", f"feedbackToken.required={str(required).lower()}", *extra).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
-    [secret] = [d for d in docs if d["kind"] == "Secret"]
-    assert ("feedback-token" in secret["data"]) is required
+    assert _token_keys(docs) == ({"admin-token", "feedback-token"} if required else {"admin-token"})
     has_token = {d["metadata"]["name"]: "MITIGA_FEEDBACK_TOKEN" in [
         e["name"] for c in d["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])]
         for d in docs if d["kind"] == "Deployment"}

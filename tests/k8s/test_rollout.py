@@ -4,9 +4,11 @@ upgrade that cannot become ready is rolled back and the old version stays."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
+from mitiga_devstack.cluster import HELM_ENV
 from mitiga_retrainer.rollout import RolloutFailed, helm_upgrade
 from mitiga_retrainer.settings import RetrainerSettings
 from tests.k8s.cluster import CHART, NAMESPACE, helm, kubeconfig_as, raw
@@ -79,6 +81,17 @@ def test_an_upgrade_that_cannot_become_ready_rolls_back_and_the_old_version_stay
     assert any(h["status"] == "failed" for h in history)
 
 
+def test_a_retrainer_looking_in_the_wrong_helm_storage_says_which_driver_to_install_with(  # type: ignore[no-untyped-def]
+        admin, release, retrainer_settings) -> None:
+    """The release is installed with HELM_DRIVER=configmap; a retrainer told ``secret`` finds no release there (its
+    token may not even list Secrets) and says so, naming the driver, instead of Helm's "has no deployed releases"."""
+    served_before = _served(admin, release)[0]
+    wrong = retrainer_settings.model_copy(update={"helm_driver": "secret"})
+    with pytest.raises(RolloutFailed, match=r"(?s)not found in Helm.s secret storage .*HELM_DRIVER=secret"):
+        helm_upgrade(wrong, "lstm", "9")
+    assert _served(admin, release)[0] == served_before
+
+
 def test_a_release_left_pending_by_a_killed_upgrade_is_rolled_back_then_upgraded(  # type: ignore[no-untyped-def]
         control_plane, admin, release, retrainer_settings) -> None:
     """A retrainer killed in the middle of ``helm upgrade`` leaves the release pending-upgrade; the next run rolls
@@ -92,7 +105,7 @@ def test_a_release_left_pending_by_a_killed_upgrade_is_rolled_back_then_upgraded
     upgrade = subprocess.Popen([str(control_plane.helm), "--kubeconfig", str(control_plane.kubeconfig), "upgrade",
                                 release, str(CHART), "-n", NAMESPACE, "--reuse-values", "--wait", "--timeout", "120s",
                                 "--set", "inference.nodeSelector.pool=none"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **HELM_ENV})
 
     def status() -> str:
         done = helm(control_plane, "status", release, "-n", NAMESPACE, "-o", "json")

@@ -7,6 +7,7 @@ metrics reach the Prometheus pod."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import time
@@ -25,8 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.node]
 CHART = Path(__file__).resolve().parents[2] / "charts" / "mitiga"
 RELEASE = "demo"
 
-
-FEEDBACK_TOKEN = "node-labels"  # the chart requires one; the test's labelling system sends it
 
 
 def helm(node: Any, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -67,7 +66,7 @@ def release(real_node, node_api, images, reference_store: Path,  # type: ignore[
         "image.inference": images["inference"], "image.detector": images["detector"],
         "image.retrainer": images["retrainer"], "image.pullPolicy": "Never",
         "config.kafkaBootstrap": deps.kafka_bootstrap, "config.redisUrl": deps.redis_url,
-        "models.lstm.version": "1", "inference.replicas": 1, "feedbackToken.value": FEEDBACK_TOKEN,
+        "models.lstm.version": "1", "inference.replicas": 1,
         # two CPUs on this node: room for a rollout's surge pod and a retrain Job beside the others
         "inference.resources.requests.cpu": "100m", "detector.resources.requests.cpu": "100m",
         "retrainer.resources.requests.cpu": "500m",
@@ -81,7 +80,11 @@ def release(real_node, node_api, images, reference_store: Path,  # type: ignore[
             install_release(real_node.cp, NAMESPACE, RELEASE, values)
         except InstallError as exc:
             pytest.fail(f"{exc}\n{describe(real_node, node_api)}")
-        yield {"models": models, "webhook": deps.webhook,
+        # the chart requires a feedback token and its pre-install hook made it, in a pod: read it as an operator would
+        secret = client.CoreV1Api(node_api).read_namespaced_secret(f"{RELEASE}-mitiga-admin", NAMESPACE)
+        assert "app.kubernetes.io/managed-by" not in (secret.metadata.labels or {})  # the hook's, not rendered
+        feedback_token = base64.b64decode(secret.data["feedback-token"]).decode()
+        yield {"models": models, "webhook": deps.webhook, "feedback_token": feedback_token,
                "prometheus": _service_url(node_api, "prometheus", release=None)}
     finally:
         helm(real_node, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "120s", check=False)
@@ -176,7 +179,7 @@ def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_fa
     from tests.devstack.conftest import Traffic, windows
 
     core, batch = client.CoreV1Api(node_api), client.BatchV1Api(node_api)
-    traffic = Traffic(_service_url(node_api, "inference"), feedback_token=FEEDBACK_TOKEN)
+    traffic = Traffic(_service_url(node_api, "inference"), feedback_token=release["feedback_token"])
     first = traffic.version()
     x, y = windows("2012-01-01", "2013-01-01")
     steady = SteadyClient(_service_url(node_api, "inference"))  # a client through the whole episode and rollout

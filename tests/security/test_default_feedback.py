@@ -7,13 +7,14 @@ refused before a byte of its labels is read, and nothing reaches the detector.""
 from __future__ import annotations
 
 import base64
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from mitiga_core.events import Topic
-from tests.k8s.cluster import CHART, NAMESPACE, helm
+from tests.k8s.cluster import CHART, NAMESPACE, helm, raw
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,22 +28,38 @@ def default_release(control_plane: Any) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(rendered) if d]
 
 
-def feedback_token(docs: list[dict[str, Any]]) -> str:
-    """The token the default release's inference pods get, read the way the kubelet resolves it."""
+def feedback_token(admin: Any, docs: list[dict[str, Any]], secret_name: str) -> str:
+    """The token the default release's inference pods get: the Secret they name is made by the release's hook Job
+    (no token is rendered); its program runs here, with the Job's settings, against the real API server."""
+    from kubernetes import client
+
+    from mitiga_core.token_secret import TokenSecretSettings, ensure_tokens
+
     [inference] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-inference")]
     env = {e["name"]: e for c in inference["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
     assert "MITIGA_FEEDBACK_TOKEN" in env, "the default release serves open feedback"
     ref = env["MITIGA_FEEDBACK_TOKEN"]["valueFrom"]["secretKeyRef"]
-    [secret] = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == ref["name"]]
+    assert [d for d in docs if d["kind"] == "Secret"] == []  # nothing a release record would keep
+    [hook] = [d for d in docs if d["kind"] == "Job" and "pre-install" in
+              d["metadata"].get("annotations", {}).get("helm.sh/hook", "")]
+    [container] = hook["spec"]["template"]["spec"]["containers"]
+    hook_env = {e["name"]: e["value"] for e in container["env"]}
+    settings = TokenSecretSettings.model_validate({
+        "secret": hook_env["MITIGA_TOKENS_SECRET"], "namespace": hook_env["MITIGA_TOKENS_NAMESPACE"],
+        "keys": json.loads(hook_env["MITIGA_TOKENS_KEYS"])})
+    assert (settings.secret, settings.namespace) == (ref["name"], NAMESPACE) and ref["key"] in settings.keys
+    ensure_tokens(admin, NAMESPACE, secret_name, settings.keys)
+    secret = raw(client.CoreV1Api(admin).read_namespaced_secret(secret_name, NAMESPACE, _preload_content=False))
     return base64.b64decode(secret["data"][ref["key"]]).decode()
 
 
-def test_with_the_default_chart_network_access_alone_cannot_send_ground_truth(control_plane, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_with_the_default_chart_network_access_alone_cannot_send_ground_truth(control_plane, admin,  # type: ignore[no-untyped-def]
+                                                                              tmp_path: Path) -> None:
     from tests.inference.conftest import start_service
 
     docs = default_release(control_plane)
-    token = feedback_token(docs)
-    assert len(token) >= 32 and token != feedback_token(default_release(control_plane))  # generated, per release
+    token = feedback_token(admin, docs, "victim-one")
+    assert len(token) >= 32 and token != feedback_token(admin, docs, "victim-two")  # generated, per release
     svc = start_service(tmp_path, feedback_token=token)
     forged = {"request_id": "r-1", "ground_truth": [1.0]}
     try:

@@ -192,3 +192,9 @@ rules:
     onPodConditions:
       - type: DisruptionTarget
 {{- end -}}
+
+{{/* "true" when the tokens are given as values (and so rendered into the release), "" when the chart's hook
+creates them inside the cluster. */}}
+{{- define "mitiga.tokensRendered" -}}
+{{- if and (not .Values.adminToken.existingSecret) (or .Values.adminToken.value .Values.feedbackToken.value) }}true{{ end -}}
+{{- end -}}

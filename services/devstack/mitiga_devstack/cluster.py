@@ -61,9 +61,14 @@ def create_namespace(api: Any, namespace: str, timeout_s: float = 60) -> None:
         time.sleep(0.3)
 
 
+HELM_ENV = {"HELM_DRIVER": "configmap"}
+"""How the chart is installed: release records in ConfigMaps (the retrainer may read no Secret)."""
+
+
 def helm(cp: ControlPlane, *args: str, check: bool = True, timeout_s: float = 900) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([str(cp.helm), "--kubeconfig", str(cp.kubeconfig), *args],  # noqa: S603
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
+                          capture_output=True, text=True, timeout=timeout_s, check=False,
+                          env={**os.environ, **HELM_ENV})
     if check and done.returncode != 0:
         raise InstallError(f"helm {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done

@@ -4,12 +4,16 @@ become ready in time; the caller keeps the previous champion and reports the fai
 
 A retrainer killed in the middle of an upgrade leaves the release ``pending-upgrade`` (or ``pending-install`` /
 ``pending-rollback``), which refuses every later upgrade. The next run repairs it first: ``helm rollback`` to the
-last deployed revision, so what is served and what the store names as champion agree again."""
+last deployed revision, so what is served and what the store names as champion agree again.
+
+Helm runs with ``HELM_DRIVER`` from the settings (the release's records in ConfigMaps by default: the retrainer's
+account may not read Secrets) and ``--no-hooks``: the chart's hook creates the token Secret, an operator's job."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -28,7 +32,12 @@ def helm_command(settings: RetrainerSettings, model: str, version: str) -> list[
         raise RolloutFailed("MITIGA_HELM_RELEASE is not set")
     return [settings.helm_binary, "upgrade", settings.helm_release, settings.helm_chart,
             "--namespace", settings.helm_namespace, "--atomic", "--wait", "--timeout", settings.helm_timeout,
-            "--reuse-values", "--set-string", f"models.{model}.version={version}", *settings.helm_extra_args]
+            "--reuse-values", "--no-hooks", "--set-string", f"models.{model}.version={version}",
+            *settings.helm_extra_args]
+
+
+def helm_env(settings: RetrainerSettings) -> dict[str, str]:
+    return {**os.environ, "HELM_DRIVER": settings.helm_driver}
 
 
 def _connection_args(settings: RetrainerSettings) -> list[str]:
@@ -46,7 +55,7 @@ def _helm(settings: RetrainerSettings, *args: str) -> subprocess.CompletedProces
     try:
         return subprocess.run([settings.helm_binary, *args, "--namespace", settings.helm_namespace,  # noqa: S603
                                *_connection_args(settings)], capture_output=True, text=True, check=False,
-                              timeout=settings.helm_deadline_s)
+                              timeout=settings.helm_deadline_s, env=helm_env(settings))
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RolloutFailed(f"helm {args[0]} could not run: {exc}") from exc
 
@@ -56,7 +65,13 @@ def repair_pending(settings: RetrainerSettings) -> str | None:
     status it repaired, or None when there was nothing to repair."""
     done = _helm(settings, "status", settings.helm_release, "-o", "json")
     if done.returncode != 0:
-        return None  # no such release yet: the upgrade will say so
+        if "not found" in done.stderr or "forbidden" in done.stderr:  # none there, or no right to look there
+            raise RolloutFailed(
+                f"release {settings.helm_release} not found in Helm's {settings.helm_driver} storage of namespace "
+                f"{settings.helm_namespace} ({done.stderr.strip()[-300:]}): install the chart with "
+                f"HELM_DRIVER={settings.helm_driver}, or set retrainer.rollout.helmDriver to the driver it was "
+                "installed with")
+        return None  # the upgrade will say what is wrong
     status = str(json.loads(done.stdout).get("info", {}).get("status", ""))
     if not status.startswith("pending-"):
         return None
@@ -75,7 +90,7 @@ def helm_upgrade(settings: RetrainerSettings, model: str, version: str) -> None:
     log.info("helm upgrade", extra={"model": model, "version": version, "release": settings.helm_release})
     try:
         done = subprocess.run(command, capture_output=True, text=True, check=False,  # noqa: S603
-                              timeout=settings.helm_deadline_s)
+                              timeout=settings.helm_deadline_s, env=helm_env(settings))
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RolloutFailed(f"helm upgrade could not run: {exc}") from exc
     if done.returncode != 0:

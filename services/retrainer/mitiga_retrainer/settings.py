@@ -125,5 +125,9 @@ class RetrainerSettings(CoreSettings):
     helm_deadline_s: float = Field(default=1800.0, gt=0)
     """Hard limit on the helm process."""
 
+    helm_driver: Literal["configmap", "secret"] = "configmap"
+    """Where Helm keeps the release's records (``HELM_DRIVER``): ``configmap`` as the chart is installed by default,
+    so that the retrainer needs no access to Secrets."""
+
     helm_extra_args: list[str] = Field(default_factory=list)
     """More ``helm upgrade`` arguments (e.g. ``["--kube-context", "prod"]``)."""
