@@ -2,7 +2,8 @@
 # A Kubernetes test control plane built with Go from the module proxy, cached outside the repository
 # (idempotent): kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok, helm and kustomize, plus kwok's
 # stages and the Prometheus Operator CRDs; kubelet, kube-proxy and CoreDNS for the real node
-# (services/devstack/mitiga_devstack/node.py).
+# (services/devstack/mitiga_devstack/node.py), and kube-router, whose NetworkPolicy controller alone enforces the
+# policies there.
 # Prints the directory holding the binaries. Override versions with the variables below.
 # Usage: scripts/build-k8s.sh [tool...]   (no tool: all of them; `helm` alone is what the images need)
 # Each binary is built in a folder beside the cache's and moved into place, so two builds at once (make test builds
@@ -15,6 +16,7 @@ HELM_VERSION="${HELM_VERSION:-v3.19.0}"
 PROM_OPERATOR_VERSION="${PROM_OPERATOR_VERSION:-v0.85.0}"
 KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.7.1}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.12.4}"
+KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}"
 CACHE="${MITIGA_CACHE:-$HOME/.cache/mitiga}"
 BIN="$CACHE/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
 export GOPATH="${GOPATH:-$CACHE/go}" GOMODCACHE="${GOMODCACHE:-$CACHE/go/pkg/mod}"
@@ -72,5 +74,8 @@ if ! have crds && [ ! -f "$BIN/crds/servicemonitors.yaml" ]; then
 fi
 have helm || install_go helm -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
 have coredns || install_go coredns -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" >&2
+# the only version the module proxy serves here; its advisory (GHSA-phqm-jgc3-qf8g) is in the service proxy, which
+# the node never runs (--run-service-proxy=false, --run-router=false: the NetworkPolicy controller only)
+have kube-router || install_go kube-router -ldflags "-s -w" "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION" >&2
 have kustomize || install_go kustomize -ldflags "-s -w" "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2
 echo "$BIN"

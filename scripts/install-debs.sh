@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Redis, Prometheus, Alertmanager and promtool from Debian's packages (idempotent); podman, runc and debootstrap for
-# the images; containerd, the CNI plugins and iptables for the real node.
+# the images; containerd, the CNI plugins, iptables and ipset for the real node (ipset: the NetworkPolicy agent).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -8,7 +8,7 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 # chromium and its driver: the console's browser tests
-for tool in podman runc debootstrap containerd iptables chromium; do command -v $tool >/dev/null || need+=($tool); done
+for tool in podman runc debootstrap containerd iptables ipset chromium; do command -v $tool >/dev/null || need+=($tool); done
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -67,6 +67,9 @@ def release(real_node, node_api, images, reference_store: Path,  # type: ignore[
         "image.retrainer": images["retrainer"], "image.pullPolicy": "Never",
         "config.kafkaBootstrap": deps.kafka_bootstrap, "config.redisUrl": deps.redis_url,
         "models.lstm.version": "1", "inference.replicas": 1,
+        # only the Prometheus pod may scrape the detector (the default: any pod of any namespace)
+        "networkPolicy.metricsFrom[0].namespaceSelector": None,
+        "networkPolicy.metricsFrom[0].podSelector.matchLabels.app\\.kubernetes\\.io/name": "prometheus",
         # two CPUs on this node: room for a rollout's surge pod and a retrain Job beside the others
         "inference.resources.requests.cpu": "100m", "detector.resources.requests.cpu": "100m",
         "retrainer.resources.requests.cpu": "500m",
@@ -164,8 +167,60 @@ def test_requests_through_the_inference_service_reach_the_detector_through_kafka
             samples = result["data"]["result"]
             if samples and float(samples[0]["value"][1]) >= 10:
                 break
-            assert time.monotonic() < deadline, f"Prometheus: {result}"
+            if time.monotonic() > deadline:
+                targets = http.get(f"{release['prometheus']}/api/v1/targets").json()["data"]["activeTargets"]
+                health = [(t["scrapeUrl"], t["health"], t.get("lastError"), t.get("lastScrape")) for t in targets]
+                raise AssertionError(f"Prometheus: {result}; its targets: {health}")
             time.sleep(2)
+
+
+PROBE = """
+import socket, sys, threading, time
+
+def probe(target):
+    host, port = target.rsplit(":", 1)
+    deadline, outcome = time.monotonic() + 15, "closed"
+    while time.monotonic() < deadline:  # a new pod is known to the policy agent a moment after it starts
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            outcome = "open"
+            break
+        except OSError as exc:
+            outcome = f"closed ({exc})"
+            time.sleep(1)
+    print(target, outcome, flush=True)
+
+threads = [threading.Thread(target=probe, args=(t,)) for t in sys.argv[1:]]
+for t in threads: t.start()
+for t in threads: t.join()
+"""
+
+
+def test_a_pod_outside_the_allowed_peers_reaches_the_inference_service_and_nothing_else(  # type: ignore[no-untyped-def]
+        real_node, node_api, images, release) -> None:
+    """The NetworkPolicies are enforced on the node (kube-router's controller): a pod of the release's namespace that
+    is none of the allowed peers reaches the inference Service (open to any client by default), and neither Redis,
+    nor Kafka, nor the detector's API and metrics (open to the Prometheus pod only here)."""
+    from kubernetes import client
+
+    targets = {name: _service_url(node_api, name, release=None if name in ("redis", "kafka") else RELEASE)
+               .removeprefix("http://") for name in ("inference", "detector", "redis", "kafka")}
+    core = client.CoreV1Api(node_api)
+    core.create_namespaced_pod(NAMESPACE, {
+        "metadata": {"name": "intruder", "labels": {"app": "intruder"}},
+        "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False, "containers": [{
+            "name": "probe", "image": images["inference"], "imagePullPolicy": "Never",
+            "command": ["python", "-c", PROBE, *targets.values()]}]}})
+    try:
+        deadline = time.monotonic() + 180
+        while core.read_namespaced_pod("intruder", NAMESPACE).status.phase not in ("Succeeded", "Failed"):
+            assert time.monotonic() < deadline, describe(real_node, node_api)
+            time.sleep(1)
+        log = core.read_namespaced_pod_log("intruder", NAMESPACE)
+    finally:
+        core.delete_namespaced_pod("intruder", NAMESPACE, grace_period_seconds=0)
+    reached = {name: f"{address} open" in log for name, address in targets.items()}
+    assert reached == {"inference": True, "detector": False, "redis": False, "kafka": False}, log
 
 
 def test_a_worse_model_is_retrained_in_a_job_container_and_rolled_out_with_no_failed_request(

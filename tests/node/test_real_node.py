@@ -127,3 +127,20 @@ def _post(url: str, body: dict[str, Any]) -> dict[str, Any] | None:
     except httpx.HTTPError:
         return None
     return answer.json() if answer.status_code == 200 else None
+
+
+def test_a_service_address_kube_proxy_did_not_translate_never_leaves_the_node(real_node, node_api) -> None:  # type: ignore[no-untyped-def]
+    """A connection to a Service address without kube-proxy's rules (a Service created a moment ago, or none) is
+    refused on the node. Routed out, it reached this machine's egress proxy, which accepts any address, answers 404
+    and keeps the connection alive: Prometheus' scrapes of a Service it dialled a moment too early stayed 404."""
+    import ipaddress
+    import socket
+
+    from kubernetes import client
+
+    from mitiga_devstack.k8s import SERVICE_CIDR
+
+    used = {s.spec.cluster_ip for s in client.CoreV1Api(node_api).list_service_for_all_namespaces().items}
+    free = next(str(a) for a in reversed(list(ipaddress.ip_network(SERVICE_CIDR).hosts())) if str(a) not in used)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((free, 8081), timeout=10).close()

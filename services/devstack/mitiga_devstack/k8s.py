@@ -34,6 +34,7 @@ FAKE_NODE = {
 
 BRIDGE_GATEWAY = "10.244.0.1"
 """The real node's pod network gateway (``node.RealNode``): pods reach the API server there."""
+SERVICE_CIDR = "10.96.0.0/16"
 
 
 def k8s_bin() -> Path:
@@ -109,7 +110,7 @@ class ControlPlane:
             f"--client-ca-file={pki.cert('ca')}", "--authorization-mode=Node,RBAC",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={root / 'pki' / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki.key('sa')}", "--service-cluster-ip-range=10.96.0.0/16",
+            f"--service-account-signing-key-file={pki.key('sa')}", f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--endpoint-reconciler-type=none", "--v=0",
             # a real node's kubelet is reached on loopback only, by the name that resolves there
             "--kubelet-preferred-address-types=Hostname",

@@ -1,6 +1,7 @@
 """A real Kubernetes node on this machine, joined to the test control plane (``k8s.ControlPlane(fake_node=False)``):
 containerd 1.6 with runc and its CRI plugin, kubelet 1.34 on cgroups v1 with the cgroupfs driver, a bridge CNI
-network (``10.244.0.0/24``), kube-proxy in iptables mode so Services route, and CoreDNS so their names resolve.
+network (``10.244.0.0/24``), kube-proxy in iptables mode so Services route, CoreDNS so their names resolve, and
+kube-router's NetworkPolicy controller so that NetworkPolicies hold (``netpol.py``).
 Images come from podman's storage (``make images``) and are imported into containerd. Everything it creates lives
 under its root folder, except what the kernel keeps elsewhere (the bridge link, network namespaces, iptables chains,
 cgroups); ``stop`` removes those, and every process it started, by pid.
@@ -25,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mitiga_devstack.k8s import BRIDGE_GATEWAY, _Binary, _Unprobed
+from mitiga_devstack.k8s import BRIDGE_GATEWAY, SERVICE_CIDR, _Binary, _Unprobed
+from mitiga_devstack.netpol import PolicyAgent, drop_ipsets
 from mitiga_devstack.process import CACHE, ServerError, free_port, stop_pid
 
 if TYPE_CHECKING:
@@ -145,6 +147,7 @@ class RealNode:
         self.kube_proxy = _Unprobed("kube-proxy", root / "kube-proxy", [
             str(control_plane.bin / "kube-proxy"), f"--config={self._proxy_config(proxy_kubeconfig)}",
             f"--hostname-override={NODE_NAME}", "--v=1"], free_port())
+        self.policies = PolicyAgent(root / "kube-router", control_plane, NODE_NAME)
 
     # --- configuration ---
     def _containerd_config(self) -> Path:
@@ -233,6 +236,7 @@ state = "{c / 'state'}"
         self._netns_before = set(_netns())
         self._netns_mounted = _mounted("/run/netns")
         self._bridge()
+        _fence_services(add=True)
         self._relay = _Relay((BRIDGE_GATEWAY, API_PORT), ("127.0.0.1", self.cp.api_port))
         self._api_endpoint()
         self.dns.start()
@@ -242,6 +246,8 @@ state = "{c / 'state'}"
         self.kubelet.start()
         self.kube_proxy.start()
         self._wait_ready()
+        self.policies.grant()
+        self.policies.start()
         return self
 
     def _bridge(self) -> None:
@@ -298,7 +304,8 @@ state = "{c / 'state'}"
 
     def stop(self) -> None:
         """Stop the node and remove what it left: containers (runc), shims, mounts, network namespaces, the
-        bridge, kube-proxy's iptables chains."""
+        bridge, kube-proxy's and kube-router's iptables chains, kube-router's ipsets."""
+        self.policies.stop(10)
         self.kube_proxy.stop(10)
         self.kubelet.stop(20)
         for namespace in (self.runc_root.glob("*") if self.runc_root.exists() else []):
@@ -317,6 +324,8 @@ state = "{c / 'state'}"
         _run("ip", "link", "delete", BRIDGE, check=False)
         _run(str(self.cp.bin / "kube-proxy"), "--cleanup", check=False)
         _drop_kube_chains()
+        drop_ipsets()
+        _fence_services(add=False)
 
     def _shims(self) -> list[int]:
         """The containerd shims of this node (their command line names its socket)."""
@@ -340,6 +349,24 @@ state = "{c / 'state'}"
                 Path(netns).unlink()
         if not self._netns_mounted and _mounted("/run/netns"):  # the CNI plugins' shared mount of the folder
             _run("umount", "/run/netns", check=False)
+
+
+FENCE = "mitiga-test: no Service address leaves the node"
+
+
+def _fence_services(*, add: bool) -> None:
+    """Stop, on the node, traffic to a Service address that kube-proxy did not translate. A Service is used a
+    moment before kube-proxy has its rules (Prometheus scrapes a name that just appeared): routed out of the node,
+    such a connection reached whatever answers beyond this machine (its egress proxy answers any address with 404,
+    keeps the connection alive, and every later scrape on it got the 404), where a cluster's network refuses it.
+    Pods' traffic is dropped in ``mangle`` (after kube-proxy's translation, before kube-router's filter rules, which
+    accept what the policies allow); the host's own is refused."""
+    for table, chain, target in (("mangle", "FORWARD", "DROP"), ("filter", "OUTPUT", "REJECT")):
+        rule = ["-t", table, chain, "-d", SERVICE_CIDR, "-m", "comment", "--comment", FENCE, "-j", target]
+        while _run("iptables", rule[0], rule[1], "-C", *rule[2:], check=False).returncode == 0:
+            _run("iptables", rule[0], rule[1], "-D", *rule[2:], check=False)  # none left from an earlier node
+        if add:
+            _run("iptables", rule[0], rule[1], "-I", *rule[2:])
 
 
 def _drop_kube_chains() -> None:
