@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -23,8 +24,8 @@ from tests.inference.test_grpc import window_tensor
 pytestmark = pytest.mark.slow
 
 
-def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(store_copy: Path, tmp_path: Path) -> None:
-    """REST and gRPC load while SIGTERM arrives: every call answered is a success; after it, calls are refused."""
+def start_process(store_copy: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, int, Any]:
+    """``python -m mitiga_inference`` configured from the environment, once it is ready."""
     port, grpc_port = free_port(), free_port()
     env = {**os.environ, "MITIGA_MODEL_STORE_PATH": str(store_copy), "MITIGA_PORT": str(port),
            "MITIGA_GRPC_PORT": str(grpc_port), "MITIGA_HOST": "127.0.0.1", "MITIGA_MODELS": '["lstm"]',
@@ -32,16 +33,24 @@ def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(store_copy: Path,
     log = (tmp_path / "stderr.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "mitiga_inference"], env=env, stderr=log, stdout=log)
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return proc, url, grpc_port, log
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.close()
+            raise AssertionError(f"service did not start:\n{(tmp_path / 'stderr.log').read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(store_copy: Path, tmp_path: Path) -> None:
+    """REST and gRPC load while SIGTERM arrives: every call answered is a success; after it, calls are refused."""
+    proc, url, grpc_port, log = start_process(store_copy, tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "service did not start"
-            time.sleep(0.2)
         statuses: list[int] = []
         stop = threading.Event()
 
@@ -94,3 +103,34 @@ def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(store_copy: Path,
     assert len(done) == 1 and done[0]["events_undelivered"] == 0
     assert all({"time", "level", "service", "message"} <= set(r) for r in records)
     assert records[0]["service"] == "mitiga-inference"
+
+
+def test_sigusr1_sends_keep_alive_clients_away_before_sigterm_and_fails_readiness(store_copy: Path,
+                                                                                 tmp_path: Path) -> None:
+    """The chart's preStop hook sends SIGUSR1 before the kubelet's SIGTERM: from then on every response closes its
+    connection and readiness fails, so a keep-alive client holds no connection to the pod when it stops listening
+    (the reset a rollout's steady client met, issue 30); requests are still answered meanwhile."""
+    proc, url, _, log = start_process(store_copy, tmp_path)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            first = client.post("/v2/models/lstm/infer", json=window_request(4))
+            assert first.status_code == 200 and first.headers.get("connection") != "close"
+            proc.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + 10
+            while (ready := httpx.get(f"{url}/v2/health/ready", timeout=5)).status_code == 200:
+                assert time.monotonic() < deadline, "readiness never failed"
+                time.sleep(0.1)
+            assert ready.status_code == 503 and ready.json() == {"ready": False, "draining": True}
+            for _ in range(3):  # each on a new connection, each answered, each closed after its answer
+                answer = client.post("/v2/models/lstm/infer", json=window_request(4))
+                assert answer.status_code == 200 and answer.headers["connection"] == "close", answer.headers
+        assert proc.poll() is None  # still serving: SIGTERM ends it
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    records = [json.loads(line) for line in (tmp_path / "stderr.log").read_text().splitlines()
+               if line.startswith("{")]
+    assert sum(r["message"].startswith("draining") for r in records) == 1

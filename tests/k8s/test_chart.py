@@ -246,7 +246,8 @@ def test_a_pod_is_out_of_the_service_before_it_drains_and_the_kubelet_waits_for_
                     "1.34.4").stdout
     docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered) if d}
     pod = docs[("Deployment", "check-mitiga-inference")]["spec"]["template"]["spec"]
-    assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    # the server is told first (SIGUSR1 to the container's first process: it drains its keep-alive clients)
+    assert pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sh", "-c", "kill -USR1 1; sleep 5"]
     drain = int(docs[("ConfigMap", "check-mitiga-inference")]["data"]["MITIGA_SHUTDOWN_GRACE_S"])
     assert pod["terminationGracePeriodSeconds"] > 5 + drain
     # the retrainer needs no admin token

@@ -21,6 +21,7 @@ from mitiga_core.publisher import EventPublisher
 from mitiga_core.state import InMemoryStateStore
 from mitiga_inference import codec
 from mitiga_inference.dataplane import DataPlane
+from mitiga_inference.drain import Drain, DrainMiddleware
 from mitiga_inference.grpc_server import GrpcTransport
 from mitiga_inference.metrics import InferenceMetrics
 from mitiga_inference.repository import ModelRepository
@@ -68,6 +69,8 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
                                                                  settings.max_request_bytes,
                                                                  settings.max_concurrent_requests)
 
+    drain = Drain()
+
     async def load_initial() -> None:
         for name in plane.expected_models:
             try:
@@ -87,9 +90,11 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
         publisher.start()
         loading = asyncio.create_task(load_initial())  # live at once, ready when loaded
         listener.start(asyncio.get_running_loop())
+        drain.listen(asyncio.get_running_loop())
         if grpc is not None:
             await grpc.start()
         yield
+        drain.close(asyncio.get_running_loop())
         if grpc is not None:
             await grpc.stop(settings.shutdown_grace_s)
         listener.stop()
@@ -107,10 +112,12 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
     app.include_router(build_router(plane, metrics, settings.admin_token, label_sources))
     app.add_middleware(BodyGuardMiddleware, limit=settings.max_request_bytes,
                        guards=body_guards(settings.admin_token, label_sources, settings.max_upload_bytes))
+    app.add_middleware(DrainMiddleware, drain=drain)  # outermost: every response while draining closes
     document = app.openapi
     app.openapi = lambda: app.openapi_schema or codec.document(document())  # type: ignore[method-assign]
     app.state.plane = plane
     app.state.metrics = metrics
     app.state.publisher = publisher
     app.state.grpc = grpc
+    app.state.drain = drain
     return app
