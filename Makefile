@@ -72,13 +72,13 @@ up: setup infra ## the multi-process stack: Kafka, Redis, Prometheus, Alertmanag
 down: ## stop exactly what `make up` started
 	$(PY) -m mitiga_devstack down
 
-bench: setup infra ## benchmarks, time to mitigation on a real node among them; results in benchmarks/results/*.json and *.md
+bench: setup infra ## benchmarks, time to mitigation and rollouts on a real node among them; results in benchmarks/results/*.json and *.md
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	bash scripts/build-ghz.sh >/dev/null
 	bash scripts/build-kserve-peer.sh >/dev/null
 	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) trial_bench.py && ../$(PY) detector_bench.py \
 	  && ../$(PY) early_detection_bench.py && ../$(PY) kafka_bench.py && ../$(PY) policy_bench.py \
-	  && ../$(PY) classifier_bench.py && ../$(PY) mitigation_bench.py
+	  && ../$(PY) classifier_bench.py && ../$(PY) mitigation_bench.py && ../$(PY) rollout_bench.py
 
 soak: setup infra ## R1: the multi-process stack at 70% of its peak for 10 minutes (SOAK_SECONDS); benchmarks/results/soak.*
 	cd benchmarks && ../$(PY) soak.py
