@@ -152,6 +152,9 @@ class ServerProcess:
         stop_pid(self.proc.pid, timeout_s)
         self.proc.wait()
         self.proc = None
+        deadline = time.monotonic() + timeout_s
+        while port_open(self.port, self.host) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -161,22 +164,21 @@ class ServerProcess:
 
 
 def stop_pid(pid: int, timeout_s: float = 30.0) -> bool:
-    """Stop the process group led by ``pid``: SIGTERM, then SIGKILL. False when it was not running."""
+    """Stop the process group led by ``pid``, every member of it: SIGTERM, then SIGKILL. A member may outlive the
+    leader (a server's forked child holding its listening socket), so the group is waited for, not the leader
+    alone. False when it was not running."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):  # reap the leader when it is our child
+            os.waitpid(pid, os.WNOHANG)
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
             return True
-        try:  # reap it when it is our child
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return True
-        except ChildProcessError:
-            pass
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
