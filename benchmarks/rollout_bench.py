@@ -114,6 +114,8 @@ def run(root: Path) -> dict[str, Any]:
     images = build_images()
     store = root / "models"
     shutil.copytree(lstm_store(), store)
+    for path in [store, *store.rglob("*")]:  # the pods' user (10001) owns nothing here
+        path.chmod(0o777 if path.is_dir() else 0o666)
     cp = ControlPlane(root / "control-plane", fake_node=False).start()
     node = RealNode(cp, root / "node", images["pause"])
     deps = None
