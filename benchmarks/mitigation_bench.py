@@ -24,21 +24,21 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
-import tempfile
 import threading
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 from common import write_report
+from realnode import NAMESPACE, in_root, node_release
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 GOAL_S = 120.0
-NAMESPACE = "mitiga"
 RELEASE = "bench"
 CALM_ROWS = 300
 ROWS_PER_REQUEST = 10
@@ -186,42 +186,10 @@ def measure(api: Any, inference: str, detector: str) -> dict[str, Any]:
 
 
 def run(root: Path) -> dict[str, Any]:
-    from kubernetes import client, config
+    from mitiga_devstack.cluster import service_url
 
-    from mitiga_devstack.cluster import (
-        UPSTREAM,
-        build_images,
-        create_namespace,
-        install_dependencies,
-        install_release,
-        service_url,
-    )
-    from mitiga_devstack.k8s import ControlPlane
-    from mitiga_devstack.node import RealNode
-
-    images = build_images()
     store = train_store(root / "models")
-    cp = ControlPlane(root / "control-plane", fake_node=False).start()
-    node = RealNode(cp, root / "node", images["pause"])
-    deps = None
-    try:
-        node.start()
-        for image in ("inference", "detector", "retrainer", *UPSTREAM):
-            node.import_image(images[image])
-        api = config.new_client_from_config(str(cp.kubeconfig))
-        create_namespace(api, NAMESPACE)
-        core: Any = client.CoreV1Api(api)
-        core.create_persistent_volume({
-            "metadata": {"name": "bench-models"},
-            "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteMany"],
-                     "hostPath": {"path": str(store), "type": "Directory"},
-                     "persistentVolumeReclaimPolicy": "Retain"}})
-        deps = install_dependencies(cp, api, NAMESPACE, root / "manifests", images,
-                                    scrape={"mitiga-detector": f"{RELEASE}-mitiga-detector:8081"})
-        install_release(cp, NAMESPACE, RELEASE, {
-            "image.inference": images["inference"], "image.detector": images["detector"],
-            "image.retrainer": images["retrainer"], "image.pullPolicy": "Never",
-            "config.kafkaBootstrap": deps.kafka_bootstrap, "config.redisUrl": deps.redis_url,
+    with node_release(root, store, RELEASE, {
             "models.lstm": None, "models.air.version": "1", "inference.replicas": 1,
             "feedbackToken.value": FEEDBACK_TOKEN,
             "inference.env.MITIGA_DATA_TIME_FROM": "anyone",  # the bench replays 2004's hours: their times count
@@ -229,14 +197,9 @@ def run(root: Path) -> dict[str, Any]:
             "retrainer.resources.requests.cpu": "500m",
             # the error judged on 120 labelled rows: on fewer, the episode's rows come from too few requests for
             # the gate's holdout (it refuses one where one request or one data time gives over half the rows)
-            "detector.env.MITIGA_MIN_PERFORMANCE_ROWS": "120"})
+            "detector.env.MITIGA_MIN_PERFORMANCE_ROWS": "120"}) as (_, api):
         return measure(api, service_url(api, NAMESPACE, f"{RELEASE}-mitiga-inference"),
                        service_url(api, NAMESPACE, f"{RELEASE}-mitiga-detector"))
-    finally:
-        if deps is not None:
-            deps.stop()
-        node.stop()
-        cp.stop()
 
 
 def report(result: dict[str, Any]) -> str:
@@ -255,13 +218,7 @@ def report(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    keep = os.environ.get("BENCH_ROOT")
-    root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="mitiga-mitigation-"))
-    try:
-        result = run(root)
-    finally:
-        if not keep:
-            shutil.rmtree(root, ignore_errors=True)
+    result = in_root("mitiga-mitigation-", run)
     result["goal_s"] = GOAL_S
     result["goal_met"] = result["time_to_mitigation_s"] < GOAL_S
     write_report("mitigation", result, report(result))

@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 from common import lstm_store, write_report
+from realnode import NAMESPACE, in_root, node_release
 
-NAMESPACE = "mitiga"
+if TYPE_CHECKING:
+    from pathlib import Path
+
 RELEASE = "rollout"
 ROLLOUTS = int(os.environ.get("ROLLOUTS", "10"))
 CLIENTS = 4
@@ -98,53 +99,16 @@ def measure(cp: Any, url: str) -> dict[str, Any]:
 
 
 def run(root: Path) -> dict[str, Any]:
-    from kubernetes import client, config
+    from mitiga_devstack.cluster import service_url
 
-    from mitiga_devstack.cluster import (
-        UPSTREAM,
-        build_images,
-        create_namespace,
-        install_dependencies,
-        install_release,
-        service_url,
-    )
-    from mitiga_devstack.k8s import ControlPlane
-    from mitiga_devstack.node import RealNode
-
-    images = build_images()
     store = root / "models"
     shutil.copytree(lstm_store(), store)
     for path in [store, *store.rglob("*")]:  # the pods' user (10001) owns nothing here
         path.chmod(0o777 if path.is_dir() else 0o666)
-    cp = ControlPlane(root / "control-plane", fake_node=False).start()
-    node = RealNode(cp, root / "node", images["pause"])
-    deps = None
-    try:
-        node.start()
-        for image in ("inference", "detector", "retrainer", *UPSTREAM):
-            node.import_image(images[image])
-        api = config.new_client_from_config(str(cp.kubeconfig))
-        create_namespace(api, NAMESPACE)
-        core: Any = client.CoreV1Api(api)
-        core.create_persistent_volume({
-            "metadata": {"name": "rollout-models"},
-            "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteMany"],
-                     "hostPath": {"path": str(store), "type": "Directory"},
-                     "persistentVolumeReclaimPolicy": "Retain"}})
-        deps = install_dependencies(cp, api, NAMESPACE, root / "manifests", images,
-                                    scrape={"mitiga-detector": f"{RELEASE}-mitiga-detector:8081"})
-        install_release(cp, NAMESPACE, RELEASE, {
-            "image.inference": images["inference"], "image.detector": images["detector"],
-            "image.retrainer": images["retrainer"], "image.pullPolicy": "Never",
-            "config.kafkaBootstrap": deps.kafka_bootstrap, "config.redisUrl": deps.redis_url,
+    with node_release(root, store, RELEASE, {
             "models.lstm.version": "1", "inference.replicas": 2,
-            "inference.resources.requests.cpu": "100m", "detector.resources.requests.cpu": "100m"})
+            "inference.resources.requests.cpu": "100m", "detector.resources.requests.cpu": "100m"}) as (cp, api):
         return measure(cp, service_url(api, NAMESPACE, f"{RELEASE}-mitiga-inference"))
-    finally:
-        if deps is not None:
-            deps.stop()
-        node.stop()
-        cp.stop()
 
 
 def report(result: dict[str, Any]) -> str:
@@ -166,13 +130,7 @@ def report(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    keep = os.environ.get("BENCH_ROOT")
-    root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="mitiga-rollout-"))
-    try:
-        result = run(root)
-    finally:
-        if not keep:
-            shutil.rmtree(root, ignore_errors=True)
+    result = in_root("mitiga-rollout-", run)
     result["goal_met"] = result["failed_requests"] == 0
     write_report("rollout", result, report(result))
 

@@ -21,7 +21,11 @@ def real_node(tmp_path_factory: pytest.TempPathFactory, images: dict[str, str]) 
 
     root = tmp_path_factory.mktemp("node")
     cp = ControlPlane(root / "control-plane", fake_node=False).start()
-    node = RealNode(cp, root / "node", images["pause"])
+    try:
+        node = RealNode(cp, root / "node", images["pause"])
+    except BaseException:  # the control plane runs already
+        cp.stop()
+        raise
     try:
         node.start()
         for image in ("inference", "detector", "retrainer", *UPSTREAM):
