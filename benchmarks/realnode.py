@@ -23,24 +23,12 @@ def node_release(root: Path, store: Path, release: str,
     plane and an API client."""
     from kubernetes import client, config
 
-    from mitiga_devstack.cluster import UPSTREAM, build_images, create_namespace, install_dependencies, install_release
-    from mitiga_devstack.k8s import ControlPlane
-    from mitiga_devstack.node import RealNode
+    from mitiga_devstack.cluster import build_images, install_dependencies, install_release, real_node
 
     images = build_images()
-    cp = ControlPlane(root / "control-plane", fake_node=False).start()
-    try:
-        node = RealNode(cp, root / "node", images["pause"])
-    except BaseException:  # the control plane runs already
-        cp.stop()
-        raise
-    deps = None
-    try:
-        node.start()
-        for image in ("inference", "detector", "retrainer", *UPSTREAM):
-            node.import_image(images[image])
+    with real_node(root, images, NAMESPACE) as node:
+        cp = node.cp
         api = config.new_client_from_config(str(cp.kubeconfig))
-        create_namespace(api, NAMESPACE)
         core: Any = client.CoreV1Api(api)
         core.create_persistent_volume({
             "metadata": {"name": f"{release}-models"},
@@ -49,16 +37,14 @@ def node_release(root: Path, store: Path, release: str,
                      "persistentVolumeReclaimPolicy": "Retain"}})
         deps = install_dependencies(cp, api, NAMESPACE, root / "manifests", images,
                                     scrape={"mitiga-detector": f"{release}-mitiga-detector:8081"})
-        install_release(cp, NAMESPACE, release, {
-            "image.inference": images["inference"], "image.detector": images["detector"],
-            "image.retrainer": images["retrainer"], "image.pullPolicy": "Never",
-            "config.kafkaBootstrap": deps.kafka_bootstrap, "config.redisUrl": deps.redis_url, **values})
-        yield cp, api
-    finally:
-        if deps is not None:
+        try:
+            install_release(cp, NAMESPACE, release, {
+                "image.inference": images["inference"], "image.detector": images["detector"],
+                "image.retrainer": images["retrainer"], "image.pullPolicy": "Never",
+                "config.kafkaBootstrap": deps.kafka_bootstrap, "config.redisUrl": deps.redis_url, **values})
+            yield cp, api
+        finally:
             deps.stop()
-        node.stop()
-        cp.stop()
 
 
 def in_root(prefix: str, run: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:

@@ -13,28 +13,10 @@ NAMESPACE = "mitiga"
 
 @pytest.fixture(scope="session")
 def real_node(tmp_path_factory: pytest.TempPathFactory, images: dict[str, str]) -> Iterator[Any]:
-    from kubernetes import config
+    from mitiga_devstack.cluster import real_node as running
 
-    from mitiga_devstack.cluster import UPSTREAM, create_namespace
-    from mitiga_devstack.k8s import ControlPlane
-    from mitiga_devstack.node import RealNode
-
-    root = tmp_path_factory.mktemp("node")
-    cp = ControlPlane(root / "control-plane", fake_node=False).start()
-    try:
-        node = RealNode(cp, root / "node", images["pause"])
-    except BaseException:  # the control plane runs already
-        cp.stop()
-        raise
-    try:
-        node.start()
-        for image in ("inference", "detector", "retrainer", *UPSTREAM):
-            node.import_image(images[image])
-        create_namespace(config.new_client_from_config(str(cp.kubeconfig)), NAMESPACE)
+    with running(tmp_path_factory.mktemp("node"), images, NAMESPACE) as node:
         yield node
-    finally:
-        node.stop()
-        cp.stop()
 
 
 @pytest.fixture(scope="session")

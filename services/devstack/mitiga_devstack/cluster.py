@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,10 @@ from mitiga_devstack.process import REPO
 from mitiga_devstack.webhook import WebhookReceiver
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
+
+    from mitiga_devstack.node import RealNode
 
 MANIFESTS = REPO / "manifests"
 CHART = REPO / "charts" / "mitiga"
@@ -213,3 +217,28 @@ def install_release(cp: ControlPlane, namespace: str, release: str, values: dict
             for arg in ("--set-string" if isinstance(value, str) else "--set",
                         f"{key}={'null' if value is None else value}")]
     helm(cp, "install", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", f"{timeout_s}s", *sets)
+
+
+@contextmanager
+def real_node(root: Path, images: dict[str, str], namespace: str) -> Iterator[RealNode]:
+    """A control plane with a real node joined, the service and stand-in images imported, ``namespace`` created;
+    every process stopped after (the control plane too when the node cannot even be built)."""
+    from kubernetes import config
+
+    from mitiga_devstack.node import RealNode
+
+    cp = ControlPlane(root / "control-plane", fake_node=False).start()
+    try:
+        node = RealNode(cp, root / "node", images["pause"])
+    except BaseException:
+        cp.stop()
+        raise
+    try:
+        node.start()
+        for image in ("inference", "detector", "retrainer", *UPSTREAM):
+            node.import_image(images[image])
+        create_namespace(config.new_client_from_config(str(cp.kubeconfig)), namespace)
+        yield node
+    finally:
+        node.stop()
+        cp.stop()
