@@ -7,9 +7,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
-# downloads are cached outside the repository
-export PIP_CACHE_DIR ?= $(HOME)/.cache/mitiga/pip
-export UV_CACHE_DIR ?= $(HOME)/.cache/mitiga/uv
+# downloads are cached outside the repository, all under MITIGA_CACHE (an empty folder gives a cold run)
+export MITIGA_CACHE ?= $(HOME)/.cache/mitiga
+export PIP_CACHE_DIR ?= $(MITIGA_CACHE)/pip
+export UV_CACHE_DIR ?= $(MITIGA_CACHE)/uv
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: help setup infra check test e2e fuzz soak lint protos demo up down bench lock clean images docs

@@ -18,7 +18,7 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mitiga" / "bench"
+CACHE = Path(os.environ.get("MITIGA_CACHE", Path.home() / ".cache" / "mitiga")) / "bench"
 
 
 def free_port() -> int:
