@@ -32,12 +32,19 @@ def draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (u > probs.cumsum(axis=1)).sum(axis=1).astype(np.float32)
 
 
-def write_classifier(store: FilesystemModelStore, rows: int = 1000) -> None:
+def write_classifier(store: FilesystemModelStore, rows: int = 1000, lucky: int = 0) -> None:
+    """The model's bundle; ``lucky``: its held-out rows are that many, picked so that their error rate is half the
+    model's (as a retrained model's small gate holdout may happen to be)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(rows, 3)).astype(np.float32)
     x_val = rng.normal(size=(rows // 2, 3)).astype(np.float32)
     pred_val = probabilities(x_val)
     y_val = draw(pred_val, rng)
+    if lucky:
+        wrong = pred_val.argmax(1) != y_val
+        n_wrong = int(lucky * wrong.mean() / 2)
+        keep = np.concatenate([np.flatnonzero(wrong)[:n_wrong], np.flatnonzero(~wrong)[:lucky - n_wrong]])
+        x_val, pred_val, y_val = x_val[keep], pred_val[keep], y_val[keep]
     scores = ModelManifest(name="q", task="multiclass", features=FEATURES, classes=CLASSES).kind.scores(y_val, pred_val)
     manifest = ModelManifest(name="q", task="multiclass", features=FEATURES, classes=CLASSES, training=TrainingInfo(
         metrics={f"val_{k}": v for k, v in scores.items()}))
@@ -150,3 +157,23 @@ def test_input_drift_the_classifier_ignores_only_warns(harness: Harness) -> None
     last = harness.core.state_of("q")["last_window"]
     assert last["drift_flag"] == 1.0 and last["level"] == "warning"
     assert not harness.launcher.specs
+
+
+@pytest.mark.parametrize(("confidence", "retrains"), [(0.5, True), (0.9, False)])
+def test_a_lucky_holdout_does_not_make_an_ordinary_window_critical(tmp_path: Path, confidence: float,
+                                                                   retrains: bool) -> None:
+    """The champion's held-out error came from 60 rows that happened to be easy (half its true error rate): the
+    plain ratio (confidence 0.5) reads the model's ordinary error as twice its own and retrains it; the ratio the rows
+    support (the default) sees no evidence of 1.5x and only warns."""
+    h = Harness(tmp_path, performance_window=200, min_performance_rows=50, ratio_confidence=confidence,
+                level_metrics=["error_rate_ratio", "log_loss_ratio"])
+    write_classifier(h.store, lucky=60)
+    try:
+        truths, preds = serve(h, np.random.default_rng(8), 8)
+        true_rate = float((np.concatenate(truths) != np.concatenate(preds).argmax(1)).mean())
+        reference = h.core.state_of("q")["last_window"]["error_rate_ratio"]
+        assert bool(h.launcher.specs) is retrains
+        if not retrains:  # the window's error is the model's own, twice the lucky rows': the point ratio is about 2
+            assert 1.0 < reference < 1.5 and true_rate > 0.2
+    finally:
+        h.publisher.stop()

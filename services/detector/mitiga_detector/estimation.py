@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from mitiga_detector.evidence import Mean
+
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
@@ -66,6 +68,10 @@ class Estimator(Protocol):
     def estimate(self, features: FloatArray, pred: FloatArray) -> float:
         """The window's estimated metric."""
 
+    def window_mean(self, rows: FloatArray) -> Mean:
+        """The window's estimate from its rows' (``rows``), with how far the window's realised value may lie from
+        it."""
+
 
 class LossEstimator:
     metric = "mae"
@@ -96,6 +102,10 @@ class LossEstimator:
         """The estimated MAE of these rows, in original units."""
         return float(self.rows(features, pred).mean())
 
+    def window_mean(self, rows: FloatArray) -> Mean:
+        """The estimated MAE and the standard error of the rows' estimated errors."""
+        return Mean.of(rows)
+
 
 class ConfidenceEstimator:
     metric = "error_rate"
@@ -117,6 +127,10 @@ class ConfidenceEstimator:
     def estimate(self, features: FloatArray, pred: FloatArray) -> float:
         """The estimated error rate of these rows."""
         return float(self.rows(features, pred).mean())
+
+    def window_mean(self, rows: FloatArray) -> Mean:
+        """The estimated error rate and the spread of the number of rows that turn out wrong."""
+        return Mean.of_chances(rows)
 
 
 ESTIMATORS: dict[str, type[LossEstimator] | type[ConfidenceEstimator]] = {

@@ -10,6 +10,7 @@ import numpy as np
 from mitiga_core.bundle import read_manifest, read_reference, read_training, read_validation
 from mitiga_detector.engines import UnivariateEngine, make_engine
 from mitiga_detector.estimation import Estimator, OutlierScorer, make_estimator
+from mitiga_detector.evidence import Mean, reference_means, z_score
 from mitiga_detector.performance import PerformanceWindow
 from mitiga_detector.sequential import SequentialDetector
 from mitiga_detector.windows import WindowBuffer
@@ -17,7 +18,7 @@ from mitiga_detector.windows import WindowBuffer
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from mitiga_core.bundle import ModelManifest
+    from mitiga_core.bundle import ModelManifest, ValidationData
     from mitiga_core.store import ModelStore
     from mitiga_core.types import FloatArray
     from mitiga_detector.settings import DetectorSettings, Level
@@ -47,6 +48,8 @@ class ModelMonitor:
     windows_seen: int = 0
     in_units: dict[str, float] = field(default_factory=dict)
     """The realised errors of the labelled window in the model's own units (``manifest.units``), as people read them."""
+    reference_errors: dict[str, Mean] = field(default_factory=dict)
+    """The model's own error on its held-out rows per ratio metric, with its standard error (``evidence``)."""
     reference_skill: float | None = None
     """Forecast models: the validation rows' MAE over the naive forecast's ("tomorrow = today") MAE."""
     alarms: set[str] = field(default_factory=set)
@@ -84,7 +87,8 @@ class ModelMonitor:
         """Forget what the stream built up (the window, the labelled window, the counts, the sequential test's
         statistics), to be restored from a checkpoint; keep what was fitted on the bundle."""
         self.window = WindowBuffer(settings.window_size, settings.window_seconds, settings.min_window_rows)
-        self.performance = PerformanceWindow(settings.performance_window, settings.concept_detector)
+        self.performance = PerformanceWindow(settings.performance_window, settings.concept_detector,
+                                             self.performance.errors.floor)
         self.windows_seen = 0
         self.alarms = set()
         if self.sequential is not None:
@@ -99,6 +103,15 @@ class ModelMonitor:
             if metric in merged and which in ("warning", "critical"):
                 merged[metric] = merged[metric].model_copy(update={which: value})
         return merged
+
+
+def loss_floor(manifest: ModelManifest, validation: ValidationData | None, confidence: float) -> float:
+    """The upper bound of the model's mean per-row loss on its held-out rows (0 without them): the error-stream
+    detector's alarms count above it."""
+    if validation is None or not len(validation.y):
+        return 0.0
+    held = Mean.of(manifest.kind.row_loss(manifest, validation.y, validation.pred))
+    return held.value + z_score(confidence) * held.se if np.isfinite(held.se) else held.value
 
 
 def build_monitor(store: ModelStore, name: str, version: str, settings: DetectorSettings) -> ModelMonitor:
@@ -138,6 +151,8 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
         naive = float(np.abs(validation.y.reshape(-1) - naive_pred.reshape(-1)).mean())
         model = float(np.abs(validation.y.reshape(-1) - validation.pred.reshape(-1)).mean())
         reference_skill = model / naive if naive > 0 and model > 0 else None
+    references = reference_means(manifest, validation.y if validation is not None else None,
+                                 validation.pred if validation is not None else None)
     online = None
     if settings.online != "none":
         from mitiga_detector.multivariate import OnlineDetector
@@ -145,10 +160,12 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
         online = OnlineDetector(settings.online, reference, ert=settings.online_ert, window=settings.online_window,
                                 bootstraps=settings.online_bootstraps)
     return ModelMonitor(
-        manifest=manifest, reference_skill=reference_skill, reference=reference, inputs=inputs, outputs=outputs,
+        manifest=manifest, reference_skill=reference_skill, reference_errors=references, reference=reference,
+        inputs=inputs, outputs=outputs,
         online=online,
         window=WindowBuffer(settings.window_size, settings.window_seconds, settings.min_window_rows),
-        performance=PerformanceWindow(settings.performance_window, settings.concept_detector),
+        performance=PerformanceWindow(settings.performance_window, settings.concept_detector,
+                                      loss_floor(manifest, validation, settings.ratio_confidence)),
         mmd_reference=mmd_reference,
         sequential=SequentialDetector(reference, arl=settings.sequential_arl) if settings.sequential else None,
         estimator=estimator,

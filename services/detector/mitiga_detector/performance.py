@@ -110,12 +110,18 @@ class FeedbackJoiner:
         return StoredPrediction(record.meta.get("v", ""), record.x, record.y, record.when)
 
 
+RECENT_LOSSES = 100
+"""Per-row losses whose mean is the error level an alarm is compared with ``floor``."""
+
+
 class ErrorStreamDetector:
     """river's ADWIN or Page-Hinkley on the per-row loss stream (the task's: the scaled absolute error, a
-    classifier's log loss): a rise in the error level is concept drift. Only
-    rises count: an error that falls (the world came back, or a better model) is good news, not an alarm."""
+    classifier's log loss): a rise in the error level is concept drift. Only rises count: an error that falls (the
+    world came back, or a better model) is good news, not an alarm; and so does a rise that leaves the recent level
+    (the last ``RECENT_LOSSES`` rows) at or below ``floor``, the model's own loss on its held-out rows (upper bound,
+    :mod:`mitiga_detector.evidence`): an easy week followed by an ordinary one is not a model getting worse."""
 
-    def __init__(self, kind: Literal["adwin", "page_hinkley", "none"]) -> None:
+    def __init__(self, kind: Literal["adwin", "page_hinkley", "none"], floor: float = 0.0) -> None:
         from river import drift
 
         self._detector: Any = None
@@ -123,18 +129,22 @@ class ErrorStreamDetector:
             self._detector = drift.ADWIN()
         elif kind == "page_hinkley":
             self._detector = drift.PageHinkley(mode="up")
+        self.floor = floor
+        self._recent: deque[float] = deque(maxlen=RECENT_LOSSES)
         self.alarms = 0
 
     def update(self, abs_errors: AnyArray) -> bool:
         if self._detector is None:
             return False
-        changed = False
+        rose = False
         adwin = hasattr(self._detector, "estimation")
         for value in abs_errors:
             before = self._detector.estimation if adwin else 0.0
             self._detector.update(float(value))
+            self._recent.append(float(value))
             if self._detector.drift_detected:  # ADWIN dropped its older part: is the recent level higher?
-                changed = changed or not adwin or self._detector.estimation > before
+                rose = rose or not adwin or self._detector.estimation > before
+        changed = rose and float(np.mean(self._recent)) > self.floor
         self.alarms += int(changed)
         return changed
 
@@ -143,19 +153,20 @@ class ErrorStreamDetector:
         if self._detector is not None:
             for value in abs_errors:
                 self._detector.update(float(value))
+                self._recent.append(float(value))
 
 
 class PerformanceWindow:
     """The most recent labelled rows of one model version."""
 
-    def __init__(self, size: int, concept: Literal["adwin", "page_hinkley", "none"]) -> None:
+    def __init__(self, size: int, concept: Literal["adwin", "page_hinkley", "none"], floor: float = 0.0) -> None:
         self._truth: deque[AnyArray] = deque(maxlen=size)
         self._pred: deque[AnyArray] = deque(maxlen=size)
         self._estimated: deque[float] = deque(maxlen=size)
         """Each labelled row's error as the loss estimator saw it before the label (when there is one)."""
         self._naive: deque[AnyArray] = deque(maxlen=size)
         """Forecast models: the naive forecast of each labelled row (its newest input, "tomorrow = today")."""
-        self.errors = ErrorStreamDetector(concept)
+        self.errors = ErrorStreamDetector(concept, floor)
         self.concept_alarm = False
         self.total = 0
         """Labelled rows ever added (the window keeps the newest): how much new evidence came since a moment."""
@@ -201,6 +212,12 @@ class PerformanceWindow:
             return None
         realised = task.row_estimand(np.stack(self._truth), np.stack(self._pred))
         return float(np.mean(self._estimated) - realised.mean())
+
+    def ratio_rows(self, manifest: ModelManifest) -> dict[str, AnyArray]:
+        """The labelled rows' shares of the ratio metrics (``Task.ratio_rows``), in original units."""
+        if not self._truth:
+            return {}
+        return manifest.kind.ratio_rows(manifest, np.stack(self._truth), np.stack(self._pred))
 
     def skill(self) -> float | None:
         """MAE over the naive forecast's MAE on the same labelled rows (forecast models; below 1 beats naive)."""

@@ -97,7 +97,7 @@ class Reaction:
             return {}
         monitor.in_units = dict(by_units.get("original", {}))
         return {**by_units.get(self._settings.metric_units, {}),
-                **signals.performance_signals(monitor, by_units.get("original", {}), perf.skill())}
+                **signals.performance_signals(monitor, perf.skill(), self._settings.ratio_confidence)}
 
     def _blind(self, name: str, version: str, when: datetime) -> None:
         outcome = self.trigger.scheduled(name, version, when)

@@ -222,6 +222,12 @@ class DetectorSettings(CoreSettings):
     min_performance_rows: int = Field(default=20, ge=2)
     """Fewest labelled rows before MAE/RMSE/R² take part in decisions."""
 
+    ratio_confidence: float = Field(default=0.9, ge=0.5, lt=1)
+    """How sure a ratio signal (``mae_ratio``, ``error_rate_ratio``, ``estimated_error_rate_ratio``...) must be: it
+    reports the ratio the rows behind it support at this one-sided confidence, the recent error's lower bound over
+    the model's held-out error's upper bound (normal approximation of each mean). A champion whose held-out rows
+    happened to be easy then does not make every ordinary window look worse. 0.5: the plain ratio of the two means."""
+
     feedback_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
     """How long a prediction waits for its ground truth."""
 

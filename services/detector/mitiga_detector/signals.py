@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mitiga_detector.distances import feature_distances
+from mitiga_detector.evidence import Mean, supported_ratio, z_score
 
 if TYPE_CHECKING:
     from mitiga_core.types import AnyArray
@@ -80,27 +81,35 @@ def compute(monitor: ModelMonitor, window: Window, settings: DetectorSettings,
         m.outlier_share.labels(*labels).set(values["outlier_share"])
     if monitor.estimator is not None:
         metric = monitor.estimator.metric
-        estimated = monitor.estimator.estimate(window.features, window.outputs)
-        m.estimated.labels(*labels, metric).set(estimated)
-        values[f"estimated_{metric}"] = estimated  # recorded with the window; no level of its own
-        reference = monitor.manifest.training.reference_error(metric) or monitor.estimator.validation_value
-        if reference > 0:
-            values[f"estimated_{metric}_ratio"] = estimated / reference
+        recent = monitor.estimator.window_mean(monitor.estimator.rows(window.features, window.outputs))
+        m.estimated.labels(*labels, metric).set(recent.value)
+        values[f"estimated_{metric}"] = recent.value  # recorded with the window; no level of its own
+        reference = monitor.reference_errors.get(metric) or Mean(monitor.estimator.validation_value, 0.0)
+        ratio = supported_ratio(recent, reference, z_score(settings.ratio_confidence),
+                                root=metric in monitor.manifest.kind.root_metrics)
+        if np.isfinite(ratio):
+            values[f"estimated_{metric}_ratio"] = ratio
     return WindowSignals(values, uni, dist)
 
 
-def performance_signals(monitor: ModelMonitor, realised: dict[str, float], skill: float | None) -> dict[str, float]:
-    """The realised error relative to the model's own validation error (``mae_ratio``, ``rmse_ratio``; the
-    ``realised`` metrics are in original units, as the validation metrics in the manifest are) and, for forecast
+def performance_signals(monitor: ModelMonitor, skill: float | None, confidence: float) -> dict[str, float]:
+    """The realised error relative to the model's own validation error (``mae_ratio``, ``rmse_ratio``;
+    ``log_loss_ratio``, ``error_rate_ratio``), in original units as the validation metrics in the manifest are, as
+    far as the rows behind both support it at ``confidence`` (:mod:`mitiga_detector.evidence`) and, for forecast
     models, its skill against the naive forecast relative to the same skill on the validation rows
     (``skill_ratio``: scale-free, so a series that moves to another level does not move it by itself), and the
     skill itself (``mase``, the mean absolute scaled error: a model worse than the naive forecast, whatever its
     validation said, is worth retraining)."""
     out = {}
-    for metric in monitor.manifest.kind.ratio_metrics:
-        reference = monitor.manifest.training.reference_error(metric)
-        if reference is not None and metric in realised and np.isfinite(realised[metric]):
-            out[f"{metric}_ratio"] = realised[metric] / reference
+    kind, z = monitor.manifest.kind, z_score(confidence)
+    rows = monitor.performance.ratio_rows(monitor.manifest)
+    for metric in kind.ratio_metrics:
+        reference = monitor.reference_errors.get(metric)
+        if reference is None or metric not in rows:
+            continue
+        ratio = supported_ratio(Mean.of(rows[metric]), reference, z, root=metric in kind.root_metrics)
+        if np.isfinite(ratio):
+            out[f"{metric}_ratio"] = ratio
     if skill is not None and monitor.reference_skill:
         out["skill_ratio"] = skill / monitor.reference_skill
     if skill is not None and np.isfinite(skill):

@@ -48,7 +48,8 @@ def _wait_served(stack: Any, client: Any) -> None:
 
 def replay(*, policy: str, epochs: int = 20, retrain_epochs: int = 10, start: str = "2004-09-01",
            end: str = "2005-03-29", window_rows: int = 96, holdout_rows: int = 300, performance_rows: int = 336,
-           blind_every: str = "month", detector: dict[str, Any] | None = None) -> dict[str, Any]:
+           blind_every: str = "month", detector: dict[str, Any] | None = None,
+           retrainer: dict[str, Any] | None = None) -> dict[str, Any]:
     """One replay under ``policy`` (``informed`` or ``blind``): the per-week rows and the decisions."""
     import httpx
     from mitiga_research.datasets import load_air_quality
@@ -68,7 +69,7 @@ def replay(*, policy: str, epochs: int = 20, retrain_epochs: int = 10, start: st
             detector={"window_size": window_rows, "cooldown_s": 0, "performance_window": performance_rows,
                       "min_performance_rows": performance_rows // 2, **triggers, **(detector or {})},
             retrainer={"epochs": retrain_epochs, "strategy": "sliding_window", "window_rows": 1500,
-                       "holdout_rows": holdout_rows})
+                       "holdout_rows": holdout_rows, **(retrainer or {})})
         trained = train_classifier(frame.loc["2004-03-01":"2004-08-31"], name=MODEL, epochs=epochs)
         first = save_bundle(stack.store, trained.manifest, trained.model, trained.reference, trained.training,
                             trained.validation)

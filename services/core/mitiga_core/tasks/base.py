@@ -144,6 +144,16 @@ class Task(ABC):
         found = self.scores(truth, pred)
         return {"original": found, "scaled": found}
 
+    root_metrics: ClassVar[frozenset[str]] = frozenset()
+    """Ratio metrics that are the square root of their rows' mean (RMSE)."""
+
+    def ratio_rows(self, manifest: ModelManifest, truth: FloatArray, pred: FloatArray) -> dict[str, FloatArray]:
+        """Each row's share of every ``ratio_metrics`` metric (and of ``estimated_metric``), in original units: the
+        metric is their mean, or the mean's square root for ``root_metrics``. The detector weighs a ratio by how many
+        rows stand behind it (:mod:`mitiga_detector.evidence`). Here: the absolute and the squared error."""
+        diff = (np.asarray(pred, np.float64) - np.asarray(truth, np.float64)).reshape(len(truth), -1)
+        return {"mae": np.abs(diff).mean(axis=1), "rmse": (diff**2).mean(axis=1)}
+
     def row_estimand(self, truth: FloatArray, pred: FloatArray) -> FloatArray:
         """Each row's realised value of ``estimated_metric``, to measure the estimate once labels come (here: the
         absolute error in original units, averaged over the outputs)."""

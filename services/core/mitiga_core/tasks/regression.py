@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 class Regression(Task):
     name: ClassVar[str] = "regression"
     ratio_metrics: ClassVar[tuple[str, ...]] = ("mae", "rmse")
+    root_metrics: ClassVar[frozenset[str]] = frozenset({"rmse"})
     gate_metrics: ClassVar[dict[str, Direction]] = {"mae": "lower", "rmse": "lower", "mse": "lower"}
     estimated_metric: ClassVar[str] = "mae"
 
