@@ -177,3 +177,27 @@ def test_a_lucky_holdout_does_not_make_an_ordinary_window_critical(tmp_path: Pat
             assert 1.0 < reference < 1.5 and true_rate > 0.2
     finally:
         h.publisher.stop()
+
+
+def test_a_classifiers_error_stream_is_its_mistakes_not_their_confidence() -> None:
+    """The same share of wrong rows, then made with far more confidence: the log loss rises a lot, the model is no
+    more often wrong, so the error-stream detector (ADWIN, whose bound holds for values in [0, 1]) does not alarm."""
+    from mitiga_detector.performance import PerformanceWindow
+
+    manifest = ModelManifest(name="q", task="multiclass", features=FEATURES, classes=CLASSES)
+    rng = np.random.default_rng(9)
+
+    def rows(n: int, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+        truth = rng.integers(0, 3, n)
+        guess = np.where(rng.random(n) < 0.15, (truth + 1) % 3, truth)
+        probs = np.full((n, 3), (1 - confidence) / 2, np.float32)
+        probs[np.arange(n), guess] = confidence
+        return truth[:, None].astype(np.float32), probs
+
+    window = PerformanceWindow(400, "adwin")
+    for confidence in (0.8, 0.999):
+        for _ in range(8):
+            truth, probs = rows(50, confidence)
+            window.add(truth, probs, manifest)
+    assert not window.concept_alarm
+    assert set(np.unique(manifest.kind.error_stream(manifest, *rows(50, 0.999)))) <= {0.0, 1.0}

@@ -88,7 +88,7 @@ class ModelMonitor:
         statistics), to be restored from a checkpoint; keep what was fitted on the bundle."""
         self.window = WindowBuffer(settings.window_size, settings.window_seconds, settings.min_window_rows)
         self.performance = PerformanceWindow(settings.performance_window, settings.concept_detector,
-                                             self.performance.errors.floor)
+                                             self.performance.errors.floor, z_score(settings.ratio_confidence))
         self.windows_seen = 0
         self.alarms = set()
         if self.sequential is not None:
@@ -110,7 +110,7 @@ def loss_floor(manifest: ModelManifest, validation: ValidationData | None, confi
     detector's alarms count above it."""
     if validation is None or not len(validation.y):
         return 0.0
-    held = Mean.of(manifest.kind.row_loss(manifest, validation.y, validation.pred))
+    held = Mean.of(manifest.kind.error_stream(manifest, validation.y, validation.pred))
     return held.value + z_score(confidence) * held.se if np.isfinite(held.se) else held.value
 
 
@@ -165,7 +165,8 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
         online=online,
         window=WindowBuffer(settings.window_size, settings.window_seconds, settings.min_window_rows),
         performance=PerformanceWindow(settings.performance_window, settings.concept_detector,
-                                      loss_floor(manifest, validation, settings.ratio_confidence)),
+                                      loss_floor(manifest, validation, settings.ratio_confidence),
+                                      z_score(settings.ratio_confidence)),
         mmd_reference=mmd_reference,
         sequential=SequentialDetector(reference, arl=settings.sequential_arl) if settings.sequential else None,
         estimator=estimator,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mitiga_core.labelled import decode_record, encode_record
+from mitiga_detector.evidence import Mean
 
 if TYPE_CHECKING:
     from mitiga_core.bundle import ModelManifest
@@ -110,18 +111,16 @@ class FeedbackJoiner:
         return StoredPrediction(record.meta.get("v", ""), record.x, record.y, record.when)
 
 
-RECENT_LOSSES = 100
-"""Per-row losses whose mean is the error level an alarm is compared with ``floor``."""
-
-
 class ErrorStreamDetector:
-    """river's ADWIN or Page-Hinkley on the per-row loss stream (the task's: the scaled absolute error, a
-    classifier's log loss): a rise in the error level is concept drift. Only rises count: an error that falls (the
-    world came back, or a better model) is good news, not an alarm; and so does a rise that leaves the recent level
-    (the last ``RECENT_LOSSES`` rows) at or below ``floor``, the model's own loss on its held-out rows (upper bound,
-    :mod:`mitiga_detector.evidence`): an easy week followed by an ordinary one is not a model getting worse."""
+    """river's ADWIN or Page-Hinkley on the per-row error stream (the task's ``error_stream``: the scaled absolute
+    error, whether a classifier's predicted class was wrong): a rise in the error level is concept drift. Only rises
+    count: an error that falls (the world came back, or a better model) is good news, not an alarm; and so does a
+    rise after which the recent rows (the last ``recent``) are not measurably worse than ``floor``, the model's own
+    error on its held-out rows (upper bound): the lower bound of their mean at ``z`` must pass it
+    (:mod:`mitiga_detector.evidence`). An easy week followed by an ordinary one is not a model getting worse."""
 
-    def __init__(self, kind: Literal["adwin", "page_hinkley", "none"], floor: float = 0.0) -> None:
+    def __init__(self, kind: Literal["adwin", "page_hinkley", "none"], floor: float = 0.0, *, z: float = 0.0,
+                 recent: int = 100) -> None:
         from river import drift
 
         self._detector: Any = None
@@ -129,8 +128,8 @@ class ErrorStreamDetector:
             self._detector = drift.ADWIN()
         elif kind == "page_hinkley":
             self._detector = drift.PageHinkley(mode="up")
-        self.floor = floor
-        self._recent: deque[float] = deque(maxlen=RECENT_LOSSES)
+        self.floor, self._z = floor, z
+        self._recent: deque[float] = deque(maxlen=recent)
         self.alarms = 0
 
     def update(self, abs_errors: AnyArray) -> bool:
@@ -144,7 +143,10 @@ class ErrorStreamDetector:
             self._recent.append(float(value))
             if self._detector.drift_detected:  # ADWIN dropped its older part: is the recent level higher?
                 rose = rose or not adwin or self._detector.estimation > before
-        changed = rose and float(np.mean(self._recent)) > self.floor
+        if not rose:
+            return False
+        level = Mean.of(np.fromiter(self._recent, np.float64))
+        changed = level.value - self._z * (level.se if np.isfinite(level.se) else 0.0) > self.floor
         self.alarms += int(changed)
         return changed
 
@@ -159,14 +161,15 @@ class ErrorStreamDetector:
 class PerformanceWindow:
     """The most recent labelled rows of one model version."""
 
-    def __init__(self, size: int, concept: Literal["adwin", "page_hinkley", "none"], floor: float = 0.0) -> None:
+    def __init__(self, size: int, concept: Literal["adwin", "page_hinkley", "none"], floor: float = 0.0,
+                 z: float = 0.0) -> None:
         self._truth: deque[AnyArray] = deque(maxlen=size)
         self._pred: deque[AnyArray] = deque(maxlen=size)
         self._estimated: deque[float] = deque(maxlen=size)
         """Each labelled row's error as the loss estimator saw it before the label (when there is one)."""
         self._naive: deque[AnyArray] = deque(maxlen=size)
         """Forecast models: the naive forecast of each labelled row (its newest input, "tomorrow = today")."""
-        self.errors = ErrorStreamDetector(concept, floor)
+        self.errors = ErrorStreamDetector(concept, floor, z=z, recent=size)
         self.concept_alarm = False
         self.total = 0
         """Labelled rows ever added (the window keeps the newest): how much new evidence came since a moment."""
@@ -184,7 +187,7 @@ class PerformanceWindow:
             self._naive.extend(np.asarray(naive, np.float32))
         if estimated is not None:
             self._estimated.extend(float(e) for e in estimated)
-        if self.errors.update(manifest.kind.row_loss(manifest, truth, pred)):
+        if self.errors.update(manifest.kind.error_stream(manifest, truth, pred)):
             self.concept_alarm = True
 
     def snapshot(self) -> dict[str, Any]:
@@ -203,7 +206,7 @@ class PerformanceWindow:
         self.total = int(data.get("total", len(self._truth)))
         if self._truth:
             truth, pred = np.stack(self._truth), np.stack(self._pred)
-            self.errors.replay(manifest.kind.row_loss(manifest, truth, pred))
+            self.errors.replay(manifest.kind.error_stream(manifest, truth, pred))
 
     def estimate_error(self, task: Task) -> float | None:
         """The estimate before labels minus what the labels say, on the labelled rows, when every row had an

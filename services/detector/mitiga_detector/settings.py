@@ -36,7 +36,8 @@ def research_thresholds() -> dict[str, Level]:
     Then mitiga's own signals:
 
     - ``mae_ratio``, ``rmse_ratio``: the realised error over the model's own validation error (recorded in its
-      bundle): warning at 1.2x, critical at 1.5x. Per model: ``{"mae_ratio.critical": 2.0}``.
+      bundle): warning at 1.2x, critical at 1.5x. Per model: ``{"mae_ratio.critical": 2.0}``. Every ratio is the one
+      the rows behind both errors support (``ratio_confidence``), so few or lucky held-out rows do not inflate it.
     - ``skill_ratio`` (forecast models): the MAE over the naive forecast's MAE ("tomorrow = today") on the labelled
       window, over the same ratio on the validation rows: the model lost skill, whatever the series' level.
     - ``mase`` (forecast models): that MAE over the naive forecast's MAE itself (the mean absolute scaled error):

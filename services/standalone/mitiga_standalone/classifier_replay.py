@@ -47,10 +47,15 @@ def _wait_served(stack: Any, client: Any) -> None:
 
 
 def replay(*, policy: str, epochs: int = 20, retrain_epochs: int = 10, start: str = "2004-09-01",
-           end: str = "2005-03-29", window_rows: int = 96, holdout_rows: int = 300, performance_rows: int = 336,
-           blind_every: str = "month", detector: dict[str, Any] | None = None,
-           retrainer: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One replay under ``policy`` (``informed`` or ``blind``): the per-week rows and the decisions."""
+           end: str = "2005-03-29", window_rows: int = 96, holdout_rows: int = 100, performance_rows: int = 336,
+           strategy: str = "full_history", blind_every: str = "month",
+           detector: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One replay under ``policy`` (``informed`` or ``blind``): the per-week rows and the decisions.
+
+    Retrains are warm-started with ``strategy`` (``full_history``: the first model's months and every labelled week
+    since; ``sliding_window``: the newest 1,500 rows, about two months) and gated on ``holdout_rows`` recent rows
+    (a larger holdout keeps more of the latest weeks out of training: measured with monthly blind retraining on a
+    sliding window, 0.815 accuracy with 300 rows against 0.821 with 100)."""
     import httpx
     from mitiga_research.datasets import load_air_quality
     from mitiga_research.modelzoo.kinds import labelled, train_classifier
@@ -62,14 +67,15 @@ def replay(*, policy: str, epochs: int = 20, retrain_epochs: int = 10, start: st
     frame = load_air_quality()
     triggers = {"trigger": "auto", "trigger_policy": "performance"} if policy == "informed" else {
         "trigger": "off", "blind_every": blind_every}
+    triggers["retrain_strategy"] = strategy  # the detector names the strategy in each retrain request
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mitiga-classifier-") as tmp:
         stack = StandaloneStack(
             Path(tmp) / "models",
             detector={"window_size": window_rows, "cooldown_s": 0, "performance_window": performance_rows,
                       "min_performance_rows": performance_rows // 2, **triggers, **(detector or {})},
-            retrainer={"epochs": retrain_epochs, "strategy": "sliding_window", "window_rows": 1500,
-                       "holdout_rows": holdout_rows, **(retrainer or {})})
+            retrainer={"epochs": retrain_epochs, "strategy": strategy, "window_rows": 1500,
+                       "holdout_rows": holdout_rows})
         trained = train_classifier(frame.loc["2004-03-01":"2004-08-31"], name=MODEL, epochs=epochs)
         first = save_bundle(stack.store, trained.manifest, trained.model, trained.reference, trained.training,
                             trained.validation)
@@ -99,7 +105,9 @@ def replay(*, policy: str, epochs: int = 20, retrain_epochs: int = 10, start: st
                         _wait_served(stack, client)
                     served = np.concatenate(probs)
                     windows = list(stack.detector_core.history.get(MODEL, []))[history_before:]
-                    estimates = [w["estimated_error_rate"] for w in windows if "estimated_error_rate" in w]
+                    # CBPE on exactly the week's rows (the detector's windows of 96 rows straddle the weeks)
+                    estimator = stack.detector_core.monitor(MODEL, answers[0][0]["model_version"]).estimator
+                    estimated = None if estimator is None else 1 - estimator.estimate(x, served)
                     items = [{"request_id": a["id"], "ground_truth": [classes[int(c)] for c in y[mask, 0]]}
                              for a, mask in answers]
                     client.post(f"/v2/models/{MODEL}/feedback", json={"items": items}).raise_for_status()
@@ -113,7 +121,7 @@ def replay(*, policy: str, epochs: int = 20, retrain_epochs: int = 10, start: st
                         "next_version": stack.store.champion(MODEL), "level": state["level"],
                         "accuracy": mine["accuracy"], "log_loss": mine["log_loss"],
                         "accuracy_frozen": theirs["accuracy"], "log_loss_frozen": theirs["log_loss"],
-                        "estimated_accuracy": 1 - float(np.mean(estimates)) if estimates else None,
+                        "estimated_accuracy": estimated,
                         "retrains_asked_by": [w.get("decided_by") for w in windows if w.get("trigger") == "requested"],
                     })
         finally:
@@ -121,23 +129,16 @@ def replay(*, policy: str, epochs: int = 20, retrain_epochs: int = 10, start: st
         return {"rows": rows, "decisions": stack.store.decisions(MODEL)}
 
 
-CONSERVATIVE: dict[str, Any] = {"performance_rows": 672, "detector": {
-    "level_metrics": ["drift_flag", "share_drifted", "sequential", "online", "mmd", "lsdd", "prediction",
-                      "outlier_share", "log_loss_ratio", "error_rate_ratio"],
-    "signal_persistence": {"sequential": 1, "online": 1, "log_loss_ratio": 3, "error_rate_ratio": 3}}}
-"""An operator's quieter setting for a model whose weeks differ a lot: the realised ratios alone decide (no CBPE
-estimate, no error-stream alarm), over four weeks of labels, held for three windows."""
-
-
 def _mean(run: dict[str, Any], key: str) -> float:
     return float(np.average([r[key] for r in run["rows"]], weights=[r["rows"] for r in run["rows"]]))
 
 
 def compare(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The summary of the replays (``informed``, ``blind`` and any other informed setting), and goal P9 for
-    ``informed``: at least 95% of monthly blind's accuracy gain over the frozen model with at most a third of its
-    retrains, and CBPE's weekly error against the realised accuracy at most 0.03 while the inputs are stable (the
-    first model's September)."""
+    """The summary of the replays (``informed``, ``blind``, and ``informed_<setting>`` beside ``blind_<setting>``
+    for another retraining setting, compared pairwise in ``other_settings``), and goal P9 for ``informed``: at least
+    95% of monthly blind's accuracy gain over the frozen model with at most a third of its retrains, and CBPE's
+    weekly error against the realised accuracy at most 0.03 while the inputs are stable (the first model's
+    September)."""
     informed = runs["informed"]
     frozen = {"accuracy": _mean(informed, "accuracy_frozen"), "log_loss": _mean(informed, "log_loss_frozen"),
               "retrains": 0, "promoted": 0}
@@ -151,7 +152,16 @@ def compare(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     goal = {"informed_keeps_95pct_of_blinds_gain": gains["blind"] <= 0 or gains["informed"] >= 0.95 * gains["blind"],
             "informed_retrains_le_third_of_blind": arms["informed"]["retrains"] * 3 <= arms["blind"]["retrains"],
             "estimate_mae_le_0.03_while_stable": estimate_mae is not None and estimate_mae <= 0.03}
-    return {"arms": arms, "gain": gains, "estimate_mae_stable": estimate_mae, "goal": goal, "runs": runs}
+    pairs = {}
+    for name in arms:
+        setting = name.removeprefix("informed_")
+        if name.startswith("informed_") and f"blind_{setting}" in arms:
+            blind_gain = gains[f"blind_{setting}"]
+            pairs[setting] = {"share_of_blind_gain": gains[name] / blind_gain if blind_gain > 0 else None,
+                              "retrains": arms[name]["retrains"],
+                              "blind_retrains": arms[f"blind_{setting}"]["retrains"]}
+    return {"arms": arms, "gain": gains, "estimate_mae_stable": estimate_mae, "goal": goal, "other_settings": pairs,
+            "runs": runs}
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -168,10 +178,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
     top.plot(weeks, [r["accuracy_frozen"] for r in informed], color="grey", label="frozen")
     top.plot([r["week"] for r in blind], [r["accuracy"] for r in blind], color="tab:orange", label="blind, monthly")
     top.plot(weeks, [r["accuracy"] for r in informed], color="tab:blue", label="mitiga (default policy)")
-    if "conservative" in result["runs"]:
-        quiet = result["runs"]["conservative"]["rows"]
-        top.plot([r["week"] for r in quiet], [r["accuracy"] for r in quiet], color="tab:purple", linestyle=":",
-                 label="mitiga (conservative)")
+    if "informed_sliding" in result["runs"]:
+        other = result["runs"]["informed_sliding"]["rows"]
+        top.plot([r["week"] for r in other], [r["accuracy"] for r in other], color="tab:purple", linestyle=":",
+                 label="mitiga, sliding-window retraining")
     retrained = [r["week"] for r in informed if r["next_version"] != r["version"]]
     top.vlines(retrained, 0, 1, transform=top.get_xaxis_transform(), colors="tab:blue", alpha=0.25,
                label=f"mitiga retrains ({len(retrained)})")

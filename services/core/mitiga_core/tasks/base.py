@@ -144,6 +144,10 @@ class Task(ABC):
         found = self.scores(truth, pred)
         return {"original": found, "scaled": found}
 
+    def error_stream(self, manifest: ModelManifest, truth: FloatArray, pred: FloatArray) -> FloatArray:
+        """Each row's error as the error-stream (concept) detector reads it: here its ``row_loss``."""
+        return self.row_loss(manifest, truth, pred)
+
     root_metrics: ClassVar[frozenset[str]] = frozenset()
     """Ratio metrics that are the square root of their rows' mean (RMSE)."""
 

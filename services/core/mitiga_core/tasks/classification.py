@@ -120,6 +120,11 @@ class Classification(Task):
         """The request's mean log loss."""
         return float(self.row_loss(manifest, truth, pred).mean())
 
+    def error_stream(self, manifest: ModelManifest, truth: FloatArray, pred: FloatArray) -> FloatArray:
+        """1 where the predicted class is wrong: ADWIN's bound holds for values in [0, 1], and a row's log loss is
+        unbounded (one confident mistake in a hard week reads as a change)."""
+        return self.row_estimand(truth, pred)
+
     def ratio_rows(self, manifest: ModelManifest, truth: FloatArray, pred: FloatArray) -> dict[str, FloatArray]:
         """Each row's log loss, and 1 where its predicted class is wrong (the error rate's rows)."""
         return {"log_loss": self.row_loss(manifest, truth, pred), "error_rate": self.row_estimand(truth, pred)}
