@@ -13,7 +13,7 @@ export PIP_CACHE_DIR ?= $(MITIGA_CACHE)/pip
 export UV_CACHE_DIR ?= $(MITIGA_CACHE)/uv
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: help setup infra check test e2e fuzz soak lint protos demo up down bench lock clean images docs
+.PHONY: help setup infra check test e2e fuzz soak lint protos demo up down bench lock clean images docs matrix
 
 help: ## list the targets
 	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench: setup infra ## benchmarks, time to mitigation and rollouts on a real node
 	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) trial_bench.py && ../$(PY) detector_bench.py \
 	  && ../$(PY) early_detection_bench.py && ../$(PY) kafka_bench.py && ../$(PY) policy_bench.py \
 	  && ../$(PY) classifier_bench.py && ../$(PY) mitigation_bench.py && ../$(PY) rollout_bench.py
+
+matrix: setup infra ## the suites that touch Kafka and Redis against each version this machine can get (not part of make test); writes docs/compatibility.md
+	$(PY) -m mitiga_devstack.matrix
 
 soak: setup infra ## R1: the multi-process stack at 70% of its peak for 10 minutes (SOAK_SECONDS); benchmarks/results/soak.*
 	cd benchmarks && ../$(PY) soak.py

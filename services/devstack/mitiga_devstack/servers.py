@@ -110,12 +110,23 @@ class KafkaServer(ServerProcess):
             "auto.create.topics.enable=false",
             "",
         ]))
-        (self.data_dir / "log4j.properties").write_text("\n".join([
+        (self.data_dir / "log4j.properties").write_text("\n".join([  # Kafka 3 (reload4j)
             "log4j.rootLogger=WARN, stdout",
             "log4j.appender.stdout=org.apache.log4j.ConsoleAppender",
             "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout",
             "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n",
             "log4j.logger.kafka.server.KafkaServer=INFO",
+            "",
+        ]))
+        (self.data_dir / "log4j2.properties").write_text("\n".join([  # Kafka 4 (log4j 2)
+            "rootLogger.level=WARN",
+            "rootLogger.appenderRef.stdout.ref=stdout",
+            "appender.stdout.type=Console",
+            "appender.stdout.name=stdout",
+            "appender.stdout.layout.type=PatternLayout",
+            "appender.stdout.layout.pattern=[%d] %p %m (%c)%n",
+            "logger.server.name=kafka.server.KafkaServer",
+            "logger.server.level=INFO",
             "",
         ]))
         cluster_id = "-"
@@ -130,7 +141,8 @@ class KafkaServer(ServerProcess):
 
     def _java(self) -> list[str]:
         return [_binary("java"), KAFKA_HEAP, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                f"-Dlog4j.configuration=file:{self.data_dir / 'log4j.properties'}", "-cp", f"{self.lib}/*"]
+                f"-Dlog4j.configuration=file:{self.data_dir / 'log4j.properties'}",
+                f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}", "-cp", f"{self.lib}/*"]
 
     def command(self) -> Sequence[str]:
         return [*self._java(), "kafka.Kafka", str(self.data_dir / "server.properties")]

@@ -1,0 +1,142 @@
+"""``make matrix``: the suites that touch each external part, run against each version of it this machine can get,
+and the results written to ``docs/compatibility.md`` (not part of ``make test``).
+
+A cell is one version of one part with the suites that exercise it, run by pytest in a process of its own with the
+environment that selects the version (``KAFKA_VERSION`` for the broker's jars from Maven Central, for example). A
+version this machine cannot get is listed with the reason instead of a result, so the table never claims more than
+was run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mitiga_devstack.process import REPO as ROOT
+
+
+@dataclass(frozen=True)
+class Cell:
+    part: str
+    version: str
+    suites: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    unavailable: str = ""
+    """Why this version cannot be had on this machine (then nothing is run)."""
+
+
+@dataclass
+class Result:
+    cell: Cell
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    reason: str = ""
+
+
+KAFKA_SUITES = ("tests/core/test_kafka_bus.py", "tests/devstack/test_stack_loop.py")
+REDIS_SUITES = ("tests/core/test_redis_state.py",)
+
+
+def _redis_version() -> str:
+    found = shutil.which("redis-server")
+    if found is None:
+        return "none installed"
+    out = subprocess.run([found, "--version"], capture_output=True, text=True, check=False).stdout  # noqa: S603
+    match = re.search(r"v=(\S+)", out)
+    return f"{match.group(1) if match else out.strip()} (Debian's redis-server)"
+
+
+def cells() -> list[Cell]:
+    """Every cell of the matrix, in the order of the table."""
+    return [
+        Cell("Kafka", "3.9.1 (KRaft)", KAFKA_SUITES, {"KAFKA_VERSION": "3.9.1"}),
+        Cell("Kafka", "4.4.0 (KRaft; the newest 4.x on Maven Central here)", KAFKA_SUITES,
+             {"KAFKA_VERSION": "4.4.0"}),
+        Cell("Redis", _redis_version(), REDIS_SUITES),
+        Cell("Valkey", "any", REDIS_SUITES, unavailable="Debian 12 (bookworm), where this machine's servers come "
+             "from, has no valkey-server package"),
+    ]
+
+
+def run_cell(cell: Cell, python: str = sys.executable) -> Result:
+    """Run the cell's suites in a pytest process of its own; count what passed and name the first failure."""
+    result = Result(cell)
+    if cell.unavailable:
+        result.reason = cell.unavailable
+        return result
+    with tempfile.TemporaryDirectory(prefix="mitiga-matrix-") as tmp:
+        report = Path(tmp) / "junit.xml"
+        started = time.monotonic()
+        done = subprocess.run(  # noqa: S603 - our own interpreter on our own test files
+            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--basetemp={tmp}/t",
+             f"--junitxml={report}", *cell.suites],
+            cwd=ROOT, env={**os.environ, **cell.env}, capture_output=True, text=True, check=False)
+        result.seconds = time.monotonic() - started
+        if not report.exists():
+            tail = (done.stdout + done.stderr).strip().splitlines()
+            result.reason = tail[-1] if tail else f"pytest exited {done.returncode} without a report"
+            result.failed = 1
+            return result
+        for case in ET.parse(report).getroot().iter("testcase"):  # noqa: S314
+            failure = case.find("failure")
+            if failure is None:
+                failure = case.find("error")
+            if failure is not None:
+                result.failed += 1
+                if not result.reason:
+                    message = (failure.get("message") or "").splitlines()
+                    result.reason = f"{case.get('name')}: {message[0] if message else 'failed'}"[:300]
+            elif case.find("skipped") is not None:
+                result.skipped += 1
+            else:
+                result.passed += 1
+    return result
+
+
+def render(results: list[Result], when: str) -> str:
+    """The table of ``docs/compatibility.md``."""
+    lines = [
+        "# Compatibility", "",
+        "Written by `make matrix` (`mitiga_devstack.matrix`): each version of each external part, with the suites "
+        "that touch it run against it on this machine. A version that could not be had here says why; nothing "
+        f"else is claimed. Last run: {when}.", "",
+        "| part | version | suites | result |", "|---|---|---|---|",
+    ]
+    for r in results:
+        suites = ", ".join(f"`{s.removeprefix('tests/')}`" for s in r.cell.suites)
+        if r.cell.unavailable:
+            outcome = f"not run: {r.reason}"
+        elif r.failed:
+            outcome = f"**failed** ({r.failed} of {r.passed + r.failed}): {r.reason}"
+        else:
+            outcome = f"passed ({r.passed} tests, {r.seconds:.0f} s)"
+        lines.append(f"| {r.cell.part} | {r.cell.version} | {suites} | {outcome} |")
+    lines += ["", "Not in the matrix yet: Kubernetes versions other than the suite's own (1.34.4; the chart declares "
+              "`kubeVersion: >=1.30.0-0`), and Helm 4 (the suite runs Helm 3.19).", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    results = []
+    for cell in cells():
+        print(f"matrix: {cell.part} {cell.version} ...", file=sys.stderr, flush=True)
+        results.append(run_cell(cell))
+        r = results[-1]
+        print(f"matrix: {cell.part} {cell.version}: {r.passed} passed, {r.failed} failed {r.reason}",
+              file=sys.stderr, flush=True)
+    (ROOT / "docs" / "compatibility.md").write_text(render(results, time.strftime("%Y-%m-%d")))
+    return 1 if any(r.failed for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
