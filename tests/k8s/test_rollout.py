@@ -230,3 +230,20 @@ def test_a_release_without_the_default_model_takes_the_retrainers_upgrade(contro
         assert _served(admin, name)[0] == {"air": "2"}
     finally:
         helm(control_plane, "uninstall", name, "--namespace", NAMESPACE, "--wait", check=False)
+
+
+def test_the_rollback_flag_is_one_this_helm_documents(control_plane) -> None:  # type: ignore[no-untyped-def]
+    """Helm 4 renamed ``--atomic`` to ``--rollback-on-failure`` (the old name is hidden there, deprecated): the
+    retrainer passes the name the Helm it runs documents (``make matrix`` runs this suite with Helm 3 and 4)."""
+    import subprocess
+
+    from mitiga_retrainer.rollout import helm_command
+
+    settings = RetrainerSettings(model="m", rollout="helm", helm_binary=str(control_plane.helm), helm_release="r")
+    command = helm_command(settings, "m", "2")
+    flag = next(a for a in command if a in ("--atomic", "--rollback-on-failure"))
+    documented = subprocess.run([str(control_plane.helm), "upgrade", "--help"], capture_output=True, text=True,
+                                check=True).stdout
+    assert f"  {flag} " in documented
+    if flag == "--rollback-on-failure":  # Helm 4: client-side apply and the workloads' wait, as with Helm 3
+        assert "--server-side=false" in command and "--wait=legacy" in command

@@ -5,6 +5,7 @@ pods become Running and Ready (and whose Job pods complete). ``helm`` comes from
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import time
 from pathlib import Path
@@ -136,7 +137,9 @@ class ControlPlane:
 
     @property
     def helm(self) -> Path:
-        return self.bin / "helm"
+        """The control plane's Helm, or ``MITIGA_HELM_BINARY`` (another Helm version, for ``make matrix``)."""
+        override = os.environ.get("MITIGA_HELM_BINARY")
+        return Path(override) if override else self.bin / "helm"
 
     @property
     def components(self) -> list[ServerProcess]:

@@ -80,9 +80,10 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def run_script(name: str) -> str:
+def run_script(name: str, *args: str) -> str:
     """Run an install script from ``scripts/`` and return the last line it printed."""
-    done = subprocess.run(["bash", str(REPO / "scripts" / name)], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    done = subprocess.run(["bash", str(REPO / "scripts" / name), *args], capture_output=True, text=True,  # noqa: S603, S607
+                          check=False)
     if done.returncode != 0:
         raise ServerError(f"scripts/{name} failed:\n{done.stderr[-3000:]}")
     lines = done.stdout.strip().splitlines()

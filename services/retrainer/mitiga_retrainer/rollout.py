@@ -1,6 +1,7 @@
 """Rolling a promoted version out with Helm: ``helm upgrade --atomic --wait --reuse-values`` of the release,
-setting that model's version. ``--atomic`` makes Helm roll the release back itself when the inference pods do not
-become ready in time; the caller keeps the previous champion and reports the failure.
+setting that model's version. ``--atomic`` (``--rollback-on-failure`` in Helm 4) makes Helm roll the release back
+itself when the inference pods do not become ready in time; the caller keeps the previous champion and reports the
+failure. Helm 3 and 4 both work (``docs/compatibility.md``).
 
 A retrainer killed in the middle of an upgrade leaves the release ``pending-upgrade`` (or ``pending-install`` /
 ``pending-rollback``), which refuses every later upgrade. The next run repairs it first: ``helm rollback`` to the
@@ -11,9 +12,11 @@ account may not read Secrets) and ``--no-hooks``: the chart's hook creates the t
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import re
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -27,11 +30,38 @@ class RolloutFailed(Exception):
     """The Helm upgrade failed (and was rolled back)."""
 
 
+@functools.cache
+def helm_major(binary: str) -> int:
+    """The major version of the Helm at ``binary`` (3 when it cannot tell): Helm 4 renamed ``--atomic`` to
+    ``--rollback-on-failure`` (the old name still works there, deprecated, with a warning)."""
+    try:
+        done = subprocess.run([binary, "version", "--template", "{{.Version}}"],  # noqa: S603
+                              capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return 3
+    match = re.match(r"v(\d+)\.", done.stdout.strip())
+    return int(match.group(1)) if match else 3
+
+
+HELM4_UPGRADE = ["--rollback-on-failure", "--server-side=false"]
+"""Helm 4's upgrade applies every object of the release server-side, patching those that did not change too, which
+the retrainer's Role does not allow (it may patch only what a version change touches): the client-side three-way
+merge patches only what changed, as Helm 3 does."""
+
+
+def wait_flag(settings: RetrainerSettings) -> str:
+    """Helm 4's default wait (``watcher``) lists every kind the release holds, cluster-scoped admission policies
+    among them, which the retrainer may not: ``legacy`` waits on the workloads as Helm 3 does."""
+    return "--wait=legacy" if helm_major(settings.helm_binary) >= 4 else "--wait"
+
+
 def helm_command(settings: RetrainerSettings, model: str, version: str) -> list[str]:
     if not settings.helm_release:
         raise RolloutFailed("MITIGA_HELM_RELEASE is not set")
+    helm4 = helm_major(settings.helm_binary) >= 4
     return [settings.helm_binary, "upgrade", settings.helm_release, settings.helm_chart,
-            "--namespace", settings.helm_namespace, "--atomic", "--wait", "--timeout", settings.helm_timeout,
+            "--namespace", settings.helm_namespace, *(HELM4_UPGRADE if helm4 else ["--atomic"]),
+            wait_flag(settings), "--timeout", settings.helm_timeout,
             "--reuse-values", "--no-hooks", "--set-string", f"models.{model}.version={version}",
             *settings.helm_extra_args]
 
@@ -76,7 +106,7 @@ def repair_pending(settings: RetrainerSettings) -> str | None:
     if not status.startswith("pending-"):
         return None
     log.warning("helm release left pending: rolling back", extra={"release": settings.helm_release, "status": status})
-    rolled = _helm(settings, "rollback", settings.helm_release, "--wait", "--timeout", settings.helm_timeout)
+    rolled = _helm(settings, "rollback", settings.helm_release, wait_flag(settings), "--timeout", settings.helm_timeout)
     if rolled.returncode != 0:
         raise RolloutFailed(f"the release {settings.helm_release} was left {status} and could not be rolled back: "
                             f"{(rolled.stderr or rolled.stdout).strip()[-1000:]}")
