@@ -81,7 +81,7 @@ bench: setup infra ## benchmarks, time to mitigation and rollouts on a real node
 	  && ../$(PY) early_detection_bench.py && ../$(PY) kafka_bench.py && ../$(PY) policy_bench.py \
 	  && ../$(PY) classifier_bench.py && ../$(PY) mitigation_bench.py && ../$(PY) rollout_bench.py
 
-matrix: setup infra ## the suites that touch Kafka, Redis and Helm against each version this machine can get (not part of make test); writes docs/compatibility.md
+matrix: setup infra ## the suites that touch Kafka, Redis, Helm and Kubernetes against each version this machine can get (not part of make test); writes docs/compatibility.md
 	$(PY) -m mitiga_devstack.matrix
 
 soak: setup infra ## R1: the multi-process stack at 70% of its peak for 10 minutes (SOAK_SECONDS); benchmarks/results/soak.*

@@ -29,3 +29,18 @@ def test_an_unavailable_version_runs_nothing(tmp_path: Path) -> None:
     suite.write_text(f"def test_marks():\n    open({str(marker)!r}, 'w').close()\n")
     result = run_cell(Cell("Part", "1", (str(suite),), unavailable="not served"))
     assert not marker.exists() and (result.passed, result.failed, result.reason) == (0, 0, "not served")
+
+
+def test_a_version_is_built_with_the_cells_environment_before_its_suites_and_a_failed_build_runs_nothing(
+        tmp_path: Path) -> None:
+    built = tmp_path / "built"
+    build = tmp_path / "build.sh"
+    build.write_text(f'echo "$PART_VERSION" > {built}\n[ "$PART_VERSION" != broken ] || {{ echo "no such module" >&2; exit 1; }}\n')
+    suite = tmp_path / "test_built.py"
+    suite.write_text(f"def test_sees_the_build():\n    assert open({str(built)!r}).read().strip() == '2.0'\n")
+    ok = run_cell(Cell("Part", "2.0", (str(suite),), {"PART_VERSION": "2.0"}, build=(str(build),)))
+    assert (ok.passed, ok.failed) == (1, 0)
+    built.unlink()
+    broken = run_cell(Cell("Part", "broken", (str(suite),), {"PART_VERSION": "broken"}, build=(str(build),)))
+    assert (broken.passed, broken.failed) == (0, 1)
+    assert broken.reason == "build.sh failed: no such module"

@@ -50,7 +50,7 @@ def test_every_rendered_manifest_passes_the_api_servers_validation(control_plane
     from kubernetes import dynamic
 
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4", *ALL_ON).stdout
+                    control_plane.version, *ALL_ON).stdout
     documents = [d for d in yaml.safe_load_all(rendered) if d]
     kinds = {d["kind"] for d in documents}
     assert {"Deployment", "Service", "ConfigMap", "Job", "Role", "RoleBinding", "ServiceAccount", "NetworkPolicy",
@@ -92,7 +92,7 @@ def test_install_makes_the_deployments_ready_and_helm_test_passes(control_plane,
 @pytest.mark.parametrize("grpc_port", [8081, 9000, 0])
 def test_the_grpc_port_reaches_the_pod_the_service_and_the_network_policy(control_plane, grpc_port) -> None:  # type: ignore[no-untyped-def]
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4", "--set", f"inference.grpcPort={grpc_port}").stdout
+                    control_plane.version, "--set", f"inference.grpcPort={grpc_port}").stdout
     docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered) if d}
     name = "check-mitiga-inference"
     config = docs[("ConfigMap", name)]["data"]
@@ -113,7 +113,7 @@ def test_the_grpc_port_reaches_the_pod_the_service_and_the_network_policy(contro
 def test_the_detector_gets_its_trigger_policy(control_plane, policy: str | None) -> None:  # type: ignore[no-untyped-def]
     extra = ["--set", f"detector.triggerPolicy={policy}"] if policy else []
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4", *extra).stdout
+                    control_plane.version, *extra).stdout
     config = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ConfigMap"
                   and d["metadata"]["name"].endswith("-detector"))
     assert config["data"]["MITIGA_TRIGGER_POLICY"] == (policy or "performance")
@@ -125,7 +125,7 @@ def test_the_promotion_values_reach_the_retrainer_and_the_detector_settings(  # 
     from mitiga_retrainer.settings import RetrainerSettings
 
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4", "--set", "promotion.mode=canary", "--set", "promotion.canaryPercent=25",
+                    control_plane.version, "--set", "promotion.mode=canary", "--set", "promotion.canaryPercent=25",
                     "--set", "promotion.minLabelled=500", "--set-json", "promotion.confidence=0.99",
                     "--set", "promotion.maxHours=24", "--set-json", 'promotion.approvalModels=["air"]',
                     "--set", "promotion.approvalHours=5").stdout
@@ -146,7 +146,7 @@ def test_the_promotion_values_reach_the_retrainer_and_the_detector_settings(  # 
 def test_the_detector_runs_as_many_replicas_as_asked(control_plane, replicas: int | None, strategy: str) -> None:  # type: ignore[no-untyped-def]
     extra = ["--set", f"detector.replicas={replicas}"] if replicas else []
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4", *extra).stdout
+                    control_plane.version, *extra).stdout
     deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment"
                       and d["metadata"]["name"].endswith("-detector"))
     assert deployment["spec"]["replicas"] == (replicas or 1)
@@ -168,7 +168,7 @@ def _token_keys(docs: list[dict[str, Any]]) -> set[str]:
 def test_the_feedback_token_reaches_only_the_inference_pods(control_plane, required: bool, value: str | None) -> None:  # type: ignore[no-untyped-def]
     extra = ["--set", f"feedbackToken.value={value}"] if value else []
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4", "--set", f"feedbackToken.required={str(required).lower()}", *extra).stdout
+                    control_plane.version, "--set", f"feedbackToken.required={str(required).lower()}", *extra).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     assert _token_keys(docs) == ({"admin-token", "feedback-token"} if required else {"admin-token"})
     has_token = {d["metadata"]["name"]: "MITIGA_FEEDBACK_TOKEN" in [
@@ -182,7 +182,7 @@ def test_the_feedback_token_reaches_only_the_inference_pods(control_plane, requi
 
 def test_the_label_sources_secret_is_mounted_in_the_inference_pods_only(control_plane) -> None:  # type: ignore[no-untyped-def]
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4", "--set", "feedbackToken.sourcesSecret=crm-labels").stdout
+                    control_plane.version, "--set", "feedbackToken.sourcesSecret=crm-labels").stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     mounted = {d["metadata"]["name"]: [v["secret"]["secretName"] for v in d["spec"]["template"]["spec"]["volumes"]
                                        if "secret" in v] for d in docs if d["kind"] == "Deployment"}
@@ -200,7 +200,7 @@ def test_the_console_is_off_by_default_and_reads_without_credentials(control_pla
     """On, the console reaches the inference and detector Services by name, mounts the model store read-only,
     gets no ServiceAccount token and no admin token, and the detector's policy admits it."""
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4", *(ALL_ON if enabled else [])).stdout
+                    control_plane.version, *(ALL_ON if enabled else [])).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     console = [d for d in docs if d["metadata"]["name"] == "check-mitiga-console"]
     if not enabled:
@@ -228,7 +228,7 @@ def test_the_console_is_off_by_default_and_reads_without_credentials(control_pla
 def test_a_retrainer_run_that_cannot_succeed_is_not_retried(control_plane) -> None:  # type: ignore[no-untyped-def]
     """Exit 2 (bad options or data, a failed rollout) fails the Job at once; an evicted pod does not count."""
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4", "--set", "retrainer.cron.enabled=true").stdout
+                    control_plane.version, "--set", "retrainer.cron.enabled=true").stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     template = yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap"
                                    and "job.yaml" in d.get("data", {}))["data"]["job.yaml"])
@@ -243,7 +243,7 @@ def test_a_retrainer_run_that_cannot_succeed_is_not_retried(control_plane) -> No
 
 def test_a_pod_is_out_of_the_service_before_it_drains_and_the_kubelet_waits_for_the_drain(control_plane) -> None:  # type: ignore[no-untyped-def]
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4").stdout
+                    control_plane.version).stdout
     docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered) if d}
     pod = docs[("Deployment", "check-mitiga-inference")]["spec"]["template"]["spec"]
     # the server is told first (SIGUSR1 to the container's first process: it drains its keep-alive clients)
@@ -254,7 +254,7 @@ def test_a_pod_is_out_of_the_service_before_it_drains_and_the_kubelet_waits_for_
     job = yaml.safe_load(docs[("ConfigMap", "check-mitiga-job-template")]["data"]["job.yaml"])
     env = job["spec"]["template"]["spec"]["containers"][0].get("env") or []
     assert "MITIGA_ADMIN_TOKEN" not in [e["name"] for e in env]
-    done = helm(control_plane, "template", "check", str(CHART), "--kube-version", "1.34.4", "--set",
+    done = helm(control_plane, "template", "check", str(CHART), "--kube-version", control_plane.version, "--set",
                 "inference.terminationGracePeriodSeconds=20",
                 check=False)
     assert done.returncode != 0 and "still draining" in done.stderr
@@ -262,7 +262,7 @@ def test_a_pod_is_out_of_the_service_before_it_drains_and_the_kubelet_waits_for_
 
 def test_connection_secrets_come_from_secrets_never_from_config_maps(control_plane) -> None:  # type: ignore[no-untyped-def]
     rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4", "--set", "config.redisUrlSecret.name=redis-auth",
+                    control_plane.version, "--set", "config.redisUrlSecret.name=redis-auth",
                     "--set", "config.kafkaSecurityProtocol=SASL_SSL", "--set", "config.kafkaSasl.username=mitiga",
                     "--set", "config.kafkaSasl.passwordSecret.name=kafka-auth",
                     "--set", "config.kafkaTls.caSecret.name=kafka-ca").stdout

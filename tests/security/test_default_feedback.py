@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration  # the chart rendered by the real helm
 
 def default_release(control_plane: Any) -> list[dict[str, Any]]:
     rendered = helm(control_plane, "template", "victim", str(CHART), "--namespace", NAMESPACE,
-                    "--kube-version", "1.34.4").stdout
+                    "--kube-version", control_plane.version).stdout
     return [d for d in yaml.safe_load_all(rendered) if d]
 
 

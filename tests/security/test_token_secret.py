@@ -87,7 +87,7 @@ def test_the_hooks_account_makes_the_secret_and_may_touch_no_other(control_plane
     from kubernetes import client, utils
 
     rendered = helm(control_plane, "template", "hooked", str(CHART), "--namespace", NAMESPACE, "--kube-version",
-                    "1.34.4", "--show-only", "templates/secret.yaml").stdout
+                    control_plane.version, "--show-only", "templates/secret.yaml").stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     assert {d["kind"] for d in docs} == {"ServiceAccount", "Role", "RoleBinding", "Job"}
     [job] = [d for d in docs if d["kind"] == "Job"]

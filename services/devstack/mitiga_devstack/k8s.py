@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import subprocess
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
@@ -134,6 +136,14 @@ class ControlPlane:
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--node-ip=10.0.1.1",
             "--cidr=10.0.0.0/16", f"--node-port={free_port()}"], free_port())
+
+    @cached_property
+    def version(self) -> str:
+        """The control plane's Kubernetes version without the ``v`` (``1.34.4``), as its API server reports it:
+        ``K8S_VERSION`` picks another at build time (``make matrix``)."""
+        out = subprocess.run([str(self.bin / "kube-apiserver"), "--version"], capture_output=True, text=True,  # noqa: S603
+                             check=True).stdout
+        return out.split()[-1].removeprefix("v")
 
     @property
     def helm(self) -> Path:
