@@ -44,6 +44,22 @@ provide() {
 # go install into $out
 install_go() { GOBIN="$out" go install -trimpath "$@" >&2; }
 
+# staging MODULE v0.X.Y: the version of a staging module to build with. The module proxy here does not serve every
+# patch of every staging module: a missing one is taken from the nearest patch it serves (older first, then newer),
+# and listed in the version's folder (staging-substitutions.txt) for make matrix to state.
+staging() {
+  local m=$1 want=$2 base patch p
+  base="${want%.*}"; patch="${want##*.}"
+  [[ "$m" == k8s.io/sample-* ]] && { echo "$want"; return; }  # examples, never imported by a component
+  served() { ! go mod download -json "$m@$1" 2>/dev/null | grep -q '"Error"'; }
+  if served "$want"; then echo "$want"; return; fi
+  for p in $(seq $((patch - 1)) -1 0) $(seq $((patch + 1)) $((patch + 10))); do
+    if served "$base.$p"; then
+      echo "$m $base.$p" >> "$work/staging-substitutions.txt"; echo "$base.$p"; return
+    fi
+  done
+  echo "$want"  # none served: the build names the module that is missing
+}
 kube() {
   # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging: a module
   # that requires it must replace each one with its published v0.X release instead.
@@ -53,7 +69,9 @@ kube() {
     modfile="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
     { echo "module mitiga.dev/k8sbuild"; echo; echo "go 1.24"; echo
       echo "require k8s.io/kubernetes $K8S_VERSION"; echo
-      grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$modfile" | awk -v v="v0.$minor" '{print "replace " $1 " => " $1 " " v}'
+      for m in $(grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$modfile" | awk '{print $1}'); do
+        echo "replace $m => $m $(staging "$m" "v0.$minor")"
+      done
     } > go.mod
   fi
   local pkg=k8s.io/component-base/version
@@ -65,6 +83,9 @@ kube() {
 for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
   provide "$c" "$TOOLS/kubernetes-$K8S_VERSION" kube "$c"
 done
+if [ -f "$work/staging-substitutions.txt" ]; then
+  cp "$work/staging-substitutions.txt" "$TOOLS/kubernetes-$K8S_VERSION/staging-substitutions.txt"
+fi
 
 etcd() {
   mkdir -p "$work/etcd" && cd "$work/etcd"

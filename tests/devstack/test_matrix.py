@@ -44,3 +44,17 @@ def test_a_version_is_built_with_the_cells_environment_before_its_suites_and_a_f
     broken = run_cell(Cell("Part", "broken", (str(suite),), {"PART_VERSION": "broken"}, build=(str(build),)))
     assert (broken.passed, broken.failed) == (0, 1)
     assert broken.reason == "build.sh failed: no such module"
+
+
+def test_how_a_version_was_built_is_stated_beside_it(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import mitiga_devstack.matrix as matrix
+
+    monkeypatch.setattr(matrix, "CACHE", tmp_path)
+    build = tmp_path / "build.sh"
+    build.write_text(f"mkdir -p {tmp_path}/tools && echo 'k8s.io/kube-proxy v0.31.11' > {tmp_path}/tools/subs.txt\n")
+    suite = tmp_path / "test_ok.py"
+    suite.write_text("def test_ok():\n    pass\n")
+    result = run_cell(Cell("Kubernetes", "1.31.13", (str(suite),), build=(str(build),), build_note="tools/subs.txt"))
+    assert result.note == "k8s.io/kube-proxy v0.31.11"
+    assert "| Kubernetes | 1.31.13 (built with staging modules" in render([result], "today")
+    assert "k8s.io/kube-proxy v0.31.11)" in render([result], "today")

@@ -34,6 +34,7 @@ def test_helm_lint_is_clean(control_plane) -> None:  # type: ignore[no-untyped-d
     (["--set", "retrainer.rollout.timeout=soon"], "/retrainer/rollout/timeout"),
     (["--set", "inference.typo=1"], "typo"),
     (["--set", "inference.grpcPort=70000"], "/inference/grpcPort"),
+    (["--set", "inference.modelMemoryBudget=lots"], "/inference/modelMemoryBudget"),
     (["--set", "detector.triggerPolicy=always"], "/detector/triggerPolicy"),
     (["--set", "detector.replicas=0"], "/detector/replicas"),
     (["--set", "promotion.mode=always"], "/promotion/mode"),
@@ -306,3 +307,17 @@ def test_egress_to_the_api_server_is_to_its_own_addresses(control_plane, admin) 
         blocks = {peer["ipBlock"]["cidr"] for rule in policy["spec"]["egress"] for peer in rule.get("to", [])
                   if "ipBlock" in peer}
         assert blocks == expected, (name, blocks)
+
+
+def test_a_memory_budget_reaches_the_inference_service_as_a_size_it_reads(control_plane) -> None:  # type: ignore[no-untyped-def]
+    from mitiga_inference.settings import InferenceSettings
+
+    def config(*extra: str) -> dict[str, str]:
+        rendered = helm(control_plane, "template", "check", str(CHART), "--namespace", NAMESPACE, "--kube-version",
+                        control_plane.version, *extra).stdout
+        docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered) if d}
+        return dict(docs[("ConfigMap", "check-mitiga-inference")]["data"])
+
+    assert "MITIGA_MODEL_MEMORY_BUDGET" not in config()
+    budget = config("--set", "inference.modelMemoryBudget=1.5GiB")["MITIGA_MODEL_MEMORY_BUDGET"]
+    assert InferenceSettings(model_memory_budget=budget).model_memory_budget == 3 * 2**29

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mitiga_devstack.process import REPO as ROOT
-from mitiga_devstack.process import run_script
+from mitiga_devstack.process import CACHE, run_script
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class Cell:
     """Why this version cannot be had on this machine (then nothing is run)."""
     build: tuple[str, ...] = ()
     """A script of ``scripts/`` (with its arguments) run with ``env`` before the suites: it builds the version."""
+    build_note: str = ""
+    """A file in the cache the build may leave, saying how the version was built (stated beside the version)."""
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Result:
     skipped: int = 0
     seconds: float = 0.0
     reason: str = ""
+    note: str = ""
 
 
 KAFKA_SUITES = ("tests/core/test_kafka_bus.py", "tests/devstack/test_stack_loop.py")
@@ -57,9 +60,9 @@ K8S_SUITES = ("tests/k8s", "tests/security/test_job_admission.py", "tests/securi
 the admission policy, RBAC, Jobs and the Helm rollout."""
 NODE_SUITES = ("tests/node",)
 """A real node: this version's kubelet and kube-proxy with the machine's containerd (1.6) on cgroup v1."""
-KUBERNETES = ("v1.31.14", "v1.33.13", "v1.34.4", "v1.35.4", "v1.37.2")
+KUBERNETES = ("v1.31.13", "v1.33.13", "v1.34.4", "v1.35.4", "v1.37.2")
 """The newest patch of each minor the module proxy serves here (1.34.4 is ``make test``'s)."""
-REAL_NODE = ("v1.31.14", "v1.35.4")
+REAL_NODE = ("v1.31.13", "v1.35.4")
 """The versions whose kubelet also runs a real node in the matrix (1.34.4's runs in ``make test``)."""
 
 
@@ -82,10 +85,11 @@ def cells() -> list[Cell]:
         Cell("Helm", "3.19.0 (the control plane's)", HELM_SUITES),
         Cell("Helm", HELM_4.removeprefix("v"), HELM_SUITES,
              {"MITIGA_HELM_BINARY": run_script("build-helm.sh", HELM_4)}),
-        *(Cell("Kubernetes", v.removeprefix("v"), K8S_SUITES, {"K8S_VERSION": v}, build=("build-k8s.sh",))
-          for v in KUBERNETES),
+        *(Cell("Kubernetes", v.removeprefix("v"), K8S_SUITES, {"K8S_VERSION": v}, build=("build-k8s.sh",),
+               build_note=f"tools/kubernetes-{v}/staging-substitutions.txt") for v in KUBERNETES),
         *(Cell("Kubernetes", f"{v.removeprefix('v')}, real node", NODE_SUITES, {"K8S_VERSION": v},
-               build=("build-k8s.sh",)) for v in REAL_NODE),
+               build=("build-k8s.sh",), build_note=f"tools/kubernetes-{v}/staging-substitutions.txt")
+          for v in REAL_NODE),
         Cell("Valkey", "any", REDIS_SUITES, unavailable="Debian 12 (bookworm), where this machine's servers come "
              "from, has no valkey-server package"),
     ]
@@ -106,6 +110,9 @@ def run_cell(cell: Cell, python: str = sys.executable) -> Result:
             result.reason = f"{Path(cell.build[0]).name} failed: {tail[-1] if tail else built.returncode}"[:300]
             result.failed = 1
             return result
+        note = CACHE / cell.build_note if cell.build_note else None
+        if note is not None and note.is_file():
+            result.note = "; ".join(line.strip() for line in note.read_text().splitlines() if line.strip())
     with tempfile.TemporaryDirectory(prefix="mitiga-matrix-") as tmp:
         report = Path(tmp) / "junit.xml"
         started = time.monotonic()
@@ -152,7 +159,10 @@ def render(results: list[Result], when: str) -> str:
             outcome = f"**failed** ({r.failed} of {r.passed + r.failed}): {r.reason}"
         else:
             outcome = f"passed ({r.passed} tests, {r.seconds:.0f} s)"
-        lines.append(f"| {r.cell.part} | {r.cell.version} | {suites} | {outcome} |")
+        version = r.cell.version
+        if r.note:
+            version += f" (built with staging modules the module proxy serves instead of this patch's: {r.note})"
+        lines.append(f"| {r.cell.part} | {version} | {suites} | {outcome} |")
     lines.append("")
     return "\n".join(lines)
 

@@ -74,7 +74,7 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
     async def load_initial() -> None:
         for name in plane.expected_models:
             try:
-                await repository.load(name, settings.model_versions.get(name))
+                await repository.load(name, settings.model_versions.get(name), trigger="startup")
             except MitigaError as exc:
                 log.error("model failed to load", extra={"model": name, "reason": str(exc)})
         for name in plane.expected_models:  # a candidate on live trial, read from the store (a restart keeps it)
@@ -86,7 +86,9 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # read at start-up, not when the app is built: the store may have been filled in between
-        plane.expected_models[:] = list(settings.models) or list(settings.model_versions) or store.list_models()
+        # under a memory budget only the pinned models load now (the others on their first request)
+        pinned = list(dict.fromkeys([*settings.models, *settings.model_versions]))
+        plane.expected_models[:] = pinned if pinned or settings.model_memory_budget else store.list_models()
         publisher.start()
         loading = asyncio.create_task(load_initial())  # live at once, ready when loaded
         listener.start(asyncio.get_running_loop())

@@ -101,17 +101,27 @@ class DataPlane:
     def server_metadata(self) -> dict[str, Any]:
         return {"name": "mitiga", "version": __version__, "extensions": ["model_repository", "feedback", "upload"]}
 
-    def model_metadata(self, name: str, version: str | None) -> MetadataModelResponse:
+    async def model_metadata(self, name: str, version: str | None) -> MetadataModelResponse:
+        await self._ensure(_named(name))
         loaded = self._repo.acquire(_named(name), version)
         loaded.release()
         return metadata(loaded.manifest, self._store.list_versions(name))
 
     def model_ready(self, name: str, version: str | None) -> bool:
+        """Whether a request to the model would be answered: it is loaded, or (under a memory budget) registered
+        and not failed to load, so that a request loads it."""
+        if self._repo.loadable(_named(name), version):
+            return True
         try:
             self._repo.acquire(_named(name), version).release()
         except ModelNotReady:
             return False
         return True
+
+    async def _ensure(self, name: str) -> None:
+        """Under a memory budget, load a registered model that is not loaded (the request waits), with its trial."""
+        if self._repo.budget is not None and await self._repo.ensure(name):
+            await self._router.reconcile(name)
 
     # --- inference ---
     def caller(self, authorization: str | None) -> str:
@@ -131,6 +141,7 @@ class DataPlane:
         off_path = None
         self._router.answering(+1)
         try:
+            await self._ensure(_named(name))
             if version is None:
                 routing_key = str((request.parameters or {}).get("routing_key") or request_id)
                 loaded, off_path = self._router.acquire(_named(name), routing_key)

@@ -60,7 +60,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelMetadata(self, request: pb.ModelMetadataRequest,
                             context: Any) -> pb.ModelMetadataResponse:
         try:
-            return grpc_codec.model_metadata(self._plane.model_metadata(request.name, request.version or None))
+            return grpc_codec.model_metadata(await self._plane.model_metadata(request.name, request.version or None))
         except MitigaError as exc:
             await _abort(context, exc)
 

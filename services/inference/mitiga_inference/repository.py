@@ -5,17 +5,22 @@ others loaded beside it for their versioned routes (``load_beside``), up to ``ma
 A new version is loaded, compiled and warmed on a worker thread, then switched in by one assignment.
 Requests hold the version they started on (``acquire``/``release``); a version is closed only when the last of
 them has finished, so a swap fails no request.
+
+With a memory budget (``mitiga_inference.budget``) a registered model loads on its first request (the request waits
+for it, as do the ones that come meanwhile) and the least recently used models are unloaded past the budget.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mitiga_core.errors import Conflict, MitigaError, ModelNotFound, ModelNotReady
 from mitiga_inference.batching import MicroBatcher
+from mitiga_inference.budget import MemoryBudget, resident_bytes
 from mitiga_inference.runtime import CompiledModel, LoadedModel
 
 if TYPE_CHECKING:
@@ -24,6 +29,17 @@ if TYPE_CHECKING:
     from mitiga_inference.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
+
+
+class _NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
 
 
 @dataclass
@@ -48,6 +64,12 @@ class ModelRepository:
         self._metrics = metrics
         self._slots: dict[str, _Slot] = {}
         self._retiring: set[asyncio.Task[None]] = set()
+        limit = settings.model_memory_budget
+        self.budget = None if limit is None else MemoryBudget(int(limit), [*settings.models, *settings.model_versions])
+        self._loading = asyncio.Lock()
+        """Under a budget, one load at a time: its cost is the resident memory it adds."""
+        if self.budget is not None:
+            metrics.budget_bytes.set(self.budget.limit)
 
     # --- lookups (request path) ---
     def acquire(self, name: str, version: str | None = None) -> LoadedModel:
@@ -69,7 +91,18 @@ class ModelRepository:
                 raise ModelNotFound(f"model {name!r} has no version {version!r}")
             loaded = found
         loaded.acquire()
+        if self.budget is not None:
+            self.budget.touch(name)
         return loaded
+
+    def loadable(self, name: str, version: str | None) -> bool:
+        """Under a budget: a registered model, not loaded, whose last load did not fail (a request would load its
+        champion)."""
+        if self.budget is None or version is not None or self.peek(name) is not None:
+            return False
+        slot = self._slots.get(name)
+        failed = slot is not None and slot.state == "UNAVAILABLE" and slot.reason.startswith("load failed")
+        return not failed and bool(self._store.list_versions(name))
 
     def peek(self, name: str) -> LoadedModel | None:
         slot = self._slots.get(name)
@@ -117,9 +150,58 @@ class ModelRepository:
         self._metrics.memory.labels(name, version).set(compiled.weight_bytes)
         return LoadedModel(compiled, batcher)
 
-    async def load(self, name: str, version: str | None = None) -> LoadedModel:
+    async def _load_new(self, name: str, version: str, trigger: str) -> LoadedModel:
+        """Build ``version`` on a worker thread, counted and timed; under a budget, alone, its cost measured."""
+        async with self._loading if self.budget is not None else _NO_LOCK:
+            started, before = time.perf_counter(), resident_bytes()
+            new = await asyncio.to_thread(self._build, name, version)
+            new.cost = max(new.compiled.weight_bytes, resident_bytes() - before)
+        self._metrics.loads.labels(trigger).inc()
+        self._metrics.load_seconds.labels(trigger).observe(time.perf_counter() - started)
+        new.batcher.start()
+        return new
+
+    def _account(self, name: str) -> None:
+        """The budget's view of ``name`` after a load or an unload; then unload past the budget."""
+        if self.budget is None:
+            return
+        slot = self._slots[name]
+        versions = [m for m in [slot.current, *slot.beside.values()] if m is not None]
+        if versions:
+            self.budget.loaded(name, sum(m.cost for m in versions))
+        else:
+            self.budget.unloaded(name)
+        for victim in self.budget.victims(name, lambda n: not self._slots[n].beside):
+            self._evict(victim)
+        self._metrics.loaded_models.set(self.budget.count)
+        self._metrics.loaded_bytes.set(self.budget.used)
+        if self.budget.used > self.budget.limit:
+            log.warning("models over the memory budget", extra={"model": name, "used": self.budget.used,
+                                                                "budget": self.budget.limit})
+
+    def _evict(self, name: str) -> None:
+        slot = self._slots[name]
+        old, slot.current = slot.current, None
+        slot.state, slot.reason = "UNAVAILABLE", "unloaded past the memory budget; loads on its next request"
+        assert self.budget is not None and old is not None
+        self.budget.unloaded(name)
+        self._metrics.served_version.remove(name, old.version)
+        self._metrics.evictions.inc()
+        self._retire(name, old)
+        log.info("model unloaded past the memory budget", extra={"model": name, "version": old.version})
+
+    async def ensure(self, name: str) -> bool:
+        """Under a budget, load the champion of a registered model a request names and that is not loaded; the
+        request waits for it. True when it had to wait (a cold request)."""
+        if self.budget is None or self.peek(name) is not None or not self._store.list_versions(name):
+            return False
+        await self.load(name, trigger="request")
+        return True
+
+    async def load(self, name: str, version: str | None = None, trigger: str = "admin") -> LoadedModel:
         """Serve ``version`` (default: the champion, else the newest) on the unversioned routes. Returns once it
-        serves. A version loaded beside is switched in as it is, without loading again."""
+        serves. A version loaded beside is switched in as it is, without loading again. ``trigger`` (startup,
+        request, rollout, admin) labels the load's metrics."""
         version = self._check_version(name, version)
         slot = self._slots.setdefault(name, _Slot())
         async with slot.lock:
@@ -129,11 +211,10 @@ class ModelRepository:
             if new is None:
                 slot.state, slot.reason = ("LOADING", f"loading version {version}")
                 try:
-                    new = await asyncio.to_thread(self._build, name, version)
+                    new = await self._load_new(name, version, trigger)
                 except MitigaError as exc:
-                    slot.state, slot.reason = ("READY", "") if slot.current else ("UNAVAILABLE", str(exc))
+                    slot.state, slot.reason = ("READY", "") if slot.current else ("UNAVAILABLE", f"load failed: {exc}")
                     raise
-                new.batcher.start()
             old, slot.current = slot.current, new
             slot.state, slot.reason = "READY", ""
             self._metrics.served_version.labels(name, version).set(1)
@@ -143,6 +224,7 @@ class ModelRepository:
                 self._retire(name, old)
             log.info("model serving", extra={"model": name, "version": version,
                                              "previous": old.version if old else None})
+            self._account(name)
             return new
 
     async def load_beside(self, name: str, version: str) -> LoadedModel:
@@ -160,9 +242,9 @@ class ModelRepository:
                 raise Conflict(f"model {name!r} has {1 + len(slot.beside)} versions loaded "
                                f"({sorted([slot.current.version, *slot.beside])}), MITIGA_MAX_LOADED_VERSIONS is "
                                f"{cap}: unload one first")
-            new = await asyncio.to_thread(self._build, name, version)
-            new.batcher.start()
+            new = await self._load_new(name, version, "admin")
             slot.beside[version] = new
+            self._account(name)
             log.info("model loaded beside", extra={"model": name, "version": version})
             return new
 
@@ -174,6 +256,7 @@ class ModelRepository:
             if version not in slot.beside:
                 raise ModelNotFound(f"version {version!r} of model {name!r} is not loaded beside the current one")
             self._retire(name, slot.beside.pop(version))
+            self._account(name)
 
     def _retire(self, name: str, old: LoadedModel) -> None:
         self._metrics.memory.remove(name, old.version)
@@ -193,6 +276,7 @@ class ModelRepository:
                 self._retire(name, old)
             for version in list(slot.beside):
                 self._retire(name, slot.beside.pop(version))
+            self._account(name)
 
     async def close(self) -> None:
         """Drain and close every version (shutdown)."""

@@ -83,7 +83,7 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
     @router.get("/v2/models/{name}", tags=["metadata"])
     @router.get("/v2/models/{name}/versions/{version}", tags=["metadata"])
     async def model_metadata(name: str, version: str | None = None) -> schemas.MetadataModelResponse:
-        return plane.model_metadata(name, version)
+        return await plane.model_metadata(name, version)
 
     @router.get("/v2/models/{name}/ready", tags=["health"])
     @router.get("/v2/models/{name}/versions/{version}/ready", tags=["health"])

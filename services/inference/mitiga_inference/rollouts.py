@@ -59,7 +59,7 @@ class RolloutListener:
         champion = None if name in self._pinned else self._store.champion(name)
         loaded = self._repo.peek(name)
         if champion is not None and (loaded is None or loaded.version != champion):
-            self._run(self._repo.load(name, champion), name, champion)
+            self._run(self._repo.load(name, champion, trigger="rollout"), name, champion)
         self._run(self._router.reconcile(name), name, rollout.version)
 
     def _run(self, work: Coroutine[Any, Any, object], name: str, version: str) -> None:

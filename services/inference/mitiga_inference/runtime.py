@@ -96,6 +96,8 @@ class LoadedModel:
     def __init__(self, compiled: CompiledModel, batcher: MicroBatcher) -> None:
         self.compiled = compiled
         self.manifest = compiled.manifest
+        self.cost = compiled.weight_bytes
+        """What it adds to the replica's memory (``mitiga_inference.budget``)."""
         self.batcher = batcher
         self.inflight = 0
         self._idle = asyncio.Event()

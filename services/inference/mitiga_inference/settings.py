@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path  # noqa: TC003 - pydantic reads the annotation at run time
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import ByteSize, Field, SecretStr
 
 from mitiga_core.settings import CoreSettings
 
@@ -29,12 +29,20 @@ class InferenceSettings(CoreSettings):
 
     # --- models ---
     models: list[str] = Field(default_factory=list)
-    """Models to serve (their champion versions). Empty: every model in the store."""
+    """Models to serve (their champion versions). Empty: every model in the store (with ``model_memory_budget``:
+    none at start-up, each on its first request)."""
 
     model_versions: dict[str, str] = Field(default_factory=dict)
     """Pinned versions, e.g. ``{"lstm": "3"}`` (the Helm chart sets them). A pinned model serves that version and
     ignores rollout events: a new version arrives by a new pinned configuration (``helm upgrade`` rolls the pods).
     Unpinned models follow the model store's champion and hot-swap on rollout events."""
+
+    model_memory_budget: ByteSize | None = None
+    """Memory the loaded models may take in this replica (``2GiB``, ``500MB`` or bytes). Set: only the models of
+    ``models``/``model_versions`` load at start-up and are never unloaded; any other registered model loads on its
+    first request (which waits for it) and the least recently used are unloaded past the budget (a model with a
+    candidate on trial never is). A model's cost is the resident memory its load added. Unset: every model in
+    ``models`` (empty: every registered model) loads at start-up and stays."""
 
     # --- batching ---
     max_batch_rows: int = Field(default=256, ge=1)
