@@ -79,7 +79,8 @@ bench: setup infra ## benchmarks, time to mitigation and rollouts on a real node
 	bash scripts/build-kserve-peer.sh >/dev/null
 	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) trial_bench.py && ../$(PY) detector_bench.py \
 	  && ../$(PY) early_detection_bench.py && ../$(PY) kafka_bench.py && ../$(PY) policy_bench.py \
-	  && ../$(PY) classifier_bench.py && ../$(PY) mitigation_bench.py && ../$(PY) rollout_bench.py
+	  && ../$(PY) classifier_bench.py && ../$(PY) multimodel_bench.py && ../$(PY) mitigation_bench.py \
+	  && ../$(PY) rollout_bench.py
 
 matrix: setup infra ## the suites that touch Kafka, Redis, Helm and Kubernetes against each version this machine can get (not part of make test); writes docs/compatibility.md
 	$(PY) -m mitiga_devstack.matrix

@@ -51,7 +51,8 @@ staging() {
   local m=$1 want=$2 base patch p
   base="${want%.*}"; patch="${want##*.}"
   [[ "$m" == k8s.io/sample-* ]] && { echo "$want"; return; }  # examples, never imported by a component
-  served() { ! go mod download -json "$m@$1" 2>/dev/null | grep -q '"Error"'; }
+  # asked outside the build's module, whose go.mod is being written
+  served() { (cd "$work" && go mod download -json "$m@$1" 2>/dev/null) | grep -q '"Dir"'; }
   if served "$want"; then echo "$want"; return; fi
   for p in $(seq $((patch - 1)) -1 0) $(seq $((patch + 1)) $((patch + 10))); do
     if served "$base.$p"; then

@@ -378,3 +378,43 @@ def test_an_episode_that_used_its_attempts_retries_only_once_the_model_got_marke
     assert pressure({"mae_ratio": 3.0, "r2": 0.4}, levels, ["mae_ratio", "r2"]) == pytest.approx(2.0)
     assert pressure({"mae_ratio": 3.0}, levels, ["r2"]) == 0.0
     h.publisher.stop()
+
+
+def test_per_feature_series_follow_the_most_drifted_features_and_the_aggregates_cover_all(tmp_path: Path) -> None:
+    """With feature_series=1 the series per model stay bounded: only the most drifted feature's per-feature series
+    are exported (a feature leaving the top loses its series), the largest distance over every feature beside."""
+    h = Harness(tmp_path, feature_series=1)
+    write_bundle(h.store)
+    rng = np.random.default_rng(5)
+    stream(h, rng, 2, shift={1: 2.0})
+
+    def exported(name: str) -> set[str]:
+        return {f for f in "abc" if h.value(name, model="tab", version="1", feature=f) is not None}
+
+    for name in ("mitiga_drift_p_value", "mitiga_drift_statistic", "mitiga_drift_wasserstein",
+                 "mitiga_drift_jensen_shannon", "mitiga_drift_psi"):
+        assert exported(name) == {"b"}, name
+    psi_b = h.value("mitiga_drift_psi", model="tab", version="1", feature="b")
+    assert h.value("mitiga_drift_distance_max", model="tab", version="1", distance="psi") == psi_b
+    stream(h, rng, 2, shift={2: 3.0})  # now c drifts, b is back
+    assert exported("mitiga_drift_p_value") == {"c"} and exported("mitiga_drift_psi") == {"c"}
+    assert h.value("mitiga_drift_share_features", model="tab", version="1") == pytest.approx(1 / 3)
+    every = Harness(tmp_path / "every", feature_series=0)
+    write_bundle(every.store)
+    stream(every, rng, 1)
+    assert {f for f in "abc" if every.value("mitiga_drift_p_value", model="tab", version="1", feature=f) is not None} \
+        == {"a", "b", "c"}
+
+
+def test_a_model_with_many_features_exports_five_series_for_each_of_the_top_features_only(tmp_path: Path) -> None:
+    features = [f"f{i:02d}" for i in range(30)]
+    h = Harness(tmp_path)  # the default: 10
+    write_bundle(h.store, features=features)
+    rng = np.random.default_rng(2)
+    for _ in range(h.settings.window_size // 10):
+        x = rng.normal(size=(10, 30)).astype(np.float32)
+        h.core.handle(inference(x, x[:, :3].sum(axis=1, keepdims=True), request_id=f"r{rng.integers(1 << 62)}",
+                                features=features))
+    per_feature = [s for family in h.metrics.registry.collect() for s in family.samples if "feature" in s.labels]
+    assert len(per_feature) == 5 * 10
+    assert len({s.labels["feature"] for s in per_feature}) == 10

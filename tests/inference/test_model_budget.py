@@ -101,3 +101,28 @@ def test_the_budget_unloads_the_least_recently_used_first_and_only_what_it_must(
     budget.unloaded("c")
     budget.loaded("e", 20)
     assert budget.used == 120 and budget.victims("e", lambda n: n == "e") == []  # only those kept remain
+
+
+def test_models_loaded_and_unloaded_again_and_again_do_not_grow_the_replicas_memory(store_copy: Path) -> None:
+    """Two models taking turns under a budget that holds one: every request loads its model and unloads the other.
+    (With XLA each cycle kept about 2 MB of compiled code that TensorFlow never frees.)"""
+    from mitiga_inference.budget import resident_bytes
+
+    _copies(store_copy, ["m0", "m1"])
+    service = start_service(store_copy, model_memory_budget=1)
+    try:
+        with service.client() as client:
+            def turns(n: int) -> None:
+                for i in range(n):
+                    answer = client.post(f"/v2/models/m{i % 2}/infer", json=window_request(1))
+                    assert answer.status_code == 200, answer.text
+
+            turns(20)  # the first loads allocate what every later load reuses
+            before = resident_bytes()
+            turns(30)
+            grown = (resident_bytes() - before) / 2**20
+            loads = _metric(client.get("/metrics").text, 'mitiga_inference_model_loads_total{trigger="request"}')
+            assert loads == 50
+            assert grown < 20, f"the process grew by {grown:.1f} MiB over 30 loads and unloads"
+    finally:
+        service.running.stop()

@@ -25,6 +25,8 @@ class DetectorMetrics:
         self.jensen_shannon = Gauge("mitiga_drift_jensen_shannon", "Per-feature Jensen-Shannon distance (base 2).",
                                     MVF, registry=r)
         self.psi = Gauge("mitiga_drift_psi", "Per-feature population stability index.", MVF, registry=r)
+        self.distance_max = Gauge("mitiga_drift_distance_max", "Largest distance over every feature of the last "
+                                  "window (wasserstein, jensen_shannon, psi).", [*MV, "distance"], registry=r)
         self.detected = Gauge("mitiga_drift_detected", "1 when the test flagged drift in the last window.",
                               [*MV, "test"], registry=r)
         self.share = Gauge("mitiga_drift_share_features", "Share of features that drifted (0..1).", MV, registry=r)
@@ -126,6 +128,10 @@ class DetectorMetrics:
             for severity in ("warning", "critical"):
                 self.threshold.labels(model, metric, severity, level.direction,
                                       METRIC_DRIFT_TYPE.get(metric, "data")).set(getattr(level, severity))
+
+    @property
+    def per_feature(self) -> tuple[Gauge, ...]:
+        return self.p_value, self.statistic, self.wasserstein, self.jensen_shannon, self.psi
 
     @staticmethod
     def drop(gauge: Gauge, model: str) -> None:

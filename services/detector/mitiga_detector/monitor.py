@@ -52,6 +52,8 @@ class ModelMonitor:
     """The model's own error on its held-out rows per ratio metric, with its standard error (``evidence``)."""
     reference_skill: float | None = None
     """Forecast models: the validation rows' MAE over the naive forecast's ("tomorrow = today") MAE."""
+    exported_features: list[str] = field(default_factory=list)
+    """The features whose per-feature series the last window exported (``settings.feature_series``)."""
     alarms: set[str] = field(default_factory=set)
     """Row-level detectors (``online``, ``sequential``) that alarmed since the last window closed."""
 

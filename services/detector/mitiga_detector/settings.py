@@ -114,6 +114,12 @@ class DetectorSettings(CoreSettings):
     min_window_rows: int = Field(default=20, ge=2)
     """Fewest rows a time-closed window must hold to be tested."""
 
+    feature_series: int = Field(default=10, ge=0)
+    """Per-feature Prometheus series (p-value, statistic, Wasserstein, Jensen-Shannon, PSI) are exported for the
+    ``feature_series`` most drifted features of each window (smallest p-values); the others leave their series and
+    count in the aggregates (``mitiga_drift_share_features``, ``mitiga_drift_ks_p_value_min``,
+    ``mitiga_drift_distance_max``). 0: every feature. The detector's API keeps every feature's values."""
+
     # --- tests ---
     engine: Literal["alibi", "scipy"] = "alibi"
     """Univariate test engine: Alibi Detect (BSL 1.1) or scipy.stats (BSD-3)."""

@@ -7,6 +7,7 @@ for a window (no labels yet, a test not due, no validation data in the bundle) i
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,19 +39,37 @@ def _multivariate(kind: str, monitor: ModelMonitor, window: Window, p_val: float
     return test(monitor.mmd_reference, window.features, p_val)
 
 
+def _export_features(monitor: ModelMonitor, uni: UnivariateResult, dist: dict[str, AnyArray], top: int,
+                     m: DetectorMetrics, labels: tuple[str, str]) -> None:
+    """Per-feature series for the ``top`` most drifted features (every one when 0), aggregates for all: the series
+    per model stay bounded whatever its number of features."""
+    names = monitor.feature_names
+    chosen = range(len(names)) if not top or top >= len(names) else \
+        sorted(np.argsort(uni.p_values, kind="stable")[:top].tolist())
+    exported = [names[j] for j in chosen]
+    for feature in set(monitor.exported_features) - set(exported):  # left the top: its series go
+        for gauge in m.per_feature:
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels, feature)
+    monitor.exported_features = exported
+    for j in chosen:
+        fl = (*labels, names[j])
+        m.p_value.labels(*fl).set(uni.p_values[j])
+        m.statistic.labels(*fl).set(uni.statistics[j])
+        m.wasserstein.labels(*fl).set(dist["wasserstein"][j])
+        m.jensen_shannon.labels(*fl).set(dist["jensen_shannon"][j])
+        m.psi.labels(*fl).set(dist["psi"][j])
+    for distance in ("wasserstein", "jensen_shannon", "psi"):
+        m.distance_max.labels(*labels, distance).set(float(np.max(dist[distance])))
+
+
 def compute(monitor: ModelMonitor, window: Window, settings: DetectorSettings,
             metrics: DetectorMetrics) -> WindowSignals:
     """Run the window's input and output tests and estimates; export them; return the signal values."""
     m, labels = metrics, (monitor.manifest.name, monitor.manifest.version)
     uni = monitor.inputs.run(window.features)
     dist = feature_distances(monitor.reference, window.features)
-    for j, feature in enumerate(monitor.feature_names):
-        fl = (*labels, feature)
-        m.p_value.labels(*fl).set(uni.p_values[j])
-        m.statistic.labels(*fl).set(uni.statistics[j])
-        m.wasserstein.labels(*fl).set(dist["wasserstein"][j])
-        m.jensen_shannon.labels(*fl).set(dist["jensen_shannon"][j])
-        m.psi.labels(*fl).set(dist["psi"][j])
+    _export_features(monitor, uni, dist, settings.feature_series, m, labels)
     share = float(uni.drifted.mean())
     m.share.labels(*labels).set(share)
     m.min_p.labels(*labels).set(float(uni.p_values.min()))

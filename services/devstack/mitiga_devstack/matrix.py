@@ -20,8 +20,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mitiga_devstack.process import REPO as ROOT
 from mitiga_devstack.process import CACHE, run_script
+from mitiga_devstack.process import REPO as ROOT
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,10 @@ class ModelRepository:
         return version
 
     def _build(self, name: str, version: str) -> LoadedModel:
-        compiled = CompiledModel(self._store.path(name, version), xla_max_rows=self._settings.xla_max_rows)
+        # TensorFlow never frees an XLA compilation (2 MB for a small dense model, 18 for the LSTM): a model that may
+        # be unloaded (under a budget, any but a pinned one) runs on the graph function alone, freed with it
+        xla = self._settings.xla_max_rows if self.budget is None or name in self.budget.pinned else 0
+        compiled = CompiledModel(self._store.path(name, version), xla_max_rows=xla)
         compiled.warm_up(self._settings.max_batch_rows)
         observe = self._metrics.batch_rows.labels(name, version).observe
         batcher = MicroBatcher(compiled, max_rows=self._settings.max_batch_rows,
