@@ -170,7 +170,11 @@ def main() -> None:
         f"| replica resident memory, after start → at the end | {rss_start:.0f} MiB → {rss_end:.0f} MiB |",
         "",
         "Cold requests wait for the load (no request fails for it); a cold p99 in the stream is the load plus the "
-        "queue behind it. The budget measures what each load added to the resident memory.",
+        "queue behind it, and a warm request that arrives during a load waits for the interpreter the load holds "
+        "(the hottest models' p99). The budget counts what each load added to the resident memory (measured after "
+        "the memory of unloaded models went back to the system); the replica's growth beyond it is TensorFlow's "
+        "runtime, set up by the first load and charged to no model, and the allocator's fragmentation over the "
+        "loads and unloads.",
         "",
     ])
     write_report("multimodel", results, markdown)

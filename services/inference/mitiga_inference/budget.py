@@ -1,7 +1,8 @@
 """Many models in one replica within a memory budget (``MITIGA_MODEL_MEMORY_BUDGET``): which models to unload.
 
 A model's cost is what its load added to the process' resident memory (at least its weights), measured while no
-other model loads (loads run one at a time under a budget). The budget keeps the models used most recently: past
+other model loads (loads run one at a time under a budget) and after the memory of unloaded models went back to the
+system. The budget keeps the models used most recently: past
 it, the least recently used model that may be unloaded is. Never unloaded: the pinned models (``MITIGA_MODELS``,
 ``MITIGA_MODEL_VERSIONS``), a model with another version loaded beside its current one (a candidate on live trial,
 or a version an operator loaded), and the model whose load made room. If only those remain the load goes ahead
@@ -10,6 +11,8 @@ over the budget, and the gauges show by how much.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -18,6 +21,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def trim() -> None:
+    """Hand the memory that unloaded models freed back to the system (glibc ``malloc_trim``): without it a new load
+    reuses those pages and its resident memory grows by nothing, so it would seem to cost nothing."""
+    _LIBC.malloc_trim(0)
 
 
 def resident_bytes() -> int:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from mitiga_core.errors import Conflict, MitigaError, ModelNotFound, ModelNotReady
 from mitiga_inference.batching import MicroBatcher
-from mitiga_inference.budget import MemoryBudget, resident_bytes
+from mitiga_inference.budget import MemoryBudget, resident_bytes, trim
 from mitiga_inference.runtime import CompiledModel, LoadedModel
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ class ModelRepository:
         self.budget = None if limit is None else MemoryBudget(int(limit), [*settings.models, *settings.model_versions])
         self._loading = asyncio.Lock()
         """Under a budget, one load at a time: its cost is the resident memory it adds."""
+        self._runtime_warm = False
         if self.budget is not None:
             metrics.budget_bytes.set(self.budget.limit)
 
@@ -156,6 +157,11 @@ class ModelRepository:
     async def _load_new(self, name: str, version: str, trigger: str) -> LoadedModel:
         """Build ``version`` on a worker thread, counted and timed; under a budget, alone, its cost measured."""
         async with self._loading if self.budget is not None else _NO_LOCK:
+            if self.budget is not None:
+                if not self._runtime_warm:  # the first load also sets up TensorFlow's runtime: charged to no model
+                    await asyncio.to_thread(self._build, name, version)
+                    self._runtime_warm = True
+                trim()
             started, before = time.perf_counter(), resident_bytes()
             new = await asyncio.to_thread(self._build, name, version)
             new.cost = max(new.compiled.weight_bytes, resident_bytes() - before)
