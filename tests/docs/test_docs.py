@@ -50,3 +50,19 @@ def test_the_readme_leads_with_the_essentials_and_stays_short() -> None:
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings[:2] == ["## Two commands", "## The loop"]
     assert "make demo" in text and "make test" in text and "BSL 1.1" in text
+
+
+def test_the_charts_kubernetes_range_starts_at_the_oldest_version_the_matrix_passed() -> None:
+    """The chart claims no Kubernetes older than ``make matrix`` ran its suites against (docs/compatibility.md),
+    and every Kubernetes row of the table from that version up passed."""
+    import yaml
+
+    declared = yaml.safe_load((ROOT / "charts" / "mitiga" / "Chart.yaml").read_text())["kubeVersion"]
+    floor = re.fullmatch(r">=\s*(\d+)\.(\d+)\.0-0", declared)
+    assert floor, f"kubeVersion {declared!r}: expected a lower bound only, >=1.X.0-0"
+    rows = [line.split("|") for line in (ROOT / "docs" / "compatibility.md").read_text().splitlines()
+            if line.startswith("| Kubernetes |")]
+    tested = [(tuple(int(n) for n in row[2].split()[0].rstrip(",").split(".")[:2]), row[4].strip()) for row in rows]
+    assert tested, "docs/compatibility.md has no Kubernetes row: run make matrix"
+    assert min(minor for minor, _ in tested) == (int(floor.group(1)), int(floor.group(2))), (declared, tested)
+    assert all(outcome.startswith("passed") for _, outcome in tested), tested

@@ -238,7 +238,7 @@ def test_a_retrainer_run_that_cannot_succeed_is_not_retried(control_plane) -> No
         rules = spec["podFailurePolicy"]["rules"]
         assert {"action": "FailJob", "onExitCodes": {"containerName": "retrainer", "operator": "In",
                                                      "values": [2]}} in rules
-        assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]} in rules
+        assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]} in rules
         assert spec["template"]["spec"]["restartPolicy"] == "Never"
 
 

@@ -191,6 +191,7 @@ rules:
   - action: Ignore
     onPodConditions:
       - type: DisruptionTarget
+        status: "True"  {{- /* required before Kubernetes 1.34 (make matrix), defaulted since */}}
 {{- end -}}
 
 {{/* "true" when the tokens are given as values (and so rendered into the release), "" when the chart's hook
