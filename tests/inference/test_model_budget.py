@@ -43,7 +43,7 @@ def test_models_load_on_their_first_request_and_the_least_recently_used_is_unloa
     try:
         with service.client() as client:
             states = _states(client)
-            assert states["lstm"][0] == "READY" and states["m0"][0] == "UNAVAILABLE"
+            assert states["lstm"][0] == "READY" and states["m0"] == ("UNAVAILABLE", "loads on its first request")
             assert client.get("/v2/models/m0/ready").status_code == 200  # a request would load it
             assert client.get("/v2/models/nobody/ready").status_code == 404
             with ThreadPoolExecutor(8) as pool:  # eight requests for a model that is not loaded: one load

@@ -29,7 +29,9 @@ _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 def trim() -> None:
     """Hand the memory that unloaded models freed back to the system (glibc ``malloc_trim``): without it a new load
     reuses those pages and its resident memory grows by nothing, so it would seem to cost nothing."""
-    _LIBC.malloc_trim(0)
+    release = getattr(_LIBC, "malloc_trim", None)  # glibc only: elsewhere the measure is rougher
+    if release is not None:
+        release(0)
 
 
 def resident_bytes() -> int:

@@ -123,7 +123,7 @@ class ModelRepository:
                 "name": name,
                 "version": current.version if current else (self._store.champion(name) or ""),
                 "state": slot.state if slot else "UNAVAILABLE",
-                "reason": slot.reason if slot else "",
+                "reason": slot.reason if slot else "loads on its first request" if self.budget else "",
             })
             rows += [{"name": name, "version": version, "state": "READY", "reason": "loaded beside the current one"}
                      for version in sorted(slot.beside)] if slot else []
