@@ -141,7 +141,8 @@ class DataPlane:
         off_path = None
         self._router.answering(+1)
         try:
-            await self._ensure(_named(name))
+            if self._repo.budget is not None:  # only under a budget: no await on the usual request path
+                await self._ensure(_named(name))
             if version is None:
                 routing_key = str((request.parameters or {}).get("routing_key") or request_id)
                 loaded, off_path = self._router.acquire(_named(name), routing_key)

@@ -13,6 +13,7 @@ for it, as do the ones that come meanwhile) and the least recently used models a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -29,17 +30,6 @@ if TYPE_CHECKING:
     from mitiga_inference.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
-
-
-class _NoLock:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *_: object) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()
 
 
 @dataclass
@@ -156,7 +146,7 @@ class ModelRepository:
 
     async def _load_new(self, name: str, version: str, trigger: str) -> LoadedModel:
         """Build ``version`` on a worker thread, counted and timed; under a budget, alone, its cost measured."""
-        async with self._loading if self.budget is not None else _NO_LOCK:
+        async with self._loading if self.budget is not None else contextlib.nullcontext():
             if self.budget is not None:
                 if not self._runtime_warm:  # the first load also sets up TensorFlow's runtime: charged to no model
                     await asyncio.to_thread(self._build, name, version)
