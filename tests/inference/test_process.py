@@ -24,10 +24,10 @@ from tests.inference.test_grpc import window_tensor
 pytestmark = pytest.mark.slow
 
 
-def start_process(store_copy: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, int, Any]:
+def start_process(store_copy: Path, tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[bytes], str, int, Any]:
     """``python -m mitiga_inference`` configured from the environment, once it is ready."""
     port, grpc_port = free_port(), free_port()
-    env = {**os.environ, "MITIGA_MODEL_STORE_PATH": str(store_copy), "MITIGA_PORT": str(port),
+    env = {**os.environ, **extra, "MITIGA_MODEL_STORE_PATH": str(store_copy), "MITIGA_PORT": str(port),
            "MITIGA_GRPC_PORT": str(grpc_port), "MITIGA_HOST": "127.0.0.1", "MITIGA_MODELS": '["lstm"]',
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = (tmp_path / "stderr.log").open("wb")
@@ -103,6 +103,7 @@ def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(store_copy: Path,
     assert len(done) == 1 and done[0]["events_undelivered"] == 0
     assert all({"time", "level", "service", "message"} <= set(r) for r in records)
     assert records[0]["service"] == "mitiga-inference"
+    assert not [r for r in records if "/infer" in r["message"]]  # no access log unless asked for
 
 
 def test_sigusr1_sends_keep_alive_clients_away_before_sigterm_and_fails_readiness(store_copy: Path,
@@ -110,7 +111,7 @@ def test_sigusr1_sends_keep_alive_clients_away_before_sigterm_and_fails_readines
     """The chart's preStop hook sends SIGUSR1 before the kubelet's SIGTERM: from then on every response closes its
     connection and readiness fails, so a keep-alive client holds no connection to the pod when it stops listening
     (the reset a rollout's steady client met, issue 30); requests are still answered meanwhile."""
-    proc, url, _, log = start_process(store_copy, tmp_path)
+    proc, url, _, log = start_process(store_copy, tmp_path, MITIGA_ACCESS_LOG="true")
     try:
         with httpx.Client(base_url=url, timeout=30) as client:
             first = client.post("/v2/models/lstm/infer", json=window_request(4))
@@ -134,3 +135,4 @@ def test_sigusr1_sends_keep_alive_clients_away_before_sigterm_and_fails_readines
     records = [json.loads(line) for line in (tmp_path / "stderr.log").read_text().splitlines()
                if line.startswith("{")]
     assert sum(r["message"].startswith("draining") for r in records) == 1
+    assert sum("POST /v2/models/lstm/infer" in r["message"] for r in records) == 4  # MITIGA_ACCESS_LOG

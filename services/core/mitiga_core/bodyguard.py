@@ -42,6 +42,17 @@ class Guard:
         return re.fullmatch(self.pattern, path) is not None
 
 
+def too_large(length: bytes | None, limit: int) -> str | None:
+    """Why a declared ``Content-Length`` is refused before the body is read (None when it is not)."""
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        return f"request body is {length.decode('latin-1')} bytes; the limit is {limit}"
+    return None
+
+
+def over_limit(limit: int) -> str:
+    return f"request body is over the limit of {limit} bytes"
+
+
 class BodyGuardMiddleware:
     def __init__(self, app: ASGIApp, *, limit: int, guards: Sequence[Guard] = ()) -> None:
         self.app = app
@@ -62,9 +73,9 @@ class BodyGuardMiddleware:
                 await _reply(send, error.status_code, str(error), extra)
                 return
         limit = guard.limit if guard is not None and guard.limit is not None else self.limit
-        length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            await _reply(send, 413, f"request body is {length.decode('latin-1')} bytes; the limit is {limit}")
+        declared = too_large(headers.get(b"content-length"), limit)
+        if declared is not None:
+            await _reply(send, 413, declared)
             return
         received = 0
 
@@ -74,7 +85,7 @@ class BodyGuardMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise HTTPException(413, f"request body is over the limit of {limit} bytes")
+                    raise HTTPException(413, over_limit(limit))
             return message
 
         await self.app(scope, capped, send)

@@ -24,29 +24,32 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    async def on_mitiga(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, MitigaError)
+def error_response(exc: Exception) -> Response | None:
+    """The ``{"error": message}`` answer for an error the services raise on purpose (None for any other: a bug)."""
+    if isinstance(exc, MitigaError):
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
         if isinstance(exc, Overloaded):
             headers = {"Retry-After": str(exc.retry_after_s)}
         return _error(exc.status_code, str(exc), headers)
-
-    async def on_validation(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
+    if isinstance(exc, RequestValidationError):
         parts = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
         return _error(422, "; ".join(parts))
-
-    async def on_http(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, StarletteHTTPException):
         return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+    return None
 
-    app.add_exception_handler(MitigaError, on_mitiga)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_error(_: Request, exc: Exception) -> Response:
+        response = error_response(exc)
+        assert response is not None
+        return response
+
+    for kind in (MitigaError, RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(kind, on_error)
 
 
 def bearer_error(authorization: str | None, token: SecretStr | Mapping[str, SecretStr] | None,

@@ -19,7 +19,7 @@ def main() -> None:
     state = build_state(settings)
     app = create_app(settings, bus=build_bus(settings), store=build_model_store(settings, state), state=state)
     # uvicorn stops accepting on SIGTERM, lets in-flight requests finish, then runs the lifespan shutdown
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=settings.access_log,
                 timeout_graceful_shutdown=int(settings.shutdown_grace_s),
                 limit_concurrency=settings.max_concurrent_requests)
 

@@ -9,8 +9,6 @@ import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-
 from mitiga_core import __version__
 from mitiga_core.bodyguard import BodyGuardMiddleware
 from mitiga_core.errors import MitigaError
@@ -22,6 +20,7 @@ from mitiga_core.state import InMemoryStateStore
 from mitiga_inference import codec
 from mitiga_inference.dataplane import DataPlane
 from mitiga_inference.drain import Drain, DrainMiddleware
+from mitiga_inference.fastpath import FastPath, InferenceApp
 from mitiga_inference.grpc_server import GrpcTransport
 from mitiga_inference.metrics import InferenceMetrics
 from mitiga_inference.repository import ModelRepository
@@ -32,6 +31,7 @@ from mitiga_inference.routing import TrialRouter
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from fastapi import FastAPI
     from google.protobuf.message import Message
 
     from mitiga_core.bus import Bus
@@ -107,7 +107,7 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
         bus.close()
         log.info("shutdown complete", extra={"events_undelivered": publisher.pending()})
 
-    app = FastAPI(title="mitiga inference", version=__version__, lifespan=lifespan,
+    app = InferenceApp(title="mitiga inference", version=__version__, lifespan=lifespan,
                   description="Open Inference Protocol v2 over REST, with feedback and a model repository.")
     install_error_handlers(app)
     label_sources = settings.feedback_sources()
@@ -115,6 +115,7 @@ def create_app(settings: InferenceSettings, *, bus: Bus, store: ModelStore,
     app.add_middleware(BodyGuardMiddleware, limit=settings.max_request_bytes,
                        guards=body_guards(settings.admin_token, label_sources, settings.max_upload_bytes))
     app.add_middleware(DrainMiddleware, drain=drain)  # outermost: every response while draining closes
+    app.fast = FastPath(plane, drain, settings.max_request_bytes)
     document = app.openapi
     app.openapi = lambda: app.openapi_schema or codec.document(document())  # type: ignore[method-assign]
     app.state.plane = plane

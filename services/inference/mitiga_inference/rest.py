@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -16,6 +15,7 @@ from mitiga_core.errors import InvalidInput
 from mitiga_core.http import admin_guard, bearer_error
 from mitiga_core.tokens import bearer_name
 from mitiga_inference import binary, codec, schemas
+from mitiga_inference.fastpath import answer
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -97,15 +97,12 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
                  response_model=codec.InferenceResponse, openapi_extra=codec.INFER_BODY)
     async def infer(name: str, request: Request, version: str | None = None) -> Response:
         """JSON tensors, or the binary tensor extension (``Inference-Header-Content-Length``); whatever the
-        Content-Type, as OIP clients label their bodies differently (tritonclient sends none)."""
-        header, tensors = binary.split(await request.body(), request.headers.get(binary.HEADER))
-        wire = codec.parse(header)
-        asked = replace(codec.infer_request(wire, tensors), caller=plane.caller(request.headers.get("authorization")))
-        body, outputs = codec.encode_response(await plane.infer(name, version, asked), wire)
-        if not outputs:
-            return Response(body, media_type="application/json")
-        return Response(body + outputs, media_type="application/octet-stream",
-                        headers={binary.HEADER: str(len(body))})
+        Content-Type, as OIP clients label their bodies differently (tritonclient sends none). The service answers
+        these requests in front of the framework (:mod:`mitiga_inference.fastpath`); this route documents them and
+        answers while the pod drains."""
+        content, media, headers = await answer(plane, name, version, await request.body(),
+                                               request.headers.get(binary.HEADER), request.headers.get("authorization"))
+        return Response(content, media_type=media, headers=headers)
 
     @router.post("/v2/models/{name}/feedback", tags=["inference"], status_code=202)
     async def feedback(name: str, request: schemas.FeedbackRequest,

@@ -62,6 +62,10 @@ class InferenceSettings(CoreSettings):
     """Rows waiting for a model at most; a request past it is refused at once (429 with ``Retry-After``, gRPC
     ``RESOURCE_EXHAUSTED``) and counted in ``mitiga_inference_errors_total{code="429"}``."""
 
+    access_log: bool = False
+    """A log record per HTTP request (uvicorn's access log). Off by default: at INFO level it took a quarter of a
+    1-row request's time (docs/benchmarks.md, P1); requests, errors and latencies are counted in the metrics."""
+
     max_concurrent_requests: int = Field(default=1024, ge=1)
     """Connections and tasks the REST server takes at once (uvicorn answers 503 past it); gRPC calls in flight at
     once (``RESOURCE_EXHAUSTED`` past it)."""
