@@ -32,15 +32,26 @@ def psi(ref_shares: AnyArray, cur_shares: AnyArray) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
+class ReferenceDistances:
+    """The reference's side of the distances, worked out once per model version: each column's bins and shares."""
+
+    def __init__(self, reference: FloatArray, bins: int = 10) -> None:
+        self.reference = np.asarray(reference, np.float64).reshape(len(reference), -1)
+        self._edges = [reference_edges(column, bins) for column in self.reference.T]
+        self._shares = [_shares(column, edges) for column, edges in zip(self.reference.T, self._edges, strict=True)]
+
+    def of(self, current: FloatArray) -> dict[str, AnyArray]:
+        """``wasserstein``, ``jensen_shannon`` (base 2, 0..1) and ``psi`` per column of ``current``."""
+        cur = np.asarray(current, np.float64).reshape(len(current), -1)
+        out: dict[str, list[float]] = {"wasserstein": [], "jensen_shannon": [], "psi": []}
+        for j, (edges, r) in enumerate(zip(self._edges, self._shares, strict=True)):
+            c = _shares(cur[:, j], edges)
+            out["wasserstein"].append(float(wasserstein_distance(self.reference[:, j], cur[:, j])))
+            out["jensen_shannon"].append(float(jensenshannon(r, c, base=2)))
+            out["psi"].append(psi(r, c))
+        return {k: np.asarray(v) for k, v in out.items()}
+
+
 def feature_distances(reference: FloatArray, current: FloatArray) -> dict[str, AnyArray]:
     """``wasserstein``, ``jensen_shannon`` (base 2, 0..1) and ``psi`` per column."""
-    ref = np.asarray(reference, np.float64).reshape(len(reference), -1)
-    cur = np.asarray(current, np.float64).reshape(len(current), -1)
-    out: dict[str, list[float]] = {"wasserstein": [], "jensen_shannon": [], "psi": []}
-    for j in range(ref.shape[1]):
-        edges = reference_edges(ref[:, j])
-        r, c = _shares(ref[:, j], edges), _shares(cur[:, j], edges)
-        out["wasserstein"].append(float(wasserstein_distance(ref[:, j], cur[:, j])))
-        out["jensen_shannon"].append(float(jensenshannon(r, c, base=2)))
-        out["psi"].append(psi(r, c))
-    return {k: np.asarray(v) for k, v in out.items()}
+    return ReferenceDistances(reference).of(current)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from mitiga_detector.forest import ForestScores
 from mitiga_detector.evidence import Mean
 
 if TYPE_CHECKING:
@@ -143,6 +144,9 @@ def make_estimator(manifest: ModelManifest, features: FloatArray, pred: FloatArr
 
 
 class OutlierScorer:
+    """Rows unlike the reference: an isolation forest fitted on it (Alibi's ``IForest``, or scikit-learn's with the
+    scipy engine), its threshold the reference's own ``quantile`` score; rows scored by :class:`ForestScores`."""
+
     def __init__(self, reference: FloatArray, *, engine: Literal["alibi", "scipy"], quantile: float = 0.99,
                  seed: int = 0) -> None:
         ref = np.asarray(reference, np.float32).reshape(len(reference), -1)
@@ -150,23 +154,22 @@ class OutlierScorer:
         if engine == "alibi":
             from alibi_detect.od import IForest
 
-            self._alibi = IForest(threshold=0.0, n_estimators=100)  # the real threshold is inferred below
-            self._alibi.isolationforest.set_params(random_state=seed)
+            detector = IForest(threshold=0.0, n_estimators=100)  # the real threshold is inferred below
+            detector.isolationforest.set_params(random_state=seed)
             with one_thread():
-                self._alibi.fit(ref)
-                self._alibi.infer_threshold(ref, threshold_perc=quantile * 100)
+                detector.fit(ref)
+                detector.infer_threshold(ref, threshold_perc=quantile * 100)
+            self._scores = ForestScores(detector.isolationforest)
+            self._threshold = float(detector.threshold)  # on Alibi's score: -(score_samples - offset)
         else:
             from sklearn.ensemble import IsolationForest
 
             with one_thread():
-                self._forest = IsolationForest(n_estimators=100, random_state=seed).fit(ref)
-                self._threshold = float(np.quantile(-self._forest.score_samples(ref), quantile))
+                forest = IsolationForest(n_estimators=100, random_state=seed).fit(ref)
+            self._scores = ForestScores(forest)
+            self._threshold = float(np.quantile(-self._scores.score_samples(ref), quantile)) + self._scores.offset
 
     def flags(self, rows: FloatArray) -> FloatArray:
         """1 for each row that is an outlier against the reference, else 0."""
         x = np.asarray(rows, np.float32).reshape(len(rows), -1)
-        with one_thread():
-            if self.engine == "alibi":
-                flagged = self._alibi.predict(x, return_instance_score=False)["data"]["is_outlier"]
-                return np.asarray(flagged, np.float64)
-            return (-self._forest.score_samples(x) > self._threshold).astype(np.float64)
+        return (self._scores.offset - self._scores.score_samples(x) > self._threshold).astype(np.float64)

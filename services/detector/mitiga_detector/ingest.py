@@ -24,6 +24,7 @@ from mitiga_detector.performance import FeedbackJoiner, Prediction
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
 
     from google.protobuf.message import Message
 
@@ -92,12 +93,18 @@ class Ingest:
             self._restore_parked(model)
         checked = [self._check(event) for event in events]  # a bad event sends the whole batch to the DLQ
         pending: list[Prediction] = []
+        served: dict[int, tuple[ModelMonitor, list[pb.InferenceEvent], list[tuple[AnyArray, AnyArray, datetime]]]] = {}
         for event, (monitor, inputs, outputs) in zip(events, checked, strict=True):
+            when = data_time(event)
             if event.request_id:
                 pending.append(Prediction(event.model_name, event.request_id, event.model_version, inputs,
-                                          outputs, data_time(event).isoformat(), event.event_id))
+                                          outputs, when.isoformat(), event.event_id))
             if event.event_id not in self._applied:
-                self._observe(event, monitor, inputs, outputs)
+                _, observed, rows = served.setdefault(id(monitor), (monitor, [], []))
+                observed.append(event)
+                rows.append((inputs, outputs, when))
+        for monitor, observed, rows in served.values():  # each model version's rows at once
+            self._observe(monitor, observed, rows)
         remembered = self._joiner.remember_many(pending)
         for model in remembered.refused:
             self._metrics.reused_ids.labels(model).inc()
@@ -134,15 +141,17 @@ class Ingest:
             while len(self._applied) > APPLIED_MAX:
                 self._applied.popitem(last=False)
 
-    def _observe(self, event: pb.InferenceEvent, monitor: ModelMonitor, inputs: AnyArray,
-                 outputs: AnyArray) -> None:
-        window, alarmed = monitor.observe(inputs, outputs, data_time(event))
-        self._applied_once(event.event_id)  # counted in the window: a redelivery must not count it again
-        if "online" in alarmed:
-            self._metrics.online_alarms.labels(event.model_name).inc()
-        if "sequential" in alarmed:
-            self._metrics.sequential_alarms.labels(event.model_name).inc()
-        if window is not None:
+    def _observe(self, monitor: ModelMonitor, events: list[pb.InferenceEvent],
+                 rows: list[tuple[AnyArray, AnyArray, datetime]]) -> None:
+        windows, alarms = monitor.observe(rows)
+        for event in events:  # counted in the windows: a redelivery must not count them again
+            self._applied_once(event.event_id)
+        model = monitor.manifest.name
+        if alarms["online"]:
+            self._metrics.online_alarms.labels(model).inc(alarms["online"])
+        if alarms["sequential"]:
+            self._metrics.sequential_alarms.labels(model).inc(alarms["sequential"])
+        for window in windows:
             self._react.window(monitor, window)
 
     def _feedback(self, event: pb.FeedbackEvent) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mitiga_core.bundle import read_manifest, read_reference, read_training, read_validation
+from mitiga_detector.distances import ReferenceDistances
 from mitiga_detector.engines import UnivariateEngine, make_engine
 from mitiga_detector.estimation import Estimator, OutlierScorer, make_estimator
 from mitiga_detector.evidence import Mean, reference_means, z_score
@@ -16,6 +18,7 @@ from mitiga_detector.sequential import SequentialDetector
 from mitiga_detector.windows import WindowBuffer
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
     from mitiga_core.bundle import ModelManifest, ValidationData
@@ -40,6 +43,7 @@ class ModelMonitor:
     window: WindowBuffer
     performance: PerformanceWindow
     mmd_reference: FloatArray
+    distances: ReferenceDistances
     mmd: Any = None
     online: Any = None
     sequential: SequentialDetector | None = None
@@ -61,20 +65,31 @@ class ModelMonitor:
     def feature_names(self) -> list[str]:
         return self.manifest.features
 
-    def observe(self, inputs: FloatArray, outputs: FloatArray, when: datetime) -> tuple[Window | None, set[str]]:
-        """Rows served: fed to the row-level detectors and the open window. Returns the window when it closes (full,
-        or early on a sequential alarm once it holds its minimum rows) and the row-level detectors that alarmed."""
-        features = input_features(self.manifest, inputs)
-        alarmed = set()
-        if self.online is not None and self.online.update(features):
-            alarmed.add("online")
-        if self.sequential is not None and self.sequential.update(features) is not None:
-            alarmed.add("sequential")
-        self.alarms.update(alarmed)
-        window = self.window.add(features, outputs, when)
-        if window is None and "sequential" in self.alarms:  # the verdict need not wait for a full window
-            window = self.window.close()
-        return window, alarmed
+    def observe(self, served: Sequence[tuple[FloatArray, FloatArray, datetime]]) -> tuple[list[Window], Counter[str]]:
+        """Rows served, one (inputs, outputs, time) per event in order: fed to the row-level detectors and the open
+        window. Returns the windows they closed (full, or early on a sequential alarm once a window holds its minimum
+        rows), each with the row-level detectors that alarmed on it, and the events each detector alarmed on. The
+        sequential test takes the rows of every event at once (its cost is per call, not per row)."""
+        features = [input_features(self.manifest, inputs) for inputs, _, _ in served]
+        alarmed: dict[int, set[str]] = {}
+        if self.online is not None:  # its state moves event by event
+            for i, rows in enumerate(features):
+                if self.online.update(rows):
+                    alarmed.setdefault(i, set()).add("online")
+        if self.sequential is not None and features:
+            ends = np.cumsum([len(rows) for rows in features])
+            for row in self.sequential.update(np.concatenate(features) if len(features) > 1 else features[0]):
+                alarmed.setdefault(int(np.searchsorted(ends, row, side="right")), set()).add("sequential")
+        windows = []
+        for i, (rows, (_, outputs, when)) in enumerate(zip(features, served, strict=True)):
+            self.alarms.update(alarmed.get(i, ()))
+            window = self.window.add(rows, outputs, when)
+            if window is None and "sequential" in self.alarms:  # the verdict need not wait for a full window
+                window = self.window.close()
+            if window is not None:
+                window.alarms, self.alarms = frozenset(self.alarms), set()
+                windows.append(window)
+        return windows, Counter(name for names in alarmed.values() for name in names)
 
     def label(self, inputs: FloatArray, outputs: FloatArray, truth: FloatArray) -> None:
         """A prediction's ground truth arrived: its error (and what the loss model estimated it would be, and the
@@ -170,6 +185,7 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
                                       loss_floor(manifest, validation, settings.ratio_confidence),
                                       z_score(settings.ratio_confidence)),
         mmd_reference=mmd_reference,
+        distances=ReferenceDistances(reference),
         sequential=SequentialDetector(reference, arl=settings.sequential_arl) if settings.sequential else None,
         estimator=estimator,
         outliers=OutlierScorer(reference, engine=settings.engine, quantile=settings.outlier_quantile)

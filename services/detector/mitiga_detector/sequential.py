@@ -60,16 +60,17 @@ class SequentialDetector:
             columns.append((lo + hi) / 2 + 0.5)
         return np.asarray(special.ndtri(np.column_stack(columns) / (self._n + 1)), np.float64)  # Φ⁻¹, as a ufunc
 
-    def update(self, rows: FloatArray) -> int | None:
-        """Feed rows in order; the index of the first row that alarms (then every statistic restarts), or None.
+    def update(self, rows: FloatArray) -> list[int]:
+        """Feed rows in order; the indexes of the rows that alarm (after each, every statistic restarts).
 
         The CUSUM recursion ``S_t = max(0, S_{t-1} + x_t)`` is solved for all rows at once:
-        ``S_t = C_t - min(-S_0, min_{s<=t} C_s)`` with ``C`` the running sum of ``x``; only an alarm splits the rows."""
+        ``S_t = C_t - min(-S_0, min_{s<=t} C_s)`` with ``C`` the running sum of ``x``; only an alarm splits the rows,
+        so the rows of many events cost one call."""
         x = np.asarray(rows, np.float64).reshape(len(rows), -1)
         z = self._scores(x)
         z = np.column_stack([z, z.sum(axis=1) / self._sum_scale])
         k, h = self._ks[:, None, None], self._h[:, None, None]
-        first: int | None = None
+        alarms: list[int] = []
         start = 0
         while start < len(z):
             up = self._cusum(z[None, start:] - k, self._up)
@@ -80,10 +81,10 @@ class SequentialDetector:
                 break
             at = start + int(np.argmax(hits))
             self.alarms += 1
-            first = at if first is None else first
+            alarms.append(at)
             self.reset()
             start = at + 1
-        return first
+        return alarms
 
     @staticmethod
     def _cusum(increments: AnyArray, initial: AnyArray) -> AnyArray:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mitiga_detector.distances import feature_distances
 from mitiga_detector.evidence import Mean, supported_ratio, z_score
 
 if TYPE_CHECKING:
@@ -68,7 +67,7 @@ def compute(monitor: ModelMonitor, window: Window, settings: DetectorSettings,
     """Run the window's input and output tests and estimates; export them; return the signal values."""
     m, labels = metrics, (monitor.manifest.name, monitor.manifest.version)
     uni = monitor.inputs.run(window.features)
-    dist = feature_distances(monitor.reference, window.features)
+    dist = monitor.distances.of(window.features)
     _export_features(monitor, uni, dist, settings.feature_series, m, labels)
     share = float(uni.drifted.mean())
     m.share.labels(*labels).set(share)
@@ -88,13 +87,11 @@ def compute(monitor: ModelMonitor, window: Window, settings: DetectorSettings,
             values[kind] = result["is_drift"]
             (m.mmd_p if kind == "mmd" else m.lsdd_p).labels(*labels).set(result["p_value"])
             m.detected.labels(*labels, kind).set(result["is_drift"])
-    alarms = monitor.alarms
     if monitor.online is not None:
-        values["online"] = float("online" in alarms)
+        values["online"] = float("online" in window.alarms)
     if monitor.sequential is not None:
-        values["sequential"] = float("sequential" in alarms)
+        values["sequential"] = float("sequential" in window.alarms)
         m.detected.labels(*labels, "sequential").set(values["sequential"])
-    alarms.clear()
     if monitor.outliers is not None:
         values["outlier_share"] = float(monitor.outliers.flags(window.features).mean())
         m.outlier_share.labels(*labels).set(values["outlier_share"])

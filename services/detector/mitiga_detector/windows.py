@@ -17,6 +17,8 @@ class Window:
     outputs: FloatArray
     start: datetime
     end: datetime
+    alarms: frozenset[str] = frozenset()
+    """Row-level detectors (``online``, ``sequential``) that alarmed on its rows."""
 
     def __len__(self) -> int:
         return len(self.features)
