@@ -45,17 +45,18 @@ def test_the_loss_estimator_fits_and_scores_on_one_thread(monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize("engine", ["scipy", pytest.param("alibi", marks=pytest.mark.slow)])  # alibi: imports TF
-def test_the_outlier_forest_scores_on_one_thread(monkeypatch: pytest.MonkeyPatch, engine: str) -> None:
+def test_the_outlier_forest_fits_on_one_thread(monkeypatch: pytest.MonkeyPatch, engine: str) -> None:
+    """(Rows are scored by mitiga_detector.forest, in numpy alone.)"""
     from sklearn.ensemble import IsolationForest
 
     calls: list[int] = []
-    score = IsolationForest.score_samples
+    fit = IsolationForest.fit
 
     def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
         threads_seen(calls)()
-        return score(self, *args, **kwargs)
+        return fit(self, *args, **kwargs)
 
-    monkeypatch.setattr(IsolationForest, "score_samples", spy)
+    monkeypatch.setattr(IsolationForest, "fit", spy)
     reference = np.random.default_rng(1).normal(size=(300, 3))
     with threadpool_limits(limits=2):
         scorer = OutlierScorer(reference, engine=engine)  # type: ignore[arg-type]

@@ -36,9 +36,12 @@ class ReferenceDistances:
     """The reference's side of the distances, worked out once per model version: each column's bins and shares."""
 
     def __init__(self, reference: FloatArray, bins: int = 10) -> None:
-        self.reference = np.asarray(reference, np.float64).reshape(len(reference), -1)
-        self._edges = [reference_edges(column, bins) for column in self.reference.T]
-        self._shares = [_shares(column, edges) for column, edges in zip(self.reference.T, self._edges, strict=True)]
+        self.reference = np.asarray(reference).reshape(len(reference), -1)  # the monitor's own array, not a copy
+        self._edges, self._shares = [], []
+        for column in self.reference.T:
+            values = column.astype(np.float64)
+            self._edges.append(reference_edges(values, bins))
+            self._shares.append(_shares(values, self._edges[-1]))
 
     def of(self, current: FloatArray) -> dict[str, AnyArray]:
         """``wasserstein``, ``jensen_shannon`` (base 2, 0..1) and ``psi`` per column of ``current``."""

@@ -59,7 +59,7 @@ def corrected(p_values: AnyArray, p_val: float, correction: Correction) -> tuple
 class UnivariateEngine(abc.ABC):
     def __init__(self, reference: FloatArray, *, test: TestName, p_val: float, correction: Correction,
                  categorical: Sequence[int] = ()) -> None:
-        self.reference = np.asarray(reference, np.float64).reshape(len(reference), -1)
+        self.reference = np.asarray(reference).reshape(len(reference), -1)  # the monitor's own array, not a copy
         self.test = test
         self.p_val = p_val
         self.correction = correction
@@ -80,12 +80,12 @@ class AlibiEngine(UnivariateEngine):
         super().__init__(reference, test=test, p_val=p_val, correction=correction, categorical=categorical)
         from alibi_detect.cd import ChiSquareDrift, CVMDrift
 
-        ref = self.reference.astype(np.float32)
+        ref = self.reference.astype(np.float32, copy=False)
         self._detectors: list[tuple[list[int], Any]] = []
         if self.continuous:
             kind = CVMDrift if test == "cvm" else alibi_ks
-            self._detectors.append((self.continuous, kind(ref[:, self.continuous], p_val=p_val,
-                                                          correction=correction)))
+            columns = ref if len(self.continuous) == ref.shape[1] else ref[:, self.continuous]
+            self._detectors.append((self.continuous, kind(columns, p_val=p_val, correction=correction)))
         if self.categorical:
             self._detectors.append((self.categorical, ChiSquareDrift(ref[:, self.categorical], p_val=p_val,
                                                                      correction=correction)))
@@ -118,7 +118,7 @@ class ScipyEngine(UnivariateEngine):
         if self._ks is not None:
             statistics[self._ks_columns], p_values[self._ks_columns] = self._ks.test(current[:, self._ks_columns])
         for j in range(self.reference.shape[1]):
-            ref, cur = self.reference[:, j], current[:, j]
+            ref, cur = self.reference[:, j].astype(np.float64), current[:, j]
             if self.test_of(j) == "ks":
                 continue
             if self.test_of(j) == "cvm":

@@ -26,7 +26,9 @@ MEMO_MAX = 65_536
 class KSReference:
     def __init__(self, reference: FloatArray) -> None:
         ref = np.asarray(reference).reshape(len(reference), -1)
-        self._sorted = np.sort(ref, axis=0).T.copy()  # a contiguous row per column
+        if len(ref) > 1 and not (np.diff(ref, axis=0) >= 0).all():
+            ref = np.sort(ref, axis=0)
+        self._sorted = ref.T  # a reference sorted by column already (the monitor's) is used as it is
         self._p: dict[tuple[float, float], float] = {}
 
     def test(self, current: FloatArray) -> tuple[AnyArray, AnyArray]:

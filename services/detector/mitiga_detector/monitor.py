@@ -38,6 +38,8 @@ def input_features(manifest: ModelManifest, inputs: FloatArray) -> FloatArray:
 class ModelMonitor:
     manifest: ModelManifest
     reference: FloatArray
+    """The reference sample sorted by column: every test that keeps it compares one feature at a time (the joint
+    rows are used once, to fit the sequential test's scale, the outlier forest and the online detectors)."""
     inputs: UnivariateEngine
     outputs: UnivariateEngine | None
     window: WindowBuffer
@@ -109,7 +111,7 @@ class ModelMonitor:
         self.windows_seen = 0
         self.alarms = set()
         if self.sequential is not None:
-            self.sequential = SequentialDetector(self.reference, arl=settings.sequential_arl)
+            self.sequential.restart()
 
     def levels(self, defaults: dict[str, Level], overrides: dict[str, float] | None = None) -> dict[str, Level]:
         """Settings' levels, then the manifest's per-model overrides (``{"mae.critical": 0.4, ...}``), then the
@@ -145,7 +147,8 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
         reference = input_features(manifest, training.x)
     engine_args = {"test": settings.test, "p_val": settings.p_val, "correction": settings.correction}
     categorical = [manifest.features.index(f) for f in manifest.categorical]
-    inputs = make_engine(settings.engine, reference, categorical=categorical, **engine_args)  # type: ignore[arg-type]
+    ordered = np.sort(reference, axis=0)  # one copy, shared by the per-feature tests
+    inputs = make_engine(settings.engine, ordered, categorical=categorical, **engine_args)  # type: ignore[arg-type]
     validation = read_validation(folder)
     # prediction drift compares predictions with the model's own predictions on held-out rows when the bundle has
     # them (a model's predictions are smoother than its targets), else with the training targets if they look alike
@@ -177,7 +180,7 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
         online = OnlineDetector(settings.online, reference, ert=settings.online_ert, window=settings.online_window,
                                 bootstraps=settings.online_bootstraps)
     return ModelMonitor(
-        manifest=manifest, reference_skill=reference_skill, reference_errors=references, reference=reference,
+        manifest=manifest, reference_skill=reference_skill, reference_errors=references, reference=ordered,
         inputs=inputs, outputs=outputs,
         online=online,
         window=WindowBuffer(settings.window_size, settings.window_seconds, settings.min_window_rows),
@@ -185,8 +188,9 @@ def build_monitor(store: ModelStore, name: str, version: str, settings: Detector
                                       loss_floor(manifest, validation, settings.ratio_confidence),
                                       z_score(settings.ratio_confidence)),
         mmd_reference=mmd_reference,
-        distances=ReferenceDistances(reference),
-        sequential=SequentialDetector(reference, arl=settings.sequential_arl) if settings.sequential else None,
+        distances=ReferenceDistances(ordered),
+        sequential=SequentialDetector(reference, arl=settings.sequential_arl, sorted_reference=ordered)
+        if settings.sequential else None,
         estimator=estimator,
         outliers=OutlierScorer(reference, engine=settings.engine, quantile=settings.outlier_quantile)
         if settings.outliers else None,

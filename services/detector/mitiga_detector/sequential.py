@@ -38,9 +38,11 @@ def cusum_threshold(k: float, arl: float) -> float:
 class SequentialDetector:
     """Two-sided CUSUMs on per-feature normal scores and on their standardised sum."""
 
-    def __init__(self, reference: FloatArray, *, arl: float = 50_000.0, ks: Sequence[float] = (0.25, 0.75)) -> None:
-        ref = np.asarray(reference, np.float64).reshape(len(reference), -1)
-        self._sorted = np.sort(ref, axis=0)
+    def __init__(self, reference: FloatArray, *, arl: float = 50_000.0, ks: Sequence[float] = (0.25, 0.75),
+                 sorted_reference: FloatArray | None = None) -> None:
+        """``sorted_reference``: the reference sorted by column, when the caller holds it (it is kept, not copied)."""
+        ref = np.asarray(reference).reshape(len(reference), -1)
+        self._sorted = np.sort(ref, axis=0) if sorted_reference is None else sorted_reference
         self._n = len(ref)
         scores = self._scores(ref)
         self._sum_scale = float(np.std(scores.sum(axis=1))) or 1.0
@@ -95,6 +97,11 @@ class SequentialDetector:
     def reset(self) -> None:
         self._up[:] = 0.0
         self._down[:] = 0.0
+
+    def restart(self) -> None:
+        """As new: statistics and the alarm count back to zero (the calibration stays)."""
+        self.reset()
+        self.alarms = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {"up": self._up.tolist(), "down": self._down.tolist()}
