@@ -418,3 +418,21 @@ def test_a_model_with_many_features_exports_five_series_for_each_of_the_top_feat
     per_feature = [s for family in h.metrics.registry.collect() for s in family.samples if "feature" in s.labels]
     assert len(per_feature) == 5 * 10
     assert len({s.labels["feature"] for s in per_feature}) == 10
+
+
+def test_a_model_exports_the_levels_of_the_metrics_it_has(harness: Harness) -> None:
+    """A regressor's windows export the levels of its own metrics (alert rules and dashboards read them beside the
+    metric), not those of a classifier's: the series per model stay few (issue 31)."""
+    def levels() -> set[str]:
+        return {s.labels["metric"] for family in harness.metrics.registry.collect() for s in family.samples
+                if s.name == "mitiga_drift_threshold" and s.labels["model"] == "tab"}
+
+    harness.core.monitor("tab", "1")
+    assert levels() == set()
+    stream(harness, np.random.default_rng(6), 1, label=True)
+    metrics = {s.labels["metric"] for family in harness.metrics.registry.collect() for s in family.samples
+               if s.name == "mitiga_drift_metric" and s.labels["model"] == "tab"}
+    shown = levels()
+    assert {"drift_flag", "share_drifted", "ks_p_value", "mae"} <= shown
+    assert shown == metrics & set(harness.settings.thresholds)
+    assert not shown & {"accuracy", "f1", "log_loss", "error_rate_ratio"}

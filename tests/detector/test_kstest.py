@@ -32,6 +32,7 @@ def test_statistics_and_p_values_are_scipys(dtype: type) -> None:
 
 def test_the_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kstest, "MEMO_MAX", 10)
+    monkeypatch.setattr(kstest, "_P_VALUES", {})
     rng = np.random.default_rng(8)
     ks = KSReference(rng.normal(size=(500, 4)))
     for _ in range(30):

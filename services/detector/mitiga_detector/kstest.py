@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from mitiga_core.types import AnyArray, FloatArray
 
 MEMO_MAX = 65_536
-"""P-values remembered per reference (a few hundred bytes each); past it the memo starts again."""
+"""P-values remembered (about 200 bytes each); past it the memo starts again."""
+_P_VALUES: dict[tuple[float, float], float] = {}
+"""The p-value of a statistic at an effective sample size, for every reference: a model's windows, and other models'
+with the same sizes, find the p-values computed before."""
 
 
 class KSReference:
@@ -29,7 +32,7 @@ class KSReference:
         if len(ref) > 1 and not (np.diff(ref, axis=0) >= 0).all():
             ref = np.sort(ref, axis=0)
         self._sorted = ref.T  # a reference sorted by column already (the monitor's) is used as it is
-        self._p: dict[tuple[float, float], float] = {}
+        self._p = _P_VALUES
 
     def test(self, current: FloatArray) -> tuple[AnyArray, AnyArray]:
         """Each column's two-sided KS statistic and p-value against the reference (``ks_2samp``'s, ``asymp``)."""

@@ -60,6 +60,9 @@ class ModelMonitor:
     """Forecast models: the validation rows' MAE over the naive forecast's ("tomorrow = today") MAE."""
     exported_features: list[str] = field(default_factory=list)
     """The features whose per-feature series the last window exported (``settings.feature_series``)."""
+    levels_to_show: dict[str, Level] = field(default_factory=dict)
+    """Configured levels not exported yet: a metric's levels are, with its first value (a model exports the levels
+    of the metrics it has, not of every metric a task may have)."""
     alarms: set[str] = field(default_factory=set)
     """Row-level detectors (``online``, ``sequential``) that alarmed since the last window closed."""
 

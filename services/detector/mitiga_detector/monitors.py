@@ -46,8 +46,8 @@ class Monitors:
             except ValueError as exc:  # an invalid model name, or unreadable reference arrays
                 raise EventDecodeError(f"model {name!r} version {version!r} cannot be monitored: {exc}") from exc
             self._checkpoints.restore_monitor(monitor)
-            self._metrics.show_levels(name, monitor.levels(self._settings.thresholds,
-                                                           self._settings.model_thresholds.get(name)))
+            monitor.levels_to_show = monitor.levels(self._settings.thresholds,
+                                                    self._settings.model_thresholds.get(name))
             self._monitors[key] = monitor
         self._dirty.add(key)
         return self._monitors[key]

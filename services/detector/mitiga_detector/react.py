@@ -74,6 +74,9 @@ class Reaction:
             values["concept"] = float(concept_alarm)
         for metric, value in values.items():
             m.metric.labels(*labels, metric).set(value)
+        shown = {metric: monitor.levels_to_show.pop(metric) for metric in values if metric in monitor.levels_to_show}
+        if shown:
+            m.show_levels(name, shown)
         self.promotion.expire(name, self._staged)
         waiting = self.approvals.check(name)
         self.alerting.set_awaiting(name, waiting.version if waiting else None)
