@@ -29,6 +29,8 @@ from inference_bench import body, measured
 FEATURES = 13
 WINDOW = 100
 MODELS = int(os.environ.get("BENCH_MODELS", "1000"))
+EVENTS = 12 * MODELS
+"""10-row events in the P8 runs (a quarter more before them as warm-up)."""
 rng = np.random.default_rng(31)
 COEF = rng.normal(size=FEATURES)
 
@@ -183,10 +185,11 @@ def thousand_models() -> dict[str, Any]:
                 core.monitor(name, "1")
             out[f"build_s_{models}"] = time.perf_counter() - start_t
             out[f"mb_per_model_{models}"] = (_rss_mb() - before) / max(models - 1, 1)
-            order = names * (WINDOW // 10 + 1)  # every model closes at least one window: its series exist
-            random.Random(models).shuffle(order)
+            order = names * (EVENTS // models)  # as many events for 10 models as for MODELS; every model closes
+            random.Random(models).shuffle(order)  # at least one window, so its series exist
             events = len(order)
-            _rate(core, _messages(order[: events // 4], events // 4, 10, 1, "w"), events // 4)  # warm-up
+            warm = names * max(1, EVENTS // 4 // models)
+            _rate(core, _messages(warm, len(warm), 10, 1, "w"), len(warm))
             out[f"events_per_s_{models}"] = _rate(core, _messages(order, events, 10, 1, "e"), events)
             start_t = time.perf_counter()
             text = generate_latest(core.metrics.registry)

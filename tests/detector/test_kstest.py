@@ -36,7 +36,7 @@ def test_the_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(8)
     ks = KSReference(rng.normal(size=(500, 4)))
     for _ in range(30):
-        d, p = ks.test(rng.normal(size=(50, 4)))
+        _, p = ks.test(rng.normal(size=(50, 4)))
         assert len(ks._p) <= 10 and np.all((p >= 0) & (p <= 1))
 
 

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
-from mitiga_detector.forest import ForestScores
 from mitiga_detector.evidence import Mean
+from mitiga_detector.forest import ForestScores
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager

@@ -34,7 +34,7 @@ class KSReference:
         self._sorted = ref.T  # a reference sorted by column already (the monitor's) is used as it is
         self._p = _P_VALUES
 
-    def test(self, current: FloatArray) -> tuple[AnyArray, AnyArray]:
+    def test(self, current: AnyArray) -> tuple[AnyArray, AnyArray]:
         """Each column's two-sided KS statistic and p-value against the reference (``ks_2samp``'s, ``asymp``)."""
         cur = np.sort(np.asarray(current).reshape(len(current), -1), axis=0).T
         n1, n2 = self._sorted.shape[1], cur.shape[1]
@@ -74,7 +74,7 @@ def alibi_ks(reference: FloatArray, **kwargs: Any) -> Any:
 
         def feature_score(self, x_ref: AnyArray, x: AnyArray) -> tuple[AnyArray, AnyArray]:
             if x_ref is not self.x_ref or self.alternative != "two-sided":
-                return super().feature_score(x_ref, x)  # type: ignore[no-any-return]
+                return super().feature_score(x_ref, x)
             d, p = self._reference.test(x.reshape(x.shape[0], -1))
             return p.astype(np.float32), d.astype(np.float32)
 
