@@ -55,7 +55,7 @@ def _binary_body() -> tuple[bytes, dict[str, str]]:
 def test_infer_skips_the_framework_unless_draining(service, client) -> None:
     with framework_calls(service.app) as seen:
         assert client.post("/v2/models/lstm/infer", json=window_request(1)).status_code == 200
-        assert client.post("/v2/models/lstm/versions/1/infer", json=window_request(1)).status_code in (200, 404)
+        assert client.post("/v2/models/lstm/versions/1/infer", json=window_request(1)).status_code == 200
         assert client.get("/v2/health/live").status_code == 200
     assert seen == ["/v2/health/live"]
     drain = service.app.state.drain
