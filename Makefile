@@ -78,7 +78,7 @@ bench: setup infra ## benchmarks, time to mitigation and rollouts on a real node
 	bash scripts/build-ghz.sh >/dev/null
 	bash scripts/build-kserve-peer.sh >/dev/null
 	cd benchmarks && ../$(PY) inference_bench.py && ../$(PY) trial_bench.py && ../$(PY) detector_bench.py \
-	  && ../$(PY) detector_scale_bench.py \
+	  && ../$(PY) detector_scale_bench.py && ../$(PY) detector_replicas_bench.py \
 	  && ../$(PY) early_detection_bench.py && ../$(PY) kafka_bench.py && ../$(PY) policy_bench.py \
 	  && ../$(PY) classifier_bench.py && ../$(PY) multimodel_bench.py && ../$(PY) mitigation_bench.py \
 	  && ../$(PY) rollout_bench.py

@@ -9,6 +9,7 @@ warning level, silenced while the model's page is active.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +68,9 @@ class _ModelAlerts:
     retraining: bool = False
     paused: dict[str, Any] | None = None
     awaiting: str | None = None
+    shown: set[tuple[str, ...]] = field(default_factory=set)
+    """The label sets of the deciding gauge set for this model (replaced window by window, without reading every
+    model's series)."""
 
 
 class Alerting:
@@ -106,10 +110,14 @@ class Alerting:
             m.model_level.labels(name, version).set(int(level) - 1)
             m.retrain_running.labels(name).set(int(retraining))
             m.retrain_paused.labels(name).set(int(paused is not None))
-            m.drop(m.deciding, name)
-            for reading in state.deciding:
-                m.deciding.labels(name, reading.signal, level.name.lower(), f"{reading.threshold:g}",
-                                  reading.direction).set(reading.value)
+            shown = {(name, r.signal, level.name.lower(), f"{r.threshold:g}", r.direction): r.value
+                     for r in state.deciding}
+            for labels in state.shown - shown.keys():
+                with contextlib.suppress(KeyError):  # dropped with the model's other gauges meanwhile
+                    m.deciding.remove(*labels)
+            for labels, value in shown.items():
+                m.deciding.labels(*labels).set(value)
+            state.shown = set(shown)
             return list(state.deciding)
 
     def _clear_gauges(self, name: str, state: _ModelAlerts) -> None:

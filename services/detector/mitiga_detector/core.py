@@ -101,6 +101,7 @@ class DetectorCore:
             writes += self._ingest.parked_writes()
             self._staged.apply(self._state, *writes)
             self._monitors.saved()
+            self._react.judge.saved()
 
     def reassigned(self, owns: Callable[[str], bool]) -> None:
         """The consumer's partitions changed, or it joined the group again: records come from the committed offsets

@@ -1,9 +1,10 @@
 """What the detector can say before labels arrive: the estimated error, and how many inputs are outliers.
 
 - :class:`LossEstimator` is direct loss estimation (DLE, as NannyML does it): a gradient-boosted regressor learns
-  the model's absolute error from its inputs and prediction on held-out rows (the bundle's ``validation.npz``);
-  the mean of its estimates over a window estimates the window's MAE. It moves when the inputs go where the model
-  is known to err, and stays put on a shift the model handles well. It cannot see a change of the input→target
+  the model's absolute error from its inputs and prediction on held-out rows (the bundle's ``validation.npz``),
+  kept as :class:`~mitiga_detector.boosted.BoostedTrees`; the mean of its estimates over a window estimates the
+  window's MAE. It moves when the inputs go where the model is known to err, and stays put on a shift the model
+  handles well. It cannot see a change of the input→target
   relation itself: that needs labels (the realised error and the error-stream detector).
 - :class:`ConfidenceEstimator` is confidence-based performance estimation (CBPE, as NannyML does it) for
   classifiers: the probability of the predicted class, calibrated by isotonic regression on the bundle's held-out
@@ -16,7 +17,8 @@
 Both are fitted when the detector first meets a model version, from arrays in its bundle (never from a pickled
 estimator: a bundle is data, never code), with a fixed seed, so every replica fits the same ones.
 
-Both run on one thread. A window is tens to thousands of rows, where OpenMP's and BLAS's threads cost more than
+Both are fitted on one thread, and score in numpy alone (flat arrays, :mod:`mitiga_detector.boosted` and
+:mod:`mitiga_detector.forest`). A window is tens to thousands of rows, where OpenMP's and BLAS's threads cost more than
 they save, and those pools size themselves by the machine's cores, not by the pod's CPU limit: under any other
 load their threads spin against each other. Measured on two busy cores: fitting and scoring the loss estimator
 took 34 s with the default pools and 0.8 s with one thread.
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from mitiga_detector.boosted import BoostedTrees
 from mitiga_detector.evidence import Mean
 from mitiga_detector.forest import ForestScores
 
@@ -83,10 +86,10 @@ class LossEstimator:
         x = self._design(features, pred)
         error = np.abs(np.asarray(truth, np.float64) - np.asarray(pred, np.float64)).reshape(len(x), -1).mean(axis=1)
         self.validation_value = float(error.mean())
-        self._model = HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, min_samples_leaf=10,
-                                                    random_state=seed)
+        model = HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, min_samples_leaf=10, random_state=seed)
         with one_thread():
-            self._model.fit(x, error)
+            model.fit(x, error)
+        self._trees = BoostedTrees(model)  # its predictions, in a fifth of the memory
 
     @staticmethod
     def _design(features: FloatArray, pred: FloatArray) -> FloatArray:
@@ -95,9 +98,7 @@ class LossEstimator:
 
     def rows(self, features: FloatArray, pred: FloatArray) -> FloatArray:
         """Each row's estimated absolute error, in original units."""
-        with one_thread():
-            estimated = self._model.predict(self._design(features, pred))
-        return np.clip(np.asarray(estimated, np.float64), 0.0, None)
+        return np.clip(self._trees.predict(self._design(features, pred)), 0.0, None)
 
     def estimate(self, features: FloatArray, pred: FloatArray) -> float:
         """The estimated MAE of these rows, in original units."""
@@ -158,9 +159,10 @@ class OutlierScorer:
             detector.isolationforest.set_params(random_state=seed)
             with one_thread():
                 detector.fit(ref)
-                detector.infer_threshold(ref, threshold_perc=quantile * 100)
             self._scores = ForestScores(detector.isolationforest)
-            self._threshold = float(detector.threshold)  # on Alibi's score: -(score_samples - offset)
+            # Alibi's infer_threshold on the same scores: the percentile of -(score_samples - offset) on the reference
+            scores = self._scores.offset - self._scores.score_samples(ref)
+            self._threshold = float(np.percentile(scores, quantile * 100))
         else:
             from sklearn.ensemble import IsolationForest
 

@@ -3,8 +3,8 @@
 ``IsolationForest.score_samples`` hands each of its trees to joblib with a fresh warnings filter and configuration
 context: for a 100-row window that dispatch cost 20 times the trees' own work (the detector's profile,
 docs/benchmarks.md, P4), and the estimator objects took megabytes per model. :class:`ForestScores` reads the fitted
-trees once into flat arrays (each node's split, and its depth plus the average path length of the samples it holds,
-as scikit-learn adds them) and walks every row down every tree at once.
+trees once into flat arrays (each node's split, its depth and the number of samples it holds, from which a leaf's path
+length is worked out as scikit-learn adds it) and walks every row down every tree at once.
 """
 
 from __future__ import annotations
@@ -30,37 +30,71 @@ def average_path_length(n_samples: AnyArray) -> AnyArray:
     return out
 
 
+def preorder(left: AnyArray, right: AnyArray) -> AnyArray:
+    """A tree's nodes renumbered depth first, left child first, so that every split's left child is the next node:
+    ``order[new] = old``. scikit-learn's depth-first builder already numbers them so (the order is then the
+    identity)."""
+    split = np.flatnonzero(left != -1)
+    if np.array_equal(left[split], split + 1):
+        return np.arange(len(left))
+    order, stack = [], [0]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        if left[node] != -1:
+            stack += [int(right[node]), int(left[node])]
+    return np.asarray(order)
+
+
+def below(threshold: AnyArray) -> AnyArray:
+    """float64 split thresholds as float32 without changing a split of float32 rows: the largest float32 at or below
+    each (``x <= t`` holds for a float32 ``x`` exactly when ``x <=`` that float32 does)."""
+    narrow = threshold.astype(np.float32)
+    over = narrow.astype(np.float64) > threshold
+    narrow[over] = np.nextafter(narrow[over], np.float32(-np.inf))
+    return narrow
+
+
 class ForestScores:
-    """The fitted trees as a few flat arrays (about 26 bytes a node, a fraction of the estimator objects: the forest
-    is no longer kept), walked for every row and tree at once, one level at a time."""
+    """The fitted trees as a few flat arrays, 13 bytes a node (the estimator objects took megabytes per model: the
+    forest is no longer kept): each split's feature, float32 threshold and right child (its left child is the next
+    node), each node's depth and sample count. Every row walks every tree at once, one level at a time."""
 
     def __init__(self, forest: IsolationForest) -> None:
         width = forest.n_features_in_
-        left, right, feature, threshold, path, roots = [], [], [], [], [], []
-        offset, self._depth = 0, 0
+        right, feature, threshold, depth, samples, roots = [], [], [], [], [], []
+        offset, self._levels = 0, 0
         for estimator, features in zip(forest.estimators_, forest.estimators_features_, strict=True):
             tree = estimator.tree_
-            leaf = tree.children_left == -1
+            order = preorder(tree.children_left, tree.children_right)
+            new = np.empty_like(order)
+            new[order] = np.arange(len(order))
+            leaf = tree.children_left[order] == -1
             # a feature index in the rows' columns (a tree fitted on a subset of them names its own)
             columns = np.arange(width) if len(features) == width else np.asarray(features)
             roots.append(offset)
-            left.append(np.where(leaf, np.arange(tree.node_count), tree.children_left) + offset)
-            right.append(np.where(leaf, np.arange(tree.node_count), tree.children_right) + offset)
-            feature.append(np.where(leaf, 0, columns[np.maximum(tree.feature, 0)]))
-            threshold.append(np.where(leaf, np.inf, tree.threshold))  # a leaf leads to itself
-            path.append(tree.compute_node_depths() + average_path_length(tree.n_node_samples) - 1.0)
+            # a leaf leads to itself: no row goes left of -inf, and its right child is itself
+            right.append(np.where(leaf, np.arange(len(order)), new[np.maximum(tree.children_right[order], 0)]) + offset)
+            feature.append(np.where(leaf, 0, columns[np.maximum(tree.feature[order], 0)]))
+            threshold.append(np.where(leaf, -np.inf, below(tree.threshold[order])))
+            depth.append(tree.compute_node_depths()[order])
+            samples.append(tree.n_node_samples[order])
             offset += tree.node_count
-            self._depth = max(self._depth, int(tree.max_depth))
-        self._left, self._right = np.concatenate(left).astype(np.int32), np.concatenate(right).astype(np.int32)
+            self._levels = max(self._levels, int(tree.max_depth))
+        self._right = np.concatenate(right).astype(np.int32)
         self._feature = np.concatenate(feature).astype(np.int16 if width < 2**15 else np.int32)
-        self._threshold, self._path = np.concatenate(threshold), np.concatenate(path)
+        self._threshold = np.concatenate(threshold).astype(np.float32)
+        self._depth = np.concatenate(depth).astype(np.uint8 if self._levels < 2**8 else np.int32)
+        most = int(forest.max_samples_)
+        self._samples = np.concatenate(samples).astype(np.uint16 if most < 2**16 else np.int64)
+        self._average = average_path_length(np.arange(most + 1))  # c(n) for every sample count a node can hold
         self._roots = np.asarray(roots, np.int32)
-        self._denominator = float(len(forest.estimators_) * average_path_length(np.array([forest.max_samples_]))[0])
+        self._denominator = float(len(forest.estimators_) * average_path_length(np.array([most]))[0])
         self.offset = float(forest.offset_)
 
     @property
     def nbytes(self) -> int:
-        arrays = (self._left, self._right, self._feature, self._threshold, self._path, self._roots)
+        arrays = (self._right, self._feature, self._threshold, self._depth, self._samples, self._average, self._roots)
         return sum(a.nbytes for a in arrays)
 
     def score_samples(self, rows: FloatArray) -> AnyArray:
@@ -68,10 +102,11 @@ class ForestScores:
         x = np.asarray(rows, np.float32).reshape(len(rows), -1)
         node = np.broadcast_to(self._roots, (len(x), len(self._roots)))
         at = np.arange(len(x))[:, None]
-        for _ in range(self._depth):
+        for _ in range(self._levels):
             go_left = x[at, self._feature[node]] <= self._threshold[node]
-            node = np.where(go_left, self._left[node], self._right[node])
-        lengths = self._path[node]
+            node = np.where(go_left, node + 1, self._right[node])
+        # a leaf's path length as scikit-learn sums it: its depth, plus c(its samples), less one
+        lengths = self._depth[node] + self._average[self._samples[node]] - 1.0
         depths = np.zeros(len(x))
         for column in lengths.T:  # tree by tree, the order scikit-learn adds them in
             depths += column

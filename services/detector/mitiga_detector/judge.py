@@ -74,10 +74,13 @@ class Judge:
         self._checkpoints = checkpoints
         self._episodes: dict[str, tuple[str, EpisodeTracker]] = {}
         """Per model: the version the episode is about, and its tracker. A new version starts afresh."""
+        self._judged: set[str] = set()
+        """The models judged since the last checkpoint (only their trackers changed)."""
 
     def judge(self, monitor: ModelMonitor, window: Window, values: dict[str, float]) -> Report:
         s, name, version = self._settings, monitor.manifest.name, monitor.manifest.version
         tracker = self._tracker(name, version)
+        self._judged.add(name)
         levels = monitor.levels(s.thresholds, s.model_thresholds.get(name))
         use = [signal for signal in s.level_metrics if signal in values and signal in levels]
         observed = {signal: metric_severity(values[signal], levels[signal]) for signal in use}
@@ -106,8 +109,15 @@ class Judge:
         return (found[1].level, found[1].episode_id) if found else (Severity.NONE, None)
 
     def trackers(self) -> Iterator[tuple[str, str, EpisodeTracker]]:
-        for name, (version, tracker) in self._episodes.items():
+        """The trackers of the models judged since :meth:`saved` (a checkpoint writes those alone: with a thousand
+        models, writing every tracker at every checkpoint cost more than the windows)."""
+        for name in sorted(self._judged):
+            version, tracker = self._episodes[name]
             yield name, version, tracker
+
+    def saved(self) -> None:
+        self._judged.clear()
 
     def clear(self) -> None:
         self._episodes.clear()
+        self._judged.clear()

@@ -78,8 +78,12 @@ class DetectorMetrics:
         self.evicted = Counter("mitiga_detector_predictions_evicted", "Stored predictions evicted before their "
                                "ground truth came, to keep the model within MITIGA_PREDICTIONS_MAX(_BYTES).",
                                ["model"], registry=r)
-        self.seconds = Histogram("mitiga_detector_processing_seconds", "Processing time.", ["stage"],
-                                 buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5), registry=r)
+        self.seconds = Histogram("mitiga_detector_processing_seconds", "Processing time (stage event, window, or "
+                                 "build: a model version's monitor fitted from its bundle on its first event).",
+                                 ["stage"], buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5),
+                                 registry=r)
+        self.monitors = Gauge("mitiga_detector_monitors", "Model versions this replica holds a monitor for (the "
+                              "models of its partitions that sent events).", registry=r)
         self.joined = Counter("mitiga_feedback_joined", "Feedback items joined to their prediction.", ["model"],
                               registry=r)
         self.unmatched = Counter("mitiga_feedback_unmatched", "Feedback items that found no prediction.",

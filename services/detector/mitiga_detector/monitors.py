@@ -8,6 +8,7 @@ owns keep what was fitted on the bundle and reread their stream state; the other
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from mitiga_core.errors import EventDecodeError, MitigaError
@@ -39,6 +40,7 @@ class Monitors:
         (its events belong in the dead-letter topic). It is saved with the next checkpoint."""
         key = (name, version)
         if key not in self._monitors:
+            start = time.perf_counter()
             try:
                 monitor = build_monitor(self._store, name, version, self._settings)
             except MitigaError as exc:
@@ -49,6 +51,8 @@ class Monitors:
             monitor.levels_to_show = monitor.levels(self._settings.thresholds,
                                                     self._settings.model_thresholds.get(name))
             self._monitors[key] = monitor
+            self._metrics.seconds.labels("build").observe(time.perf_counter() - start)
+            self._metrics.monitors.set(len(self._monitors))
         self._dirty.add(key)
         return self._monitors[key]
 
@@ -71,3 +75,4 @@ class Monitors:
             monitor.restart(self._settings)
             self._checkpoints.restore_monitor(monitor)
             self._monitors[key] = monitor
+        self._metrics.monitors.set(len(self._monitors))
