@@ -32,6 +32,7 @@ FIRST = MODELS // 20
 """Models warmed up first: the resident memory then is the baseline the rest add to."""
 EVENTS_PER_MODEL = 12
 PARTITIONS = 12
+GROUP = "bench-replicas"
 WINDOW = 100
 
 
@@ -39,13 +40,11 @@ def _scrape(url: str) -> tuple[float, dict[str, Any]]:
     start_t = time.perf_counter()
     text = httpx.get(f"{url}/metrics", timeout=60).text
     seconds = time.perf_counter() - start_t
-    out: dict[str, Any] = {"series": 0, "events": 0.0, "monitors": 0.0, "models": set()}
+    out: dict[str, Any] = {"series": 0, "monitors": 0.0, "models": set()}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             out["series"] += 1
-            if sample.name == "mitiga_detector_events_total":
-                out["events"] += sample.value
-            elif sample.name == "mitiga_detector_monitors":
+            if sample.name == "mitiga_detector_monitors":
                 out["monitors"] = sample.value
             elif sample.name == "mitiga_drift_window_rows":
                 out["models"].add(sample.labels["model"])
@@ -67,12 +66,44 @@ def _send(bus: Any, envelopes: list[Any]) -> None:
     bus.flush(120)
 
 
-def _wait(urls: list[str], events: float, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while sum(_scrape(url)[1]["events"] for url in urls) < events:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the replicas did not handle {events:.0f} events in {timeout_s:.0f} s")
-        time.sleep(1.0)
+def _wait(bootstrap: str, timeout_s: float) -> None:
+    """Until the replicas have committed every inference record produced (they commit after their checkpoint).
+    Read from Kafka, not from the replicas' ``/metrics``: a scrape of a thousand models' series costs a replica
+    about a second of its one interpreter."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from mitiga_core.events import Topic
+
+    # a consumer of the replicas' group that never joins it: it only reads the group's committed offsets
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=GROUP, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(Topic.INFERENCE, p) for p in consumer.partitions_for_topic(Topic.INFERENCE)]
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while not all((consumer.committed(p) or 0) >= ends[p] for p in partitions):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the replicas did not catch up in {timeout_s:.0f} s")
+            time.sleep(0.2)
+    finally:
+        consumer.close()
+
+
+def _settled(bootstrap: str, members: int, timeout_s: float) -> None:
+    """Until the group is stable with ``members`` members (each has its partitions before the first event)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = admin.describe_groups([GROUP]).get(GROUP, {})
+            if info.get("group_state") == "Stable" and len(info.get("members") or ()) == members:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the group did not settle with {members} members in {timeout_s:.0f} s: {info}")
+            time.sleep(0.5)
+    finally:
+        admin.close()
 
 
 def run(folder: Path) -> dict[str, Any]:
@@ -86,7 +117,7 @@ def run(folder: Path) -> dict[str, Any]:
     env = {"MITIGA_BUS": "kafka", "MITIGA_KAFKA_BOOTSTRAP": kafka.bootstrap, "MITIGA_STATE": "redis",
            "MITIGA_REDIS_URL": redis.url, "MITIGA_KAFKA_PARTITIONS": str(PARTITIONS),
            "MITIGA_MODEL_STORE_PATH": str(folder / "store"), "MITIGA_HOST": "127.0.0.1", "MITIGA_LOG_LEVEL": "WARNING",
-           "MITIGA_TRIGGER": "off", "MITIGA_CONSUMER_GROUP": "bench-replicas"}
+           "MITIGA_TRIGGER": "off", "MITIGA_CONSUMER_GROUP": GROUP}
     bus = KafkaBus(CoreSettings(bus="kafka", kafka_bootstrap=kafka.bootstrap, kafka_partitions=PARTITIONS,
                                 service_name="bench"))
     replicas: list[tuple[Any, str]] = []
@@ -98,16 +129,15 @@ def run(folder: Path) -> dict[str, Any]:
             replicas.append((start([sys.executable, "-m", "mitiga_detector"], port,
                                    {**env, "MITIGA_PORT": str(port)}), f"http://127.0.0.1:{port}"))
         urls = [url for _, url in replicas]
-        _wait(urls, 1, 300)  # both have joined and the group has settled on a split
-        handled = 1.0
+        _settled(kafka.bootstrap, 2, 300)
+        _wait(kafka.bootstrap, 300)
         rss: list[list[float]] = []
         held: list[list[float]] = []
         start_t = time.perf_counter()
         for part in (names[:FIRST], names[FIRST:]):
             order = part * (WINDOW // 10)
             _send(bus, messages(order, len(order), 10, 1, f"w{len(rss)}"))
-            handled += len(order)
-            _wait(urls, handled, 3600)
+            _wait(kafka.bootstrap, 3600)
             rss.append([_rss_mb(proc.pid) for proc, _ in replicas])
             held.append([_scrape(url)[1]["monitors"] for url in urls])
         out["warm_up_s"] = time.perf_counter() - start_t
@@ -119,8 +149,7 @@ def run(folder: Path) -> dict[str, Any]:
         envelopes = messages(order, len(order), 10, 1, "e")
         start_t = time.perf_counter()
         _send(bus, envelopes)
-        handled += len(order)
-        _wait(urls, handled, 3600)
+        _wait(kafka.bootstrap, 3600)
         out["events_per_s"] = len(order) / (time.perf_counter() - start_t)
 
         scraped = [_scrape(url) for url in urls]

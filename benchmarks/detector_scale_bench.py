@@ -180,6 +180,8 @@ def thousand_models() -> dict[str, Any]:
     """P8: 10-row events over 10 and over MODELS models; memory per model; /metrics with MODELS models."""
     from prometheus_client import generate_latest
 
+    from mitiga_detector.heap import Heap
+
     out: dict[str, Any] = {"models": MODELS}
     for models in (10, MODELS):
         with tempfile.TemporaryDirectory() as tmp:
@@ -191,6 +193,7 @@ def thousand_models() -> dict[str, Any]:
             for name in names[1:]:
                 core.monitor(name, "1")
             out[f"build_s_{models}"] = time.perf_counter() - start_t
+            Heap().after_batch(core.monitors_built)  # as the detector process does after a batch that built some
             out[f"mb_per_model_{models}"] = (_rss_mb() - before) / max(models - 1, 1)
             order = names * (EVENTS // models)  # as many events for 10 models as for MODELS; every model closes
             random.Random(models).shuffle(order)  # at least one window, so its series exist
@@ -207,6 +210,7 @@ def thousand_models() -> dict[str, Any]:
             out[f"metrics_s_{models}"] = sorted(renders)[1]
             out[f"metrics_series_{models}"] = sum(1 for line in text.splitlines() if not line.startswith(b"#"))
             out[f"metrics_bytes_{models}"] = len(text)
+            gc.unfreeze()  # this core is done with
     return out
 
 

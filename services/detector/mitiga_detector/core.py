@@ -90,6 +90,11 @@ class DetectorCore:
         with self.lock:
             return self._monitors.get(name, version)
 
+    @property
+    def monitors_built(self) -> int:
+        """Monitors built since the start (a new one, or one built again after a rebalance)."""
+        return self._monitors.built
+
     def checkpoint(self) -> None:
         """Save what changed since the last call, together with the staged side effects of the events handled since
         then, all or none (the consumer calls this before committing offsets). When the state store is unavailable

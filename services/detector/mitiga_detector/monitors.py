@@ -34,6 +34,8 @@ class Monitors:
         self._monitors: dict[tuple[str, str], ModelMonitor] = {}
         self._dirty: set[tuple[str, str]] = set()
         """Model versions whose monitor changed since the last checkpoint."""
+        self.built = 0
+        """Monitors built since the start."""
 
     def get(self, name: str, version: str) -> ModelMonitor:
         """The version's monitor, built on first use; raises EventDecodeError for a model that cannot be monitored
@@ -51,6 +53,7 @@ class Monitors:
             monitor.levels_to_show = monitor.levels(self._settings.thresholds,
                                                     self._settings.model_thresholds.get(name))
             self._monitors[key] = monitor
+            self.built += 1
             self._metrics.seconds.labels("build").observe(time.perf_counter() - start)
             self._metrics.monitors.set(len(self._monitors))
         self._dirty.add(key)
