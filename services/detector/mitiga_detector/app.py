@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from mitiga_core import __version__
 from mitiga_core.bodyguard import BodyGuardMiddleware, Guard
+from mitiga_core.exposition import Exposition
 from mitiga_core.http import install_error_handlers
 from mitiga_core.publisher import EventPublisher
 from mitiga_detector.api import build_router
@@ -67,9 +68,11 @@ def create_app(settings: DetectorSettings, *, bus: Bus, store: ModelStore, state
     app.add_middleware(BodyGuardMiddleware, limit=settings.max_request_bytes,
                        guards=[Guard(r"/v1/models/[^/]+/retrain", settings.admin_token)])
 
+    exposition = Exposition(metrics.registry)
+
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition.render(), media_type=CONTENT_TYPE_LATEST)
 
     app.state.core = core
     app.state.consumer = consumer

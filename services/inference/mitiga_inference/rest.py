@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
 from mitiga_core.bodyguard import Guard
 from mitiga_core.bundle import Scaler
 from mitiga_core.errors import InvalidInput
+from mitiga_core.exposition import Exposition
 from mitiga_core.http import admin_guard, bearer_error
 from mitiga_core.tokens import bearer_name
 from mitiga_inference import binary, codec, schemas
@@ -177,8 +178,10 @@ def build_router(plane: DataPlane, metrics: InferenceMetrics, admin_token: Secre
         rollout event; the model's decision log records it beside the gate's decisions."""
         return await plane.rollback(name, version)
 
+    exposition = Exposition(metrics.registry)
+
     @router.get("/metrics", tags=["metrics"], include_in_schema=False)
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition.render(), media_type=CONTENT_TYPE_LATEST)
 
     return router
