@@ -28,7 +28,7 @@ def main() -> None:
 
         launcher = KubernetesJobLauncher(Path(settings.job_template), settings.job_namespace)
     app = create_app(settings, bus=build_bus(settings), store=build_model_store(settings, state), state=state,
-                     launcher=launcher)
+                     launcher=launcher, own_process=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
 
 

@@ -17,6 +17,7 @@ from mitiga_core.publisher import EventPublisher
 from mitiga_detector.api import build_router
 from mitiga_detector.consumer import DetectorConsumer
 from mitiga_detector.core import DetectorCore
+from mitiga_detector.heap import Heap
 from mitiga_detector.metrics import DetectorMetrics
 
 if TYPE_CHECKING:
@@ -30,14 +31,17 @@ if TYPE_CHECKING:
 
 
 def create_app(settings: DetectorSettings, *, bus: Bus, store: ModelStore, state: StateStore,
-               launcher: JobLauncher | None) -> FastAPI:
+               launcher: JobLauncher | None, own_process: bool = False) -> FastAPI:
+    """``own_process``: the detector is the process's only service (``python -m mitiga_detector``), so it may keep
+    its monitors out of the garbage collector's full passes (:mod:`mitiga_detector.heap`); not when it shares the
+    process with the inference service (standalone mode), whose unloaded models the collector must keep freeing."""
     metrics = DetectorMetrics()
     for collector in bus.collectors():
         metrics.registry.register(collector)
     publisher = EventPublisher(bus, source=settings.service_name, maxsize=10_000, registry=metrics.registry,
                                max_message_bytes=settings.max_message_bytes)
     core = DetectorCore(settings, store=store, state=state, publisher=publisher, metrics=metrics, launcher=launcher)
-    consumer = DetectorConsumer(bus, core, settings.consumer_group)
+    consumer = DetectorConsumer(bus, core, settings.consumer_group, heap=Heap() if own_process else None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -29,7 +29,6 @@ class BoostedTrees:
             raise ValueError("BoostedTrees takes numeric features and the squared-error loss")
         feature, threshold, missing_left, left, right, values, roots = [], [], [], [], [], [], []
         splits = leaves = 0
-        self._levels = 0
         for (predictor,) in model._predictors:
             nodes = predictor.nodes
             leaf = nodes["is_leaf"].astype(bool)
@@ -44,7 +43,6 @@ class BoostedTrees:
             values.append(nodes["value"][leaf])
             roots.append(index[0])
             splits, leaves = splits + int((~leaf).sum()), leaves + int(leaf.sum())
-            self._levels = max(self._levels, int(nodes["depth"].max()))
         width = model.n_features_in_
         self._feature = np.concatenate(feature).astype(np.int16 if width < 2**15 else np.int32)
         self._threshold = np.concatenate(threshold).astype(np.float64)

@@ -19,21 +19,21 @@ from mitiga_core.bus.loop import ConsumerLoop
 from mitiga_core.dlq import dead_letter
 from mitiga_core.errors import EventDecodeError, Unavailable
 from mitiga_core.events import Topic
-from mitiga_detector.heap import Heap
 
 if TYPE_CHECKING:
     from mitiga_core.bus import Bus, Consumer, Record
     from mitiga_detector.core import DetectorCore
+    from mitiga_detector.heap import Heap
 
 log = logging.getLogger(__name__)
 TOPICS = (Topic.INFERENCE, Topic.FEEDBACK, Topic.PROGRESS)
 
 
 class DetectorConsumer:
-    def __init__(self, bus: Bus, core: DetectorCore, group_id: str) -> None:
+    def __init__(self, bus: Bus, core: DetectorCore, group_id: str, *, heap: Heap | None = None) -> None:
         self._bus = bus
         self._core = core
-        self._heap = Heap()
+        self._heap = heap
         self._loop = ConsumerLoop(bus, TOPICS, group_id, self.process, name="detector-consumer",
                                   after_batch=self._after_batch, on_assigned=self._on_assigned)
 
@@ -48,11 +48,13 @@ class DetectorConsumer:
         # a model's events, feedback and progress are keyed by its name, on topics with as many partitions each,
         # so the member holding a model's inference partition holds its other records too
         self._core.reassigned(lambda model: consumer.owns(Topic.INFERENCE, model))
-        self._heap.reassigned()
+        if self._heap is not None:
+            self._heap.reassigned()
 
     def _after_batch(self) -> None:
         self._core.checkpoint()
-        self._heap.after_batch(self._core.monitors_built)
+        if self._heap is not None:
+            self._heap.after_batch(self._core.monitors_built)
         self._core.observe_state_memory()
         lag = self._core.metrics.lag
         for (topic, partition), value in self._loop.lag.items():

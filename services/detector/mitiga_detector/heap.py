@@ -8,8 +8,11 @@ batch that built monitors, :class:`Heap` freezes what is alive (``gc.freeze``: t
 reference counting still frees what is dropped). When the replica's models change (a rebalance drops some), it
 thaws, collects once and freezes again, so the dropped monitors' reference cycles are freed too.
 
-The consumer (the process) drives it; the core knows nothing of it, and tests that build cores in one process are
-left to the collector as usual.
+The detector's consumer drives it when the detector has its process to itself (``python -m mitiga_detector``);
+the core knows nothing of it. In standalone mode the process is shared with the inference service, whose unloaded
+models are reference cycles the collector must keep freeing: a freeze there postponed the next full pass long enough
+for 30 model loads and unloads to grow the process by 60 MB (``tests/inference/test_model_budget.py``, in a test
+process where a standalone stack had frozen), so there it stays off.
 """
 
 from __future__ import annotations
