@@ -53,6 +53,14 @@ def start(args: list[str], port: int, env: dict[str, str] | None = None) -> subp
         time.sleep(0.2)
 
 
+def rss_mb(pid: int | str = "self") -> float:
+    """A process' resident memory in MiB (Linux ``/proc/<pid>/status``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def cpu_seconds(pid: int) -> float:
     """The CPU time (user and system) a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import free_port, start, stop, write_report
+from common import free_port, rss_mb, start, stop, write_report
 from detector_scale_bench import messages, write_models
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -49,13 +49,6 @@ def _scrape(url: str) -> tuple[float, dict[str, Any]]:
             elif sample.name == "mitiga_drift_window_rows":
                 out["models"].add(sample.labels["model"])
     return seconds, out
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _send(bus: Any, envelopes: list[Any]) -> None:
@@ -138,7 +131,7 @@ def run(folder: Path) -> dict[str, Any]:
             order = part * (WINDOW // 10)
             _send(bus, messages(order, len(order), 10, 1, f"w{len(rss)}"))
             _wait(kafka.bootstrap, 3600)
-            rss.append([_rss_mb(proc.pid) for proc, _ in replicas])
+            rss.append([rss_mb(proc.pid) for proc, _ in replicas])
             held.append([_scrape(url)[1]["monitors"] for url in urls])
         out["warm_up_s"] = time.perf_counter() - start_t
         out["monitors"], out["rss_mb"] = held[1], rss[1]

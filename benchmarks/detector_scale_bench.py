@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import free_port, lstm_store, start, stop, write_report
+from common import free_port, lstm_store, rss_mb, start, stop, write_report
 from inference_bench import body, measured
 
 FEATURES = 13
@@ -141,10 +141,7 @@ def _per_signal(core: Any) -> dict[str, float]:
 
 def _rss_mb() -> float:
     gc.collect()
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return rss_mb()
 
 
 def inference_peak() -> dict[str, float]:

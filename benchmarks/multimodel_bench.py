@@ -10,12 +10,14 @@ import json
 import os
 import shutil
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
-from common import CACHE, free_port, start, stop, write_report
+from common import CACHE, free_port, rss_mb, start, stop, write_report
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MODELS = int(os.environ.get("MULTIMODEL_MODELS", "1000"))
 REQUESTS = int(os.environ.get("MULTIMODEL_REQUESTS", "4000"))
@@ -74,13 +76,6 @@ def _metric(text: str, prefix: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 async def _stream(url: str, names: list[str]) -> tuple[list[float], int]:
     latencies = [0.0] * len(names)
     failed = 0
@@ -118,7 +113,7 @@ def main() -> None:
                   "MITIGA_BUS": "memory", "MITIGA_MODEL_MEMORY_BUDGET": BUDGET})
     ready_s = time.perf_counter() - started
     try:
-        rss_start = _rss_mb(proc.pid)
+        rss_start = rss_mb(proc.pid)
         cold = []
         for name in never:
             t = time.perf_counter()
@@ -129,7 +124,7 @@ def main() -> None:
         latencies, failed = asyncio.run(_stream(url, stream))
         seconds = time.perf_counter() - t
         after = httpx.get(f"{url}/metrics").text
-        rss_end = _rss_mb(proc.pid)
+        rss_end = rss_mb(proc.pid)
     finally:
         stop(proc)
     loads = (_metric(after, 'mitiga_inference_model_loads_total{trigger="request"}')
