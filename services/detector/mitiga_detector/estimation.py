@@ -4,8 +4,8 @@
   the model's absolute error from its inputs and prediction on held-out rows (the bundle's ``validation.npz``),
   kept as :class:`~mitiga_detector.boosted.BoostedTrees`; the mean of its estimates over a window estimates the
   window's MAE. It moves when the inputs go where the model is known to err, and stays put on a shift the model
-  handles well. It cannot see a change of the input→target
-  relation itself: that needs labels (the realised error and the error-stream detector).
+  handles well. It cannot see a change of the input→target relation itself: that needs labels (the realised error
+  and the error-stream detector).
 - :class:`ConfidenceEstimator` is confidence-based performance estimation (CBPE, as NannyML does it) for
   classifiers: the probability of the predicted class, calibrated by isotonic regression on the bundle's held-out
   rows (its predictions and their true classes, kept at training time), is the chance that row is right; one minus
